@@ -1,0 +1,20 @@
+//! The flow engine: flow variables, Apigee's condition language, and the choice of flow and steps.
+
+pub mod condition;
+
+use std::borrow::Cow;
+
+/// Anything that can resolve flow variables by name (`request.verb`, `request.header.accept`, …).
+///
+/// Returning `None` means "unresolved" — the variable does not exist for this request — which Apigee
+/// treats as `null` in conditions.
+pub trait Variables {
+    /// The value of variable `name`, if it resolves.
+    fn get(&self, name: &str) -> Option<Cow<'_, str>>;
+}
+
+impl Variables for std::collections::HashMap<String, String> {
+    fn get(&self, name: &str) -> Option<Cow<'_, str>> {
+        std::collections::HashMap::get(self, name).map(|s| Cow::Borrowed(s.as_str()))
+    }
+}

@@ -1,0 +1,3 @@
+//! Policies: the model, and the XML and TOML syntaxes that parse into it.
+
+pub mod model;
