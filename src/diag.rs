@@ -28,8 +28,15 @@ impl Pos {
         let before = text.get(..offset).unwrap_or(text);
         let line = before.bytes().filter(|b| *b == b'\n').count() + 1;
         let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-        let col = before.get(line_start..).map(|s| s.chars().count()).unwrap_or(0) + 1;
-        Self { line: saturate(line), col: saturate(col) }
+        let col = before
+            .get(line_start..)
+            .map(|s| s.chars().count())
+            .unwrap_or(0)
+            + 1;
+        Self {
+            line: saturate(line),
+            col: saturate(col),
+        }
     }
 }
 
@@ -91,7 +98,10 @@ impl Diagnostic {
 
     /// A warning at `pos` in `file`.
     pub fn warning(file: impl AsRef<Path>, pos: Option<Pos>, message: impl Into<String>) -> Self {
-        Self { severity: Severity::Warning, ..Self::error(file, pos, message) }
+        Self {
+            severity: Severity::Warning,
+            ..Self::error(file, pos, message)
+        }
     }
 
     /// Adds the "what to write instead" text.
@@ -157,7 +167,8 @@ impl Diagnostics {
 
     /// Sorts by file, then position, so output reads top to bottom.
     pub fn sort(&mut self) {
-        self.0.sort_by(|a, b| (&a.file, a.pos).cmp(&(&b.file, b.pos)));
+        self.0
+            .sort_by(|a, b| (&a.file, a.pos).cmp(&(&b.file, b.pos)));
     }
 
     /// Iterates over the problems.
@@ -203,6 +214,9 @@ mod tests {
     fn display_has_file_line_col_and_hint() {
         let d = Diagnostic::error("p/x.xml", Some(Pos::new(3, 5)), "unknown element <Foo>")
             .with_hint("write <Bar>");
-        assert_eq!(d.to_string(), "p/x.xml:3:5: error: unknown element <Foo>\n    hint: write <Bar>");
+        assert_eq!(
+            d.to_string(),
+            "p/x.xml:3:5: error: unknown element <Foo>\n    hint: write <Bar>"
+        );
     }
 }

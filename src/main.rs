@@ -1,1 +1,160 @@
-fn main() {}
+//! The `cachegate` command: run the gateway, or validate a policies directory offline.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use cachegate::diag::Diagnostics;
+use cachegate::reload::ConfigHandle;
+use cachegate::server::{self, ServerOptions};
+
+/// cachegate — a policy-driven caching API gateway.
+///
+/// Policies live in a directory (default `policies/`): `gateway.toml` for listeners, then one
+/// folder per API stage with a `stage.toml` and Apigee-style policy files (`*.xml` or `*.toml`).
+#[derive(Parser)]
+#[command(name = "cachegate", version, about, long_about = None)]
+#[command(
+    after_help = "Examples:\n  cachegate run --config policies\n  cachegate validate policies\n  cachegate schema --out schemas"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the gateway: proxy on [server] listen, admin (/healthz, /metrics, /config) on [admin] listen.
+    Run {
+        /// Directory holding gateway.toml and the stage folders.
+        #[arg(long, short, default_value = "policies")]
+        config: PathBuf,
+    },
+    /// Check a policies directory without starting anything; exits non-zero on any error.
+    ///
+    /// Every problem is printed as `file:line:col: error: message`, with a hint on the next line.
+    Validate {
+        /// Directory holding gateway.toml and the stage folders.
+        #[arg(default_value = "policies")]
+        dir: PathBuf,
+    },
+    /// Write the JSON Schemas of gateway.toml and stage.toml (for editors and CI).
+    Schema {
+        /// Directory to write the schemas into.
+        #[arg(long, default_value = "schemas")]
+        out: PathBuf,
+        /// Only check that the files in --out are up to date; exit 1 if not.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // `init` also routes Pingora's `log` records into tracing.
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+fn print_diagnostics(diags: &Diagnostics) {
+    for d in diags.iter() {
+        eprintln!("{d}");
+    }
+}
+
+fn summary(diags: &Diagnostics) -> String {
+    let errors = diags.error_count();
+    let warnings = diags.0.len() - errors;
+    format!("{errors} error(s), {warnings} warning(s)")
+}
+
+fn run(config: &Path) -> anyhow::Result<ExitCode> {
+    let (handle, warnings) = match ConfigHandle::load(config) {
+        Ok(v) => v,
+        Err(diags) => {
+            print_diagnostics(&diags);
+            eprintln!(
+                "cachegate: {} is not valid ({}); not starting",
+                config.display(),
+                summary(&diags)
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    print_diagnostics(&warnings);
+    let snap = handle.snapshot();
+    let g = &snap.config.gateway;
+    tracing::info!(
+        proxy = %g.listen,
+        admin = %g.admin_listen,
+        stages = snap.config.stages.len(),
+        "cachegate starting."
+    );
+    for s in &snap.config.stages {
+        tracing::info!(stage = %s.name, base_path = %s.base_path, target = %s.target.url, "Stage loaded.");
+    }
+    drop(snap);
+    let server = server::build(handle, &ServerOptions::default());
+    server::run(server, Box::new(pingora::server::UnixShutdownSignalWatch));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn validate(dir: &Path) -> ExitCode {
+    let outcome = cachegate::config::load(dir);
+    print_diagnostics(&outcome.diagnostics);
+    if outcome.config.is_some() {
+        println!(
+            "{}: valid ({})",
+            dir.display(),
+            summary(&outcome.diagnostics)
+        );
+        ExitCode::SUCCESS
+    } else {
+        println!(
+            "{}: invalid ({})",
+            dir.display(),
+            summary(&outcome.diagnostics)
+        );
+        ExitCode::FAILURE
+    }
+}
+
+fn schema(out: &Path, check: bool) -> anyhow::Result<ExitCode> {
+    let mut stale = false;
+    for (name, text) in cachegate::config::schema::generate() {
+        let path = out.join(name);
+        if check {
+            let current = std::fs::read_to_string(&path).unwrap_or_default();
+            if current != text {
+                eprintln!("{} is stale; run `make schemas`", path.display());
+                stale = true;
+            }
+        } else {
+            std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+            println!("wrote {}", path.display());
+        }
+    }
+    Ok(if stale {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn main() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { config } => {
+            init_logging();
+            run(&config)
+        }
+        Command::Validate { dir } => Ok(validate(&dir)),
+        Command::Schema { out, check } => schema(&out, check),
+    }
+}

@@ -1,6 +1,8 @@
 //! The flow engine: flow variables, Apigee's condition language, and the choice of flow and steps.
 
 pub mod condition;
+pub mod template;
+pub mod vars;
 
 use std::borrow::Cow;
 

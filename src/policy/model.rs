@@ -157,8 +157,13 @@ pub enum Scope {
 
 impl Scope {
     /// All scopes, in Apigee's documentation order.
-    pub const ALL: [Scope; 5] =
-        [Scope::Global, Scope::Application, Scope::Proxy, Scope::Target, Scope::Exclusive];
+    pub const ALL: [Scope; 5] = [
+        Scope::Global,
+        Scope::Application,
+        Scope::Proxy,
+        Scope::Target,
+        Scope::Exclusive,
+    ];
 
     /// Apigee's spelling.
     pub fn as_str(self) -> &'static str {
@@ -373,9 +378,10 @@ pub struct NameValue {
 /// `<Remove>`: headers and query parameters to drop (a value-less entry, or all with `<Headers/>`).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Remove {
-    /// Header names; `None` inside means "remove all" (`<Headers/>`).
+    /// Header names: `None` = no `<Headers>` (remove nothing); `Some(empty)` = `<Headers/>`
+    /// (remove all, as in Apigee); `Some(list)` = remove the listed headers.
     pub headers: Option<Vec<NameValue>>,
-    /// Query parameter names; `None` inside means "remove all".
+    /// Query parameter names, with the same three meanings as `headers`.
     pub query_params: Option<Vec<NameValue>>,
     /// `<Payload/>`: remove the body.
     pub payload: bool,

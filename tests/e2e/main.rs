@@ -1,1 +1,12 @@
-fn main(){}
+//! The one integration-test binary (each extra file under tests/ would link Pingora again).
+//!
+//! Every test starts what it needs — a real gateway in-process on ephemeral loopback ports, the
+//! example origin, a private redis-server — through `harness`, and asserts through real HTTP.
+
+mod harness;
+
+mod admin;
+mod cli;
+mod routing;
+mod schemas;
+mod validation;

@@ -1,0 +1,123 @@
+//! The admin listener: health, metrics, configuration status, and (token-protected) reload.
+//!
+//! It runs on its own address (loopback by default) so that none of it is reachable through the
+//! proxy port. Mutating endpoints require `Authorization: Bearer <token>` where the token comes
+//! from the environment variable named by `[admin] token_env`; without one they refuse.
+
+mod auth;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::{Method, Response, StatusCode};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+
+pub use auth::AdminAuth;
+
+use crate::metrics::METRICS;
+use crate::reload::ConfigHandle;
+
+/// The admin HTTP application.
+pub struct AdminApp {
+    handle: Arc<ConfigHandle>,
+    auth: AdminAuth,
+}
+
+impl AdminApp {
+    /// An admin app over `handle`, authenticating mutations with `auth`.
+    pub fn new(handle: Arc<ConfigHandle>, auth: AdminAuth) -> Self {
+        Self { handle, auth }
+    }
+
+    fn config_json(&self) -> serde_json::Value {
+        let snap = self.handle.snapshot();
+        let stages: Vec<_> = snap
+            .config
+            .stages
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "name": s.name,
+                    "base_path": s.base_path,
+                    "target": s.target.url,
+                    "cache_enabled": s.cache.enabled,
+                    "policies": s.policies.keys().collect::<Vec<_>>(),
+                    "flows": s.flows.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        serde_json::json!({ "status": self.handle.status(), "stages": stages })
+    }
+}
+
+fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    if let Ok(v) = http::HeaderValue::from_str(content_type) {
+        resp.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
+    let len = resp.body().len();
+    resp.headers_mut()
+        .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
+    resp.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    resp
+}
+
+fn json(status: StatusCode, value: &serde_json::Value) -> Response<Vec<u8>> {
+    respond(status, "application/json", value.to_string().into_bytes())
+}
+
+fn error(status: StatusCode, message: &str) -> Response<Vec<u8>> {
+    json(status, &serde_json::json!({ "error": message }))
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let req = session.req_header();
+        let method = req.method.clone();
+        let path = req.uri.path().to_owned();
+        let authorization = req.headers.get(http::header::AUTHORIZATION).cloned();
+        match (&method, path.as_str()) {
+            (&Method::GET, "/healthz") => json(
+                StatusCode::OK,
+                &serde_json::json!({ "status": "ok", "generation": self.handle.snapshot().generation }),
+            ),
+            (&Method::GET, "/metrics") => respond(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                METRICS.render().into_bytes(),
+            ),
+            (&Method::GET, "/config") => json(StatusCode::OK, &self.config_json()),
+            (&Method::POST, "/reload") => {
+                if let Err(refusal) = self.auth.check(authorization.as_ref()) {
+                    tracing::warn!(target: "cachegate::audit", action = "reload", outcome = "refused", "Admin request refused.");
+                    return error(refusal.status(), refusal.message());
+                }
+                tracing::info!(target: "cachegate::audit", action = "reload", who = "admin", "Admin reload requested.");
+                match self.handle.reload().await {
+                    Ok(generation) => json(
+                        StatusCode::OK,
+                        &serde_json::json!({ "outcome": "accepted", "generation": generation }),
+                    ),
+                    Err(diags) => json(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        &serde_json::json!({
+                            "outcome": "rejected",
+                            "generation": self.handle.snapshot().generation,
+                            "errors": diags.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                        }),
+                    ),
+                }
+            }
+            (_, "/healthz" | "/metrics" | "/config" | "/reload") => {
+                error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+            }
+            _ => error(StatusCode::NOT_FOUND, "not found"),
+        }
+    }
+}

@@ -1,0 +1,454 @@
+//! Cross-file checks of one stage: flows name existing policies, ResponseCache is attached the
+//! way Apigee requires, TTLs stay under the stage maximum, and every variable reference can
+//! resolve.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use toml::Spanned;
+
+use super::compile::FileCtx;
+use super::defaults::MAX_TTL_SECS;
+use super::file::{FileStage, FileStep};
+use crate::diag::{Diagnostic, Diagnostics, Pos};
+use crate::flow::condition::Condition;
+use crate::flow::template::Template;
+use crate::flow::vars::{classify, suggest, VarKind};
+use crate::policy::model::{CacheKey, Expiry, ExpirySettings, Policy, PolicyFile, PolicyKind};
+
+/// Where a reference sits, and how strict to be about custom variables.
+struct RefSite<'a> {
+    file: &'a std::path::Path,
+    pos: Option<Pos>,
+    /// Kept for call sites' intent: conditions may legitimately test unset variables.
+    #[allow(dead_code)]
+    lenient: bool,
+}
+
+struct Checker<'a> {
+    policies: &'a BTreeMap<String, Arc<PolicyFile>>,
+    assigned: BTreeSet<String>,
+    diags: &'a mut Diagnostics,
+}
+
+impl Checker<'_> {
+    fn var(&mut self, name: &str, site: &RefSite) {
+        let mut push = |d: Diagnostic| self.diags.push(d);
+        match classify(name) {
+            VarKind::Builtin => {}
+            VarKind::Policy { kind, policy } => {
+                let want = match kind {
+                    "responsecache" => PolicyKind::ResponseCache,
+                    "lookupcache" => PolicyKind::LookupCache,
+                    "populatecache" => PolicyKind::PopulateCache,
+                    _ => PolicyKind::InvalidateCache,
+                };
+                let found = self.policies.get(&policy).map(|p| p.policy.kind());
+                if found != Some(want) {
+                    push(
+                        Diagnostic::error(
+                            site.file,
+                            site.pos,
+                            format!(
+                                "`{name}` refers to {} `{policy}`, which this stage does not have",
+                                want.as_str()
+                            ),
+                        )
+                        .with_hint(format!(
+                            "add a {} policy named `{policy}` to the stage, or fix the name",
+                            want.as_str()
+                        )),
+                    );
+                }
+            }
+            VarKind::Unknown => {
+                let mut d = Diagnostic::error(
+                    site.file,
+                    site.pos,
+                    format!("variable `{name}` does not exist"),
+                );
+                if let Some(s) = suggest(name) {
+                    d = d.with_hint(format!("did you mean `{s}`?"));
+                }
+                push(d);
+            }
+            VarKind::Custom if self.assigned.contains(name) => {}
+            VarKind::Custom => {
+                // A warning, not an error: Apigee bundles set such variables with policies
+                // cachegate does not run (ExtractVariables, JavaScript), and their files must
+                // still load unchanged. At run time the variable is simply unresolved.
+                let msg = format!("variable `{name}` is never set by any policy of this stage, so it is always unresolved");
+                let hint = "set it with a LookupCache <AssignTo> or an AssignMessage <AssignVariable>, or use a built-in such as request.header.<name>";
+                push(Diagnostic::warning(site.file, site.pos, msg).with_hint(hint));
+            }
+        }
+    }
+
+    fn condition(&mut self, text: &str, site: &RefSite) {
+        match Condition::parse(text) {
+            Ok(c) => {
+                for v in c.variables() {
+                    self.var(v, site);
+                }
+            }
+            Err(e) => {
+                let col = text
+                    .get(..e.offset)
+                    .map(|s| s.chars().count() + 1)
+                    .unwrap_or(1);
+                let mut d = Diagnostic::error(
+                    site.file,
+                    site.pos,
+                    format!("invalid condition (at character {col}): {}", e.message),
+                );
+                d.hint = e.hint;
+                self.diags.push(d);
+            }
+        }
+    }
+
+    fn cache_key(&mut self, p: &PolicyFile, key: &CacheKey) {
+        for f in &key.fragments {
+            if let Some(r) = &f.reference {
+                self.var(
+                    r,
+                    &RefSite {
+                        file: &p.path,
+                        pos: Some(f.pos),
+                        lenient: false,
+                    },
+                );
+            }
+        }
+    }
+
+    fn expiry(&mut self, p: &PolicyFile, e: &ExpirySettings) {
+        let (reference, pos) = match &e.expiry {
+            Expiry::Timeout(v) => {
+                if let Some(secs) = v.literal {
+                    if secs > MAX_TTL_SECS {
+                        self.diags.push(
+                            Diagnostic::error(&p.path, Some(v.pos), format!("a TTL of {secs} seconds exceeds the stage maximum of {MAX_TTL_SECS}"))
+                                .with_hint(format!("write {MAX_TTL_SECS} or less")),
+                        );
+                    }
+                }
+                (&v.reference, v.pos)
+            }
+            Expiry::Date(v) => (&v.reference, v.pos),
+            Expiry::TimeOfDay(v) => (&v.reference, v.pos),
+        };
+        if let Some(r) = reference {
+            self.var(
+                r,
+                &RefSite {
+                    file: &p.path,
+                    pos: Some(pos),
+                    lenient: false,
+                },
+            );
+        }
+    }
+
+    fn template(&mut self, p: &PolicyFile, text: &str, pos: Pos) {
+        for v in Template::compile(text).variables() {
+            self.var(
+                v,
+                &RefSite {
+                    file: &p.path,
+                    pos: Some(pos),
+                    lenient: false,
+                },
+            );
+        }
+    }
+
+    fn policy(&mut self, p: &PolicyFile) {
+        let strict = |pos| RefSite {
+            file: &p.path,
+            pos: Some(pos),
+            lenient: false,
+        };
+        match &p.policy {
+            Policy::ResponseCache(rc) => {
+                self.cache_key(p, &rc.cache_key);
+                if let Some(e) = &rc.expiry {
+                    self.expiry(p, e);
+                }
+                for c in [&rc.skip_cache_lookup, &rc.skip_cache_population]
+                    .into_iter()
+                    .flatten()
+                {
+                    self.condition(
+                        &c.value,
+                        &RefSite {
+                            file: &p.path,
+                            pos: Some(c.pos),
+                            lenient: true,
+                        },
+                    );
+                }
+            }
+            Policy::LookupCache(lc) => self.cache_key(p, &lc.cache_key),
+            Policy::PopulateCache(pc) => {
+                self.cache_key(p, &pc.cache_key);
+                if let Some(e) = &pc.expiry {
+                    self.expiry(p, e);
+                }
+                self.var(&pc.source.value, &strict(pc.source.pos));
+            }
+            Policy::InvalidateCache(ic) => {
+                self.cache_key(p, &ic.cache_key);
+                if let Some(ctx) = &ic.cache_context {
+                    for v in [&ctx.api_proxy_name, &ctx.proxy_name, &ctx.target_name]
+                        .into_iter()
+                        .flatten()
+                    {
+                        if let Some(r) = &v.reference {
+                            self.var(r, &strict(v.pos));
+                        }
+                    }
+                }
+            }
+            Policy::AssignMessage(am) => {
+                let lists = [
+                    am.add.as_ref().map(|a| (&a.headers, &a.query_params)),
+                    am.set.as_ref().map(|s| (&s.headers, &s.query_params)),
+                ];
+                for (headers, params) in lists.into_iter().flatten() {
+                    for nv in headers.iter().chain(params.iter()) {
+                        self.template(p, &nv.value, nv.pos);
+                    }
+                }
+                if let Some(set) = &am.set {
+                    if let Some(pl) = &set.payload {
+                        self.template(p, &pl.template, pl.pos);
+                    }
+                    for v in [&set.status_code, &set.reason_phrase, &set.verb, &set.path]
+                        .into_iter()
+                        .flatten()
+                    {
+                        self.template(p, &v.value, v.pos);
+                    }
+                }
+                for av in &am.assign_variables {
+                    if let Some(r) = &av.reference {
+                        // A <Ref> that does not resolve falls back to <Template>/<Value>.
+                        let lenient = av.template.is_some() || av.value.is_some();
+                        self.var(
+                            &r.value,
+                            &RefSite {
+                                file: &p.path,
+                                pos: Some(r.pos),
+                                lenient,
+                            },
+                        );
+                    }
+                    if let Some(t) = &av.template {
+                        self.template(p, &t.value, t.pos);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Every step of the stage: pre-flow, post-flow and every flow, request and response sides.
+fn every_step(stage: &FileStage) -> impl Iterator<Item = &Spanned<FileStep>> {
+    let flows = stage
+        .flows
+        .iter()
+        .flat_map(|f| f.request.iter().chain(&f.response));
+    stage
+        .preflow
+        .request
+        .iter()
+        .chain(&stage.preflow.response)
+        .chain(&stage.postflow.request)
+        .chain(&stage.postflow.response)
+        .chain(flows)
+}
+
+/// Runs every cross-file check of one stage.
+pub(crate) fn check_stage(
+    cx: &mut FileCtx,
+    stage: &FileStage,
+    policies: &BTreeMap<String, Arc<PolicyFile>>,
+    failed_files: &BTreeSet<String>,
+) {
+    let mut assigned = BTreeSet::new();
+    for p in policies.values() {
+        match &p.policy {
+            Policy::LookupCache(lc) => {
+                assigned.insert(lc.assign_to.value.clone());
+            }
+            Policy::AssignMessage(am) => {
+                assigned.extend(am.assign_variables.iter().map(|a| a.name.value.clone()));
+            }
+            _ => {}
+        }
+    }
+
+    // Steps name existing policies.
+    let all_steps = every_step(stage);
+    for s in all_steps {
+        let name = &s.get_ref().policy;
+        if !policies.contains_key(name) && !failed_files.contains(name) {
+            let hint = match crate::util::did_you_mean(name, policies.keys().map(String::as_str)) {
+                Some(m) => format!("did you mean `{m}`?"),
+                None if policies.is_empty() => {
+                    "this stage has no policy files; add one beside stage.toml".to_owned()
+                }
+                None => format!(
+                    "the stage's policies are: {}",
+                    policies.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            };
+            cx.error(
+                s,
+                format!("step names policy `{name}`, which does not exist in this stage"),
+                Some(hint),
+            );
+        }
+    }
+
+    // ResponseCache: at most once per request path and once per response path (Apigee's
+    // ResponseCacheStepAttachmentNotAllowedReq/Resp), and attached on both sides.
+    let is_rc = |s: &Spanned<FileStep>| {
+        policies
+            .get(&s.get_ref().policy)
+            .is_some_and(|p| p.policy.kind() == PolicyKind::ResponseCache)
+    };
+    let no_flow: [Spanned<FileStep>; 0] = [];
+    type Steps<'s> = &'s [Spanned<FileStep>];
+    let flow_lists: Vec<(Steps, Steps)> = if stage.flows.is_empty() {
+        vec![(&no_flow, &no_flow)]
+    } else {
+        stage
+            .flows
+            .iter()
+            .map(|f| (f.request.as_slice(), f.response.as_slice()))
+            .collect()
+    };
+    let mut reported = BTreeSet::new();
+    for (req, resp) in &flow_lists {
+        for (side, pre, mid, post) in [
+            (
+                "request",
+                &stage.preflow.request,
+                *req,
+                &stage.postflow.request,
+            ),
+            (
+                "response",
+                &stage.preflow.response,
+                *resp,
+                &stage.postflow.response,
+            ),
+        ] {
+            let mut seen: BTreeSet<&str> = BTreeSet::new();
+            for s in pre
+                .iter()
+                .chain(mid)
+                .chain(post.iter())
+                .filter(|s| is_rc(s))
+            {
+                let name = s.get_ref().policy.as_str();
+                if !seen.insert(name) && reported.insert((side, s.span().start)) {
+                    cx.error(
+                        s,
+                        format!(
+                            "ResponseCache `{name}` is attached more than once in the {side} path"
+                        ),
+                        Some(
+                            "attach it once in the request steps and once in the response steps"
+                                .to_owned(),
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    for p in policies
+        .values()
+        .filter(|p| p.policy.kind() == PolicyKind::ResponseCache && p.common.enabled)
+    {
+        let name = p.name();
+        let named = |s: &Spanned<FileStep>| s.get_ref().policy == name;
+        let req = stage
+            .preflow
+            .request
+            .iter()
+            .chain(&stage.postflow.request)
+            .chain(stage.flows.iter().flat_map(|f| &f.request))
+            .any(named);
+        let resp = stage
+            .preflow
+            .response
+            .iter()
+            .chain(&stage.postflow.response)
+            .chain(stage.flows.iter().flat_map(|f| &f.response))
+            .any(named);
+        if req && !resp {
+            cx.diags.push(
+                Diagnostic::warning(&p.path, Some(p.pos), format!("ResponseCache `{name}` is attached to request steps only, so it looks up but never stores"))
+                    .with_hint(format!("add \"{name}\" to the same flow's response steps")),
+            );
+        } else if resp && !req {
+            cx.diags.push(
+                Diagnostic::warning(&p.path, Some(p.pos), format!("ResponseCache `{name}` is attached to response steps only, so it stores but never serves"))
+                    .with_hint(format!("add \"{name}\" to the same flow's request steps")),
+            );
+        }
+    }
+
+    let mut checker = Checker {
+        policies,
+        assigned,
+        diags: cx.diags,
+    };
+    for p in policies.values() {
+        checker.policy(p);
+    }
+    // Conditions in stage.toml: flows and steps.
+    let path = cx.path;
+    let text = cx.text;
+    let at =
+        |span: std::ops::Range<usize>| (span.end > 0).then(|| Pos::from_offset(text, span.start));
+    for f in &stage.flows {
+        if let Some(c) = &f.condition {
+            checker.condition_vars_only(
+                c.get_ref(),
+                &RefSite {
+                    file: path,
+                    pos: at(c.span()),
+                    lenient: true,
+                },
+            );
+        }
+    }
+    let steps = every_step(stage);
+    for s in steps {
+        if let Some(c) = &s.get_ref().condition {
+            checker.condition_vars_only(
+                c,
+                &RefSite {
+                    file: path,
+                    pos: at(s.span()),
+                    lenient: true,
+                },
+            );
+        }
+    }
+}
+
+impl Checker<'_> {
+    /// Variable checks for a condition whose syntax `compile.rs` already reported.
+    fn condition_vars_only(&mut self, text: &str, site: &RefSite) {
+        if let Ok(c) = Condition::parse(text) {
+            for v in c.variables() {
+                self.var(v, site);
+            }
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Named defaults, shared by the file model (serde), the runtime and the documentation.
+
+use toml::Spanned;
+
+use super::file::ByteSize;
+
+/// AWS API Gateway's default cache TTL.
+pub const DEFAULT_TTL_SECS: u64 = 300;
+/// AWS API Gateway's maximum cache TTL; every policy TTL is bounded by it.
+pub const MAX_TTL_SECS: u64 = 3600;
+/// AWS API Gateway's largest cacheable response.
+pub const DEFAULT_MAX_OBJECT_SIZE: u64 = 1_048_576;
+/// Default local-tier capacity of one stage.
+pub const DEFAULT_CAPACITY: u64 = 64 << 20;
+
+fn unspanned<T>(v: T) -> Spanned<T> {
+    Spanned::new(0..0, v)
+}
+
+pub(crate) fn organization() -> Spanned<String> {
+    unspanned("cachegate".to_owned())
+}
+pub(crate) fn server_listen() -> Spanned<String> {
+    unspanned("127.0.0.1:8080".to_owned())
+}
+pub(crate) fn admin_listen() -> Spanned<String> {
+    unspanned("127.0.0.1:9901".to_owned())
+}
+pub(crate) fn threads() -> Spanned<u32> {
+    unspanned(2)
+}
+pub(crate) fn grace_period_secs() -> u64 {
+    5
+}
+pub(crate) fn redis_key_prefix() -> Spanned<String> {
+    unspanned("cachegate".to_owned())
+}
+pub(crate) fn redis_lookup_timeout_ms() -> Spanned<u64> {
+    unspanned(50)
+}
+pub(crate) fn redis_connect_timeout_ms() -> Spanned<u64> {
+    unspanned(500)
+}
+pub(crate) fn revision() -> Spanned<u32> {
+    unspanned(1)
+}
+pub(crate) fn connect_timeout_ms() -> Spanned<u64> {
+    unspanned(2_000)
+}
+pub(crate) fn read_timeout_ms() -> Spanned<u64> {
+    unspanned(30_000)
+}
+pub(crate) fn write_timeout_ms() -> Spanned<u64> {
+    unspanned(30_000)
+}
+pub(crate) fn ttl() -> Spanned<u64> {
+    unspanned(DEFAULT_TTL_SECS)
+}
+pub(crate) fn capacity() -> Spanned<ByteSize> {
+    unspanned(ByteSize(DEFAULT_CAPACITY))
+}
+pub(crate) fn max_object_size() -> Spanned<ByteSize> {
+    unspanned(ByteSize(DEFAULT_MAX_OBJECT_SIZE))
+}
+pub(crate) fn any_method() -> Spanned<String> {
+    unspanned("*".to_owned())
+}
+pub(crate) fn require_authorization() -> bool {
+    true
+}
+pub(crate) fn unauthorized() -> Spanned<String> {
+    unspanned("SUCCEED_WITH_RESPONSE_HEADER".to_owned())
+}
+pub(crate) fn zero() -> Spanned<u64> {
+    unspanned(0)
+}

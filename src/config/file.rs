@@ -1,0 +1,511 @@
+//! The TOML file model: `gateway.toml` and `<stage>/stage.toml`, exactly as written.
+//!
+//! These types mirror the text (with spans for the values validation may complain about); they are
+//! turned into the runtime model by `compile.rs`. Every struct denies unknown keys so a misspelt
+//! setting is an error rather than silently ignored. The JSON Schemas in `schemas/` are generated
+//! from these types (`cachegate schema`), so the `///` comments here are the schema descriptions.
+
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+use super::defaults;
+
+/// `gateway.toml`: listeners, the optional shared Redis tier and global settings.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "cachegate gateway.toml")]
+pub struct FileGateway {
+    /// The proxy listener that serves the stages.
+    #[serde(default)]
+    pub server: FileServer,
+    /// The admin listener (health, metrics, config status, admin API).
+    #[serde(default)]
+    pub admin: FileAdmin,
+    /// The shared Redis tier. Absent: each instance caches locally only.
+    pub redis: Option<FileRedis>,
+    /// The organisation name used in Apigee-style key prefixes (`org__env__api__…`).
+    #[serde(default = "defaults::organization")]
+    #[schemars(with = "String")]
+    pub organization: Spanned<String>,
+}
+
+impl Default for FileGateway {
+    fn default() -> Self {
+        Self {
+            server: FileServer::default(),
+            admin: FileAdmin::default(),
+            redis: None,
+            organization: defaults::organization(),
+        }
+    }
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileServer {
+    /// Address the proxy listens on, `host:port`. Changing it needs a restart.
+    #[serde(default = "defaults::server_listen")]
+    #[schemars(with = "String")]
+    pub listen: Spanned<String>,
+    /// Worker threads for the proxy. Changing it needs a restart.
+    #[serde(default = "defaults::threads")]
+    #[schemars(with = "u32")]
+    pub threads: Spanned<u32>,
+    /// Seconds a graceful shutdown (SIGTERM) waits for in-flight requests.
+    #[serde(default = "defaults::grace_period_secs")]
+    pub grace_period_secs: u64,
+}
+
+impl Default for FileServer {
+    fn default() -> Self {
+        Self {
+            listen: defaults::server_listen(),
+            threads: defaults::threads(),
+            grace_period_secs: defaults::grace_period_secs(),
+        }
+    }
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileAdmin {
+    /// Address of the admin listener (`/healthz`, `/metrics`, `/config`, admin API). Keep it on
+    /// loopback unless a firewall protects it. Changing it needs a restart.
+    #[serde(default = "defaults::admin_listen")]
+    #[schemars(with = "String")]
+    pub listen: Spanned<String>,
+    /// Name of the environment variable holding the admin bearer token. Without a token every
+    /// mutating admin endpoint refuses.
+    #[schemars(with = "Option<String>")]
+    pub token_env: Option<Spanned<String>>,
+}
+
+impl Default for FileAdmin {
+    fn default() -> Self {
+        Self {
+            listen: defaults::admin_listen(),
+            token_env: None,
+        }
+    }
+}
+
+/// `[redis]`: the shared tier.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileRedis {
+    /// `redis://[user:password@]host:port[/db]` or `redis+unix:///path/to/socket`.
+    #[schemars(with = "String")]
+    pub url: Spanned<String>,
+    /// Prefix of every key cachegate writes, so several deployments can share one Redis.
+    #[serde(default = "defaults::redis_key_prefix")]
+    #[schemars(with = "String")]
+    pub key_prefix: Spanned<String>,
+    /// Deadline of one Redis lookup in milliseconds; a slower lookup is a miss.
+    #[serde(default = "defaults::redis_lookup_timeout_ms")]
+    #[schemars(with = "u64")]
+    pub lookup_timeout_ms: Spanned<u64>,
+    /// Deadline for connecting to Redis in milliseconds.
+    #[serde(default = "defaults::redis_connect_timeout_ms")]
+    #[schemars(with = "u64")]
+    pub connect_timeout_ms: Spanned<u64>,
+}
+
+/// `<stage>/stage.toml`: one API stage (AWS API Gateway's stage and method settings, plus
+/// Apigee-style flows that attach policies).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "cachegate stage.toml")]
+pub struct FileStage {
+    /// Path prefix this stage serves, e.g. `/prod` (default: `/` + the folder name). `/` lets the
+    /// stage own the whole host. Stripped before the request goes to the target.
+    #[schemars(with = "Option<String>")]
+    pub base_path: Option<Spanned<String>>,
+    /// Upstream URL, `http://host:port[/path]`. The host is resolved once, when the configuration
+    /// loads, never on the request path.
+    #[schemars(with = "String")]
+    pub target: Spanned<String>,
+    /// The API name used as Apigee's "API proxy" in Scope-derived key prefixes (default: the stage
+    /// folder name).
+    #[schemars(with = "Option<String>")]
+    pub api_name: Option<Spanned<String>>,
+    /// The deployed revision, part of Proxy/Target/Exclusive-scoped keys as in Apigee: bump it to
+    /// move those policies to a fresh key namespace.
+    #[serde(default = "defaults::revision")]
+    #[schemars(with = "u32")]
+    pub revision: Spanned<u32>,
+    /// Milliseconds allowed to connect to the target.
+    #[serde(default = "defaults::connect_timeout_ms")]
+    #[schemars(with = "u64")]
+    pub connect_timeout_ms: Spanned<u64>,
+    /// Milliseconds allowed between two reads from the target.
+    #[serde(default = "defaults::read_timeout_ms")]
+    #[schemars(with = "u64")]
+    pub read_timeout_ms: Spanned<u64>,
+    /// Milliseconds allowed between two writes to the target.
+    #[serde(default = "defaults::write_timeout_ms")]
+    #[schemars(with = "u64")]
+    pub write_timeout_ms: Spanned<u64>,
+    /// Send the client's `Host` header to the target instead of the target's own host.
+    #[serde(default)]
+    pub preserve_host: bool,
+    /// Resource path templates of this API relative to the base path, e.g. `/items/{id}`. The
+    /// matched template labels metrics and defines `method.request.path.<name>` parameters.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub resources: Vec<Spanned<String>>,
+    /// Stage caching (AWS API Gateway stage cache settings).
+    #[serde(default)]
+    pub cache: FileCache,
+    /// Steps run for every request before the matched flow.
+    #[serde(default)]
+    pub preflow: FileSteps,
+    /// Steps run for every request after the matched flow.
+    #[serde(default)]
+    pub postflow: FileSteps,
+    /// Conditional flows; the first whose condition is true runs.
+    #[serde(default)]
+    pub flows: Vec<FileFlow>,
+}
+
+/// `[cache]`: the stage cache.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileCache {
+    /// Turns stage caching on (AWS `CacheClusterEnabled`).
+    #[serde(default)]
+    pub enabled: bool,
+    /// Seconds a response stays fresh (default 300, at most 3600, 0 disables caching).
+    #[serde(default = "defaults::ttl")]
+    #[schemars(with = "u64")]
+    pub ttl: Spanned<u64>,
+    /// Bytes the local tier may hold for this stage: an integer or a string such as `"256MiB"`.
+    #[serde(default = "defaults::capacity")]
+    #[schemars(with = "ByteSizeSchema")]
+    pub capacity: Spanned<ByteSize>,
+    /// Largest response body stored, in bytes (default 1,048,576); larger responses stream
+    /// through uncached.
+    #[serde(default = "defaults::max_object_size")]
+    #[schemars(with = "ByteSizeSchema")]
+    pub max_object_size: Spanned<ByteSize>,
+    /// Encrypt entries written to the shared tier.
+    #[serde(default)]
+    pub encrypted: bool,
+    /// Request parameters that are part of the stage cache key:
+    /// `method.request.querystring.<name>`, `method.request.header.<name>`,
+    /// `method.request.path.<name>`. Undeclared parameters do not split the cache.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub key_parameters: Vec<Spanned<String>>,
+    /// Seconds a stale entry may be served while one background request refreshes it.
+    #[serde(default = "defaults::zero")]
+    #[schemars(with = "u64")]
+    pub stale_while_revalidate: Spanned<u64>,
+    /// Seconds a stale entry may be served when the target fails.
+    #[serde(default = "defaults::zero")]
+    #[schemars(with = "u64")]
+    pub stale_if_error: Spanned<u64>,
+    /// Per-resource, per-method overrides; the most specific match wins.
+    #[serde(default)]
+    pub method: Vec<FileMethodOverride>,
+    /// Who may invalidate entries with `Cache-Control: max-age=0`.
+    #[serde(default)]
+    pub invalidation: FileInvalidation,
+}
+
+impl Default for FileCache {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            ttl: defaults::ttl(),
+            capacity: defaults::capacity(),
+            max_object_size: defaults::max_object_size(),
+            encrypted: false,
+            key_parameters: Vec::new(),
+            stale_while_revalidate: Spanned::new(0..0, 0),
+            stale_if_error: Spanned::new(0..0, 0),
+            method: Vec::new(),
+            invalidation: FileInvalidation::default(),
+        }
+    }
+}
+
+/// `[[cache.method]]`: a per-resource, per-method override (AWS method settings).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileMethodOverride {
+    /// Resource pattern relative to the base path: `/items/*`, `/items/{id}`, `/*` (all).
+    #[schemars(with = "String")]
+    pub resource: Spanned<String>,
+    /// HTTP method, or `*` for all.
+    #[serde(default = "defaults::any_method")]
+    #[schemars(with = "String")]
+    pub method: Spanned<String>,
+    /// Whether matching requests are cached.
+    pub caching: Option<bool>,
+    /// TTL in seconds for matching requests (0..=3600).
+    #[schemars(with = "Option<u64>")]
+    pub ttl: Option<Spanned<u64>>,
+    /// Encrypt matching entries in the shared tier.
+    pub encrypted: Option<bool>,
+}
+
+/// `[cache.invalidation]`: client invalidation with `Cache-Control: max-age=0`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileInvalidation {
+    /// Require an authorized token to invalidate (default true). When false, any client can
+    /// refresh entries — AWS warns against it.
+    #[serde(default = "defaults::require_authorization")]
+    pub require_authorization: bool,
+    /// What unauthorized invalidation requests get: `FAIL_WITH_403`,
+    /// `SUCCEED_WITH_RESPONSE_HEADER` (default, AWS's default) or `SUCCEED_WITHOUT_RESPONSE_HEADER`.
+    #[serde(default = "defaults::unauthorized")]
+    #[schemars(with = "UnauthorizedSchema")]
+    pub unauthorized: Spanned<String>,
+    /// Tokens allowed to invalidate, and what.
+    #[serde(default)]
+    pub grants: Vec<FileGrant>,
+}
+
+impl Default for FileInvalidation {
+    fn default() -> Self {
+        Self {
+            require_authorization: defaults::require_authorization(),
+            unauthorized: defaults::unauthorized(),
+            grants: Vec::new(),
+        }
+    }
+}
+
+/// Values of `unauthorized` (schema only).
+#[derive(JsonSchema)]
+#[allow(non_camel_case_types, dead_code)]
+enum UnauthorizedSchema {
+    FAIL_WITH_403,
+    SUCCEED_WITH_RESPONSE_HEADER,
+    SUCCEED_WITHOUT_RESPONSE_HEADER,
+}
+
+/// `[[cache.invalidation.grants]]`: one token and the resources it may invalidate.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileGrant {
+    /// Name of the grant, used in audit logs (never the token).
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// Environment variable holding the token.
+    #[schemars(with = "Option<String>")]
+    pub token_env: Option<Spanned<String>>,
+    /// Hex SHA-256 digest of the token (so the token itself never sits in a file).
+    #[schemars(with = "Option<String>")]
+    pub token_sha256: Option<Spanned<String>>,
+    /// Resources in AWS's `METHOD/resource-path` form with `*` wildcards, e.g. `GET/items/*`.
+    #[schemars(with = "Vec<String>")]
+    pub resources: Vec<Spanned<String>>,
+}
+
+/// `[preflow]` / `[postflow]`.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileSteps {
+    /// Steps run on the request, in order.
+    #[serde(default)]
+    #[schemars(with = "Vec<StepSchema>")]
+    pub request: Vec<Spanned<FileStep>>,
+    /// Steps run on the response, in order.
+    #[serde(default)]
+    #[schemars(with = "Vec<StepSchema>")]
+    pub response: Vec<Spanned<FileStep>>,
+}
+
+/// `[[flows]]`: an Apigee conditional flow.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileFlow {
+    /// Flow name (labels metrics; unique within the stage).
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// Apigee condition, e.g. `proxy.pathsuffix MatchesPath "/items/**"`; absent = always.
+    #[schemars(with = "Option<String>")]
+    pub condition: Option<Spanned<String>>,
+    /// Steps run on the request, in order.
+    #[serde(default)]
+    #[schemars(with = "Vec<StepSchema>")]
+    pub request: Vec<Spanned<FileStep>>,
+    /// Steps run on the response, in order.
+    #[serde(default)]
+    #[schemars(with = "Vec<StepSchema>")]
+    pub response: Vec<Spanned<FileStep>>,
+}
+
+/// A step: a policy name, or `{ policy = "…", condition = "…" }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileStep {
+    /// Name of the policy (its `name` attribute).
+    pub policy: String,
+    /// Optional Apigee condition; the step runs only when it is true.
+    pub condition: Option<String>,
+}
+
+/// The schema of a step (schemars only; deserialisation is hand-written to keep TOML spans).
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum StepSchema {
+    /// The policy name.
+    Name(String),
+    /// A policy with a condition.
+    Conditional {
+        /// Name of the policy.
+        policy: String,
+        /// Apigee condition; the step runs only when it is true.
+        condition: Option<String>,
+    },
+}
+
+impl<'de> Deserialize<'de> for FileStep {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct StepVisitor;
+        impl<'de> Visitor<'de> for StepVisitor {
+            type Value = FileStep;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(r#"a policy name or { policy = "…", condition = "…" }"#)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FileStep, E> {
+                Ok(FileStep {
+                    policy: v.to_owned(),
+                    condition: None,
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<FileStep, A::Error> {
+                #[derive(Deserialize)]
+                #[serde(deny_unknown_fields)]
+                struct Table {
+                    policy: String,
+                    condition: Option<String>,
+                }
+                let t = Table::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(FileStep {
+                    policy: t.policy,
+                    condition: t.condition,
+                })
+            }
+        }
+        d.deserialize_any(StepVisitor)
+    }
+}
+
+/// A byte count written as an integer or as a string with a unit (`"64MiB"`, `"512 KB"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+/// The schema of a byte size (schemars only).
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum ByteSizeSchema {
+    /// Bytes.
+    Bytes(u64),
+    /// A number with a unit: B, KB, KiB, MB, MiB, GB, GiB.
+    WithUnit(String),
+}
+
+impl ByteSize {
+    /// Parses `"64MiB"`, `"1 GB"`, `"4096"`. Units: B, KB/KiB, MB/MiB, GB/GiB (KB = 1000).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("`{s}` does not start with a number"))?;
+        let mult: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KB" | "kB" => 1000,
+            "KiB" => 1 << 10,
+            "MB" => 1_000_000,
+            "MiB" => 1 << 20,
+            "GB" => 1_000_000_000,
+            "GiB" => 1 << 30,
+            other => {
+                return Err(format!(
+                    "unknown unit `{other}` (use B, KB, KiB, MB, MiB, GB or GiB)"
+                ))
+            }
+        };
+        n.checked_mul(mult)
+            .map(ByteSize)
+            .ok_or_else(|| format!("`{s}` is too large"))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(r#"a byte count such as 1048576 or "64MiB""#)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
+                u64::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom("a byte count cannot be negative"))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ByteSize, E> {
+                Ok(ByteSize(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
+                ByteSize::parse(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(ByteSize::parse("64MiB"), Ok(ByteSize(64 << 20)));
+        assert_eq!(ByteSize::parse("1 GB"), Ok(ByteSize(1_000_000_000)));
+        assert_eq!(ByteSize::parse("4096"), Ok(ByteSize(4096)));
+        assert!(ByteSize::parse("12 parsecs").is_err());
+        assert!(ByteSize::parse("MiB").is_err());
+        assert!(ByteSize::parse("99999999999999999999GiB").is_err());
+    }
+
+    #[test]
+    fn steps_are_names_or_tables() {
+        #[derive(Deserialize)]
+        struct T {
+            s: Vec<Spanned<FileStep>>,
+        }
+        let t: T = toml::from_str(r#"s = ["A", { policy = "B", condition = "x = 1" }]"#).unwrap();
+        assert_eq!(t.s[0].get_ref().policy, "A");
+        assert_eq!(t.s[1].get_ref().condition.as_deref(), Some("x = 1"));
+        let err = toml::from_str::<T>(r#"s = [{ polcy = "B" }]"#)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("unknown field `polcy`"), "{err}");
+    }
+
+    #[test]
+    fn unknown_stage_keys_are_rejected() {
+        let err = toml::from_str::<FileStage>("target = \"http://x:1\"\nbase_pth = \"/a\"")
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("unknown field `base_pth`"),
+            "{err}"
+        );
+    }
+}

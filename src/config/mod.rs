@@ -1,0 +1,361 @@
+//! Configuration: read the policies directory, validate everything, compile a `RuntimeConfig`.
+//!
+//! ```text
+//! policies/
+//!   gateway.toml          optional: listeners, Redis, organisation
+//!   <stage>/stage.toml    one folder per API stage
+//!   <stage>/*.xml|*.toml  policies of that stage (Apigee XML or TOML)
+//! ```
+//!
+//! `load` is the only function here that touches the file system. It never stops at the first
+//! problem: the outcome carries every diagnostic, and a configuration only when none is an error.
+
+mod compile;
+mod crossref;
+pub mod defaults;
+pub mod file;
+pub mod resource;
+pub mod runtime;
+pub mod schema;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+pub use runtime::RuntimeConfig;
+
+use crate::diag::{Diagnostic, Diagnostics, Pos};
+use crate::policy::model::PolicyFile;
+use compile::{file_error, FileCtx};
+use file::{FileGateway, FileStage};
+
+/// Largest configuration file read (a policy directory is not a place for big files).
+const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// The result of loading a directory: every diagnostic, and the configuration when valid.
+#[derive(Debug)]
+pub struct LoadOutcome {
+    /// The compiled configuration, present only when there were no errors.
+    pub config: Option<RuntimeConfig>,
+    /// Errors and warnings, sorted by file and position.
+    pub diagnostics: Diagnostics,
+}
+
+fn read(path: &Path, diags: &mut Diagnostics) -> Option<String> {
+    match fs::metadata(path) {
+        Ok(m) if m.len() > MAX_FILE_BYTES => {
+            diags.push(file_error(
+                path,
+                format!("file is {} bytes; the limit is {MAX_FILE_BYTES}", m.len()),
+            ));
+            return None;
+        }
+        Err(e) => {
+            diags.push(file_error(path, format!("cannot read: {e}")));
+            return None;
+        }
+        Ok(_) => {}
+    }
+    match fs::read_to_string(path) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            diags.push(file_error(path, format!("cannot read: {e}")));
+            None
+        }
+    }
+}
+
+/// Parses TOML into `T`, turning a syntax or schema error into a positioned diagnostic.
+fn parse_toml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+    diags: &mut Diagnostics,
+) -> Option<T> {
+    match toml::from_str::<T>(text) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let pos = e.span().map(|s| Pos::from_offset(text, s.start));
+            let message = e.message().trim().to_owned();
+            let hint = unknown_field_hint(&message);
+            let mut d = Diagnostic::error(path, pos, message);
+            d.hint = hint;
+            diags.push(d);
+            None
+        }
+    }
+}
+
+/// For serde's "unknown field `x`, expected one of `a`, `b`", suggest the closest name.
+fn unknown_field_hint(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (field, rest) = rest.split_once('`')?;
+    let expected: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+    match crate::util::did_you_mean(field, expected.iter().copied()) {
+        Some(m) => Some(format!("did you mean `{m}`?")),
+        None if !expected.is_empty() => Some(format!("valid keys here: {}", expected.join(", "))),
+        None => None,
+    }
+}
+
+fn is_ignored(name: &str) -> bool {
+    name.starts_with('.') || name.ends_with('~') || name.ends_with(".swp") || name.ends_with(".tmp")
+}
+
+/// Loads, validates and compiles the configuration in `dir`.
+pub fn load(dir: &Path) -> LoadOutcome {
+    let mut diags = Diagnostics::new();
+    let config = load_inner(dir, &mut diags);
+    diags.sort();
+    let config = if diags.has_errors() { None } else { config };
+    LoadOutcome {
+        config,
+        diagnostics: diags,
+    }
+}
+
+fn load_inner(dir: &Path, diags: &mut Diagnostics) -> Option<RuntimeConfig> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            diags.push(file_error(
+                dir,
+                format!("cannot read the configuration directory: {e}"),
+            ));
+            return None;
+        }
+    };
+    let gateway_path = dir.join("gateway.toml");
+    let file_gateway = if gateway_path.exists() {
+        let text = read(&gateway_path, diags)?;
+        let g: FileGateway = parse_toml(&gateway_path, &text, diags)?;
+        Some((g, text))
+    } else {
+        None
+    };
+    let gateway = match &file_gateway {
+        Some((g, text)) => compile::gateway(
+            &mut FileCtx {
+                path: &gateway_path,
+                text,
+                diags,
+            },
+            g,
+        ),
+        None => compile::gateway(
+            &mut FileCtx {
+                path: &gateway_path,
+                text: "",
+                diags,
+            },
+            &FileGateway::default(),
+        ),
+    };
+
+    let mut stage_dirs: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|e| !is_ignored(&e.file_name().to_string_lossy()))
+        .map(|e| e.path())
+        .collect();
+    stage_dirs.sort();
+
+    let mut stages = Vec::new();
+    for stage_dir in &stage_dirs {
+        let stage_toml = stage_dir.join("stage.toml");
+        if !stage_toml.exists() {
+            diags.push(
+                Diagnostic::warning(
+                    stage_dir,
+                    None,
+                    "folder has no stage.toml and is not a stage",
+                )
+                .with_hint("add stage.toml with at least target = \"http://host:port\""),
+            );
+            continue;
+        }
+        if let Some(stage) = load_stage(
+            stage_dir,
+            &stage_toml,
+            gateway.as_ref().map(|g| g.organization.as_str()),
+            diags,
+        ) {
+            stages.push(stage);
+        }
+    }
+    if stage_dirs.is_empty() {
+        diags.push(
+            Diagnostic::warning(dir, None, "no stages: every request will get 404")
+                .with_hint("add a folder such as prod/ with a stage.toml"),
+        );
+    }
+
+    // Two stages may not claim the same base path.
+    let mut by_base: BTreeMap<&str, &str> = BTreeMap::new();
+    for s in &stages {
+        if let Some(other) = by_base.insert(&s.base_path, &s.name) {
+            diags.push(
+                Diagnostic::error(
+                    dir.join(&s.name).join("stage.toml"),
+                    None,
+                    format!(
+                        "stage `{}` has the same base_path `{}` as stage `{other}`",
+                        s.name, s.base_path
+                    ),
+                )
+                .with_hint("give each stage its own base_path"),
+            );
+        }
+    }
+    let mut stages: Vec<Arc<runtime::Stage>> = stages.into_iter().map(Arc::new).collect();
+    // Longest base path first: `/prod/v2` must win over `/prod`, and `/` comes last.
+    stages.sort_by(|a, b| {
+        b.base_path
+            .len()
+            .cmp(&a.base_path.len())
+            .then_with(|| a.name.cmp(&b.name))
+    });
+
+    Some(RuntimeConfig {
+        source_dir: dir.to_path_buf(),
+        loaded_at: SystemTime::now(),
+        gateway: gateway?,
+        stages,
+    })
+}
+
+fn load_stage(
+    dir: &Path,
+    stage_toml: &Path,
+    _org: Option<&str>,
+    diags: &mut Diagnostics,
+) -> Option<runtime::Stage> {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !compile::is_name(&name) || name.contains('.') {
+        diags.push(
+            Diagnostic::error(
+                dir,
+                None,
+                format!("stage folder name `{name}` must be letters, digits, `-` or `_`"),
+            )
+            .with_hint("rename the folder, e.g. prod"),
+        );
+        return None;
+    }
+    let text = read(stage_toml, diags)?;
+    let file: FileStage = parse_toml(stage_toml, &text, diags)?;
+
+    // Policies beside stage.toml.
+    let mut policies: BTreeMap<String, Arc<PolicyFile>> = BTreeMap::new();
+    let mut failed: BTreeSet<String> = BTreeSet::new();
+    let mut files: Vec<PathBuf> = match fs::read_dir(dir) {
+        Ok(e) => e.filter_map(Result::ok).map(|e| e.path()).collect(),
+        Err(e) => {
+            diags.push(file_error(dir, format!("cannot read: {e}")));
+            Vec::new()
+        }
+    };
+    files.sort();
+    for path in files {
+        let fname = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if fname == "stage.toml" || is_ignored(&fname) || !path.is_file() {
+            continue;
+        }
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if ext != "xml" && ext != "toml" {
+            continue;
+        }
+        let outcome = crate::policy::load_policy_file(&path);
+        diags.extend(outcome.diagnostics);
+        let Some(policy) = outcome.policy else {
+            // Its own errors are reported; steps naming it should not add "does not exist".
+            if let Some(stem) = path.file_stem() {
+                failed.insert(stem.to_string_lossy().into_owned());
+            }
+            continue;
+        };
+        let pname = policy.name().to_owned();
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if stem != pname {
+            diags.push(
+                Diagnostic::warning(
+                    &path,
+                    Some(policy.common.name.pos),
+                    format!("the file name `{fname}` differs from the policy name `{pname}`"),
+                )
+                .with_hint(format!(
+                    "steps refer to the name; rename the file to {pname}.{ext} to avoid confusion"
+                )),
+            );
+        }
+        if let Some(first) = policies.get(&pname) {
+            diags.push(
+                Diagnostic::error(
+                    &path,
+                    Some(policy.common.name.pos),
+                    format!(
+                        "a second policy named `{pname}` (the first is {})",
+                        first.path.display()
+                    ),
+                )
+                .with_hint("policy names must be unique within a stage"),
+            );
+            continue;
+        }
+        policies.insert(pname, Arc::new(policy));
+    }
+
+    let mut cx = FileCtx {
+        path: stage_toml,
+        text: &text,
+        diags,
+    };
+    let base_path = compile::base_path(&mut cx, &name, &file);
+    let target = compile::target(&mut cx, &file);
+    let resources = compile::resources(&mut cx, &file);
+    let cache = compile::cache(&mut cx, &file, &resources);
+    let preflow = compile::flow_steps(&mut cx, &file.preflow);
+    let postflow = compile::flow_steps(&mut cx, &file.postflow);
+    let flows = compile::flows(&mut cx, &file);
+    let api_name = match &file.api_name {
+        Some(a) if compile::is_name(a.get_ref()) => a.get_ref().clone(),
+        Some(a) => {
+            cx.error(
+                a,
+                format!(
+                    "api_name `{}` must be letters, digits, `-`, `_` or `.`",
+                    a.get_ref()
+                ),
+                None,
+            );
+            name.clone()
+        }
+        None => name.clone(),
+    };
+    crossref::check_stage(&mut cx, &file, &policies, &failed);
+
+    Some(runtime::Stage {
+        name,
+        base_path: base_path?,
+        api_name,
+        revision: *file.revision.get_ref(),
+        target: target?,
+        preserve_host: file.preserve_host,
+        resources,
+        cache,
+        preflow,
+        flows,
+        postflow,
+        policies,
+    })
+}

@@ -1,0 +1,271 @@
+//! The runtime model: an immutable snapshot of the whole configuration, compiled from the files.
+//!
+//! Nothing here is parsed per request: targets are resolved socket addresses, patterns and
+//! conditions are compiled. A snapshot is shared as `Arc<RuntimeConfig>`; a reload builds a new
+//! one and swaps it in whole (see `reload.rs`), so a request never sees two configurations.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::config::resource::ResourcePattern;
+use crate::flow::condition::Condition;
+use crate::policy::model::PolicyFile;
+
+/// One complete, valid configuration.
+#[derive(Debug)]
+pub struct RuntimeConfig {
+    /// The directory it was loaded from.
+    pub source_dir: PathBuf,
+    /// When it was loaded.
+    pub loaded_at: SystemTime,
+    /// Settings from `gateway.toml`.
+    pub gateway: GatewaySettings,
+    /// Stages, longest base path first (so routing can take the first match).
+    pub stages: Vec<Arc<Stage>>,
+}
+
+impl RuntimeConfig {
+    /// The stage whose base path is a prefix of `path` on a segment boundary, and the path suffix
+    /// left after removing that base path (always starting with `/`, or empty for the bare base).
+    pub fn route<'p>(&self, path: &'p str) -> Option<(&Arc<Stage>, &'p str)> {
+        self.stages
+            .iter()
+            .find_map(|stage| stage.strip_base(path).map(|suffix| (stage, suffix)))
+    }
+
+    /// Looks a stage up by name.
+    pub fn stage(&self, name: &str) -> Option<&Arc<Stage>> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+}
+
+/// Settings from `gateway.toml`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatewaySettings {
+    /// Organisation name in Scope-derived key prefixes.
+    pub organization: String,
+    /// Proxy listener.
+    pub listen: SocketAddr,
+    /// Proxy worker threads.
+    pub threads: usize,
+    /// Graceful shutdown period.
+    pub grace_period: Duration,
+    /// Admin listener.
+    pub admin_listen: SocketAddr,
+    /// Environment variable with the admin token, if configured.
+    pub admin_token_env: Option<String>,
+    /// The shared tier, if configured.
+    pub redis: Option<RedisSettings>,
+}
+
+/// `[redis]`, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisSettings {
+    /// Connection URL (may contain a password: never log it).
+    pub url: String,
+    /// Prefix of every key.
+    pub key_prefix: String,
+    /// Deadline of one lookup.
+    pub lookup_timeout: Duration,
+    /// Deadline for connecting.
+    pub connect_timeout: Duration,
+}
+
+/// One API stage.
+#[derive(Debug)]
+pub struct Stage {
+    /// Folder name; Apigee's "environment".
+    pub name: String,
+    /// `/prod`, or `/` for a stage that owns the host.
+    pub base_path: String,
+    /// Apigee's "API proxy" name for key prefixes.
+    pub api_name: String,
+    /// Revision in Proxy/Target/Exclusive key prefixes.
+    pub revision: u32,
+    /// The upstream.
+    pub target: Target,
+    /// Send the client's Host header upstream.
+    pub preserve_host: bool,
+    /// Declared resource templates, in file order.
+    pub resources: Vec<ResourcePattern>,
+    /// Stage cache settings.
+    pub cache: StageCache,
+    /// Steps before the matched flow.
+    pub preflow: FlowSteps,
+    /// Conditional flows, in file order.
+    pub flows: Vec<Flow>,
+    /// Steps after the matched flow.
+    pub postflow: FlowSteps,
+    /// Policies of this stage by name.
+    pub policies: BTreeMap<String, Arc<PolicyFile>>,
+}
+
+impl Stage {
+    /// The path suffix after the base path, if `path` is under this stage.
+    pub fn strip_base<'p>(&self, path: &'p str) -> Option<&'p str> {
+        if self.base_path == "/" {
+            return Some(path);
+        }
+        let rest = path.strip_prefix(self.base_path.as_str())?;
+        (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+    }
+
+    /// The first declared resource template matching `suffix`.
+    pub fn resource_for(&self, suffix: &str) -> Option<&ResourcePattern> {
+        let suffix = if suffix.is_empty() { "/" } else { suffix };
+        self.resources.iter().find(|r| r.matches(suffix))
+    }
+
+    /// The first conditional flow whose condition holds (Apigee: first match wins).
+    pub fn select_flow(&self, vars: &dyn crate::flow::Variables) -> Option<&Flow> {
+        self.flows
+            .iter()
+            .find(|f| f.condition.as_ref().is_none_or(|c| c.eval(vars)))
+    }
+}
+
+/// A resolved upstream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    /// The URL as written (for messages).
+    pub url: String,
+    /// Resolved address (resolution happens at load time only).
+    pub addr: SocketAddr,
+    /// Value of the `Host` header sent upstream (host, plus port when not 80).
+    pub host_header: String,
+    /// Path prefix of the target URL, without trailing slash (`""` for none).
+    pub path_prefix: String,
+    /// Connect deadline.
+    pub connect_timeout: Duration,
+    /// Read deadline (between reads).
+    pub read_timeout: Duration,
+    /// Write deadline (between writes).
+    pub write_timeout: Duration,
+}
+
+/// `[cache]`, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageCache {
+    /// Stage caching on.
+    pub enabled: bool,
+    /// Default TTL in seconds (0 = off).
+    pub ttl_secs: u64,
+    /// Local tier bytes.
+    pub capacity: u64,
+    /// Largest stored body.
+    pub max_object_size: u64,
+    /// Encrypt in the shared tier.
+    pub encrypted: bool,
+    /// Declared key parameters.
+    pub key_parameters: Vec<KeyParameter>,
+    /// Stale-while-revalidate window, seconds.
+    pub stale_while_revalidate_secs: u64,
+    /// Stale-if-error window, seconds.
+    pub stale_if_error_secs: u64,
+    /// Method overrides, most specific first.
+    pub overrides: Vec<MethodOverride>,
+    /// Client invalidation settings.
+    pub invalidation: InvalidationSettings,
+}
+
+/// A declared cache key parameter (`method.request.<kind>.<name>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyParameter {
+    /// `method.request.querystring.<name>`
+    Query(String),
+    /// `method.request.header.<name>` (stored lower-case)
+    Header(String),
+    /// `method.request.path.<name>`
+    Path(String),
+}
+
+/// `[[cache.method]]`, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MethodOverride {
+    /// Resource pattern.
+    pub resource: ResourcePattern,
+    /// Upper-case method, or `None` for `*`.
+    pub method: Option<String>,
+    /// Caching on/off for matches.
+    pub caching: Option<bool>,
+    /// TTL for matches.
+    pub ttl_secs: Option<u64>,
+    /// Encryption for matches.
+    pub encrypted: Option<bool>,
+}
+
+/// What an unauthorized `Cache-Control: max-age=0` request gets (AWS
+/// `unauthorizedCacheControlHeaderStrategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnauthorizedStrategy {
+    /// 403 with a JSON body; nothing is fetched.
+    FailWith403,
+    /// Served as if the header were absent, with a warning header.
+    SucceedWithResponseHeader,
+    /// Served as if the header were absent.
+    SucceedWithoutResponseHeader,
+}
+
+/// `[cache.invalidation]`, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvalidationSettings {
+    /// Tokens required.
+    pub require_authorization: bool,
+    /// Unauthorized handling.
+    pub unauthorized: UnauthorizedStrategy,
+    /// Usable grants (grants whose token variable is unset are left out, with a warning).
+    pub grants: Vec<Grant>,
+}
+
+/// One invalidation grant.
+#[derive(Clone, PartialEq)]
+pub struct Grant {
+    /// Name for audit logs.
+    pub name: String,
+    /// SHA-256 of the token: tokens are compared as digests, in constant time.
+    pub token_sha256: [u8; 32],
+    /// `(method or None for *, path glob)` pairs.
+    pub resources: Vec<(Option<String>, String)>,
+}
+
+impl std::fmt::Debug for Grant {
+    /// Never prints the digest.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grant")
+            .field("name", &self.name)
+            .field("resources", &self.resources)
+            .finish()
+    }
+}
+
+/// Steps of a pre- or post-flow.
+#[derive(Debug, Clone, Default)]
+pub struct FlowSteps {
+    /// Request steps, in order.
+    pub request: Vec<Step>,
+    /// Response steps, in order.
+    pub response: Vec<Step>,
+}
+
+/// A conditional flow.
+#[derive(Debug, Clone)]
+pub struct Flow {
+    /// Name (metrics label).
+    pub name: String,
+    /// Selection condition; `None` = always.
+    pub condition: Option<Condition>,
+    /// The flow's steps.
+    pub steps: FlowSteps,
+}
+
+/// A step: a policy, optionally conditional.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Policy name (exists in the stage: checked at load).
+    pub policy: String,
+    /// Step condition.
+    pub condition: Option<Condition>,
+}

@@ -1,0 +1,96 @@
+//! Responses the gateway writes itself: the one place that maps outcomes to status codes and
+//! JSON error bodies.
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use pingora::{Error, ErrorSource, ErrorType, Result};
+
+use crate::config::runtime::Stage;
+
+/// Writes a complete JSON response (with `Content-Length`, so the connection stays reusable).
+pub(super) async fn json(
+    session: &mut Session,
+    status: u16,
+    body: &serde_json::Value,
+) -> Result<()> {
+    let body = Bytes::from(body.to_string());
+    let mut h = ResponseHeader::build(status, Some(3))?;
+    h.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+    h.insert_header(http::header::CONTENT_LENGTH, body.len())?;
+    h.insert_header(http::header::CACHE_CONTROL, "no-store")?;
+    session.write_response_header(Box::new(h), false).await?;
+    session.write_response_body(Some(body), true).await?;
+    Ok(())
+}
+
+/// The 404 body for a path no stage serves.
+pub(super) fn not_found(path: &str) -> serde_json::Value {
+    serde_json::json!({
+        "error": "not_found",
+        "message": "no stage serves this path",
+        "path": path,
+    })
+}
+
+/// The status for a failed proxy attempt, as Pingora's default but with timeouts as 504.
+pub(super) fn error_status(e: &Error) -> u16 {
+    match e.etype() {
+        ErrorType::HTTPStatus(code) => *code,
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
+            if e.esource() == &ErrorSource::Upstream =>
+        {
+            504
+        }
+        _ => match e.esource() {
+            ErrorSource::Upstream => 502,
+            ErrorSource::Downstream => match e.etype() {
+                // The client is gone: nothing to answer.
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                _ => 400,
+            },
+            ErrorSource::Internal | ErrorSource::Unset => 500,
+        },
+    }
+}
+
+/// Answers a failed proxy attempt with a JSON error. The connection is closed afterwards
+/// (Pingora's error path does not reuse it), which the header says.
+pub(super) async fn error(session: &mut Session, code: u16, stage: Option<&Stage>) -> Result<()> {
+    let body = upstream_error(code, stage);
+    let mut h = ResponseHeader::build(code, Some(4))?;
+    h.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+    h.insert_header(http::header::CONTENT_LENGTH, body.len())?;
+    h.insert_header(http::header::CACHE_CONTROL, "no-store")?;
+    h.insert_header(http::header::CONNECTION, "close")?;
+    session
+        .as_downstream_mut()
+        .write_error_response(h, body)
+        .await
+}
+
+/// The JSON body of an error answered in `fail_to_proxy`. It names the stage but never the
+/// target's address (internal topology is not the client's business).
+fn upstream_error(code: u16, stage: Option<&Stage>) -> Bytes {
+    let (error, message) = match code {
+        502 => (
+            "bad_gateway",
+            "the stage's target could not be reached or sent an invalid response",
+        ),
+        504 => (
+            "gateway_timeout",
+            "the stage's target did not answer in time",
+        ),
+        400 => ("bad_request", "the request could not be read"),
+        _ => (
+            "internal_error",
+            "the gateway failed to process the request",
+        ),
+    };
+    let body = serde_json::json!({
+        "error": error,
+        "message": message,
+        "stage": stage.map(|s| s.name.as_str()),
+    });
+    Bytes::from(body.to_string())
+}

@@ -1,0 +1,194 @@
+//! The configuration handle: the current snapshot behind an `ArcSwap`, and reloads.
+//!
+//! A reload runs the whole load (parse → validate → compile) and swaps the new snapshot in only
+//! when it is valid; requests in flight keep the `Arc` they started with. A rejected reload leaves
+//! the old snapshot serving and is remembered for `GET /config`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+
+use crate::config::{self, RuntimeConfig};
+use crate::diag::Diagnostics;
+use crate::metrics::METRICS;
+
+/// What `GET /config` reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReloadStatus {
+    /// Generation being served (1 for the configuration loaded at start).
+    pub generation: u64,
+    /// When the served configuration was loaded (Unix seconds).
+    pub loaded_at: u64,
+    /// The directory configuration is read from.
+    pub source: PathBuf,
+    /// The last rejected reload's diagnostics, cleared by the next accepted one.
+    pub last_error: Option<String>,
+    /// When the last reload was attempted (Unix seconds).
+    pub last_attempt_at: Option<u64>,
+    /// Settings that changed on disk but only take effect after a restart.
+    pub restart_required: Vec<String>,
+}
+
+/// The live configuration.
+pub struct ConfigHandle {
+    dir: PathBuf,
+    current: ArcSwap<Snapshot>,
+    status: Mutex<ReloadStatus>,
+    /// Serialises reloads so two triggers cannot interleave their swaps.
+    reload_lock: tokio::sync::Mutex<()>,
+}
+
+/// A configuration and its generation number.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The generation (increments on every accepted reload).
+    pub generation: u64,
+    /// The configuration.
+    pub config: RuntimeConfig,
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl ConfigHandle {
+    /// Loads `dir`; fails with every diagnostic when the configuration is invalid.
+    pub fn load(dir: &Path) -> Result<(Arc<Self>, Diagnostics), Diagnostics> {
+        let outcome = config::load(dir);
+        let Some(cfg) = outcome.config else {
+            return Err(outcome.diagnostics);
+        };
+        Ok((Arc::new(Self::new(dir, cfg)), outcome.diagnostics))
+    }
+
+    /// Wraps an already loaded configuration as generation 1.
+    pub fn new(dir: &Path, cfg: RuntimeConfig) -> Self {
+        let status = ReloadStatus {
+            generation: 1,
+            loaded_at: unix(cfg.loaded_at),
+            source: dir.to_path_buf(),
+            last_error: None,
+            last_attempt_at: None,
+            restart_required: Vec::new(),
+        };
+        METRICS.config_generation.set(1);
+        METRICS
+            .config_last_success
+            .set(i64::try_from(status.loaded_at).unwrap_or(i64::MAX));
+        Self {
+            dir: dir.to_path_buf(),
+            current: ArcSwap::from_pointee(Snapshot {
+                generation: 1,
+                config: cfg,
+            }),
+            status: Mutex::new(status),
+            reload_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The snapshot to use for one request.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// The reload status.
+    pub fn status(&self) -> ReloadStatus {
+        match self.status.lock() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Re-reads the directory; swaps in the result when valid. Returns the new generation, or
+    /// the diagnostics of the rejected attempt (the old configuration keeps serving).
+    pub async fn reload(&self) -> Result<u64, Diagnostics> {
+        let _guard = self.reload_lock.lock().await;
+        let dir = self.dir.clone();
+        // Loading resolves target host names: keep that off the async workers.
+        let outcome = tokio::task::spawn_blocking(move || config::load(&dir))
+            .await
+            .unwrap_or_else(|e| config::LoadOutcome {
+                config: None,
+                diagnostics: Diagnostics(vec![crate::diag::Diagnostic::error(
+                    &self.dir,
+                    None,
+                    format!("reload task failed: {e}"),
+                )]),
+            });
+        let now = unix(SystemTime::now());
+        let mut status = match self.status.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        status.last_attempt_at = Some(now);
+        match outcome.config {
+            Some(cfg) => {
+                let old = self.current.load();
+                let restart = restart_only_changes(&old.config, &cfg);
+                let generation = old.generation + 1;
+                status.generation = generation;
+                status.loaded_at = unix(cfg.loaded_at);
+                status.last_error = None;
+                status.restart_required = restart;
+                self.current.store(Arc::new(Snapshot {
+                    generation,
+                    config: cfg,
+                }));
+                METRICS
+                    .config_reloads
+                    .with_label_values(&["accepted"])
+                    .inc();
+                METRICS
+                    .config_generation
+                    .set(i64::try_from(generation).unwrap_or(i64::MAX));
+                METRICS
+                    .config_last_success
+                    .set(i64::try_from(status.loaded_at).unwrap_or(i64::MAX));
+                tracing::info!(generation, "Configuration reloaded.");
+                for s in &status.restart_required {
+                    tracing::warn!(setting = %s, "Setting changed on disk; it takes effect after a restart.");
+                }
+                Ok(generation)
+            }
+            None => {
+                status.last_error = Some(outcome.diagnostics.to_string());
+                METRICS
+                    .config_reloads
+                    .with_label_values(&["rejected"])
+                    .inc();
+                tracing::error!(
+                    generation = status.generation,
+                    errors = %outcome.diagnostics,
+                    "Configuration rejected; keeping the previous configuration."
+                );
+                Err(outcome.diagnostics)
+            }
+        }
+    }
+}
+
+/// Settings that cannot change without a restart (listeners and threads are bound at start).
+fn restart_only_changes(old: &RuntimeConfig, new: &RuntimeConfig) -> Vec<String> {
+    let (o, n) = (&old.gateway, &new.gateway);
+    let mut out = Vec::new();
+    if o.listen != n.listen {
+        out.push(format!("[server] listen ({} -> {})", o.listen, n.listen));
+    }
+    if o.threads != n.threads {
+        out.push(format!("[server] threads ({} -> {})", o.threads, n.threads));
+    }
+    if o.admin_listen != n.admin_listen {
+        out.push(format!(
+            "[admin] listen ({} -> {})",
+            o.admin_listen, n.admin_listen
+        ));
+    }
+    if o.redis.as_ref().map(|r| &r.url) != n.redis.as_ref().map(|r| &r.url) {
+        out.push("[redis] url".to_owned());
+    }
+    out
+}

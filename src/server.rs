@@ -1,0 +1,88 @@
+//! Assembles the Pingora server: the proxy service on `[server] listen` and the admin service on
+//! `[admin] listen`, from a loaded configuration.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pingora::apps::http_app::HttpServer;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora::services::listening::Service;
+use tokio::sync::oneshot;
+
+use crate::admin::{AdminApp, AdminAuth};
+use crate::proxy::Gateway;
+use crate::reload::ConfigHandle;
+
+/// Options that the configuration does not carry (tests and embedding).
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// Admin token to use instead of reading `[admin] token_env` from the environment.
+    pub admin_token: Option<String>,
+}
+
+/// Builds a ready-to-run server for `handle`'s configuration.
+pub fn build(handle: Arc<ConfigHandle>, options: &ServerOptions) -> Server {
+    let snap = handle.snapshot();
+    let g = &snap.config.gateway;
+    let conf = ServerConf {
+        threads: g.threads,
+        grace_period_seconds: Some(g.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(g.grace_period.as_secs().max(1)),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        Gateway::new(Arc::clone(&handle)),
+        "cachegate proxy",
+    );
+    proxy.add_tcp(&g.listen.to_string());
+
+    let auth = match &options.admin_token {
+        Some(t) => AdminAuth::with_token(t),
+        None => AdminAuth::from_env(g.admin_token_env.as_deref()),
+    };
+    let mut admin = Service::new(
+        "cachegate admin".to_owned(),
+        HttpServer::new_app(AdminApp::new(Arc::clone(&handle), auth)),
+    );
+    admin.add_tcp(&g.admin_listen.to_string());
+
+    server.add_service(proxy);
+    server.add_service(admin);
+    server
+}
+
+/// A shutdown signal driven by a channel, for running the server inside another program (or a
+/// test) and stopping it without process signals.
+pub struct ChannelShutdown(tokio::sync::Mutex<Option<oneshot::Receiver<ShutdownSignal>>>);
+
+impl ChannelShutdown {
+    /// The watcher and the sender that triggers it.
+    pub fn new() -> (Self, oneshot::Sender<ShutdownSignal>) {
+        let (tx, rx) = oneshot::channel();
+        (Self(tokio::sync::Mutex::new(Some(rx))), tx)
+    }
+}
+
+#[async_trait]
+impl ShutdownSignalWatch for ChannelShutdown {
+    async fn recv(&self) -> ShutdownSignal {
+        let rx = self.0.lock().await.take();
+        match rx {
+            Some(rx) => rx.await.unwrap_or(ShutdownSignal::FastShutdown),
+            // Already consumed: never fire again.
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// Runs `server` until `signal` fires.
+pub fn run(server: Server, signal: Box<dyn ShutdownSignalWatch>) {
+    server.run(RunArgs {
+        shutdown_signal: signal,
+    });
+}

@@ -1,0 +1,165 @@
+//! The admin listener: health, metrics, config status and token-protected reload.
+
+use serde_json::Value;
+
+use crate::harness::{client, origin, PolicyDir, TestGateway, ADMIN_TOKEN};
+
+#[tokio::test]
+async fn health_config_and_metrics() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    d.stage("prod", "target = \"http://{{ORIGIN}}\"\n");
+    let gw = TestGateway::start(d);
+
+    let health: Value = client()
+        .get(gw.admin("/healthz"))
+        .send()
+        .await
+        .expect("req")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["generation"], 1);
+
+    let cfg: Value = client()
+        .get(gw.admin("/config"))
+        .send()
+        .await
+        .expect("req")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(cfg["status"]["generation"], 1);
+    assert!(cfg["status"]["last_error"].is_null());
+    assert!(cfg["status"]["loaded_at"].as_u64().expect("loaded_at") > 1_700_000_000);
+    assert_eq!(cfg["stages"][0]["name"], "prod");
+    assert_eq!(cfg["stages"][0]["base_path"], "/prod");
+
+    for _ in 0..3 {
+        client()
+            .get(gw.url("/prod/items/1"))
+            .send()
+            .await
+            .expect("req");
+    }
+    client().get(gw.url("/missing")).send().await.expect("req");
+    let resp = client()
+        .get(gw.admin("/metrics"))
+        .send()
+        .await
+        .expect("req");
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .expect("ct")
+        .starts_with("text/plain"));
+    let text = resp.text().await.expect("text");
+    let line = text
+        .lines()
+        .find(|l| {
+            l.starts_with("cachegate_requests_total{")
+                && l.contains("stage=\"prod\"")
+                && l.contains("2xx")
+        })
+        .unwrap_or_else(|| panic!("no prod 2xx request counter in:\n{text}"));
+    let n: f64 = line
+        .rsplit(' ')
+        .next()
+        .expect("value")
+        .parse()
+        .expect("number");
+    // Other tests share the process-wide registry, so at least our three.
+    assert!(n >= 3.0, "{line}");
+    assert!(text
+        .contains("cachegate_requests_total{method=\"GET\",stage=\"none\",status_class=\"4xx\"}"));
+    assert!(text.contains("cachegate_request_duration_seconds_bucket"));
+
+    let resp = client().get(gw.admin("/nope")).send().await.expect("req");
+    assert_eq!(resp.status(), 404);
+}
+
+#[tokio::test]
+async fn reload_requires_the_token_and_swaps_the_config() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    d.stage("prod", "target = \"http://{{ORIGIN}}\"\n");
+    let gw = TestGateway::start(d);
+
+    let resp = client()
+        .post(gw.admin("/reload"))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(resp.status(), 401);
+    let resp = client()
+        .post(gw.admin("/reload"))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(resp.status(), 403);
+    assert_eq!(gw.handle.snapshot().generation, 1);
+
+    // A valid change: a new stage appears.
+    gw.dir.stage("dev", "target = \"http://{{ORIGIN}}\"\n");
+    let resp = client()
+        .post(gw.admin("/reload"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body["outcome"], "accepted");
+    assert_eq!(body["generation"], 2);
+    assert_eq!(
+        client()
+            .get(gw.url("/dev/items/1"))
+            .send()
+            .await
+            .expect("req")
+            .status(),
+        200
+    );
+
+    // A broken change is rejected; the previous configuration keeps serving.
+    gw.dir
+        .stage("dev", "target = \"http://{{ORIGIN}}\"\nbase_pth = \"/x\"\n");
+    let resp = client()
+        .post(gw.admin("/reload"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(resp.status(), 422);
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body["outcome"], "rejected");
+    assert_eq!(body["generation"], 2);
+    let err = body["errors"][0].as_str().expect("error text");
+    assert!(
+        err.contains("dev/stage.toml:2:1") && err.contains("unknown field `base_pth`"),
+        "{err}"
+    );
+    assert_eq!(
+        client()
+            .get(gw.url("/dev/items/1"))
+            .send()
+            .await
+            .expect("req")
+            .status(),
+        200
+    );
+    let cfg: Value = client()
+        .get(gw.admin("/config"))
+        .send()
+        .await
+        .expect("req")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(cfg["status"]["generation"], 2);
+    assert!(cfg["status"]["last_error"]
+        .as_str()
+        .expect("last_error")
+        .contains("base_pth"));
+}

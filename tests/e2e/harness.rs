@@ -1,0 +1,228 @@
+//! Test harness: policy directories, an in-process gateway, the example origin, a private Redis.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use cachegate::reload::ConfigHandle;
+use cachegate::server::{self, ChannelShutdown, ServerOptions};
+use cachegate_origin::{Origin, OriginConfig};
+use pingora::server::ShutdownSignal;
+
+/// The admin token every test gateway uses.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// A free loopback port. Bind-then-drop can race with another process taking the port, which
+/// is acceptable on a test machine; the gateway start below fails loudly if it happens.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Polls `f` until it returns true or `timeout` passes; panics with `what` on timeout.
+pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f().await {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Blocks until `addr` accepts TCP connections.
+pub fn wait_listening(addr: SocketAddr, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nothing listening on {addr} after {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The example origin on an ephemeral port, with its own runtime.
+pub fn origin() -> Origin {
+    Origin::start_background("127.0.0.1:0", OriginConfig::default()).expect("origin starts")
+}
+
+/// A policies directory in a temporary folder. `{{ORIGIN}}` in any written file is replaced with
+/// the origin's `host:port`.
+pub struct PolicyDir {
+    pub dir: tempfile::TempDir,
+    pub proxy_port: u16,
+    pub admin_port: u16,
+    origin: String,
+}
+
+impl PolicyDir {
+    /// An empty directory whose gateway.toml listens on fresh ports.
+    pub fn new(origin: &Origin) -> Self {
+        let d = Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+            proxy_port: free_port(),
+            admin_port: free_port(),
+            origin: origin.addr().to_string(),
+        };
+        d.write(
+            "gateway.toml",
+            &format!(
+                "[server]\nlisten = \"127.0.0.1:{}\"\nthreads = 1\ngrace_period_secs = 0\n[admin]\nlisten = \"127.0.0.1:{}\"\n",
+                d.proxy_port, d.admin_port
+            ),
+        );
+        d
+    }
+
+    /// Writes `rel` (creating folders), substituting `{{ORIGIN}}`.
+    pub fn write(&self, rel: &str, text: &str) -> &Self {
+        let path = self.dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, text.replace("{{ORIGIN}}", &self.origin)).expect("write");
+        self
+    }
+
+    /// A stage folder with `stage.toml` = `toml`.
+    pub fn stage(&self, name: &str, toml: &str) -> &Self {
+        self.write(&format!("{name}/stage.toml"), toml)
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// A gateway running in-process on its own thread, stopped on drop.
+pub struct TestGateway {
+    pub dir: PolicyDir,
+    pub handle: Arc<ConfigHandle>,
+    pub url: String,
+    pub admin_url: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<ShutdownSignal>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TestGateway {
+    /// Loads `dir` (panicking with the diagnostics if invalid) and serves it.
+    pub fn start(dir: PolicyDir) -> Self {
+        let (handle, _warnings) = match ConfigHandle::load(dir.path()) {
+            Ok(v) => v,
+            Err(d) => panic!("test configuration is invalid:\n{d}"),
+        };
+        let server = server::build(
+            Arc::clone(&handle),
+            &ServerOptions {
+                admin_token: Some(ADMIN_TOKEN.to_owned()),
+            },
+        );
+        let (signal, tx) = ChannelShutdown::new();
+        let thread = std::thread::spawn(move || server::run(server, Box::new(signal)));
+        let proxy: SocketAddr = format!("127.0.0.1:{}", dir.proxy_port)
+            .parse()
+            .expect("addr");
+        let admin: SocketAddr = format!("127.0.0.1:{}", dir.admin_port)
+            .parse()
+            .expect("addr");
+        wait_listening(proxy, Duration::from_secs(20));
+        wait_listening(admin, Duration::from_secs(20));
+        Self {
+            url: format!("http://{proxy}"),
+            admin_url: format!("http://{admin}"),
+            dir,
+            handle,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    pub fn admin(&self, path: &str) -> String {
+        format!("{}{path}", self.admin_url)
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(ShutdownSignal::FastShutdown);
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// An HTTP client that does not pool connections across tests.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+/// A private `redis-server` on a free loopback port, killed on drop. Panics — never skips — when
+/// redis-server is not installed: `make test` installs it.
+pub struct RedisServer {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--enable-debug-command", "local"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("redis-server is required for this test and could not start ({e}); run `make test`, which installs it"));
+        wait_listening(
+            format!("127.0.0.1:{port}").parse().expect("addr"),
+            Duration::from_secs(10),
+        );
+        Self {
+            port,
+            child,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The repository root (for fixtures and shipped policies).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
