@@ -7,6 +7,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod admin;
+pub mod cache;
 pub mod config;
 pub mod diag;
 pub mod flow;

@@ -5,7 +5,8 @@
 
 use once_cell::sync::Lazy;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// All metrics, registered in their own registry (not the process-global default one, so a
@@ -14,8 +15,24 @@ pub struct Metrics {
     registry: Registry,
     /// Requests answered, by stage, method and status class.
     pub requests: IntCounterVec,
-    /// Whole-request latency, by stage.
+    /// Whole-request latency, by stage and cache outcome.
     pub request_duration: HistogramVec,
+    /// Requests served from the cache (AWS `CacheHitCount`).
+    pub cache_hits: IntCounterVec,
+    /// Cacheable requests that went to the target (AWS `CacheMissCount`).
+    pub cache_misses: IntCounterVec,
+    /// Stale entries served, by why (`revalidate` while refreshing, `error` when the target failed).
+    pub cache_stale: IntCounterVec,
+    /// Responses stored.
+    pub cache_stores: IntCounterVec,
+    /// Responses not stored, by reason (status, size, cookie, private, authorization, skip, …).
+    pub cache_store_rejections: IntCounterVec,
+    /// Entries evicted from the local tier, by cause (`size`, `expired`).
+    pub cache_evictions: IntCounterVec,
+    /// Bytes held by the local tier.
+    pub cache_local_bytes: IntGaugeVec,
+    /// Entries held by the local tier.
+    pub cache_local_entries: IntGaugeVec,
     /// Failures talking to a target, by stage and kind.
     pub upstream_errors: IntCounterVec,
     /// Configuration reload attempts by outcome (`accepted`, `rejected`).
@@ -43,6 +60,63 @@ fn build() -> Result<Metrics, prometheus::Error> {
         .buckets(vec![
             0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
         ]),
+        &["stage", "cache"],
+    )?;
+    let cache_labels = ["stage", "resource", "method", "policy", "tier"];
+    let cache_hits = IntCounterVec::new(
+        Opts::new(
+            "cachegate_cache_hits_total",
+            "Requests served from the cache (AWS CacheHitCount).",
+        ),
+        &cache_labels,
+    )?;
+    let cache_misses = IntCounterVec::new(
+        Opts::new(
+            "cachegate_cache_misses_total",
+            "Cacheable requests answered by the target (AWS CacheMissCount).",
+        ),
+        &cache_labels,
+    )?;
+    let cache_stale = IntCounterVec::new(
+        Opts::new(
+            "cachegate_cache_stale_served_total",
+            "Stale entries served.",
+        ),
+        &["stage", "resource", "policy", "reason"],
+    )?;
+    let cache_stores = IntCounterVec::new(
+        Opts::new(
+            "cachegate_cache_stores_total",
+            "Responses stored in the cache.",
+        ),
+        &["stage", "policy"],
+    )?;
+    let cache_store_rejections = IntCounterVec::new(
+        Opts::new(
+            "cachegate_cache_store_rejections_total",
+            "Responses not stored, by reason.",
+        ),
+        &["stage", "policy", "reason"],
+    )?;
+    let cache_evictions = IntCounterVec::new(
+        Opts::new(
+            "cachegate_cache_evictions_total",
+            "Entries removed from the local tier, by cause.",
+        ),
+        &["stage", "cause"],
+    )?;
+    let cache_local_bytes = IntGaugeVec::new(
+        Opts::new(
+            "cachegate_cache_local_bytes",
+            "Bytes held by the local (in-process) tier.",
+        ),
+        &["stage"],
+    )?;
+    let cache_local_entries = IntGaugeVec::new(
+        Opts::new(
+            "cachegate_cache_local_entries",
+            "Entries held by the local (in-process) tier.",
+        ),
         &["stage"],
     )?;
     let upstream_errors = IntCounterVec::new(
@@ -70,6 +144,14 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(requests.clone()))?;
     registry.register(Box::new(request_duration.clone()))?;
     registry.register(Box::new(upstream_errors.clone()))?;
+    registry.register(Box::new(cache_hits.clone()))?;
+    registry.register(Box::new(cache_misses.clone()))?;
+    registry.register(Box::new(cache_stale.clone()))?;
+    registry.register(Box::new(cache_stores.clone()))?;
+    registry.register(Box::new(cache_store_rejections.clone()))?;
+    registry.register(Box::new(cache_evictions.clone()))?;
+    registry.register(Box::new(cache_local_bytes.clone()))?;
+    registry.register(Box::new(cache_local_entries.clone()))?;
     registry.register(Box::new(config_reloads.clone()))?;
     registry.register(Box::new(config_generation.clone()))?;
     registry.register(Box::new(config_last_success.clone()))?;
@@ -77,6 +159,14 @@ fn build() -> Result<Metrics, prometheus::Error> {
         registry,
         requests,
         request_duration,
+        cache_hits,
+        cache_misses,
+        cache_stale,
+        cache_stores,
+        cache_store_rejections,
+        cache_evictions,
+        cache_local_bytes,
+        cache_local_entries,
         upstream_errors,
         config_reloads,
         config_generation,

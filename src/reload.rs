@@ -5,11 +5,12 @@
 //! the old snapshot serving and is remembered for `GET /config`.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 
+use crate::cache::store::TieredStore;
 use crate::config::{self, RuntimeConfig};
 use crate::diag::Diagnostics;
 use crate::metrics::METRICS;
@@ -38,6 +39,8 @@ pub struct ConfigHandle {
     status: Mutex<ReloadStatus>,
     /// Serialises reloads so two triggers cannot interleave their swaps.
     reload_lock: tokio::sync::Mutex<()>,
+    /// The gateway's cache store, whose per-stage tiers follow the configuration.
+    store: OnceLock<&'static TieredStore>,
 }
 
 /// A configuration and its generation number.
@@ -87,7 +90,21 @@ impl ConfigHandle {
             }),
             status: Mutex::new(status),
             reload_lock: tokio::sync::Mutex::new(()),
+            store: OnceLock::new(),
         }
+    }
+
+    /// Connects the gateway's store: its tiers are sized for the current configuration now and
+    /// after every accepted reload. A second call is ignored.
+    pub fn attach_store(&self, store: &'static TieredStore) {
+        if self.store.set(store).is_ok() {
+            configure_store(store, &self.current.load().config);
+        }
+    }
+
+    /// The store, once attached.
+    pub fn store(&self) -> Option<&'static TieredStore> {
+        self.store.get().copied()
     }
 
     /// The snapshot to use for one request.
@@ -134,6 +151,9 @@ impl ConfigHandle {
                 status.loaded_at = unix(cfg.loaded_at);
                 status.last_error = None;
                 status.restart_required = restart;
+                if let Some(store) = self.store.get() {
+                    configure_store(store, &cfg);
+                }
                 self.current.store(Arc::new(Snapshot {
                     generation,
                     config: cfg,
@@ -169,6 +189,16 @@ impl ConfigHandle {
             }
         }
     }
+}
+
+/// Creates, resizes or drops the per-stage local tiers to match `cfg`.
+fn configure_store(store: &TieredStore, cfg: &RuntimeConfig) {
+    let stages: Vec<(String, u64)> = cfg
+        .stages
+        .iter()
+        .map(|s| (s.name.clone(), s.cache.capacity))
+        .collect();
+    store.configure(&stages);
 }
 
 /// Settings that cannot change without a restart (listeners and threads are bound at start).

@@ -11,6 +11,7 @@ use pingora::services::listening::Service;
 use tokio::sync::oneshot;
 
 use crate::admin::{AdminApp, AdminAuth};
+use crate::cache::pingora_bridge::GatewayCache;
 use crate::proxy::Gateway;
 use crate::reload::ConfigHandle;
 
@@ -34,9 +35,11 @@ pub fn build(handle: Arc<ConfigHandle>, options: &ServerOptions) -> Server {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
+    let cache = GatewayCache::new();
+    handle.attach_store(cache.store());
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        Gateway::new(Arc::clone(&handle)),
+        Gateway::new(Arc::clone(&handle), cache),
         "cachegate proxy",
     );
     proxy.add_tcp(&g.listen.to_string());

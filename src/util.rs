@@ -99,6 +99,21 @@ pub fn uuid_v4() -> String {
     )
 }
 
+/// Whether `year` is a leap year in the proleptic Gregorian calendar.
+pub fn is_leap(year: i64) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+/// Days in `month` (1–12) of `year`.
+pub fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        2 if is_leap(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
 /// Formats `t` as an HTTP date (RFC 9110 IMF-fixdate), e.g. `Tue, 24 Nov 2026 06:38:25 GMT`.
 pub fn http_date(t: std::time::SystemTime) -> String {
     let secs = t

@@ -87,11 +87,16 @@ impl ServeHttp for AdminApp {
                 StatusCode::OK,
                 &serde_json::json!({ "status": "ok", "generation": self.handle.snapshot().generation }),
             ),
-            (&Method::GET, "/metrics") => respond(
-                StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
-                METRICS.render().into_bytes(),
-            ),
+            (&Method::GET, "/metrics") => {
+                if let Some(store) = self.handle.store() {
+                    store.refresh_metrics();
+                }
+                respond(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    METRICS.render().into_bytes(),
+                )
+            }
             (&Method::GET, "/config") => json(StatusCode::OK, &self.config_json()),
             (&Method::POST, "/reload") => {
                 if let Err(refusal) = self.auth.check(authorization.as_ref()) {

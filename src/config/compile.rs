@@ -448,6 +448,14 @@ pub(crate) fn cache(cx: &mut FileCtx, s: &FileStage, resources: &[ResourcePatter
         }
     }
 
+    let lock_timeout_ms = *c.lock_timeout_ms.get_ref();
+    if !(1..=60_000).contains(&lock_timeout_ms) {
+        cx.error(
+            &c.lock_timeout_ms,
+            format!("lock_timeout_ms = {lock_timeout_ms} is out of range"),
+            Some("write a value from 1 to 60000".into()),
+        );
+    }
     let mut overrides = Vec::new();
     for m in &c.method {
         let resource = pattern(cx, &m.resource);
@@ -569,6 +577,10 @@ pub(crate) fn cache(cx: &mut FileCtx, s: &FileStage, resources: &[ResourcePatter
         key_parameters,
         stale_while_revalidate_secs: *c.stale_while_revalidate.get_ref(),
         stale_if_error_secs: *c.stale_if_error.get_ref(),
+        lock_timeout: Duration::from_millis(lock_timeout_ms),
+        allow_set_cookie: c.allow_set_cookie,
+        allow_private: c.allow_private,
+        allow_authorization: c.allow_authorization,
         overrides,
         invalidation: InvalidationSettings {
             require_authorization: inv.require_authorization,

@@ -210,6 +210,21 @@ pub struct FileCache {
     #[serde(default = "defaults::zero")]
     #[schemars(with = "u64")]
     pub stale_if_error: Spanned<u64>,
+    /// Milliseconds a request waits for another request that is already fetching the same
+    /// entry (request collapsing) before going to the target itself.
+    #[serde(default = "defaults::lock_timeout_ms")]
+    #[schemars(with = "u64")]
+    pub lock_timeout_ms: Spanned<u64>,
+    /// Store responses that carry `Set-Cookie` (off by default: a cookie is personal).
+    #[serde(default)]
+    pub allow_set_cookie: bool,
+    /// Store responses marked `Cache-Control: private` or `no-store` (off by default).
+    #[serde(default)]
+    pub allow_private: bool,
+    /// Cache requests that carry `Authorization` (off by default). When on, the
+    /// `Authorization` value becomes part of every key, so callers never share entries.
+    #[serde(default)]
+    pub allow_authorization: bool,
     /// Per-resource, per-method overrides; the most specific match wins.
     #[serde(default)]
     pub method: Vec<FileMethodOverride>,
@@ -229,6 +244,10 @@ impl Default for FileCache {
             key_parameters: Vec::new(),
             stale_while_revalidate: Spanned::new(0..0, 0),
             stale_if_error: Spanned::new(0..0, 0),
+            lock_timeout_ms: defaults::lock_timeout_ms(),
+            allow_set_cookie: false,
+            allow_private: false,
+            allow_authorization: false,
             method: Vec::new(),
             invalidation: FileInvalidation::default(),
         }

@@ -26,8 +26,10 @@ use std::time::SystemTime;
 
 pub use runtime::RuntimeConfig;
 
+use crate::cache::key::{KeySpec, ScopeContext};
+use crate::cache::policy::ResponseCachePolicy;
 use crate::diag::{Diagnostic, Diagnostics, Pos};
-use crate::policy::model::PolicyFile;
+use crate::policy::model::{Policy, PolicyFile};
 use compile::{file_error, FileCtx};
 use file::{FileGateway, FileStage};
 
@@ -228,7 +230,7 @@ fn load_inner(dir: &Path, diags: &mut Diagnostics) -> Option<RuntimeConfig> {
 fn load_stage(
     dir: &Path,
     stage_toml: &Path,
-    _org: Option<&str>,
+    org: Option<&str>,
     diags: &mut Diagnostics,
 ) -> Option<runtime::Stage> {
     let name = dir
@@ -344,6 +346,24 @@ fn load_stage(
     };
     crossref::check_stage(&mut cx, &file, &policies, &failed);
 
+    let scope = ScopeContext {
+        organization: org.unwrap_or("cachegate"),
+        stage: &name,
+        api_name: &api_name,
+        revision: *file.revision.get_ref(),
+    };
+    let response_caches = policies
+        .values()
+        .filter_map(|p| match &p.policy {
+            Policy::ResponseCache(rc) => Some((
+                p.name().to_owned(),
+                Arc::new(ResponseCachePolicy::compile(p, rc, &scope)),
+            )),
+            _ => None,
+        })
+        .collect();
+    let default_key = KeySpec::aws_default(&name, &cache.key_parameters);
+
     Some(runtime::Stage {
         name,
         base_path: base_path?,
@@ -357,5 +377,7 @@ fn load_stage(
         flows,
         postflow,
         policies,
+        response_caches,
+        default_key,
     })
 }

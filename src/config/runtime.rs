@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::cache::key::KeySpec;
+use crate::cache::policy::ResponseCachePolicy;
 use crate::config::resource::ResourcePattern;
 use crate::flow::condition::Condition;
 use crate::policy::model::PolicyFile;
@@ -101,6 +103,10 @@ pub struct Stage {
     pub postflow: FlowSteps,
     /// Policies of this stage by name.
     pub policies: BTreeMap<String, Arc<PolicyFile>>,
+    /// The ResponseCache policies, compiled.
+    pub response_caches: BTreeMap<String, Arc<ResponseCachePolicy>>,
+    /// The key of AWS-style stage caching (method + path + declared key parameters).
+    pub default_key: KeySpec,
 }
 
 impl Stage {
@@ -165,6 +171,14 @@ pub struct StageCache {
     pub stale_while_revalidate_secs: u64,
     /// Stale-if-error window, seconds.
     pub stale_if_error_secs: u64,
+    /// How long a request waits for another one filling the same entry.
+    pub lock_timeout: Duration,
+    /// Store responses with `Set-Cookie`.
+    pub allow_set_cookie: bool,
+    /// Store `private` / `no-store` responses.
+    pub allow_private: bool,
+    /// Cache requests with `Authorization` (keyed by it).
+    pub allow_authorization: bool,
     /// Method overrides, most specific first.
     pub overrides: Vec<MethodOverride>,
     /// Client invalidation settings.
@@ -268,4 +282,43 @@ pub struct Step {
     pub policy: String,
     /// Step condition.
     pub condition: Option<Condition>,
+}
+
+impl StageCache {
+    /// The overrides matching `method` and `suffix`, most specific first.
+    fn matching<'a>(
+        &'a self,
+        method: &'a str,
+        suffix: &'a str,
+    ) -> impl Iterator<Item = &'a MethodOverride> + 'a {
+        let path = if suffix.is_empty() { "/" } else { suffix };
+        self.overrides.iter().filter(move |o| {
+            o.method.as_deref().is_none_or(|m| m == method) && o.resource.matches(path)
+        })
+    }
+
+    /// Whether requests with `method` on `suffix` may be cached: GET and HEAD by default, any
+    /// method when the most specific override that says so allows it (AWS method settings).
+    /// Each attribute falls through to the next matching override that sets it.
+    pub fn caching_allowed(&self, method: &str, suffix: &str) -> bool {
+        // HEAD is answered from a cached GET, so it follows GET's settings.
+        let method = if method == "HEAD" { "GET" } else { method };
+        self.matching(method, suffix)
+            .find_map(|o| o.caching)
+            .unwrap_or(method == "GET")
+    }
+
+    /// The override TTL for `method` on `suffix`, if one sets it.
+    pub fn override_ttl(&self, method: &str, suffix: &str) -> Option<u64> {
+        let method = if method == "HEAD" { "GET" } else { method };
+        self.matching(method, suffix).find_map(|o| o.ttl_secs)
+    }
+
+    /// Whether entries for `method` on `suffix` are encrypted in the shared tier.
+    pub fn encrypted_for(&self, method: &str, suffix: &str) -> bool {
+        let method = if method == "HEAD" { "GET" } else { method };
+        self.matching(method, suffix)
+            .find_map(|o| o.encrypted)
+            .unwrap_or(self.encrypted)
+    }
 }

@@ -368,19 +368,6 @@ fn fields(raw: &str, sep: char, widths: &[usize]) -> Option<Vec<u32>> {
         .collect()
 }
 
-fn is_leap(year: u32) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-}
-
-fn days_in_month(month: u32, year: u32) -> u32 {
-    match month {
-        2 if is_leap(year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
 /// Parses an `mm-dd-yyyy` expiry date. `what` names the element or key in the message.
 pub fn parse_date(raw: &str, what: &str) -> Result<ExpiryDate, Issue> {
     let bad = |why: String| {
@@ -402,7 +389,7 @@ pub fn parse_date(raw: &str, what: &str) -> Result<ExpiryDate, Issue> {
     if year == 0 {
         return Err(bad("year 0000 does not exist".into()));
     }
-    let days = days_in_month(month, year);
+    let days = crate::util::days_in_month(i64::from(year), month);
     if day == 0 || day > days {
         return Err(bad(format!(
             "day {day} does not exist in month {month:02} of {year}"

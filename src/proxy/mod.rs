@@ -1,36 +1,45 @@
 //! The Pingora `ProxyHttp` implementation: the only module that imports `pingora::proxy`.
 //!
-//! Each phase is thin and delegates: routing and flow selection to the runtime config, header
-//! rewriting to `upstream.rs`, error responses to `respond.rs`. Per-request state lives in
-//! [`Ctx`], which holds the configuration snapshot the request started with, so a reload never
-//! changes a request midway.
+//! Each phase is thin and delegates: routing and flow selection to the runtime config, cache
+//! decisions to `cache::decide` (applied by `caching.rs`), header rewriting to `upstream.rs`,
+//! error responses to `respond.rs`. Per-request state lives in [`Ctx`], which holds the
+//! configuration snapshot the request started with, so a reload never changes a request midway.
 
+mod caching;
 mod respond;
 mod upstream;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
+use pingora::http::ResponseHeader;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
-use pingora::{Error, ErrorType, Result};
+use pingora::{Error, ErrorSource, ErrorType, Result};
 
+use crate::cache::decide::{self, Bypass, CachePlan, Reject};
+use crate::cache::pingora_bridge::{
+    self as bridge, CacheKey, CacheMeta, CachePhase, ForcedFreshness, HitHandler, NoCacheReason,
+    RespCacheable,
+};
 use crate::config::runtime::Stage;
 use crate::flow::vars::RequestVars;
 use crate::metrics::{method_label, status_class, METRICS};
 use crate::reload::{ConfigHandle, Snapshot};
+use caching::{KeyVars, Outcome};
 
 /// The gateway's proxy logic.
 pub struct Gateway {
     handle: Arc<ConfigHandle>,
+    cache: bridge::GatewayCache,
 }
 
 impl Gateway {
-    /// A gateway serving whatever configuration `handle` holds.
-    pub fn new(handle: Arc<ConfigHandle>) -> Self {
-        Self { handle }
+    /// A gateway serving whatever configuration `handle` holds, caching in `cache`.
+    pub fn new(handle: Arc<ConfigHandle>, cache: bridge::GatewayCache) -> Self {
+        Self { handle, cache }
     }
 }
 
@@ -44,13 +53,33 @@ pub struct Ctx {
     suffix: String,
     /// Name of the matched conditional flow.
     flow: Option<String>,
+    /// Path parameters bound by the matched resource template.
+    path_params: Vec<(String, String)>,
     /// Variables set by policies during this request.
     vars: HashMap<String, String>,
     /// When the request arrived.
     started: Instant,
+    /// Metrics label of the matched resource template (or flow), never the raw path.
+    resource: String,
+    /// How this request uses the cache, if it does.
+    plan: Option<CachePlan>,
+    /// Why it does not, if it does not.
+    bypass: Option<Bypass>,
+    /// Whether the response was stored (and its TTL), or why not.
+    store: Option<std::result::Result<Duration, Reject>>,
+    /// What the client was told.
+    outcome: Option<Outcome>,
 }
 
 impl Ctx {
+    /// The bound path parameters, borrowed in the shape `RequestVars` takes.
+    fn params(&self) -> Vec<(&str, &str)> {
+        self.path_params
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect()
+    }
+
     fn stage_label(&self) -> &str {
         self.stage.as_ref().map_or("none", |s| s.name.as_str())
     }
@@ -60,12 +89,12 @@ impl Ctx {
 /// borrow of the session's header does not overlap with the context's.
 fn request_vars<'a>(
     session: &'a Session,
+    ctx: &'a Ctx,
     stage: &'a Stage,
     snapshot: &'a Snapshot,
-    suffix: &'a str,
-    flow: Option<&'a str>,
+    params: &'a [(&'a str, &'a str)],
     client_ip: &'a str,
-    custom: &'a HashMap<String, String>,
+    response: Option<&'a ResponseHeader>,
 ) -> RequestVars<'a> {
     let req = session.req_header();
     let uri = &req.uri;
@@ -76,17 +105,17 @@ fn request_vars<'a>(
         query: uri.query().unwrap_or(""),
         headers: &req.headers,
         base_path: &stage.base_path,
-        path_suffix: suffix,
-        path_params: &[],
+        path_suffix: &ctx.suffix,
+        path_params: params,
         client_ip,
         stage: &stage.name,
         organization: &snapshot.config.gateway.organization,
         api_name: &stage.api_name,
         revision: stage.revision,
-        flow,
-        response_status: None,
-        response_headers: None,
-        custom,
+        flow: ctx.flow.as_deref(),
+        response_status: response.map(|r| r.status.as_u16()),
+        response_headers: response.map(|r| &r.headers),
+        custom: &ctx.vars,
     }
 }
 
@@ -108,8 +137,14 @@ impl ProxyHttp for Gateway {
             stage: None,
             suffix: String::new(),
             flow: None,
+            path_params: Vec::new(),
             vars: HashMap::new(),
             started: Instant::now(),
+            resource: String::new(),
+            plan: None,
+            bypass: None,
+            store: None,
+            outcome: None,
         }
     }
 
@@ -129,18 +164,151 @@ impl ProxyHttp for Gateway {
             respond::json(session, 404, &respond::not_found(&path)).await?;
             return Ok(true);
         };
+        let suffix = if ctx.suffix.is_empty() {
+            "/"
+        } else {
+            ctx.suffix.as_str()
+        };
+        let resource = stage.resource_for(suffix);
+        ctx.path_params = resource
+            .and_then(|r| r.captures(suffix))
+            .map(|c| {
+                c.into_iter()
+                    .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
         let ip = client_ip(session);
-        let vars = request_vars(
-            session,
+        let params = ctx.params();
+        let vars = request_vars(session, ctx, &stage, &snapshot, &params, &ip, None);
+        let flow = stage.select_flow(&vars);
+        let flow_name = flow.map(|f| f.name.clone());
+        let resource = match resource {
+            Some(r) => r.as_str().to_owned(),
+            None => flow_name.clone().unwrap_or_else(|| "other".to_owned()),
+        };
+        let req = session.req_header();
+        let has_auth = req.headers.contains_key(http::header::AUTHORIZATION);
+        let plan = decide::plan(
             &stage,
-            &snapshot,
-            &ctx.suffix,
-            None,
-            &ip,
-            &ctx.vars,
+            flow,
+            req.method.as_str(),
+            suffix,
+            has_auth,
+            &KeyVars(&vars),
         );
-        ctx.flow = stage.select_flow(&vars).map(|f| f.name.clone());
+        ctx.flow = flow_name;
+        ctx.resource = resource;
+        match plan {
+            Ok(plan) => {
+                if let Some(p) = &plan.policy {
+                    let prefix = format!("responsecache.{}.", p.name);
+                    ctx.vars
+                        .insert(format!("{prefix}cachekey"), plan.key.readable.clone());
+                    ctx.vars.insert(
+                        format!("{prefix}cachename"),
+                        p.cache_resource.clone().unwrap_or_default(),
+                    );
+                    ctx.vars
+                        .insert(format!("{prefix}cachehit"), "false".to_owned());
+                    ctx.vars
+                        .insert(format!("{prefix}invalidentry"), "false".to_owned());
+                }
+                ctx.plan = Some(plan);
+            }
+            Err(b) => ctx.bypass = Some(b),
+        }
         Ok(false)
+    }
+
+    fn request_cache_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        if let (Some(_), Some(stage)) = (&ctx.plan, &ctx.stage) {
+            session.cache.enable(
+                self.cache.storage(),
+                None,
+                None,
+                Some(bridge::lock()),
+                Some(bridge::overrides(stage.cache.lock_timeout)),
+            );
+            let max = usize::try_from(stage.cache.max_object_size).unwrap_or(usize::MAX);
+            session.cache.set_max_file_size_bytes(max);
+        }
+        Ok(())
+    }
+
+    fn cache_key_callback(&self, _session: &Session, ctx: &mut Ctx) -> Result<CacheKey> {
+        match (&ctx.plan, &ctx.stage) {
+            (Some(plan), Some(stage)) => Ok(bridge::cache_key(&stage.name, plan.store_key)),
+            _ => Error::e_explain(ErrorType::InternalError, "cache enabled without a plan"),
+        }
+    }
+
+    async fn cache_hit_filter(
+        &self,
+        _session: &mut Session,
+        _meta: &CacheMeta,
+        _hit: &mut HitHandler,
+        _is_fresh: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<ForcedFreshness>> {
+        // SkipCacheLookup: behave as a miss and re-populate with the fresh response.
+        Ok(ctx
+            .plan
+            .as_ref()
+            .filter(|p| p.skip_lookup)
+            .map(|_| ForcedFreshness::ForceMiss))
+    }
+
+    fn response_cache_filter(
+        &self,
+        session: &Session,
+        resp: &ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<RespCacheable> {
+        let (Some(plan), Some(stage), Some(snapshot)) = (&ctx.plan, &ctx.stage, &ctx.snapshot)
+        else {
+            return Ok(RespCacheable::Uncacheable(NoCacheReason::NeverEnabled));
+        };
+        let ip = client_ip(session);
+        let params = ctx.params();
+        let vars = request_vars(session, ctx, stage, snapshot, &params, &ip, Some(resp));
+        let decision = decide::store(
+            plan,
+            stage,
+            resp.status.as_u16(),
+            &resp.headers,
+            &vars,
+            SystemTime::now(),
+        );
+        let result = match decision {
+            Ok(ttl) => RespCacheable::Cacheable(caching::cache_meta(resp, stage, ttl)),
+            Err(reason) => {
+                if session.subrequest_ctx.is_none() {
+                    METRICS
+                        .cache_store_rejections
+                        .with_label_values(&[&stage.name, plan.policy_label(), reason.as_str()])
+                        .inc();
+                }
+                RespCacheable::Uncacheable(NoCacheReason::Custom(reason.as_str()))
+            }
+        };
+        ctx.store = Some(decision);
+        Ok(result)
+    }
+
+    fn should_serve_stale(
+        &self,
+        _session: &mut Session,
+        ctx: &mut Ctx,
+        error: Option<&Error>,
+    ) -> bool {
+        // The entry's own windows (from the stage's stale_* settings) decide for how long; this
+        // only says which situations qualify: a background refresh, or a failing target.
+        ctx.plan.is_some()
+            && error.is_none_or(|e| {
+                matches!(e.esource(), ErrorSource::Upstream)
+                    || matches!(e.etype(), ErrorType::HTTPStatus(s) if *s >= 500)
+            })
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
@@ -162,9 +330,54 @@ impl ProxyHttp for Gateway {
         upstream::rewrite_request(upstream_request, stage, &ctx.suffix, &client_ip(session))
     }
 
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        // Runs before the response is stored, so what is added here is stored too.
+        if let Some(plan) = &ctx.plan {
+            caching::synthesize_etag(resp, plan)?;
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if ctx.stage.is_none() {
+            return Ok(());
+        }
+        let phase = session.cache.phase();
+        let outcome = caching::outcome(phase, ctx.plan.as_ref(), ctx.store.is_some());
+        let status = caching::cache_status(
+            phase,
+            outcome,
+            session.cache.maybe_cache_meta(),
+            ctx.store.as_ref(),
+            ctx.bypass,
+            SystemTime::now(),
+        );
+        resp.insert_header("x-cache", outcome.header())?;
+        resp.insert_header("cache-status", status)?;
+        if let Some(p) = ctx.plan.as_ref().and_then(|p| p.policy.as_ref()) {
+            let hit = matches!(outcome, Outcome::Hit | Outcome::Stale);
+            ctx.vars.insert(
+                format!("responsecache.{}.cachehit", p.name),
+                hit.to_string(),
+            );
+        }
+        ctx.outcome = Some(outcome);
+        Ok(())
+    }
+
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         let code = respond::error_status(e);
-        if matches!(e.esource(), pingora::ErrorSource::Upstream) {
+        if matches!(e.esource(), ErrorSource::Upstream) {
             METRICS
                 .upstream_errors
                 .with_label_values(&[ctx.stage_label(), e.etype().as_str()])
@@ -181,20 +394,60 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        // A background revalidation re-runs every hook with its own context: count the
+        // client's request once, not the refresh.
+        if session.subrequest_ctx.is_some() {
+            return;
+        }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let stage = ctx.stage_label();
+        let method = method_label(session.req_header().method.as_str());
         METRICS
             .requests
-            .with_label_values(&[
-                stage,
-                method_label(session.req_header().method.as_str()),
-                status_class(status),
-            ])
+            .with_label_values(&[stage, method, status_class(status)])
             .inc();
+        let outcome = ctx.outcome.map_or("none", Outcome::label);
         METRICS
             .request_duration
-            .with_label_values(&[stage])
+            .with_label_values(&[stage, outcome])
             .observe(ctx.started.elapsed().as_secs_f64());
+        let (Some(plan), Some(o)) = (&ctx.plan, ctx.outcome) else {
+            return;
+        };
+        let policy = plan.policy_label();
+        let labels = [stage, ctx.resource.as_str(), method, policy, "local"];
+        match o {
+            Outcome::Hit => METRICS.cache_hits.with_label_values(&labels).inc(),
+            Outcome::Stale => {
+                METRICS.cache_hits.with_label_values(&labels).inc();
+                let reason = if session.cache.phase() == CachePhase::StaleUpdating {
+                    "revalidate"
+                } else {
+                    "error"
+                };
+                METRICS
+                    .cache_stale
+                    .with_label_values(&[stage, ctx.resource.as_str(), policy, reason])
+                    .inc();
+            }
+            Outcome::Miss | Outcome::Refresh => {
+                METRICS.cache_misses.with_label_values(&labels).inc()
+            }
+            Outcome::Bypass => {}
+        }
+        // Stored only if pingora kept the cache enabled to the end (a body over the size limit
+        // that had no Content-Length disables it while streaming).
+        let still_caching = !matches!(session.cache.phase(), CachePhase::Disabled(_));
+        if e.is_none()
+            && still_caching
+            && matches!(ctx.store, Some(Ok(_)))
+            && matches!(o, Outcome::Miss | Outcome::Refresh)
+        {
+            METRICS
+                .cache_stores
+                .with_label_values(&[stage, policy])
+                .inc();
+        }
     }
 }

@@ -6,7 +6,9 @@
 mod harness;
 
 mod admin;
+mod caching;
 mod cli;
+mod harness_selftest;
 mod routing;
 mod schemas;
 mod validation;

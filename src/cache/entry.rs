@@ -1,0 +1,43 @@
+//! What the store holds: an opaque metadata blob, a body, and when it may be dropped.
+
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+/// A 16-byte storage key: a hash of the length-framed key material (see `key.rs`). The store
+/// never sees the readable key, so nothing secret or user-controlled ends up in its index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StoreKey(pub [u8; 16]);
+
+impl StoreKey {
+    /// Lower-case hex, for Redis keys and logs.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+/// One cached object. Cloning is cheap (`Bytes`); the store keeps entries in an `Arc`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Metadata owned by the writer (the pingora bridge stores the serialized `CacheMeta`;
+    /// the KV policies store a small header). The store does not interpret it.
+    pub meta: Bytes,
+    /// The body (or the cached value, for LookupCache/PopulateCache).
+    pub body: Bytes,
+    /// When the entry was written.
+    pub created: SystemTime,
+    /// After this instant the entry is useless (fresh window + stale windows): the store drops
+    /// it by then at the latest.
+    pub expires_at: SystemTime,
+}
+
+impl Entry {
+    /// Bytes the entry costs in the local tier (key + meta + body), saturating at `u32::MAX`
+    /// (moka's weigher type).
+    pub fn weight(&self) -> u32 {
+        let total = 16usize
+            .saturating_add(self.meta.len())
+            .saturating_add(self.body.len());
+        u32::try_from(total).unwrap_or(u32::MAX)
+    }
+}

@@ -1,0 +1,1034 @@
+//! Cache keys: Apigee's readable `prefix__fragment__…` strings and collision-free storage keys.
+//!
+//! A policy's `<CacheKey>` + `<Scope>` (or a stage's AWS key parameters) is compiled once into a
+//! [`KeySpec`]; per request, [`KeySpec::build`] evaluates it into a [`BuiltKey`] with two views:
+//!
+//! - `readable`: Apigee's string (`org__env__api__1__default__frag__frag`). It is what users see
+//!   in `responsecache.<name>.cachekey`, but it is ambiguous (`"a__b" + "c"` reads like
+//!   `"a" + "b__c"`), so it never identifies an entry.
+//! - `framed`: every component that identifies the entry, each length-framed, preceded by
+//!   [`KEY_SCHEMA_VERSION`]. Its SHA-256 (first 16 bytes) is the [`StoreKey`].
+//!
+//! Framing layout (all lengths big-endian; a string is framed as `u32 len ‖ bytes`, with the
+//! escape `0xFFFF_FFFF ‖ u64 len ‖ bytes` for strings of 4 GiB or more, so no length is ever
+//! truncated):
+//!
+//! ```text
+//! version(1) ‖ namespace('R'|'V') ‖ str(stage) ‖ (0x00 | 0x01 ‖ str(cache resource))
+//!   ‖ ('P' ‖ str(<Prefix>) | 'S' ‖ u32 count ‖ str(part)… | 'A')      — prefix kind
+//!   ‖ (0x00 | 0x01 ‖ str(value))…                                     — each fragment
+//!   ‖ [0x02 | 0x03 ‖ str(authorization)]                              — only with_authorization
+//! ```
+//!
+//! Every item is self-delimiting, so the encoding is injective: an unresolved fragment (`0x00`)
+//! differs from an empty one (`0x01 ‖ 0`), and no choice of separators inside values can make two
+//! different keys frame alike. Scope-derived prefixes are framed by their *parts*, not by the
+//! scope's name, so scopes that Apigee spells identically (Exclusive = Proxy; Target = Proxy
+//! because both endpoints are called `default`) share entries exactly as they would in Apigee.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+use crate::cache::entry::StoreKey;
+use crate::config::runtime::KeyParameter;
+use crate::flow::Variables;
+use crate::policy::model::{CacheKey, Scope};
+
+/// Version of the framing layout; bump it whenever the layout or the meaning of a component
+/// changes, so entries written by an older gateway (e.g. in the shared Redis tier) are never
+/// misread as matches.
+pub const KEY_SCHEMA_VERSION: u8 = 1;
+
+/// Apigee's separator between prefix parts and fragments.
+const SEPARATOR: &str = "__";
+/// Separator of the AWS readable key (`GET /items/7 type=admin`).
+const AWS_SEPARATOR: &str = " ";
+/// cachegate's flows run on one proxy endpoint; Apigee's default name for it.
+const PROXY_ENDPOINT: &str = "default";
+/// cachegate has one target endpoint per stage; Apigee's default name for it.
+const TARGET_ENDPOINT: &str = "default";
+/// Variable holding the request's Authorization header.
+const AUTHORIZATION_VAR: &str = "request.header.authorization";
+/// Headers `<UseAcceptHeader>` appends to the key, in Apigee's order.
+const ACCEPT_HEADERS: [&str; 4] = [
+    "accept",
+    "accept-encoding",
+    "accept-language",
+    "accept-charset",
+];
+
+/// Fragment markers in the framing.
+const ABSENT: u8 = 0x00;
+const PRESENT: u8 = 0x01;
+const AUTH_ABSENT: u8 = 0x02;
+const AUTH_PRESENT: u8 = 0x03;
+
+/// Which family of entries a key addresses. ResponseCache stores whole responses while
+/// LookupCache/PopulateCache store flow-variable values: the same `<CacheKey>` in both must not
+/// return a response body as a variable value (or the reverse), so the namespace is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Namespace {
+    /// ResponseCache entries (and AWS stage caching).
+    Response,
+    /// LookupCache / PopulateCache / InvalidateCache values.
+    Value,
+}
+
+impl Namespace {
+    /// The framing tag.
+    fn tag(self) -> u8 {
+        match self {
+            Namespace::Response => b'R',
+            Namespace::Value => b'V',
+        }
+    }
+}
+
+/// Where a policy runs, for Scope-derived prefixes: Apigee's org, environment, API proxy and
+/// revision, mapped to the gateway organization, the stage name, its `api_name` and `revision`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScopeContext<'a> {
+    /// Gateway `organization` (Apigee org).
+    pub organization: &'a str,
+    /// Stage name (Apigee environment).
+    pub stage: &'a str,
+    /// Stage `api_name` (Apigee API proxy name).
+    pub api_name: &'a str,
+    /// Stage `revision` (Apigee deployed revision).
+    pub revision: u32,
+}
+
+/// How the readable key is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Style {
+    /// `prefix__frag__frag`.
+    Apigee,
+    /// `GET /path name=value header.x=value`.
+    Aws,
+}
+
+/// Where a fragment's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Source {
+    /// A literal-only fragment: a constant.
+    Const(String),
+    /// A variable, with the literal as the fallback when it does not resolve.
+    Ref {
+        /// Variable name.
+        name: String,
+        /// Literal text used when the variable does not resolve.
+        fallback: Option<String>,
+    },
+}
+
+/// One compiled fragment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FragmentSpec {
+    /// Where the value comes from.
+    source: Source,
+    /// Text written before the value in the readable key (AWS: `type=`), if any.
+    label: Option<String>,
+    /// Whether an unresolved value is reported in [`BuiltKey::unresolved`]. Implicit fragments
+    /// (Accept headers) are commonly absent and are not reported.
+    report_unresolved: bool,
+}
+
+impl FragmentSpec {
+    /// A fragment read from variable `name`, without fallback.
+    fn var(name: String, label: Option<String>, report_unresolved: bool) -> Self {
+        Self {
+            source: Source::Ref {
+                name,
+                fallback: None,
+            },
+            label,
+            report_unresolved,
+        }
+    }
+
+    /// Compiles one `<KeyFragment>`. An empty `ref` counts as absent; a fragment with neither a
+    /// ref nor text is the constant empty string (present, empty), so it is stable.
+    fn from_model(reference: Option<&str>, literal: Option<&str>) -> Self {
+        let source = match reference.filter(|r| !r.is_empty()) {
+            Some(name) => Source::Ref {
+                name: name.to_owned(),
+                fallback: literal.map(str::to_owned),
+            },
+            None => Source::Const(literal.unwrap_or_default().to_owned()),
+        };
+        Self {
+            source,
+            label: None,
+            report_unresolved: true,
+        }
+    }
+
+    /// The fragment's value for this request; `None` = unresolved.
+    fn resolve(&self, vars: &dyn Variables) -> Option<String> {
+        match &self.source {
+            Source::Const(v) => Some(v.clone()),
+            Source::Ref { name, fallback } => vars
+                .get(name)
+                .map(Cow::into_owned)
+                .or_else(|| fallback.clone()),
+        }
+    }
+
+    /// The name reported when the fragment does not resolve.
+    fn name(&self) -> &str {
+        match &self.source {
+            Source::Const(v) => v,
+            Source::Ref { name, .. } => name,
+        }
+    }
+}
+
+/// What a key is built from, compiled once per policy (or stage) at load time so that `build`
+/// only resolves variables and copies bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySpec {
+    /// Response or value entries.
+    namespace: Namespace,
+    /// How the readable key is written.
+    style: Style,
+    /// Constant framed bytes: version, namespace, stage, cache resource, prefix.
+    framed_head: Vec<u8>,
+    /// Constant start of the readable key (the prefix parts joined; empty for AWS).
+    readable_head: String,
+    /// Fragments, in order.
+    fragments: Vec<FragmentSpec>,
+    /// `with_accept_headers` was applied (makes it idempotent).
+    accept_headers: bool,
+    /// `with_authorization` was applied.
+    authorization: bool,
+}
+
+/// The key prefix before compilation.
+enum Prefix<'a> {
+    /// `<Prefix>`, replacing the scope prefix.
+    Custom(&'a str),
+    /// Scope-derived parts.
+    Parts(Vec<String>),
+    /// AWS stage caching: no prefix beyond the stage.
+    Aws,
+}
+
+impl KeySpec {
+    /// Compiles a policy's `<CacheKey>` + `<Scope>`. `cache_resource` names a separate cache
+    /// within the stage: it is part of the storage key but not of Apigee's string. A non-empty
+    /// `<Prefix>` replaces the Scope prefix (as in Apigee); an empty `<CacheResource>` means the
+    /// stage's default cache.
+    pub fn from_policy(
+        ns: Namespace,
+        key: &CacheKey,
+        scope: Scope,
+        cache_resource: Option<&str>,
+        ctx: &ScopeContext,
+    ) -> KeySpec {
+        let custom = key
+            .prefix
+            .as_ref()
+            .map(|p| p.value.as_str())
+            .filter(|p| !p.is_empty());
+        let prefix = match custom {
+            Some(p) => Prefix::Custom(p),
+            None => Prefix::Parts(scope_parts(scope, ctx)),
+        };
+        let readable_head = match &prefix {
+            Prefix::Custom(p) => (*p).to_owned(),
+            Prefix::Parts(parts) => parts.join(SEPARATOR),
+            Prefix::Aws => String::new(),
+        };
+        let fragments = key
+            .fragments
+            .iter()
+            .map(|f| FragmentSpec::from_model(f.reference.as_deref(), f.literal.as_deref()))
+            .collect();
+        KeySpec {
+            namespace: ns,
+            style: Style::Apigee,
+            framed_head: framed_head(ns, ctx.stage, cache_resource, &prefix),
+            readable_head,
+            fragments,
+            accept_headers: false,
+            authorization: false,
+        }
+    }
+
+    /// AWS stage caching's default key: the method, the concrete request path relative to the
+    /// base path (`proxy.pathsuffix`), then only the declared key parameters — undeclared query
+    /// strings and headers never split (or poison) the cache, as in API Gateway. The stage is
+    /// framed so stages never share entries. Readable form: `GET /items/7 type=admin
+    /// header.x-tenant=acme path.id=7` (query parameters bare, headers and path parameters with
+    /// their kind; unresolved parameters omitted).
+    pub fn aws_default(stage: &str, key_parameters: &[KeyParameter]) -> KeySpec {
+        let mut fragments = Vec::with_capacity(2 + key_parameters.len());
+        fragments.push(FragmentSpec::var("request.verb".to_owned(), None, true));
+        fragments.push(FragmentSpec::var("proxy.pathsuffix".to_owned(), None, true));
+        fragments.extend(key_parameters.iter().map(|p| {
+            let (var, label) = match p {
+                KeyParameter::Query(n) => (format!("request.queryparam.{n}"), format!("{n}=")),
+                KeyParameter::Header(n) => (format!("request.header.{n}"), format!("header.{n}=")),
+                KeyParameter::Path(n) => (format!("request.path.{n}"), format!("path.{n}=")),
+            };
+            FragmentSpec::var(var, Some(label), true)
+        }));
+        KeySpec {
+            namespace: Namespace::Response,
+            style: Style::Aws,
+            framed_head: framed_head(Namespace::Response, stage, None, &Prefix::Aws),
+            readable_head: String::new(),
+            fragments,
+            accept_headers: false,
+            authorization: false,
+        }
+    }
+
+    /// Appends ResponseCache's `<UseAcceptHeader>` fragments: the request's `Accept`,
+    /// `Accept-Encoding`, `Accept-Language` and `Accept-Charset` values, so differently
+    /// negotiated representations get separate entries. Absent headers are unresolved fragments
+    /// (framed as absent, omitted from the readable key) but are not listed in
+    /// [`BuiltKey::unresolved`], since they are routinely missing. Applying it twice is a no-op.
+    pub fn with_accept_headers(mut self) -> KeySpec {
+        if self.accept_headers {
+            return self;
+        }
+        self.accept_headers = true;
+        let style = self.style;
+        self.fragments.extend(ACCEPT_HEADERS.iter().map(|h| {
+            let label = (style == Style::Aws).then(|| format!("header.{h}="));
+            FragmentSpec::var(format!("request.header.{h}"), label, false)
+        }));
+        self
+    }
+
+    /// Adds the request's Authorization header to the key (a stage that opts in to caching
+    /// authorized requests), so different callers never share entries. It is framed with its own
+    /// markers after the fragments but is a secret: it appears neither in `readable` nor in
+    /// `fragments`, and its absence is not reported as unresolved.
+    pub fn with_authorization(mut self) -> KeySpec {
+        self.authorization = true;
+        self
+    }
+
+    /// The namespace the key addresses.
+    pub fn namespace(&self) -> Namespace {
+        self.namespace
+    }
+
+    /// Evaluates the spec against a request's variables. Unresolved fragments are left out of
+    /// the readable key (as Apigee does) but framed as absent, so a request lacking a header never
+    /// shares an entry with one whose header is empty.
+    pub fn build(&self, vars: &dyn Variables) -> BuiltKey {
+        let mut fragments = Vec::with_capacity(self.fragments.len());
+        let mut unresolved = Vec::new();
+        for spec in &self.fragments {
+            let value = spec.resolve(vars);
+            if value.is_none() && spec.report_unresolved {
+                unresolved.push(spec.name().to_owned());
+            }
+            fragments.push(value);
+        }
+        let authorization = if self.authorization {
+            Some(vars.get(AUTHORIZATION_VAR))
+        } else {
+            None
+        };
+        BuiltKey {
+            readable: self.readable(&fragments),
+            framed: self.framed(&fragments, authorization.as_ref()),
+            fragments,
+            unresolved,
+        }
+    }
+
+    /// Apigee's string: the head, then each resolved fragment (with its label), separated.
+    fn readable(&self, values: &[Option<String>]) -> String {
+        let sep = match self.style {
+            Style::Apigee => SEPARATOR,
+            Style::Aws => AWS_SEPARATOR,
+        };
+        let resolved = || {
+            self.fragments
+                .iter()
+                .zip(values)
+                .filter_map(|(spec, v)| v.as_deref().map(|v| (spec.label.as_deref(), v)))
+        };
+        let capacity = self.readable_head.len()
+            + resolved()
+                .map(|(label, v)| sep.len() + label.map_or(0, str::len) + v.len())
+                .sum::<usize>();
+        let mut out = String::with_capacity(capacity);
+        out.push_str(&self.readable_head);
+        let mut first = self.readable_head.is_empty();
+        for (label, v) in resolved() {
+            if !first {
+                out.push_str(sep);
+            }
+            first = false;
+            out.push_str(label.unwrap_or_default());
+            out.push_str(v);
+        }
+        out
+    }
+
+    /// The framed bytes: the precomputed head, each fragment, then the authorization (if any).
+    fn framed(
+        &self,
+        values: &[Option<String>],
+        authorization: Option<&Option<Cow<'_, str>>>,
+    ) -> Vec<u8> {
+        let fragment_len = |v: Option<&str>| 1 + v.map_or(0, |v| framed_len(v.len()));
+        let capacity = self.framed_head.len()
+            + values
+                .iter()
+                .map(|v| fragment_len(v.as_deref()))
+                .sum::<usize>()
+            + authorization.map_or(0, |a| fragment_len(a.as_deref()));
+        let mut out = Vec::with_capacity(capacity);
+        out.extend_from_slice(&self.framed_head);
+        for v in values {
+            push_fragment(&mut out, v.as_deref(), ABSENT, PRESENT);
+        }
+        if let Some(a) = authorization {
+            push_fragment(&mut out, a.as_deref(), AUTH_ABSENT, AUTH_PRESENT);
+        }
+        out
+    }
+}
+
+/// The Scope → prefix parts table (shared reference §1.2). Exclusive is Proxy: cachegate's
+/// flows run on the proxy endpoint.
+fn scope_parts(scope: Scope, ctx: &ScopeContext) -> Vec<String> {
+    let mut parts = vec![ctx.organization.to_owned(), ctx.stage.to_owned()];
+    if scope == Scope::Global {
+        return parts;
+    }
+    parts.push(ctx.api_name.to_owned());
+    if scope == Scope::Application {
+        return parts;
+    }
+    parts.push(ctx.revision.to_string());
+    parts.push(
+        match scope {
+            Scope::Target => TARGET_ENDPOINT,
+            _ => PROXY_ENDPOINT,
+        }
+        .to_owned(),
+    );
+    parts
+}
+
+/// The constant framed bytes of a spec.
+fn framed_head(
+    ns: Namespace,
+    stage: &str,
+    cache_resource: Option<&str>,
+    prefix: &Prefix,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.push(KEY_SCHEMA_VERSION);
+    out.push(ns.tag());
+    push_str(&mut out, stage);
+    match cache_resource.filter(|r| !r.is_empty()) {
+        None => out.push(0x00),
+        Some(r) => {
+            out.push(0x01);
+            push_str(&mut out, r);
+        }
+    }
+    match prefix {
+        Prefix::Custom(p) => {
+            out.push(b'P');
+            push_str(&mut out, p);
+        }
+        Prefix::Parts(parts) => {
+            out.push(b'S');
+            push_len(&mut out, parts.len());
+            for p in parts {
+                push_str(&mut out, p);
+            }
+        }
+        Prefix::Aws => out.push(b'A'),
+    }
+    out
+}
+
+/// Appends a fragment: the absent marker, or the present marker and the framed value.
+fn push_fragment(out: &mut Vec<u8>, value: Option<&str>, absent: u8, present: u8) {
+    match value {
+        None => out.push(absent),
+        Some(v) => {
+            out.push(present);
+            push_str(out, v);
+        }
+    }
+}
+
+/// Appends a length-framed string.
+fn push_str(out: &mut Vec<u8>, s: &str) {
+    push_len(out, s.len());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// Appends a length: `u32` big-endian, or `u32::MAX` followed by a `u64` for huge values, so the
+/// framing stays injective without ever truncating.
+fn push_len(out: &mut Vec<u8>, len: usize) {
+    match u32::try_from(len) {
+        Ok(n) if n != u32::MAX => out.extend_from_slice(&n.to_be_bytes()),
+        _ => {
+            out.extend_from_slice(&u32::MAX.to_be_bytes());
+            out.extend_from_slice(&u64::try_from(len).unwrap_or(u64::MAX).to_be_bytes());
+        }
+    }
+}
+
+/// Bytes `push_str` appends for a string of `len` bytes.
+fn framed_len(len: usize) -> usize {
+    if u32::try_from(len).is_ok_and(|n| n != u32::MAX) {
+        4 + len
+    } else {
+        12 + len
+    }
+}
+
+/// A key evaluated for one request.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BuiltKey {
+    /// Apigee's readable key string (`prefix__frag__frag`), shown in
+    /// `responsecache.<name>.cachekey`. Informational only: it is ambiguous, never hashed.
+    pub readable: String,
+    /// Length-framed, versioned bytes of everything that identifies the entry (see the module
+    /// docs). This is what gets hashed. May contain the Authorization header: never log it.
+    pub framed: Vec<u8>,
+    /// The fragment values in order (for PurgeChildEntries); `None` = unresolved. Excludes the
+    /// Authorization header.
+    pub fragments: Vec<Option<String>>,
+    /// Variable names of fragments that did not resolve (for IgnoreUnresolvedVariables and
+    /// diagnostics); literal fallbacks count as resolved.
+    pub unresolved: Vec<String>,
+}
+
+impl BuiltKey {
+    /// The storage key: the first 16 bytes of SHA-256(`framed`). 128 bits keep accidental
+    /// collisions out of reach while halving the index size of a full digest.
+    pub fn store_key(&self) -> StoreKey {
+        let digest = Sha256::digest(&self.framed);
+        let mut key = [0u8; 16];
+        for (k, d) in key.iter_mut().zip(digest.iter()) {
+            *k = *d;
+        }
+        StoreKey(key)
+    }
+}
+
+impl fmt::Debug for BuiltKey {
+    /// Leaves out `framed`, which may carry the Authorization header.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BuiltKey")
+            .field("readable", &self.readable)
+            .field("store_key", &self.store_key().to_hex())
+            .field("fragments", &self.fragments)
+            .field("unresolved", &self.unresolved)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::diag::{Located, Pos};
+    use crate::policy::model::KeyFragment;
+
+    const CTX: ScopeContext<'static> = ScopeContext {
+        organization: "org",
+        stage: "prod",
+        api_name: "weather",
+        revision: 16,
+    };
+
+    fn literal(s: &str) -> KeyFragment {
+        KeyFragment {
+            pos: Pos::default(),
+            reference: None,
+            literal: Some(s.to_owned()),
+            type_: None,
+        }
+    }
+
+    fn reference(name: &str, fallback: Option<&str>) -> KeyFragment {
+        KeyFragment {
+            pos: Pos::default(),
+            reference: Some(name.to_owned()),
+            literal: fallback.map(str::to_owned),
+            type_: None,
+        }
+    }
+
+    fn cache_key(prefix: Option<&str>, fragments: Vec<KeyFragment>) -> CacheKey {
+        CacheKey {
+            pos: Pos::default(),
+            prefix: prefix.map(|p| Located::new(p.to_owned(), Pos::default())),
+            fragments,
+        }
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn spec(prefix: Option<&str>, fragments: Vec<KeyFragment>) -> KeySpec {
+        KeySpec::from_policy(
+            Namespace::Value,
+            &cache_key(prefix, fragments),
+            Scope::Exclusive,
+            None,
+            &CTX,
+        )
+    }
+
+    #[test]
+    fn apigee_doc_example() {
+        let key =
+            spec(Some("myprefix"), vec![literal("hello"), literal("world")]).build(&HashMap::new());
+        assert_eq!(key.readable, "myprefix__hello__world");
+        assert_eq!(
+            key.fragments,
+            vec![Some("hello".to_owned()), Some("world".to_owned())]
+        );
+        assert!(key.unresolved.is_empty());
+    }
+
+    #[test]
+    fn scope_prefixes() {
+        let cases = [
+            (Scope::Global, "org__prod__k"),
+            (Scope::Application, "org__prod__weather__k"),
+            (Scope::Proxy, "org__prod__weather__16__default__k"),
+            (Scope::Target, "org__prod__weather__16__default__k"),
+            (Scope::Exclusive, "org__prod__weather__16__default__k"),
+        ];
+        let key = cache_key(None, vec![literal("k")]);
+        for (scope, expected) in cases {
+            let built = KeySpec::from_policy(Namespace::Value, &key, scope, None, &CTX)
+                .build(&HashMap::new());
+            assert_eq!(built.readable, expected, "{scope:?}");
+        }
+    }
+
+    #[test]
+    fn empty_prefix_falls_back_to_scope() {
+        let key = spec(Some(""), vec![literal("k")]).build(&HashMap::new());
+        assert_eq!(key.readable, "org__prod__weather__16__default__k");
+    }
+
+    #[test]
+    fn scopes_spelled_alike_share_entries_others_do_not() {
+        let key = cache_key(None, vec![literal("k")]);
+        let store = |scope| {
+            KeySpec::from_policy(Namespace::Value, &key, scope, None, &CTX)
+                .build(&HashMap::new())
+                .store_key()
+        };
+        assert_eq!(store(Scope::Exclusive), store(Scope::Proxy));
+        assert_ne!(store(Scope::Global), store(Scope::Application));
+        assert_ne!(store(Scope::Application), store(Scope::Proxy));
+        // A custom prefix spelled like the scope prefix is still a different entry.
+        let custom = spec(Some("org__prod"), vec![literal("k")]).build(&HashMap::new());
+        let global = KeySpec::from_policy(Namespace::Value, &key, Scope::Global, None, &CTX)
+            .build(&HashMap::new());
+        assert_eq!(custom.readable, global.readable);
+        assert_ne!(custom.store_key(), global.store_key());
+    }
+
+    #[test]
+    fn revision_is_part_of_narrow_scopes() {
+        let key = cache_key(None, vec![literal("k")]);
+        let next = ScopeContext {
+            revision: 17,
+            ..CTX
+        };
+        let build = |scope, ctx: &ScopeContext| {
+            KeySpec::from_policy(Namespace::Value, &key, scope, None, ctx)
+                .build(&HashMap::new())
+                .store_key()
+        };
+        assert_ne!(build(Scope::Proxy, &CTX), build(Scope::Proxy, &next));
+        assert_eq!(
+            build(Scope::Application, &CTX),
+            build(Scope::Application, &next)
+        );
+    }
+
+    #[test]
+    fn ref_resolves_then_falls_back_to_literal() {
+        let s = spec(Some("p"), vec![reference("request.header.x", Some("dflt"))]);
+        let hit = s.build(&vars(&[("request.header.x", "v")]));
+        assert_eq!(hit.readable, "p__v");
+        let fallback = s.build(&HashMap::new());
+        assert_eq!(fallback.readable, "p__dflt");
+        assert!(fallback.unresolved.is_empty());
+        assert_ne!(hit.store_key(), fallback.store_key());
+    }
+
+    #[test]
+    fn unresolved_is_omitted_from_readable_and_reported() {
+        let s = spec(
+            Some("p"),
+            vec![
+                literal("a"),
+                reference("request.header.x", None),
+                literal("b"),
+            ],
+        );
+        let key = s.build(&HashMap::new());
+        assert_eq!(key.readable, "p__a__b");
+        assert_eq!(key.unresolved, vec!["request.header.x".to_owned()]);
+        assert_eq!(
+            key.fragments,
+            vec![Some("a".to_owned()), None, Some("b".to_owned())]
+        );
+    }
+
+    #[test]
+    fn unresolved_differs_from_empty() {
+        let s = spec(Some("p"), vec![literal("a"), reference("x", None)]);
+        let absent = s.build(&HashMap::new());
+        let empty = s.build(&vars(&[("x", "")]));
+        assert_ne!(absent.store_key(), empty.store_key());
+        // ...and from the key without that fragment at all.
+        let shorter = spec(Some("p"), vec![literal("a")]).build(&HashMap::new());
+        assert_eq!(shorter.readable, absent.readable);
+        assert_ne!(shorter.store_key(), absent.store_key());
+        assert_ne!(shorter.store_key(), empty.store_key());
+    }
+
+    #[test]
+    fn empty_ref_and_empty_fragment() {
+        let fragment = KeyFragment {
+            pos: Pos::default(),
+            reference: Some(String::new()),
+            literal: Some("lit".to_owned()),
+            type_: None,
+        };
+        let key = spec(Some("p"), vec![fragment]).build(&HashMap::new());
+        assert_eq!(key.readable, "p__lit");
+        let bare = KeyFragment {
+            pos: Pos::default(),
+            reference: None,
+            literal: None,
+            type_: None,
+        };
+        let key = spec(Some("p"), vec![bare]).build(&HashMap::new());
+        assert_eq!(key.fragments, vec![Some(String::new())]);
+        assert!(key.unresolved.is_empty());
+    }
+
+    #[test]
+    fn namespaces_differ() {
+        let key = cache_key(Some("p"), vec![literal("a")]);
+        let r = KeySpec::from_policy(Namespace::Response, &key, Scope::Global, None, &CTX);
+        let v = KeySpec::from_policy(Namespace::Value, &key, Scope::Global, None, &CTX);
+        assert_eq!(r.namespace(), Namespace::Response);
+        let (r, v) = (r.build(&HashMap::new()), v.build(&HashMap::new()));
+        assert_eq!(r.readable, v.readable);
+        assert_ne!(r.store_key(), v.store_key());
+    }
+
+    #[test]
+    fn cache_resource_differs() {
+        let key = cache_key(Some("p"), vec![literal("a")]);
+        let build = |res| {
+            KeySpec::from_policy(Namespace::Value, &key, Scope::Global, res, &CTX)
+                .build(&HashMap::new())
+        };
+        let (none, a, b) = (build(None), build(Some("a")), build(Some("b")));
+        assert_eq!(none.readable, a.readable);
+        assert_ne!(none.store_key(), a.store_key());
+        assert_ne!(a.store_key(), b.store_key());
+        assert_eq!(none.store_key(), build(Some("")).store_key());
+    }
+
+    #[test]
+    fn stage_differs() {
+        let key = cache_key(Some("p"), vec![literal("a")]);
+        let other = ScopeContext {
+            stage: "test",
+            ..CTX
+        };
+        let a = KeySpec::from_policy(Namespace::Value, &key, Scope::Global, None, &CTX);
+        let b = KeySpec::from_policy(Namespace::Value, &key, Scope::Global, None, &other);
+        assert_ne!(
+            a.build(&HashMap::new()).store_key(),
+            b.build(&HashMap::new()).store_key()
+        );
+        let aws_a = KeySpec::aws_default("prod", &[]).build(&HashMap::new());
+        let aws_b = KeySpec::aws_default("test", &[]).build(&HashMap::new());
+        assert_ne!(aws_a.store_key(), aws_b.store_key());
+    }
+
+    #[test]
+    fn separators_in_values_cannot_forge_boundaries() {
+        let a = spec(Some("a__b"), vec![literal("c")]).build(&HashMap::new());
+        let b = spec(Some("a"), vec![literal("b__c")]).build(&HashMap::new());
+        let c = spec(Some("a"), vec![literal("b"), literal("c")]).build(&HashMap::new());
+        assert_eq!(a.readable, "a__b__c");
+        assert_eq!(a.readable, b.readable);
+        assert_eq!(b.readable, c.readable);
+        assert_ne!(a.store_key(), b.store_key());
+        assert_ne!(b.store_key(), c.store_key());
+        assert_ne!(a.store_key(), c.store_key());
+    }
+
+    #[test]
+    fn framing_layout_is_stable() {
+        let key = spec(Some("p"), vec![literal(""), reference("x", None)]).build(&HashMap::new());
+        let mut expected = vec![KEY_SCHEMA_VERSION, b'V', 0, 0, 0, 4];
+        expected.extend_from_slice(b"prod");
+        expected.extend_from_slice(&[0x00, b'P', 0, 0, 0, 1, b'p']);
+        expected.extend_from_slice(&[PRESENT, 0, 0, 0, 0, ABSENT]);
+        assert_eq!(key.framed, expected);
+        assert_eq!(key.framed.capacity(), key.framed.len());
+    }
+
+    #[test]
+    fn huge_lengths_are_escaped() {
+        let mut out = Vec::new();
+        push_len(&mut out, 7);
+        assert_eq!(out, [0, 0, 0, 7]);
+        assert_eq!(framed_len(7), 11);
+        if let Ok(huge) = usize::try_from(u64::from(u32::MAX)) {
+            let mut out = Vec::new();
+            push_len(&mut out, huge);
+            assert_eq!(out.len(), 12);
+            assert_eq!(&out[..4], &[0xff; 4]);
+            assert_eq!(framed_len(huge), huge + 12);
+        }
+    }
+
+    #[test]
+    fn accept_headers_are_appended() {
+        let s = spec(Some("p"), vec![literal("a")]).with_accept_headers();
+        let json = s.build(&vars(&[
+            ("request.header.accept", "application/json"),
+            ("request.header.accept-encoding", "gzip"),
+        ]));
+        assert_eq!(json.readable, "p__a__application/json__gzip");
+        assert!(json.unresolved.is_empty());
+        assert_eq!(json.fragments.len(), 5);
+        let xml = s.build(&vars(&[
+            ("request.header.accept", "application/xml"),
+            ("request.header.accept-encoding", "gzip"),
+        ]));
+        assert_ne!(json.store_key(), xml.store_key());
+        // Idempotent.
+        assert_eq!(s.clone().with_accept_headers(), s);
+    }
+
+    #[test]
+    fn authorization_separates_callers_and_stays_secret() {
+        let s = KeySpec::aws_default("prod", &[]).with_authorization();
+        let base = [("request.verb", "GET"), ("proxy.pathsuffix", "/items")];
+        let alice = s.build(&vars(&[
+            base[0],
+            base[1],
+            ("request.header.authorization", "A"),
+        ]));
+        let bob = s.build(&vars(&[
+            base[0],
+            base[1],
+            ("request.header.authorization", "B"),
+        ]));
+        let anon = s.build(&vars(&base));
+        let empty = s.build(&vars(&[
+            base[0],
+            base[1],
+            ("request.header.authorization", ""),
+        ]));
+        assert_ne!(alice.store_key(), bob.store_key());
+        assert_ne!(alice.store_key(), anon.store_key());
+        assert_ne!(anon.store_key(), empty.store_key());
+        assert_eq!(alice.readable, "GET /items");
+        assert_eq!(alice.fragments.len(), 2);
+        assert!(anon.unresolved.is_empty());
+        assert!(!format!("{alice:?}").contains("\"A\""));
+        // Without the opt-in, the header is ignored.
+        let plain = KeySpec::aws_default("prod", &[]);
+        assert_ne!(plain.build(&vars(&base)).store_key(), anon.store_key());
+    }
+
+    fn aws_vars(extra: &[(&str, &str)]) -> HashMap<String, String> {
+        let mut v = vars(&[("request.verb", "GET"), ("proxy.pathsuffix", "/items/7")]);
+        v.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        v
+    }
+
+    #[test]
+    fn aws_default_key() {
+        let params = [
+            KeyParameter::Query("type".to_owned()),
+            KeyParameter::Header("x-tenant".to_owned()),
+            KeyParameter::Path("id".to_owned()),
+        ];
+        let s = KeySpec::aws_default("prod", &params);
+        let key = s.build(&aws_vars(&[
+            ("request.queryparam.type", "admin"),
+            ("request.header.x-tenant", "acme"),
+            ("request.path.id", "7"),
+        ]));
+        assert_eq!(
+            key.readable,
+            "GET /items/7 type=admin header.x-tenant=acme path.id=7"
+        );
+        let partial = s.build(&aws_vars(&[("request.queryparam.type", "admin")]));
+        assert_eq!(partial.readable, "GET /items/7 type=admin");
+        assert_eq!(
+            partial.unresolved,
+            vec![
+                "request.header.x-tenant".to_owned(),
+                "request.path.id".to_owned()
+            ]
+        );
+    }
+
+    #[test]
+    fn aws_default_only_declared_parameters_count() {
+        let s = KeySpec::aws_default("prod", &[KeyParameter::Query("type".to_owned())]);
+        let key = |extra: &[(&str, &str)]| s.build(&aws_vars(extra)).store_key();
+        let admin = key(&[("request.queryparam.type", "admin")]);
+        assert_eq!(
+            admin,
+            key(&[
+                ("request.queryparam.type", "admin"),
+                ("request.queryparam.department", "A"),
+                ("request.header.x-other", "1"),
+            ])
+        );
+        assert_ne!(admin, key(&[("request.queryparam.type", "regular")]));
+        assert_ne!(admin, key(&[]));
+        assert_ne!(key(&[]), key(&[("request.queryparam.type", "")]));
+        let post = s
+            .build(&vars(&[
+                ("request.verb", "POST"),
+                ("proxy.pathsuffix", "/items/7"),
+                ("request.queryparam.type", "admin"),
+            ]))
+            .store_key();
+        assert_ne!(admin, post);
+        let other_path = s
+            .build(&vars(&[
+                ("request.verb", "GET"),
+                ("proxy.pathsuffix", "/items/8"),
+                ("request.queryparam.type", "admin"),
+            ]))
+            .store_key();
+        assert_ne!(admin, other_path);
+    }
+
+    #[test]
+    fn aws_and_policy_keys_never_collide() {
+        let aws = KeySpec::aws_default("prod", &[]).build(&aws_vars(&[]));
+        let policy = KeySpec::from_policy(
+            Namespace::Response,
+            &cache_key(
+                None,
+                vec![
+                    reference("request.verb", None),
+                    reference("proxy.pathsuffix", None),
+                ],
+            ),
+            Scope::Global,
+            None,
+            &CTX,
+        )
+        .build(&aws_vars(&[]));
+        assert_ne!(aws.store_key(), policy.store_key());
+    }
+
+    /// A spec with one `ref` fragment per value, and variables resolving the present ones.
+    fn key_of_values(values: &[Option<String>]) -> StoreKey {
+        let fragments = (0..values.len())
+            .map(|i| reference(&format!("v{i}"), None))
+            .collect();
+        let mut v = HashMap::new();
+        for (i, value) in values.iter().enumerate() {
+            if let Some(value) = value {
+                v.insert(format!("v{i}"), value.clone());
+            }
+        }
+        let built = spec(Some("p"), fragments).build(&v);
+        assert_eq!(&built.fragments, values);
+        built.store_key()
+    }
+
+    fn fragment_value() -> impl Strategy<Value = Option<String>> {
+        prop::option::of(prop_oneof![
+            Just(String::new()),
+            Just("__".to_owned()),
+            Just("_".to_owned()),
+            "[a_]{0,5}",
+            any::<String>(),
+        ])
+    }
+
+    /// Joins `tokens` with `__`, starting a new segment where `cuts[i]` is set.
+    fn segments(tokens: &[String], cuts: &[bool]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (i, t) in tokens.iter().enumerate() {
+            match out.last_mut() {
+                Some(last) if !cuts.get(i).copied().unwrap_or(false) => {
+                    last.push_str("__");
+                    last.push_str(t);
+                }
+                _ => out.push(t.clone()),
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn distinct_fragment_lists_never_collide(
+            a in prop::collection::vec(fragment_value(), 0..5),
+            b in prop::collection::vec(fragment_value(), 0..5),
+        ) {
+            prop_assume!(a != b);
+            prop_assert_ne!(key_of_values(&a), key_of_values(&b));
+        }
+
+        #[test]
+        fn distinct_splits_of_the_same_text_never_collide(
+            tokens in prop::collection::vec("[ab_]{1,3}", 1..6),
+            cuts_a in prop::collection::vec(any::<bool>(), 6),
+            cuts_b in prop::collection::vec(any::<bool>(), 6),
+        ) {
+            let split = |cuts: &[bool]| {
+                let mut segs = segments(&tokens, cuts);
+                let prefix = segs.remove(0);
+                (prefix, segs)
+            };
+            let (a, b) = (split(&cuts_a), split(&cuts_b));
+            prop_assume!(a != b);
+            let build = |(prefix, frags): &(String, Vec<String>)| {
+                spec(Some(prefix), frags.iter().map(|f| literal(f)).collect())
+                    .build(&HashMap::new())
+            };
+            let (ka, kb) = (build(&a), build(&b));
+            prop_assert_eq!(&ka.readable, &kb.readable);
+            prop_assert_ne!(ka.store_key(), kb.store_key());
+        }
+    }
+}

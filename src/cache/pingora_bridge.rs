@@ -1,0 +1,313 @@
+//! The bridge to pingora-cache: the only module that imports `pingora::cache`.
+//!
+//! pingora-cache runs the HTTP cache state machine (request collapsing through the cache lock,
+//! stale-while-revalidate, stale-if-error, revalidation with the target, 304s, HEAD, `Age`);
+//! this module plugs the project's [`TieredStore`] into it as a `Storage`, and re-exports the few
+//! pingora-cache types the proxy's hook signatures need. Its API changes between Pingora
+//! versions, so keeping it here means an upgrade touches one file.
+//!
+//! Entries are keyed by the 16-byte hash pingora computes for a `CacheKey` (`combined_bin`, which
+//! includes the Vary variance); the proxy sets the primary hash to the project's own framed-key
+//! hash (`set_primary_bin_override`) so the KV policies and invalidation can address the same
+//! entries. The stage name travels in the key's `user_tag` and selects the stage's local tier.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use once_cell::sync::Lazy;
+use pingora::cache::key::{CacheHashKey, CompactCacheKey};
+use pingora::cache::lock::{CacheKeyLockImpl, CacheLock};
+use pingora::cache::storage::{
+    HandleHit, HandleMiss, MissFinishType, PurgeOutcome, PurgeTarget, PurgeType,
+};
+use pingora::cache::trace::SpanHandle;
+use pingora::cache::{MissHandler, Storage};
+use pingora::{Error, ErrorType, Result};
+
+pub use pingora::cache::{
+    CacheKey, CacheMeta, CacheOptionOverrides, CachePhase, ForcedFreshness, HitHandler,
+    NoCacheReason, RespCacheable,
+};
+
+use super::entry::{Entry, StoreKey};
+use super::store::TieredStore;
+
+/// How long a cache-lock holder may take before waiters give up on it (a writer that died).
+const LOCK_AGE_TIMEOUT: Duration = Duration::from_secs(30);
+
+static LOCK: Lazy<Box<CacheKeyLockImpl>> = Lazy::new(|| CacheLock::new_boxed(LOCK_AGE_TIMEOUT));
+
+/// A gateway's cache: its store and the `Storage` over it that pingora-cache uses.
+///
+/// pingora-cache requires `&'static` storage, so one is leaked per gateway started — never per
+/// reload: reloads reconfigure the tiers inside the same store. Several gateways in one process
+/// (tests, embedding) each get their own.
+#[derive(Clone, Copy)]
+pub struct GatewayCache {
+    store: &'static TieredStore,
+    bridge: &'static Bridge,
+}
+
+impl GatewayCache {
+    /// A new, empty cache for one gateway.
+    pub fn new() -> Self {
+        let store: &'static TieredStore = Box::leak(Box::new(TieredStore::new()));
+        let bridge: &'static Bridge = Box::leak(Box::new(Bridge { store }));
+        Self { store, bridge }
+    }
+
+    /// The store (for the KV policies, invalidation and configuration).
+    pub fn store(&self) -> &'static TieredStore {
+        self.store
+    }
+
+    /// The `Storage` to pass to `HttpCache::enable`.
+    pub fn storage(&self) -> &'static (dyn Storage + Sync) {
+        self.bridge
+    }
+}
+
+impl Default for GatewayCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for GatewayCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GatewayCache")
+    }
+}
+
+/// The cache lock to pass to `HttpCache::enable`: it collapses concurrent misses for one key
+/// into one upstream request and is what makes stale-while-revalidate possible.
+pub fn lock() -> &'static CacheKeyLockImpl {
+    &**LOCK
+}
+
+/// Lock options: how long a waiter waits for the request that is filling the entry before it
+/// goes to the target itself.
+pub fn overrides(wait_timeout: Duration) -> CacheOptionOverrides {
+    let mut o = CacheOptionOverrides::default();
+    o.wait_timeout = Some(wait_timeout);
+    o
+}
+
+/// The pingora cache key for an entry of `stage` whose framed key hashes to `key`.
+pub fn cache_key(stage: &str, key: StoreKey) -> CacheKey {
+    let mut k = CacheKey::new(Vec::new(), stage);
+    k.set_primary_bin_override(key.0);
+    k
+}
+
+/// The store key pingora uses for `key` (primary plus Vary variance).
+pub fn store_key(key: &CacheKey) -> StoreKey {
+    StoreKey(key.combined_bin())
+}
+
+fn compact_store_key(key: &CompactCacheKey) -> StoreKey {
+    StoreKey(key.combined_bin())
+}
+
+/// Metadata of a cached response: pingora's two serialized parts, length-prefixed.
+fn encode_meta(meta: &CacheMeta) -> Result<Bytes> {
+    let (internal, header) = meta.serialize()?;
+    let len = u32::try_from(internal.len())
+        .map_err(|_| Error::explain(ErrorType::InternalError, "cache meta too large"))?;
+    let mut out = BytesMut::with_capacity(4 + internal.len() + header.len());
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&internal);
+    out.extend_from_slice(&header);
+    Ok(out.freeze())
+}
+
+fn decode_meta(bytes: &[u8]) -> Option<CacheMeta> {
+    let len_bytes: [u8; 4] = bytes.get(..4)?.try_into().ok()?;
+    let len = usize::try_from(u32::from_be_bytes(len_bytes)).ok()?;
+    let internal = bytes.get(4..4usize.checked_add(len)?)?;
+    let header = bytes.get(4 + len..)?;
+    CacheMeta::deserialize(internal, header).ok()
+}
+
+/// When an entry stops being useful: the end of its fresh window plus the longer stale window.
+fn expires_at(meta: &CacheMeta) -> SystemTime {
+    let stale = meta
+        .stale_while_revalidate_sec()
+        .max(meta.stale_if_error_sec());
+    meta.fresh_until() + Duration::from_secs(u64::from(stale))
+}
+
+/// `Storage` over the tiered store.
+struct Bridge {
+    store: &'static TieredStore,
+}
+
+#[async_trait]
+impl Storage for Bridge {
+    async fn lookup(
+        &'static self,
+        key: &CacheKey,
+        _trace: &SpanHandle,
+    ) -> Result<Option<(CacheMeta, HitHandler)>> {
+        let sk = store_key(key);
+        let Some(entry) = self.store.get(&key.user_tag, &sk) else {
+            return Ok(None);
+        };
+        match decode_meta(&entry.meta) {
+            Some(meta) => {
+                let hit = BodyHit {
+                    body: entry.body.clone(),
+                    pos: 0,
+                    end: entry.body.len(),
+                };
+                Ok(Some((meta, Box::new(hit))))
+            }
+            None => {
+                // An entry we cannot read (a format from another version): drop it, miss.
+                self.store.remove(&key.user_tag, &sk);
+                Ok(None)
+            }
+        }
+    }
+
+    async fn get_miss_handler(
+        &'static self,
+        key: &CacheKey,
+        meta: &CacheMeta,
+        _trace: &SpanHandle,
+    ) -> Result<MissHandler> {
+        Ok(Box::new(BufferingMiss {
+            store: self.store,
+            stage: key.user_tag.clone(),
+            key: store_key(key),
+            meta: encode_meta(meta)?,
+            created: meta.created(),
+            expires_at: expires_at(meta),
+            body: BytesMut::new(),
+        }))
+    }
+
+    async fn purge(
+        &'static self,
+        target: PurgeTarget<'_>,
+        _purge_type: PurgeType,
+        _trace: &SpanHandle,
+    ) -> Result<PurgeOutcome> {
+        let key = target.key();
+        Ok(
+            if self.store.remove(&key.user_tag, &compact_store_key(key)) {
+                PurgeOutcome::Purged(None)
+            } else {
+                PurgeOutcome::NotFound
+            },
+        )
+    }
+
+    async fn update_meta(
+        &'static self,
+        key: &CacheKey,
+        meta: &CacheMeta,
+        _trace: &SpanHandle,
+    ) -> Result<bool> {
+        let encoded = encode_meta(meta)?;
+        let expires = expires_at(meta);
+        Ok(self
+            .store
+            .update(&key.user_tag, &store_key(key), |old| Entry {
+                meta: encoded.clone(),
+                body: old.body.clone(),
+                created: old.created,
+                expires_at: expires,
+            }))
+    }
+
+    fn as_any(&self) -> &(dyn Any + Send + Sync + 'static) {
+        self
+    }
+}
+
+/// Serves a whole cached body; seekable so range requests are answered from the cache.
+struct BodyHit {
+    body: Bytes,
+    pos: usize,
+    end: usize,
+}
+
+#[async_trait]
+impl HandleHit for BodyHit {
+    async fn read_body(&mut self) -> Result<Option<Bytes>> {
+        if self.pos >= self.end {
+            return Ok(None);
+        }
+        let chunk = self.body.slice(self.pos..self.end);
+        self.pos = self.end;
+        Ok(Some(chunk))
+    }
+
+    async fn finish(
+        self: Box<Self>,
+        _storage: &'static (dyn Storage + Sync),
+        _key: &CacheKey,
+        _trace: &SpanHandle,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    fn can_seek(&self) -> bool {
+        true
+    }
+
+    fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
+        let len = self.body.len();
+        let end = end.map_or(len, |e| e.min(len));
+        if start > end {
+            return Error::e_explain(ErrorType::InternalError, "seek start past the end");
+        }
+        self.pos = start;
+        self.end = end;
+        Ok(())
+    }
+
+    fn as_any(&self) -> &(dyn Any + Send + Sync) {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut (dyn Any + Send + Sync) {
+        self
+    }
+}
+
+/// Buffers a response body and stores it whole when the response completed. An aborted
+/// response never reaches `finish`, so a partial body is never stored.
+struct BufferingMiss {
+    store: &'static TieredStore,
+    stage: String,
+    key: StoreKey,
+    meta: Bytes,
+    created: SystemTime,
+    expires_at: SystemTime,
+    body: BytesMut,
+}
+
+#[async_trait]
+impl HandleMiss for BufferingMiss {
+    async fn write_body(&mut self, data: Bytes, _eof: bool) -> Result<()> {
+        self.body.extend_from_slice(&data);
+        Ok(())
+    }
+
+    async fn finish(self: Box<Self>) -> Result<MissFinishType> {
+        let size = self.body.len();
+        let entry = Entry {
+            meta: self.meta,
+            body: self.body.freeze(),
+            created: self.created,
+            expires_at: self.expires_at,
+        };
+        self.store.put(&self.stage, self.key, Arc::new(entry));
+        Ok(MissFinishType::Created(size))
+    }
+}

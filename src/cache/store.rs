@@ -1,0 +1,402 @@
+//! `TieredStore`: the process-wide cache store, one local tier per stage (a shared Redis tier
+//! will sit behind it).
+//!
+//! The API is synchronous on purpose. The hit path is a moka read, which is lock-free and never
+//! blocks (no lock is waited on, no I/O happens), so an `async fn` would only add a future per
+//! lookup and an `.await` point without ever yielding. The stage → tier map is read through
+//! `ArcSwap`, so a lookup takes no lock either, even while a reload reconfigures the tiers.
+//! When the shared tier arrives, its network round trip happens only after a local miss (see the
+//! marked place in [`TieredStore::get`]); the local hit path stays as it is.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use super::entry::{Entry, StoreKey};
+use super::local::LocalTier;
+use crate::metrics::METRICS;
+
+/// The cache store shared by ResponseCache (through the pingora bridge) and the KV policies.
+/// One instance per process, because tiers are per stage and must survive configuration
+/// reloads; it is reconfigured in place by [`TieredStore::configure`].
+pub struct TieredStore {
+    /// Stage name → its local tier. Replaced wholesale by `configure`; read without locking.
+    tiers: ArcSwap<HashMap<String, Arc<LocalTier>>>,
+    /// Serialises `configure` so two reloads cannot interleave their read-modify-swap.
+    configure_lock: Mutex<()>,
+    /// Cap on local lifetimes given to newly created tiers. `None` until the shared tier exists;
+    /// it then bounds how stale one instance can be relative to the others.
+    max_local_ttl: Option<Duration>,
+}
+
+impl std::fmt::Debug for TieredStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tiers = self.tiers.load();
+        f.debug_struct("TieredStore")
+            .field("tiers", &tiers.values().collect::<Vec<_>>())
+            .field("max_local_ttl", &self.max_local_ttl)
+            .finish()
+    }
+}
+
+impl Default for TieredStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TieredStore {
+    /// An empty store: every stage is unknown (gets miss, puts are dropped) until the first
+    /// [`TieredStore::configure`], so the store can be created before the configuration loads.
+    pub fn new() -> Self {
+        Self {
+            tiers: ArcSwap::from_pointee(HashMap::new()),
+            configure_lock: Mutex::new(()),
+            max_local_ttl: None,
+        }
+    }
+
+    /// Aligns the tiers with a (re)loaded configuration, given each stage's name and local
+    /// capacity in bytes. Tiers of stages whose capacity did not change are kept, so a reload
+    /// does not empty the cache. A tier whose capacity changed is rebuilt (moka cannot be
+    /// resized) and receives as many of the old tier's live entries as fit, newest first.
+    /// Tiers of stages that disappeared are dropped and their gauges removed. If a stage is
+    /// listed twice, the last capacity wins.
+    ///
+    /// Writes that reach an old tier while it is being copied are lost (a later miss refills
+    /// them); readers are never blocked.
+    pub fn configure(&self, stages: &[(String, u64)]) {
+        // A poisoned lock only means an earlier configure panicked; the map it guards is
+        // swapped atomically, so it is still consistent.
+        let _guard = self
+            .configure_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let current = self.tiers.load_full();
+        let wanted: HashMap<&str, u64> = stages
+            .iter()
+            .map(|(name, capacity)| (name.as_str(), *capacity))
+            .collect();
+
+        let mut next: HashMap<String, Arc<LocalTier>> = HashMap::with_capacity(wanted.len());
+        for (&name, &capacity) in &wanted {
+            let tier = match current.get(name) {
+                Some(old) if old.capacity() == capacity => Arc::clone(old),
+                Some(old) => {
+                    let (tier, copied) = resized(old, capacity);
+                    tracing::info!(
+                        stage = name,
+                        old_capacity_bytes = old.capacity(),
+                        capacity_bytes = capacity,
+                        copied_entries = copied,
+                        "local cache tier resized"
+                    );
+                    Arc::new(tier)
+                }
+                None => {
+                    tracing::info!(
+                        stage = name,
+                        capacity_bytes = capacity,
+                        "local cache tier created"
+                    );
+                    Arc::new(LocalTier::new(name, capacity, self.max_local_ttl))
+                }
+            };
+            next.insert(name.to_owned(), tier);
+        }
+        self.tiers.store(Arc::new(next));
+
+        for name in current.keys() {
+            if !wanted.contains_key(name.as_str()) {
+                tracing::info!(stage = name.as_str(), "local cache tier dropped");
+                // Absent labels (no refresh since the tier was created) are not an error here.
+                let _ = METRICS
+                    .cache_local_bytes
+                    .remove_label_values(&[name.as_str()]);
+                let _ = METRICS
+                    .cache_local_entries
+                    .remove_label_values(&[name.as_str()]);
+            }
+        }
+    }
+
+    /// The live entry for `key` in `stage`, or `None` (also for an unknown stage, so a request
+    /// racing a reload that removed its stage simply misses).
+    pub fn get(&self, stage: &str, key: &StoreKey) -> Option<Arc<Entry>> {
+        let tiers = self.tiers.load();
+        let local = tiers.get(stage)?;
+        if let Some(entry) = local.get(key) {
+            return Some(entry);
+        }
+        // Shared tier: on a local miss, look the key up in Redis here and, on a hit, promote it
+        // with `local.insert(*key, Arc::clone(&entry))` (bounded by the tier's max_local_ttl).
+        None
+    }
+
+    /// Stores `entry` under `key` in `stage`'s tier. A no-op for an unknown stage: the entry
+    /// belongs to a configuration that is gone.
+    pub fn put(&self, stage: &str, key: StoreKey, entry: Arc<Entry>) {
+        if let Some(local) = self.tiers.load().get(stage) {
+            local.insert(key, entry);
+            // Shared tier: write-through to Redis goes here.
+        }
+    }
+
+    /// Removes `key` from `stage` (explicit invalidation); true if a live entry was there.
+    pub fn remove(&self, stage: &str, key: &StoreKey) -> bool {
+        // Shared tier: delete in Redis too.
+        self.tiers
+            .load()
+            .get(stage)
+            .is_some_and(|local| local.remove(key))
+    }
+
+    /// Replaces the live entry under `key` with `f(entry)` (e.g. refreshed metadata after a
+    /// revalidation) without the caller re-sending the body. True if the stage now holds the
+    /// result; see [`LocalTier::update`].
+    pub fn update(&self, stage: &str, key: &StoreKey, f: impl FnOnce(&Entry) -> Entry) -> bool {
+        self.tiers
+            .load()
+            .get(stage)
+            .is_some_and(|local| local.update(key, f))
+    }
+
+    /// Drops every entry of `stage` (admin purge). A no-op for an unknown stage.
+    pub fn clear_stage(&self, stage: &str) {
+        if let Some(local) = self.tiers.load().get(stage) {
+            local.clear();
+        }
+    }
+
+    /// The local tier of `stage`, for callers that do many operations on one stage and for
+    /// tests. The returned tier may be replaced by a later reload; do not keep it around.
+    pub fn tier(&self, stage: &str) -> Option<Arc<LocalTier>> {
+        self.tiers.load().get(stage).cloned()
+    }
+
+    /// Brings every tier's counters up to date and publishes them as the `cache_local_bytes` /
+    /// `cache_local_entries` gauges. Called before rendering `/metrics`, because moka's counters
+    /// are only exact after pending maintenance has run.
+    pub fn refresh_metrics(&self) {
+        // Under the configure lock, so a concurrent reload cannot drop a stage's gauges between
+        // our snapshot and our `set`, which would resurrect them.
+        let _guard = self
+            .configure_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let tiers = self.tiers.load();
+        for (name, tier) in tiers.iter() {
+            tier.sync();
+            METRICS
+                .cache_local_bytes
+                .with_label_values(&[name.as_str()])
+                .set(saturating_i64(tier.weighted_size()));
+            METRICS
+                .cache_local_entries
+                .with_label_values(&[name.as_str()])
+                .set(saturating_i64(tier.entry_count()));
+        }
+    }
+}
+
+/// A new tier of `capacity` for `old`'s stage, filled with as many of `old`'s live entries as
+/// fit (newest first, skipping ones too large for the remaining room). Staying within capacity
+/// keeps moka's admission policy out of the copy, so nothing copied is evicted straight away.
+/// Returns the tier and the number of entries copied.
+fn resized(old: &LocalTier, capacity: u64) -> (LocalTier, usize) {
+    let tier = LocalTier::new(old.stage(), capacity, old.max_local_ttl());
+    let mut entries = old.live_entries();
+    entries.sort_by_key(|(_, entry)| std::cmp::Reverse(entry.created));
+    let mut room = capacity;
+    let mut copied = 0;
+    for (key, entry) in entries {
+        let weight = u64::from(entry.weight());
+        if weight <= room {
+            room -= weight;
+            tier.insert(key, entry);
+            copied += 1;
+        }
+    }
+    (tier, copied)
+}
+
+fn saturating_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use std::time::SystemTime;
+
+    fn key(n: u64) -> StoreKey {
+        let mut k = [0u8; 16];
+        k[8..].copy_from_slice(&n.to_be_bytes());
+        StoreKey(k)
+    }
+
+    fn entry(body_len: usize) -> Arc<Entry> {
+        let now = SystemTime::now();
+        Arc::new(Entry {
+            meta: Bytes::from_static(b"m"),
+            body: Bytes::from(vec![1u8; body_len]),
+            created: now,
+            expires_at: now + Duration::from_secs(600),
+        })
+    }
+
+    fn stages(list: &[(&str, u64)]) -> Vec<(String, u64)> {
+        list.iter().map(|(n, c)| ((*n).to_owned(), *c)).collect()
+    }
+
+    #[test]
+    fn unknown_stage_misses_and_ignores_puts() {
+        let store = TieredStore::default();
+        store.put("t-store-nowhere", key(1), entry(10));
+        assert_eq!(store.get("t-store-nowhere", &key(1)), None);
+        assert!(!store.remove("t-store-nowhere", &key(1)));
+        assert!(!store.update("t-store-nowhere", &key(1), |e| e.clone()));
+        store.clear_stage("t-store-nowhere");
+        assert!(store.tier("t-store-nowhere").is_none());
+        store.refresh_metrics();
+    }
+
+    #[test]
+    fn put_get_update_remove_clear() {
+        let store = TieredStore::new();
+        store.configure(&stages(&[
+            ("t-store-basic", 1 << 20),
+            ("t-store-other", 1 << 20),
+        ]));
+        let e = entry(10);
+        store.put("t-store-basic", key(1), e.clone());
+        assert_eq!(store.get("t-store-basic", &key(1)), Some(e.clone()));
+        // Stages are isolated.
+        assert_eq!(store.get("t-store-other", &key(1)), None);
+
+        assert!(store.update("t-store-basic", &key(1), |e| Entry {
+            meta: Bytes::from_static(b"new"),
+            ..e.clone()
+        }));
+        assert_eq!(
+            store.get("t-store-basic", &key(1)).unwrap().meta,
+            Bytes::from_static(b"new")
+        );
+
+        assert!(store.remove("t-store-basic", &key(1)));
+        assert_eq!(store.get("t-store-basic", &key(1)), None);
+
+        store.put("t-store-basic", key(2), e.clone());
+        store.put("t-store-other", key(2), e);
+        store.clear_stage("t-store-basic");
+        assert_eq!(store.get("t-store-basic", &key(2)), None);
+        assert!(store.get("t-store-other", &key(2)).is_some());
+    }
+
+    #[test]
+    fn configure_keeps_resizes_and_drops() {
+        let store = TieredStore::new();
+        store.configure(&stages(&[
+            ("t-store-keep", 1 << 20),
+            ("t-store-resize", 1 << 20),
+            ("t-store-drop", 1 << 20),
+        ]));
+        for i in 0..8 {
+            store.put("t-store-keep", key(i), entry(1000));
+            store.put("t-store-resize", key(i), entry(1000));
+            store.put("t-store-drop", key(i), entry(1000));
+        }
+        store.refresh_metrics();
+        let dropped_gauge = || {
+            METRICS
+                .render()
+                .contains("cachegate_cache_local_bytes{stage=\"t-store-drop\"}")
+        };
+        assert!(dropped_gauge());
+        let kept_before = store.tier("t-store-keep").unwrap();
+
+        // Shrink "t-store-resize" to room for 4 entries (weight 16 + 1 + 1000 each).
+        let small = 4 * 1017 + 500;
+        store.configure(&stages(&[
+            ("t-store-keep", 1 << 20),
+            ("t-store-resize", small),
+            ("t-store-new", 4096),
+        ]));
+
+        // Unchanged stage: the very same tier, entries intact.
+        assert!(Arc::ptr_eq(
+            &kept_before,
+            &store.tier("t-store-keep").unwrap()
+        ));
+        assert!((0..8).all(|i| store.get("t-store-keep", &key(i)).is_some()));
+
+        // Resized stage: new capacity, as many entries as fit copied over.
+        let resized = store.tier("t-store-resize").unwrap();
+        assert_eq!(resized.capacity(), small);
+        let present = (0..8)
+            .filter(|i| store.get("t-store-resize", &key(*i)).is_some())
+            .count();
+        assert_eq!(present, 4);
+        // The new bound is in effect.
+        for i in 100..120 {
+            store.put("t-store-resize", key(i), entry(1000));
+        }
+        resized.sync();
+        assert!(resized.weighted_size() <= small);
+
+        // Dropped stage: gone, gauges removed.
+        assert!(store.tier("t-store-drop").is_none());
+        assert_eq!(store.get("t-store-drop", &key(0)), None);
+        assert!(!dropped_gauge());
+
+        // New stage exists and works.
+        store.put("t-store-new", key(1), entry(10));
+        assert!(store.get("t-store-new", &key(1)).is_some());
+
+        store.refresh_metrics();
+        let keep_bytes = METRICS
+            .cache_local_bytes
+            .with_label_values(&["t-store-keep"])
+            .get();
+        assert_eq!(keep_bytes, 8 * 1017);
+        let keep_entries = METRICS
+            .cache_local_entries
+            .with_label_values(&["t-store-keep"])
+            .get();
+        assert_eq!(keep_entries, 8);
+    }
+
+    #[test]
+    fn concurrent_access_during_reconfigure() {
+        let store = Arc::new(TieredStore::new());
+        store.configure(&stages(&[("t-store-race", 64 << 10)]));
+        let workers: Vec<_> = (0..6u64)
+            .map(|t| {
+                let store = Arc::clone(&store);
+                std::thread::spawn(move || {
+                    for i in 0..3_000u64 {
+                        let k = key((t + i) % 200);
+                        if i % 4 == 0 {
+                            store.put("t-store-race", k, entry(512));
+                        } else {
+                            let _ = store.get("t-store-race", &k);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for cap in [32 << 10, 128 << 10, 64 << 10] {
+            store.configure(&stages(&[("t-store-race", cap)]));
+            store.refresh_metrics();
+        }
+        for w in workers {
+            w.join().unwrap();
+        }
+        let tier = store.tier("t-store-race").unwrap();
+        tier.sync();
+        assert!(tier.weighted_size() <= tier.capacity());
+    }
+}

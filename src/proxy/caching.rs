@@ -1,0 +1,174 @@
+//! The cache side of the proxy hooks: turning decisions (`cache::decide`) into pingora-cache
+//! calls, `X-Cache` / `Cache-Status` headers and metrics.
+
+use std::borrow::Cow;
+use std::time::{Duration, SystemTime};
+
+use pingora::http::ResponseHeader;
+use pingora::Result;
+
+use crate::cache::decide::{Bypass, CachePlan, Reject};
+use crate::cache::pingora_bridge::{CacheMeta, CachePhase};
+use crate::config::runtime::Stage;
+use crate::flow::Variables;
+
+/// What the client is told about the cache (`X-Cache`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Served from the cache while fresh (or after a 304 from the target).
+    Hit,
+    /// Fetched from the target.
+    Miss,
+    /// A stale entry was served (while refreshing, or because the target failed).
+    Stale,
+    /// The lookup was skipped on purpose and the entry re-populated.
+    Refresh,
+    /// The cache was not used.
+    Bypass,
+}
+
+impl Outcome {
+    /// `X-Cache` value.
+    pub fn header(self) -> &'static str {
+        match self {
+            Outcome::Hit => "HIT",
+            Outcome::Miss => "MISS",
+            Outcome::Stale => "STALE",
+            Outcome::Refresh => "REFRESH",
+            Outcome::Bypass => "BYPASS",
+        }
+    }
+
+    /// Metrics label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Hit => "hit",
+            Outcome::Miss => "miss",
+            Outcome::Stale => "stale",
+            Outcome::Refresh => "refresh",
+            Outcome::Bypass => "bypass",
+        }
+    }
+}
+
+/// Maps pingora's cache phase (at response time) to the outcome. `decided` is true when the
+/// response went through the store decision: pingora then reports a response it declined to
+/// store as "disabled", but for the client it was a miss.
+pub fn outcome(phase: CachePhase, plan: Option<&CachePlan>, decided: bool) -> Outcome {
+    let Some(plan) = plan else {
+        return Outcome::Bypass;
+    };
+    let fetched = if plan.skip_lookup {
+        Outcome::Refresh
+    } else {
+        Outcome::Miss
+    };
+    match phase {
+        CachePhase::Disabled(_) if decided => fetched,
+        CachePhase::Hit | CachePhase::Revalidated => Outcome::Hit,
+        CachePhase::Stale | CachePhase::StaleUpdating => Outcome::Stale,
+        CachePhase::Miss | CachePhase::Expired | CachePhase::RevalidatedNoCache(_) => {
+            if plan.skip_lookup {
+                Outcome::Refresh
+            } else {
+                Outcome::Miss
+            }
+        }
+        CachePhase::Disabled(_)
+        | CachePhase::Bypass
+        | CachePhase::Uninit
+        | CachePhase::CacheKey => Outcome::Bypass,
+    }
+}
+
+/// The RFC 9211 `Cache-Status` value.
+pub fn cache_status(
+    phase: CachePhase,
+    outcome: Outcome,
+    meta: Option<&CacheMeta>,
+    store: Option<&std::result::Result<Duration, Reject>>,
+    bypass: Option<Bypass>,
+    now: SystemTime,
+) -> String {
+    let ttl = |m: &CacheMeta| match m.fresh_until().duration_since(now) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    };
+    let stored = match store {
+        Some(Ok(_)) => "; stored".to_owned(),
+        Some(Err(r)) => format!("; detail={}", r.as_str()),
+        None => String::new(),
+    };
+    match outcome {
+        Outcome::Hit if phase == CachePhase::Revalidated => {
+            "cachegate; fwd=stale; fwd-status=304".to_owned()
+        }
+        Outcome::Hit => match meta {
+            Some(m) => format!("cachegate; hit; ttl={}", ttl(m)),
+            None => "cachegate; hit".to_owned(),
+        },
+        Outcome::Stale => {
+            let why = if phase == CachePhase::StaleUpdating {
+                "stale-while-revalidate"
+            } else {
+                "stale-if-error"
+            };
+            match meta {
+                Some(m) => format!("cachegate; hit; ttl={}; detail={why}", ttl(m)),
+                None => format!("cachegate; hit; detail={why}"),
+            }
+        }
+        Outcome::Miss if phase == CachePhase::Expired => format!("cachegate; fwd=stale{stored}"),
+        Outcome::Miss => format!("cachegate; fwd=uri-miss{stored}"),
+        Outcome::Refresh => format!("cachegate; fwd=request{stored}"),
+        Outcome::Bypass => format!(
+            "cachegate; fwd=bypass; detail={}",
+            bypass.map_or("off", Bypass::as_str)
+        ),
+    }
+}
+
+/// Adds a weak `ETag` to a cacheable 200 that has none, so clients can revalidate against the
+/// cache. Done on the upstream response, so the stored copy and the first client see the same.
+pub fn synthesize_etag(resp: &mut ResponseHeader, plan: &CachePlan) -> Result<()> {
+    if resp.status.as_u16() != 200 || resp.headers.contains_key(http::header::ETAG) {
+        return Ok(());
+    }
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let hex = plan.store_key.to_hex();
+    let tag = format!(
+        "W/\"{}-{:x}\"",
+        hex.get(..12).unwrap_or(&hex),
+        now & 0xffff_ffff_ffff
+    );
+    resp.insert_header(http::header::ETAG, tag)
+}
+
+/// Builds the metadata of a response being stored: freshness and stale windows.
+pub fn cache_meta(resp: &ResponseHeader, stage: &Stage, ttl: Duration) -> CacheMeta {
+    let now = SystemTime::now();
+    let secs = |s: u64| u32::try_from(s).unwrap_or(u32::MAX);
+    CacheMeta::new(
+        now + ttl,
+        now,
+        secs(stage.cache.stale_while_revalidate_secs),
+        secs(stage.cache.stale_if_error_secs),
+        resp.clone(),
+    )
+}
+
+/// Variables for key building: a HEAD is answered from a cached GET, so it must build the
+/// GET's key.
+pub struct KeyVars<'a>(pub &'a dyn Variables);
+
+impl Variables for KeyVars<'_> {
+    fn get(&self, name: &str) -> Option<Cow<'_, str>> {
+        match self.0.get(name) {
+            Some(v) if name == "request.verb" && v == "HEAD" => Some(Cow::Borrowed("GET")),
+            other => other,
+        }
+    }
+}

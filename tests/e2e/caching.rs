@@ -1,0 +1,734 @@
+//! Response caching through real HTTP: stage caching (AWS) and ResponseCache (Apigee).
+
+use std::time::Duration;
+
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+
+use crate::harness::{client, eventually, origin, PolicyDir, TestGateway};
+
+struct Resp {
+    status: u16,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Resp {
+    fn x_cache(&self) -> &str {
+        self.headers
+            .get("x-cache")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+async fn send(req: reqwest::RequestBuilder) -> Resp {
+    let r = req.send().await.expect("request");
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let body = r.text().await.expect("body");
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+async fn get(url: &str) -> Resp {
+    send(client().get(url)).await
+}
+
+fn stage(d: &PolicyDir, toml: &str) {
+    d.stage(
+        "prod",
+        &format!("target = \"http://{{{{ORIGIN}}}}\"\n{toml}"),
+    );
+}
+
+#[tokio::test]
+async fn stage_caching_miss_then_hit() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    stage(&d, "[cache]\nenabled = true\n");
+    let gw = TestGateway::start(d);
+
+    let first = get(&gw.url("/prod/items/1")).await;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.x_cache(), "MISS");
+    assert_eq!(
+        first.header("cache-status"),
+        "cachegate; fwd=uri-miss; stored"
+    );
+    let second = get(&gw.url("/prod/items/1")).await;
+    assert_eq!(second.status, 200);
+    assert_eq!(second.x_cache(), "HIT");
+    assert!(
+        second
+            .header("cache-status")
+            .starts_with("cachegate; hit; ttl="),
+        "{}",
+        second.header("cache-status")
+    );
+    assert!(second.headers.contains_key("age"));
+    assert_eq!(second.body, first.body);
+    assert_eq!(o.count("/items/1"), 1);
+    // Another path is another entry.
+    assert_eq!(get(&gw.url("/prod/items/2")).await.x_cache(), "MISS");
+    assert_eq!(o.count("/items/2"), 1);
+}
+
+#[tokio::test]
+async fn dev_stage_without_caching_bypasses() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    stage(&d, "[cache]\nenabled = false\n");
+    let gw = TestGateway::start(d);
+    for _ in 0..2 {
+        let r = get(&gw.url("/prod/items/1")).await;
+        assert_eq!(r.x_cache(), "BYPASS");
+        assert_eq!(
+            r.header("cache-status"),
+            "cachegate; fwd=bypass; detail=off"
+        );
+    }
+    assert_eq!(o.count("/items/1"), 2);
+}
+
+#[tokio::test]
+async fn only_declared_key_parameters_split_the_cache() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    stage(
+        &d,
+        "[cache]\nenabled = true\nkey_parameters = [\"method.request.querystring.type\", \"method.request.header.x-tenant\"]\n",
+    );
+    let gw = TestGateway::start(d);
+
+    assert_eq!(
+        get(&gw.url("/prod/items/1?type=a&noise=1")).await.x_cache(),
+        "MISS"
+    );
+    // Undeclared parameter: same entry (AWS semantics).
+    assert_eq!(
+        get(&gw.url("/prod/items/1?type=a&noise=2")).await.x_cache(),
+        "HIT"
+    );
+    // Declared parameter: another entry.
+    assert_eq!(get(&gw.url("/prod/items/1?type=b")).await.x_cache(), "MISS");
+    // Absent is not the same as present-but-empty.
+    assert_eq!(get(&gw.url("/prod/items/1")).await.x_cache(), "MISS");
+    assert_eq!(get(&gw.url("/prod/items/1?type=")).await.x_cache(), "MISS");
+    // Declared header splits; undeclared headers do not.
+    let with = |t: &'static str| {
+        send(
+            client()
+                .get(gw.url("/prod/items/1?type=a"))
+                .header("x-tenant", t)
+                .header("x-noise", "z"),
+        )
+    };
+    assert_eq!(with("acme").await.x_cache(), "MISS");
+    assert_eq!(with("acme").await.x_cache(), "HIT");
+    assert_eq!(with("other").await.x_cache(), "MISS");
+    assert_eq!(o.count("/items/1"), 6);
+}
+
+#[tokio::test]
+async fn post_is_cached_only_with_an_override() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    stage(
+        &d,
+        "[cache]\nenabled = true\n[[cache.method]]\nresource = \"/echo/cached/*\"\nmethod = \"POST\"\ncaching = true\n",
+    );
+    let gw = TestGateway::start(d);
+
+    for _ in 0..2 {
+        let r = send(client().post(gw.url("/prod/echo/plain/1")).body("x")).await;
+        assert_eq!(r.x_cache(), "BYPASS");
+        assert_eq!(
+            r.header("cache-status"),
+            "cachegate; fwd=bypass; detail=method"
+        );
+    }
+    assert_eq!(o.count("/echo/plain/1"), 2);
+    assert_eq!(
+        send(client().post(gw.url("/prod/echo/cached/1")).body("x"))
+            .await
+            .x_cache(),
+        "MISS"
+    );
+    assert_eq!(
+        send(client().post(gw.url("/prod/echo/cached/1")).body("x"))
+            .await
+            .x_cache(),
+        "HIT"
+    );
+    assert_eq!(o.count("/echo/cached/1"), 1);
+    // GET and POST are different entries in the stage key.
+    assert_eq!(get(&gw.url("/prod/echo/cached/1")).await.x_cache(), "MISS");
+}
+
+#[tokio::test]
+async fn errors_are_not_stored_by_stage_caching() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    stage(&d, "[cache]\nenabled = true\n");
+    let gw = TestGateway::start(d);
+    for _ in 0..2 {
+        let r = get(&gw.url("/prod/items/9?status=500")).await;
+        assert_eq!(r.status, 500);
+        assert_eq!(r.x_cache(), "MISS");
+        assert_eq!(
+            r.header("cache-status"),
+            "cachegate; fwd=uri-miss; detail=status"
+        );
+    }
+    assert_eq!(o.count("/items/9"), 2);
+}
+
+#[tokio::test]
+async fn unsafe_responses_are_never_stored() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    stage(&d, "[cache]\nenabled = true\n");
+    let gw = TestGateway::start(d);
+
+    for (query, detail) in [
+        ("cookie=1", "cookie"),
+        ("cache_control=private", "private"),
+        ("cache_control=no-store", "no_store"),
+    ] {
+        for _ in 0..2 {
+            let r = get(&gw.url(&format!("/prod/items/u?{query}"))).await;
+            assert_eq!(r.x_cache(), "MISS", "{query}");
+            assert_eq!(
+                r.header("cache-status"),
+                format!("cachegate; fwd=uri-miss; detail={detail}")
+            );
+        }
+    }
+    // A request with credentials bypasses the cache entirely.
+    get(&gw.url("/prod/items/auth")).await;
+    let r = send(
+        client()
+            .get(gw.url("/prod/items/auth"))
+            .header("authorization", "Bearer secret"),
+    )
+    .await;
+    assert_eq!(r.x_cache(), "BYPASS");
+    assert_eq!(
+        r.header("cache-status"),
+        "cachegate; fwd=bypass; detail=authorization"
+    );
+    assert_eq!(o.count("/items/auth"), 2);
+}
+
+#[tokio::test]
+async fn ttl_expiry_goes_back_to_the_target() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    stage(&d, "[cache]\nenabled = true\nttl = 1\n");
+    let gw = TestGateway::start(d);
+    assert_eq!(get(&gw.url("/prod/items/t")).await.x_cache(), "MISS");
+    assert_eq!(get(&gw.url("/prod/items/t")).await.x_cache(), "HIT");
+    eventually(
+        "the entry expires after 1 s",
+        Duration::from_secs(5),
+        || async { get(&gw.url("/prod/items/t")).await.x_cache() == "MISS" },
+    )
+    .await;
+    assert_eq!(o.count("/items/t"), 2);
+}
+
+#[tokio::test]
+async fn method_override_ttl_and_caching_off() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    stage(
+        &d,
+        "[cache]\nenabled = true\nttl = 3600\n[[cache.method]]\nresource = \"/items/*\"\nmethod = \"GET\"\nttl = 1\n[[cache.method]]\nresource = \"/items/private\"\ncaching = false\n",
+    );
+    let gw = TestGateway::start(d);
+    assert_eq!(
+        get(&gw.url("/prod/items/private")).await.x_cache(),
+        "BYPASS"
+    );
+    get(&gw.url("/prod/items/short")).await;
+    let hit = get(&gw.url("/prod/items/short")).await;
+    assert_eq!(hit.x_cache(), "HIT");
+    let ttl: i64 = hit
+        .header("cache-status")
+        .rsplit("ttl=")
+        .next()
+        .and_then(|t| t.parse().ok())
+        .expect("ttl");
+    assert!(
+        ttl <= 1,
+        "override TTL not applied: {}",
+        hit.header("cache-status")
+    );
+}
+
+#[tokio::test]
+async fn concurrent_cold_requests_collapse_into_one_upstream_request() {
+    let o = cachegate_origin::Origin::start_background(
+        "127.0.0.1:0",
+        cachegate_origin::OriginConfig {
+            delay: Duration::from_millis(300),
+            ..Default::default()
+        },
+    )
+    .expect("origin");
+    let d = PolicyDir::new(&o);
+    stage(&d, "[cache]\nenabled = true\n");
+    let gw = TestGateway::start(d);
+    let c = client();
+    let url = gw.url("/prod/items/cold");
+    let tasks: Vec<_> = (0..100).map(|_| tokio::spawn(send(c.get(&url)))).collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        let r = t.await.expect("task");
+        statuses.push((r.status, r.json()["id"].clone()));
+    }
+    assert!(
+        statuses.iter().all(|(s, id)| *s == 200 && id == "cold"),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        o.count("/items/cold"),
+        1,
+        "100 concurrent cold requests must reach the target once"
+    );
+}
+
+#[tokio::test]
+async fn conditional_requests_get_304_from_the_cache() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    stage(&d, "[cache]\nenabled = true\n");
+    let gw = TestGateway::start(d);
+    let first = get(&gw.url("/prod/items/e")).await;
+    let etag = first.header("etag").to_owned();
+    assert!(!etag.is_empty());
+    let r = send(
+        client()
+            .get(gw.url("/prod/items/e"))
+            .header("if-none-match", &etag),
+    )
+    .await;
+    assert_eq!(r.status, 304);
+    assert_eq!(r.x_cache(), "HIT");
+    assert!(r.body.is_empty());
+    assert_eq!(o.count("/items/e"), 1);
+
+    // No ETag from the target: a weak one is synthesized and honoured.
+    let first = get(&gw.url("/prod/items/w?etag=0")).await;
+    let etag = first.header("etag").to_owned();
+    assert!(
+        etag.starts_with("W/\""),
+        "no synthesized ETag: {:?}",
+        first.headers
+    );
+    let r = send(
+        client()
+            .get(gw.url("/prod/items/w?etag=0"))
+            .header("if-none-match", &etag),
+    )
+    .await;
+    assert_eq!(r.status, 304);
+    assert_eq!(o.count("/items/w"), 1);
+}
+
+#[tokio::test]
+async fn head_is_served_from_a_cached_get() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    stage(&d, "[cache]\nenabled = true\n");
+    let gw = TestGateway::start(d);
+    get(&gw.url("/prod/items/h")).await;
+    let r = send(client().head(gw.url("/prod/items/h"))).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.x_cache(), "HIT");
+    assert_eq!(r.header("content-length"), "1024");
+    assert_eq!(o.count("/items/h"), 1);
+}
+
+#[tokio::test]
+async fn large_responses_stream_through_uncached() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    stage(&d, "[cache]\nenabled = true\nmax_object_size = 4096\n");
+    let gw = TestGateway::start(d);
+    for _ in 0..2 {
+        let r = get(&gw.url("/prod/big?bytes=10000")).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body.len(), 10000);
+        assert_eq!(
+            r.header("cache-status"),
+            "cachegate; fwd=uri-miss; detail=size"
+        );
+    }
+    // Without Content-Length the size is only known while streaming: still not stored.
+    for _ in 0..2 {
+        let r = get(&gw.url("/prod/big?bytes=10000&chunked=1")).await;
+        assert_eq!(r.body.len(), 10000);
+        assert_ne!(r.x_cache(), "HIT");
+    }
+    assert_eq!(o.count("/big"), 4);
+}
+
+#[tokio::test]
+async fn stale_if_error_serves_the_stored_copy_when_the_target_is_down() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    stage(
+        &d,
+        "[cache]\nenabled = true\nttl = 1\nstale_if_error = 60\n",
+    );
+    let gw = TestGateway::start(d);
+    let first = get(&gw.url("/prod/items/s")).await;
+    assert_eq!(first.x_cache(), "MISS");
+    o.shutdown();
+    // Once the entry is stale, the target's failure is answered with the stale copy.
+    eventually("a stale copy is served", Duration::from_secs(5), || async {
+        let r = get(&gw.url("/prod/items/s")).await;
+        r.x_cache() == "STALE" && r.status == 200 && r.body == first.body
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn stale_while_revalidate_answers_at_once_and_refreshes_in_the_background() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    stage(
+        &d,
+        "[cache]\nenabled = true\nttl = 1\nstale_while_revalidate = 60\n",
+    );
+    let gw = TestGateway::start(d);
+    let first = get(&gw.url("/prod/items/r")).await;
+    assert_eq!(first.x_cache(), "MISS");
+    eventually(
+        "a stale copy is served while refreshing",
+        Duration::from_secs(5),
+        || async {
+            let r = get(&gw.url("/prod/items/r")).await;
+            r.x_cache() == "STALE" && r.body == first.body
+        },
+    )
+    .await;
+    // The background refresh revalidates with the stored ETag (the target answers 304), which
+    // makes the entry fresh again without a client waiting for it.
+    eventually(
+        "the background refresh reaches the target",
+        Duration::from_secs(5),
+        || async { o.count("/items/r") >= 2 },
+    )
+    .await;
+    let after = get(&gw.url("/prod/items/r")).await;
+    assert!(
+        matches!(after.x_cache(), "HIT" | "STALE"),
+        "{}",
+        after.x_cache()
+    );
+    assert_eq!(after.status, 200);
+}
+
+/// A stage whose `items` flow runs the ResponseCache policy `RC` written as `xml`.
+fn rc_stage(d: &PolicyDir, stage_extra: &str, xml: &str) {
+    stage(
+        d,
+        &format!(
+            "{stage_extra}\n[[flows]]\nname = \"items\"\ncondition = 'proxy.pathsuffix MatchesPath \"/items/**\"'\nrequest = [\"RC\"]\nresponse = [\"RC\"]\n"
+        ),
+    );
+    d.write("prod/RC.xml", xml);
+}
+
+#[tokio::test]
+async fn response_cache_key_fragments_decide_what_splits() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    rc_stage(
+        &d,
+        "",
+        r#"<ResponseCache name="RC">
+  <CacheKey><Prefix>items</Prefix><KeyFragment ref="proxy.pathsuffix"/><KeyFragment ref="request.header.x-tenant"/></CacheKey>
+  <ExpirySettings><TimeoutInSeconds>60</TimeoutInSeconds></ExpirySettings>
+</ResponseCache>"#,
+    );
+    let gw = TestGateway::start(d);
+    let req = |tenant: &'static str, q: &'static str| {
+        send(
+            client()
+                .get(gw.url(&format!("/prod/items/1{q}")))
+                .header("x-tenant", tenant),
+        )
+    };
+    // The stage has caching off: the policy alone caches.
+    assert_eq!(req("a", "").await.x_cache(), "MISS");
+    assert_eq!(req("a", "").await.x_cache(), "HIT");
+    // The query string is not a fragment, so it does not split the cache…
+    assert_eq!(req("a", "?x=1").await.x_cache(), "HIT");
+    // …but the tenant header is.
+    assert_eq!(req("b", "").await.x_cache(), "MISS");
+    assert_eq!(o.count("/items/1"), 2);
+    // Outside the flow the policy does not apply.
+    assert_eq!(get(&gw.url("/prod/echo/x")).await.x_cache(), "BYPASS");
+}
+
+#[tokio::test]
+async fn response_cache_stores_errors_unless_exclude_error_response() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    rc_stage(
+        &d,
+        "",
+        r#"<ResponseCache name="RC"><CacheKey><KeyFragment ref="request.uri"/></CacheKey></ResponseCache>"#,
+    );
+    let gw = TestGateway::start(d);
+    // Apigee's default: any status is cached.
+    assert_eq!(
+        get(&gw.url("/prod/items/e?status=404")).await.x_cache(),
+        "MISS"
+    );
+    let r = get(&gw.url("/prod/items/e?status=404")).await;
+    assert_eq!((r.status, r.x_cache()), (404, "HIT"));
+
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    rc_stage(
+        &d,
+        "",
+        r#"<ResponseCache name="RC"><CacheKey><KeyFragment ref="request.uri"/></CacheKey><ExcludeErrorResponse>true</ExcludeErrorResponse></ResponseCache>"#,
+    );
+    let gw = TestGateway::start(d);
+    for _ in 0..2 {
+        let r = get(&gw.url("/prod/items/e?status=404")).await;
+        assert_eq!(
+            (r.status, r.header("cache-status")),
+            (404, "cachegate; fwd=uri-miss; detail=status")
+        );
+    }
+    // 200–205 are stored.
+    get(&gw.url("/prod/items/e?status=203")).await;
+    assert_eq!(
+        get(&gw.url("/prod/items/e?status=203")).await.x_cache(),
+        "HIT"
+    );
+}
+
+#[tokio::test]
+async fn skip_cache_lookup_refreshes_and_skip_population_does_not_store() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    rc_stage(
+        &d,
+        "",
+        r#"<ResponseCache name="RC">
+  <CacheKey><KeyFragment ref="proxy.pathsuffix"/></CacheKey>
+  <SkipCacheLookup>request.header.x-bypass-cache = "true"</SkipCacheLookup>
+  <SkipCachePopulation>response.header.x-origin-seq = "2" or request.header.x-no-store = "true"</SkipCachePopulation>
+</ResponseCache>"#,
+    );
+    let gw = TestGateway::start(d);
+    let first = get(&gw.url("/prod/items/k")).await;
+    assert_eq!(first.x_cache(), "MISS");
+    let refresh = send(
+        client()
+            .get(gw.url("/prod/items/k"))
+            .header("x-bypass-cache", "true"),
+    )
+    .await;
+    assert_eq!(refresh.x_cache(), "REFRESH");
+    // Origin sequence 2 matches SkipCachePopulation: not stored, so the old entry stays.
+    assert_eq!(
+        refresh.header("cache-status"),
+        "cachegate; fwd=request; detail=skip"
+    );
+    let hit = get(&gw.url("/prod/items/k")).await;
+    assert_eq!(hit.x_cache(), "HIT");
+    assert_eq!(hit.body, first.body);
+    // A refresh that is stored replaces the entry for everyone.
+    let refresh = send(
+        client()
+            .get(gw.url("/prod/items/k"))
+            .header("x-bypass-cache", "true"),
+    )
+    .await;
+    assert_eq!(
+        refresh.header("cache-status"),
+        "cachegate; fwd=request; stored"
+    );
+    let hit = get(&gw.url("/prod/items/k")).await;
+    assert_eq!(hit.x_cache(), "HIT");
+    assert_eq!(hit.body, refresh.body);
+    assert_ne!(hit.body, first.body);
+}
+
+#[tokio::test]
+async fn expiry_settings_and_upstream_cache_headers_set_the_ttl() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    rc_stage(
+        &d,
+        "",
+        r#"<ResponseCache name="RC">
+  <CacheKey><KeyFragment ref="request.uri"/></CacheKey>
+  <ExpirySettings><TimeoutInSeconds>1</TimeoutInSeconds></ExpirySettings>
+  <UseResponseCacheHeaders>true</UseResponseCacheHeaders>
+</ResponseCache>"#,
+    );
+    let gw = TestGateway::start(d);
+    // max-age from the target wins over ExpirySettings when UseResponseCacheHeaders is set.
+    get(&gw.url("/prod/items/c?cache_control=max-age%3D600")).await;
+    let hit = get(&gw.url("/prod/items/c?cache_control=max-age%3D600")).await;
+    let ttl: i64 = hit
+        .header("cache-status")
+        .rsplit("ttl=")
+        .next()
+        .and_then(|t| t.parse().ok())
+        .expect("ttl");
+    assert!((590..=600).contains(&ttl), "{}", hit.header("cache-status"));
+    // Without headers, the 1 s ExpirySettings applies.
+    get(&gw.url("/prod/items/c")).await;
+    eventually(
+        "the 1 s policy TTL expires",
+        Duration::from_secs(5),
+        || async { get(&gw.url("/prod/items/c")).await.x_cache() == "MISS" },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn disabled_policy_and_step_conditions() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    d.stage(
+        "prod",
+        r#"target = "http://{{ORIGIN}}"
+[[flows]]
+name = "items"
+request = [{ policy = "RC", condition = 'request.header.x-cacheable = "yes"' }, "OFF"]
+response = ["RC", "OFF"]
+"#,
+    );
+    d.write("prod/RC.xml", r#"<ResponseCache name="RC"><CacheKey><KeyFragment ref="request.uri"/></CacheKey></ResponseCache>"#);
+    d.write(
+        "prod/OFF.xml",
+        r#"<ResponseCache name="OFF" enabled="false"><CacheKey><KeyFragment ref="request.uri"/></CacheKey></ResponseCache>"#,
+    );
+    let gw = TestGateway::start(d);
+    for _ in 0..2 {
+        assert_eq!(get(&gw.url("/prod/items/1")).await.x_cache(), "BYPASS");
+    }
+    let yes = || {
+        send(
+            client()
+                .get(gw.url("/prod/items/1"))
+                .header("x-cacheable", "yes"),
+        )
+    };
+    assert_eq!(yes().await.x_cache(), "MISS");
+    assert_eq!(yes().await.x_cache(), "HIT");
+}
+
+#[tokio::test]
+async fn use_accept_header_splits_by_accept_values() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    rc_stage(
+        &d,
+        "",
+        r#"<ResponseCache name="RC"><CacheKey><KeyFragment ref="request.uri"/></CacheKey><UseAcceptHeader>true</UseAcceptHeader></ResponseCache>"#,
+    );
+    let gw = TestGateway::start(d);
+    let with = |accept: &'static str| {
+        send(
+            client()
+                .get(gw.url("/prod/items/a"))
+                .header("accept", accept),
+        )
+    };
+    assert_eq!(with("application/json").await.x_cache(), "MISS");
+    assert_eq!(with("application/json").await.x_cache(), "HIT");
+    assert_eq!(with("text/plain").await.x_cache(), "MISS");
+}
+
+#[tokio::test]
+async fn cache_metrics_are_labelled_by_stage_resource_method_policy_and_tier() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    d.stage(
+        "metricsstage",
+        "target = \"http://{{ORIGIN}}\"\nresources = [\"/items/{id}\"]\n[cache]\nenabled = true\n",
+    );
+    let gw = TestGateway::start(d);
+    for _ in 0..3 {
+        get(&gw.url("/metricsstage/items/7")).await;
+    }
+    get(&gw.url("/metricsstage/items/8?cookie=1")).await;
+    let text = get(&gw.admin("/metrics")).await.body;
+    let value = |needle: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in:\n{text}"))
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .expect("value")
+    };
+    let labels = "method=\"GET\",policy=\"stage\",resource=\"/items/{id}\",stage=\"metricsstage\",tier=\"local\"";
+    assert_eq!(
+        value(&format!("cachegate_cache_hits_total{{{labels}}}")),
+        2.0
+    );
+    assert_eq!(
+        value(&format!("cachegate_cache_misses_total{{{labels}}}")),
+        2.0
+    );
+    assert_eq!(
+        value("cachegate_cache_stores_total{policy=\"stage\",stage=\"metricsstage\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("cachegate_cache_store_rejections_total{policy=\"stage\",reason=\"cookie\",stage=\"metricsstage\"}"),
+        1.0
+    );
+    assert!(value("cachegate_cache_local_entries{stage=\"metricsstage\"}") >= 1.0);
+    assert!(value("cachegate_cache_local_bytes{stage=\"metricsstage\"}") >= 1024.0);
+    assert!(text.contains("cachegate_request_duration_seconds_bucket{cache=\"hit\""));
+}
+
+#[tokio::test]
+async fn reload_keeps_entries_of_unchanged_stages_and_caches_new_ones() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    stage(&d, "[cache]\nenabled = true\n");
+    let gw = TestGateway::start(d);
+    get(&gw.url("/prod/items/1")).await;
+    gw.dir.stage(
+        "later",
+        "target = \"http://{{ORIGIN}}\"\n[cache]\nenabled = true\n",
+    );
+    let r = send(
+        client()
+            .post(gw.admin("/reload"))
+            .bearer_auth(crate::harness::ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(get(&gw.url("/prod/items/1")).await.x_cache(), "HIT");
+    assert_eq!(get(&gw.url("/later/items/1")).await.x_cache(), "MISS");
+    assert_eq!(get(&gw.url("/later/items/1")).await.x_cache(), "HIT");
+}
