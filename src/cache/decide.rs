@@ -11,7 +11,7 @@ use crate::cache::entry::StoreKey;
 use crate::cache::key::BuiltKey;
 use crate::cache::policy::ResponseCachePolicy;
 use crate::cache::ttl;
-use crate::config::runtime::{Flow, Stage};
+use crate::config::runtime::{CacheMode, Flow, Stage};
 use crate::flow::Variables;
 
 /// Why a request does not use the cache (`Cache-Status: …; detail=<reason>`).
@@ -130,13 +130,17 @@ pub enum Reject {
     Private,
     /// `Cache-Control: no-store`.
     NoStore,
-    /// `Cache-Control: no-cache` (cachegate does not keep entries that must always be
-    /// revalidated).
+    /// `Cache-Control: no-cache` outside http mode (cachegate only keeps entries that must
+    /// always be revalidated when it acts as a standards cache).
     NoCache,
+    /// `Vary: *`: no request can ever match the stored response.
+    Vary,
     /// Body larger than `max_object_size`.
     Size,
     /// The TTL came out as zero.
     Ttl,
+    /// http mode: the response says nothing about freshness and no heuristic applies.
+    NoFreshness,
 }
 
 impl Reject {
@@ -149,13 +153,32 @@ impl Reject {
             Reject::Private => "private",
             Reject::NoStore => "no_store",
             Reject::NoCache => "no_cache",
+            Reject::Vary => "vary",
             Reject::Size => "size",
             Reject::Ttl => "ttl",
+            Reject::NoFreshness => "no_freshness",
         }
     }
 }
 
-/// Decides whether a response is stored, and its TTL.
+/// How a stored response ages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Freshness {
+    /// Fresh for this long.
+    pub ttl: Duration,
+    /// Then servable stale while one background request refreshes it.
+    pub stale_while_revalidate: Duration,
+    /// Or servable stale when the target fails.
+    pub stale_if_error: Duration,
+    /// Kept (for revalidation with the target) at least this long even when not fresh: used for
+    /// `no-cache` responses in http mode, which must be revalidated on every use.
+    pub keep: Duration,
+}
+
+/// Statuses a standards cache may store with heuristic freshness (RFC 9110 §15.1).
+const HEURISTICALLY_CACHEABLE: &[u16] = &[200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501];
+
+/// Decides whether a response is stored, and how it ages.
 ///
 /// `vars` must resolve response variables (`response.status.code`, `response.header.*`) for
 /// SkipCachePopulation.
@@ -166,19 +189,24 @@ pub fn store(
     headers: &HeaderMap,
     vars: &dyn Variables,
     now: SystemTime,
-) -> Result<Duration, Reject> {
+) -> Result<Freshness, Reject> {
     let cache = &stage.cache;
     let policy = plan.policy.as_deref();
+    let http_mode = policy.is_none() && cache.mode == CacheMode::Http;
     if policy
         .and_then(|p| p.skip_cache_population.as_ref())
         .is_some_and(|c| c.eval(vars))
     {
         return Err(Reject::Skip);
     }
-    // Apigee caches every status unless ExcludeErrorResponse; stage caching (AWS-style) never
-    // stores errors — a cached 500 would be served to everyone for the whole TTL.
-    let only_success = policy.is_none_or(|p| p.exclude_error_response);
-    if only_success && !(200..=205).contains(&status) || !(200..=599).contains(&status) {
+    // Apigee caches every status unless ExcludeErrorResponse; AWS-style stage caching never
+    // stores errors (a cached 500 would be served to everyone for the whole TTL); http mode
+    // follows RFC 9111 below. Partial content is never stored whole.
+    let only_success = !http_mode && policy.is_none_or(|p| p.exclude_error_response);
+    if only_success && !(200..=205).contains(&status)
+        || !(200..=599).contains(&status)
+        || status == 206
+    {
         return Err(Reject::Status);
     }
     if !cache.allow_set_cookie && headers.contains_key(http::header::SET_COOKIE) {
@@ -193,8 +221,11 @@ pub fn store(
             return Err(Reject::Private);
         }
     }
-    if cc.no_cache {
-        return Err(Reject::NoCache);
+    if headers.get_all(http::header::VARY).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.split(',').any(|f| f.trim() == "*"))
+    }) {
+        return Err(Reject::Vary);
     }
     let too_big = headers
         .get(http::header::CONTENT_LENGTH)
@@ -203,6 +234,18 @@ pub fn store(
         .is_some_and(|len| len > cache.max_object_size);
     if too_big {
         return Err(Reject::Size);
+    }
+    let stage_windows = Freshness {
+        ttl: Duration::ZERO,
+        stale_while_revalidate: Duration::from_secs(cache.stale_while_revalidate_secs),
+        stale_if_error: Duration::from_secs(cache.stale_if_error_secs),
+        keep: Duration::ZERO,
+    };
+    if http_mode {
+        return http_freshness(status, headers, &cc, stage_windows, cache.ttl_secs, now);
+    }
+    if cc.no_cache {
+        return Err(Reject::NoCache);
     }
     let from_headers = policy
         .filter(|p| p.use_response_cache_headers)
@@ -220,5 +263,75 @@ pub fn store(
     if ttl.is_zero() {
         return Err(Reject::Ttl);
     }
-    Ok(ttl)
+    Ok(Freshness {
+        ttl,
+        ..stage_windows
+    })
+}
+
+/// RFC 9111 freshness for a standards-mode stage: explicit freshness (`s-maxage`, `max-age`,
+/// `Expires`) minus the response's `Age`; else the 10 % Last-Modified heuristic for statuses
+/// that allow it, bounded by the stage TTL; `no-cache` responses are kept but always
+/// revalidated; `must-revalidate` forbids serving stale; the target's `stale-while-revalidate`
+/// and `stale-if-error` directives override the stage windows.
+fn http_freshness(
+    status: u16,
+    headers: &HeaderMap,
+    cc: &ttl::CacheControlFlags,
+    windows: Freshness,
+    stage_ttl: u64,
+    now: SystemTime,
+) -> Result<Freshness, Reject> {
+    let header_date = |name: http::header::HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(ttl::parse_http_date)
+    };
+    let age = headers
+        .get(http::header::AGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(Duration::ZERO, Duration::from_secs);
+    let lifetime = match ttl::response_header_ttl(headers, now) {
+        Some(explicit) => explicit,
+        None if HEURISTICALLY_CACHEABLE.contains(&status) => {
+            let date = header_date(http::header::DATE).unwrap_or(now);
+            let heuristic = header_date(http::header::LAST_MODIFIED)
+                .and_then(|lm| date.duration_since(lm).ok())
+                .map(|d| d / 10);
+            match heuristic {
+                Some(h) => h.min(Duration::from_secs(stage_ttl)),
+                None if cc.no_cache => Duration::ZERO,
+                None => return Err(Reject::NoFreshness),
+            }
+        }
+        None if cc.no_cache => Duration::ZERO,
+        None => return Err(Reject::NoFreshness),
+    };
+    let mut f = windows;
+    f.ttl = ttl::cap(lifetime.saturating_sub(age));
+    if let Some(s) = cc.stale_while_revalidate {
+        f.stale_while_revalidate = Duration::from_secs(s);
+    }
+    if let Some(s) = cc.stale_if_error {
+        f.stale_if_error = Duration::from_secs(s);
+    }
+    if cc.must_revalidate || cc.no_cache {
+        f.stale_while_revalidate = Duration::ZERO;
+        f.stale_if_error = Duration::ZERO;
+    }
+    if cc.no_cache {
+        f.ttl = Duration::ZERO;
+    }
+    if f.ttl.is_zero() {
+        // Only worth keeping if it can be revalidated: keep it for the stage TTL.
+        let revalidatable = headers.contains_key(http::header::ETAG)
+            || headers.contains_key(http::header::LAST_MODIFIED);
+        if !revalidatable || stage_ttl == 0 {
+            return Err(Reject::Ttl);
+        }
+        f.keep = ttl::cap(Duration::from_secs(stage_ttl));
+    }
+    Ok(f)
 }

@@ -18,13 +18,14 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use once_cell::sync::Lazy;
+pub use pingora::cache::key::HashBinary;
 use pingora::cache::key::{CacheHashKey, CompactCacheKey};
 use pingora::cache::lock::{CacheKeyLockImpl, CacheLock};
 use pingora::cache::storage::{
     HandleHit, HandleMiss, MissFinishType, PurgeOutcome, PurgeTarget, PurgeType,
 };
 use pingora::cache::trace::SpanHandle;
-use pingora::cache::{MissHandler, Storage};
+use pingora::cache::{MissHandler, Storage, VarianceBuilder};
 use pingora::{Error, ErrorType, Result};
 
 pub use pingora::cache::{
@@ -132,12 +133,66 @@ fn decode_meta(bytes: &[u8]) -> Option<CacheMeta> {
     CacheMeta::deserialize(internal, header).ok()
 }
 
-/// When an entry stops being useful: the end of its fresh window plus the longer stale window.
+/// The variance of a request for a stored response that has `Vary`: the values of the request
+/// headers it names. Entries of different variance are different variants (pingora-cache looks
+/// the right one up). `None` when the response does not vary.
+pub fn variance(meta: &CacheMeta, req: &pingora::http::RequestHeader) -> Option<HashBinary> {
+    let mut names: Vec<String> = meta
+        .headers()
+        .get_all(http::header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect();
+    if names.is_empty() {
+        return None;
+    }
+    names.sort();
+    names.dedup();
+    let values: Vec<(String, Vec<u8>)> = names
+        .into_iter()
+        .map(|n| {
+            let mut v = Vec::new();
+            for (i, value) in req.headers.get_all(n.as_str()).iter().enumerate() {
+                if i > 0 {
+                    v.extend_from_slice(b", ");
+                }
+                v.extend_from_slice(value.as_bytes());
+            }
+            (n, v)
+        })
+        .collect();
+    let mut builder = VarianceBuilder::new();
+    for (n, v) in &values {
+        builder.add_value(n, v);
+    }
+    builder.finalize()
+}
+
+/// A minimum lifetime in the store, carried in the meta's (unpersisted) extensions from the
+/// proxy's store decision to the miss handler.
+#[derive(Debug, Clone, Copy)]
+struct KeepUntil(SystemTime);
+
+/// Asks the store to keep the entry until `t` even if it is no longer fresh (so it can be
+/// revalidated with the target instead of fetched again).
+pub fn keep_until(meta: &mut CacheMeta, t: SystemTime) {
+    meta.extensions_mut().insert(KeepUntil(t));
+}
+
+/// When an entry stops being useful: the end of its fresh window plus the longer stale window,
+/// or the keep time asked for, whichever is later.
 fn expires_at(meta: &CacheMeta) -> SystemTime {
     let stale = meta
         .stale_while_revalidate_sec()
         .max(meta.stale_if_error_sec());
-    meta.fresh_until() + Duration::from_secs(u64::from(stale))
+    let end = meta.fresh_until() + Duration::from_secs(u64::from(stale));
+    match meta.extensions().get::<KeepUntil>() {
+        Some(KeepUntil(keep)) if *keep > end => *keep,
+        _ => end,
+    }
 }
 
 /// `Storage` over the tiered store.

@@ -16,8 +16,8 @@ use super::defaults::MAX_TTL_SECS;
 use super::file::{FileGateway, FileGrant, FileStage, FileSteps};
 use super::resource::ResourcePattern;
 use super::runtime::{
-    Flow, FlowSteps, GatewaySettings, Grant, InvalidationSettings, KeyParameter, MethodOverride,
-    RedisSettings, StageCache, Step, Target, UnauthorizedStrategy,
+    CacheMode, Flow, FlowSteps, GatewaySettings, Grant, InvalidationSettings, KeyParameter,
+    MethodOverride, RedisSettings, StageCache, Step, Target, UnauthorizedStrategy,
 };
 use crate::diag::{Diagnostic, Diagnostics, Pos};
 use crate::flow::condition::Condition;
@@ -568,8 +568,30 @@ pub(crate) fn cache(cx: &mut FileCtx, s: &FileStage, resources: &[ResourcePatter
         );
     }
 
+    let mode = match c.mode.get_ref().as_str() {
+        "aws" => CacheMode::Aws,
+        "http" => CacheMode::Http,
+        other => {
+            cx.error(
+                &c.mode,
+                format!("`{other}` is not a cache mode"),
+                Some("write mode = \"aws\" or mode = \"http\"".into()),
+            );
+            CacheMode::Aws
+        }
+    };
+    if mode == CacheMode::Http {
+        if let Some(k) = c.key_parameters.first() {
+            cx.warning(
+                k,
+                "key_parameters are ignored in http mode, which keys on the whole URI",
+                Some("remove key_parameters, or use mode = \"aws\"".into()),
+            );
+        }
+    }
     StageCache {
         enabled: c.enabled,
+        mode,
         ttl_secs,
         capacity,
         max_object_size,

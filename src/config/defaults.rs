@@ -77,3 +77,6 @@ pub(crate) fn zero() -> Spanned<u64> {
 pub(crate) fn lock_timeout_ms() -> Spanned<u64> {
     unspanned(5_000)
 }
+pub(crate) fn mode() -> Spanned<String> {
+    unspanned("aws".to_owned())
+}

@@ -180,6 +180,12 @@ pub struct FileCache {
     /// Turns stage caching on (AWS `CacheClusterEnabled`).
     #[serde(default)]
     pub enabled: bool,
+    /// How stage caching decides freshness: `aws` (default: the stage TTL, GET only, keys from
+    /// `key_parameters`) or `http` (a standards-compliant shared cache, RFC 9111: freshness from
+    /// the target's `Cache-Control`/`Expires`/`Age`, keys on the whole URI).
+    #[serde(default = "defaults::mode")]
+    #[schemars(with = "ModeSchema")]
+    pub mode: Spanned<String>,
     /// Seconds a response stays fresh (default 300, at most 3600, 0 disables caching).
     #[serde(default = "defaults::ttl")]
     #[schemars(with = "u64")]
@@ -237,6 +243,7 @@ impl Default for FileCache {
     fn default() -> Self {
         Self {
             enabled: false,
+            mode: defaults::mode(),
             ttl: defaults::ttl(),
             capacity: defaults::capacity(),
             max_object_size: defaults::max_object_size(),
@@ -300,6 +307,15 @@ impl Default for FileInvalidation {
             grants: Vec::new(),
         }
     }
+}
+
+/// Values of `mode` (schema only).
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum ModeSchema {
+    Aws,
+    Http,
 }
 
 /// Values of `unauthorized` (schema only).

@@ -227,6 +227,33 @@ fn load_inner(dir: &Path, diags: &mut Diagnostics) -> Option<RuntimeConfig> {
     })
 }
 
+/// The key of a standards-mode stage: method, path and the whole query string (Vary is handled
+/// separately, as pingora-cache variants).
+fn http_mode_key(scope: &ScopeContext) -> KeySpec {
+    let fragment = |var: &str| crate::policy::model::KeyFragment {
+        pos: Pos::default(),
+        reference: Some(var.to_owned()),
+        literal: None,
+        type_: None,
+    };
+    let key = crate::policy::model::CacheKey {
+        pos: Pos::default(),
+        prefix: Some(crate::diag::Located::new("http".to_owned(), Pos::default())),
+        fragments: vec![
+            fragment("request.verb"),
+            fragment("proxy.pathsuffix"),
+            fragment("request.querystring"),
+        ],
+    };
+    KeySpec::from_policy(
+        crate::cache::key::Namespace::Response,
+        &key,
+        crate::policy::model::Scope::Exclusive,
+        None,
+        scope,
+    )
+}
+
 fn load_stage(
     dir: &Path,
     stage_toml: &Path,
@@ -362,7 +389,10 @@ fn load_stage(
             _ => None,
         })
         .collect();
-    let default_key = KeySpec::aws_default(&name, &cache.key_parameters);
+    let default_key = match cache.mode {
+        runtime::CacheMode::Aws => KeySpec::aws_default(&name, &cache.key_parameters),
+        runtime::CacheMode::Http => http_mode_key(&scope),
+    };
 
     Some(runtime::Stage {
         name,

@@ -157,6 +157,8 @@ pub struct Target {
 pub struct StageCache {
     /// Stage caching on.
     pub enabled: bool,
+    /// How stage caching decides freshness.
+    pub mode: CacheMode,
     /// Default TTL in seconds (0 = off).
     pub ttl_secs: u64,
     /// Local tier bytes.
@@ -183,6 +185,15 @@ pub struct StageCache {
     pub overrides: Vec<MethodOverride>,
     /// Client invalidation settings.
     pub invalidation: InvalidationSettings,
+}
+
+/// How stage caching decides what to store and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheMode {
+    /// AWS API Gateway: the stage (or override) TTL, keys from declared parameters.
+    Aws,
+    /// RFC 9111 shared cache: freshness from the target's headers, keys on the whole URI.
+    Http,
 }
 
 /// A declared cache key parameter (`method.request.<kind>.<name>`).

@@ -7,9 +7,8 @@ use std::time::{Duration, SystemTime};
 use pingora::http::ResponseHeader;
 use pingora::Result;
 
-use crate::cache::decide::{Bypass, CachePlan, Reject};
-use crate::cache::pingora_bridge::{CacheMeta, CachePhase};
-use crate::config::runtime::Stage;
+use crate::cache::decide::{Bypass, CachePlan, Freshness, Reject};
+use crate::cache::pingora_bridge::{self as bridge, CacheMeta, CachePhase};
 use crate::flow::Variables;
 
 /// What the client is told about the cache (`X-Cache`).
@@ -86,7 +85,7 @@ pub fn cache_status(
     phase: CachePhase,
     outcome: Outcome,
     meta: Option<&CacheMeta>,
-    store: Option<&std::result::Result<Duration, Reject>>,
+    store: Option<&std::result::Result<Freshness, Reject>>,
     bypass: Option<Bypass>,
     now: SystemTime,
 ) -> String {
@@ -147,17 +146,22 @@ pub fn synthesize_etag(resp: &mut ResponseHeader, plan: &CachePlan) -> Result<()
     resp.insert_header(http::header::ETAG, tag)
 }
 
-/// Builds the metadata of a response being stored: freshness and stale windows.
-pub fn cache_meta(resp: &ResponseHeader, stage: &Stage, ttl: Duration) -> CacheMeta {
+/// Builds the metadata of a response being stored: freshness and stale windows, and how long
+/// the store must keep it (a `no-cache` entry stays for revalidation although never fresh).
+pub fn cache_meta(resp: &ResponseHeader, f: &Freshness) -> CacheMeta {
     let now = SystemTime::now();
-    let secs = |s: u64| u32::try_from(s).unwrap_or(u32::MAX);
-    CacheMeta::new(
-        now + ttl,
+    let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+    let mut meta = CacheMeta::new(
+        now + f.ttl,
         now,
-        secs(stage.cache.stale_while_revalidate_secs),
-        secs(stage.cache.stale_if_error_secs),
+        secs(f.stale_while_revalidate),
+        secs(f.stale_if_error),
         resp.clone(),
-    )
+    );
+    if !f.keep.is_zero() {
+        bridge::keep_until(&mut meta, now + f.keep);
+    }
+    meta
 }
 
 /// Variables for key building: a HEAD is answered from a cached GET, so it must build the

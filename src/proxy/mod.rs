@@ -11,7 +11,7 @@ mod upstream;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use async_trait::async_trait;
 use pingora::http::ResponseHeader;
@@ -19,10 +19,10 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
-use crate::cache::decide::{self, Bypass, CachePlan, Reject};
+use crate::cache::decide::{self, Bypass, CachePlan, Freshness, Reject};
 use crate::cache::pingora_bridge::{
-    self as bridge, CacheKey, CacheMeta, CachePhase, ForcedFreshness, HitHandler, NoCacheReason,
-    RespCacheable,
+    self as bridge, CacheKey, CacheMeta, CachePhase, ForcedFreshness, HashBinary, HitHandler,
+    NoCacheReason, RespCacheable,
 };
 use crate::config::runtime::Stage;
 use crate::flow::vars::RequestVars;
@@ -66,7 +66,7 @@ pub struct Ctx {
     /// Why it does not, if it does not.
     bypass: Option<Bypass>,
     /// Whether the response was stored (and its TTL), or why not.
-    store: Option<std::result::Result<Duration, Reject>>,
+    store: Option<std::result::Result<Freshness, Reject>>,
     /// What the client was told.
     outcome: Option<Outcome>,
 }
@@ -281,7 +281,7 @@ impl ProxyHttp for Gateway {
             SystemTime::now(),
         );
         let result = match decision {
-            Ok(ttl) => RespCacheable::Cacheable(caching::cache_meta(resp, stage, ttl)),
+            Ok(f) => RespCacheable::Cacheable(caching::cache_meta(resp, &f)),
             Err(reason) => {
                 if session.subrequest_ctx.is_none() {
                     METRICS
@@ -294,6 +294,15 @@ impl ProxyHttp for Gateway {
         };
         ctx.store = Some(decision);
         Ok(result)
+    }
+
+    fn cache_vary_filter(
+        &self,
+        meta: &CacheMeta,
+        _ctx: &mut Ctx,
+        req: &pingora::http::RequestHeader,
+    ) -> Option<HashBinary> {
+        bridge::variance(meta, req)
     }
 
     fn should_serve_stale(

@@ -732,3 +732,137 @@ async fn reload_keeps_entries_of_unchanged_stages_and_caches_new_ones() {
     assert_eq!(get(&gw.url("/later/items/1")).await.x_cache(), "MISS");
     assert_eq!(get(&gw.url("/later/items/1")).await.x_cache(), "HIT");
 }
+
+#[tokio::test]
+async fn http_mode_takes_freshness_from_the_target() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    stage(&d, "[cache]\nenabled = true\nmode = \"http\"\nttl = 300\n");
+    let gw = TestGateway::start(d);
+
+    // Explicit freshness.
+    get(&gw.url("/prod/items/1?cache_control=max-age%3D60")).await;
+    let hit = get(&gw.url("/prod/items/1?cache_control=max-age%3D60")).await;
+    assert_eq!(hit.x_cache(), "HIT");
+    let ttl: i64 = hit
+        .header("cache-status")
+        .rsplit("ttl=")
+        .next()
+        .and_then(|t| t.parse().ok())
+        .expect("ttl");
+    assert!((55..=60).contains(&ttl), "{}", hit.header("cache-status"));
+    // The whole query string is the key.
+    assert_eq!(
+        get(&gw.url("/prod/items/1?cache_control=max-age%3D60&x=1"))
+            .await
+            .x_cache(),
+        "MISS"
+    );
+    // Nothing about freshness: not stored.
+    for _ in 0..2 {
+        let r = get(&gw.url("/prod/items/2")).await;
+        assert_eq!(
+            r.header("cache-status"),
+            "cachegate; fwd=uri-miss; detail=no_freshness"
+        );
+    }
+    // Last-Modified allows heuristic freshness (10 % of its age, at most the stage TTL).
+    get(&gw.url("/prod/items/3?last_modified=1")).await;
+    let hit = get(&gw.url("/prod/items/3?last_modified=1")).await;
+    assert_eq!(hit.x_cache(), "HIT");
+    let ttl: i64 = hit
+        .header("cache-status")
+        .rsplit("ttl=")
+        .next()
+        .and_then(|t| t.parse().ok())
+        .expect("ttl");
+    assert!((290..=300).contains(&ttl), "{}", hit.header("cache-status"));
+    // s-maxage wins over max-age for a shared cache.
+    get(&gw.url("/prod/items/4?cache_control=max-age%3D5,s-maxage%3D100")).await;
+    let hit = get(&gw.url("/prod/items/4?cache_control=max-age%3D5,s-maxage%3D100")).await;
+    let ttl: i64 = hit
+        .header("cache-status")
+        .rsplit("ttl=")
+        .next()
+        .and_then(|t| t.parse().ok())
+        .expect("ttl");
+    assert!((95..=100).contains(&ttl), "{}", hit.header("cache-status"));
+}
+
+#[tokio::test]
+async fn http_mode_revalidates_no_cache_responses_every_time() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    stage(&d, "[cache]\nenabled = true\nmode = \"http\"\n");
+    let gw = TestGateway::start(d);
+    let first = get(&gw.url("/prod/items/n?cache_control=no-cache")).await;
+    assert_eq!(
+        first.header("cache-status"),
+        "cachegate; fwd=uri-miss; stored"
+    );
+    for n in 2..=3 {
+        let r = get(&gw.url("/prod/items/n?cache_control=no-cache")).await;
+        assert_eq!(r.status, 200);
+        // Revalidated with the target (which answered 304), served from the cache.
+        assert_eq!(
+            r.header("cache-status"),
+            "cachegate; fwd=stale; fwd-status=304"
+        );
+        assert_eq!(r.body, first.body);
+        assert_eq!(o.count("/items/n"), n);
+    }
+}
+
+#[tokio::test]
+async fn vary_keeps_one_variant_per_header_value() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    stage(&d, "[cache]\nenabled = true\nmode = \"http\"\n");
+    let gw = TestGateway::start(d);
+    let url = gw.url("/prod/items/v?vary=x-lang&cache_control=max-age%3D60");
+    let lang = |l: &'static str| send(client().get(&url).header("x-lang", l));
+    assert_eq!(lang("en").await.x_cache(), "MISS");
+    assert_eq!(lang("en").await.x_cache(), "HIT");
+    assert_eq!(lang("fr").await.x_cache(), "MISS");
+    assert_eq!(lang("fr").await.x_cache(), "HIT");
+    assert_eq!(lang("en").await.x_cache(), "HIT");
+    assert_eq!(o.count("/items/v"), 2);
+    // `Vary: *` can never match: not stored.
+    let r = get(&gw.url("/prod/items/star?vary=*&cache_control=max-age%3D60")).await;
+    assert_eq!(
+        r.header("cache-status"),
+        "cachegate; fwd=uri-miss; detail=vary"
+    );
+}
+
+#[tokio::test]
+async fn must_revalidate_is_never_served_stale() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    stage(
+        &d,
+        "[cache]\nenabled = true\nmode = \"http\"\nstale_if_error = 60\n",
+    );
+    let gw = TestGateway::start(d);
+    get(&gw.url("/prod/items/m?cache_control=max-age%3D1,must-revalidate")).await;
+    get(&gw.url("/prod/items/ok?cache_control=max-age%3D1")).await;
+    o.shutdown();
+    eventually(
+        "the plain entry is served stale",
+        Duration::from_secs(5),
+        || async {
+            get(&gw.url("/prod/items/ok?cache_control=max-age%3D1"))
+                .await
+                .x_cache()
+                == "STALE"
+        },
+    )
+    .await;
+    let r = get(&gw.url("/prod/items/m?cache_control=max-age%3D1,must-revalidate")).await;
+    assert_eq!(
+        r.status,
+        502,
+        "must-revalidate entry served stale: {}",
+        r.header("cache-status")
+    );
+}
