@@ -29,6 +29,10 @@ pub struct Metrics {
     pub cache_store_rejections: IntCounterVec,
     /// Entries evicted from the local tier, by cause (`size`, `expired`).
     pub cache_evictions: IntCounterVec,
+    /// Invalidations by source (`client`, `policy`, `admin`) and outcome.
+    pub cache_invalidations: IntCounterVec,
+    /// LookupCache lookups by policy and result (`hit`, `miss`).
+    pub kv_lookups: IntCounterVec,
     /// Bytes held by the local tier.
     pub cache_local_bytes: IntGaugeVec,
     /// Entries held by the local tier.
@@ -105,6 +109,20 @@ fn build() -> Result<Metrics, prometheus::Error> {
         ),
         &["stage", "cause"],
     )?;
+    let cache_invalidations = IntCounterVec::new(
+        Opts::new(
+            "cachegate_cache_invalidations_total",
+            "Cache invalidations by source and outcome.",
+        ),
+        &["stage", "source", "outcome"],
+    )?;
+    let kv_lookups = IntCounterVec::new(
+        Opts::new(
+            "cachegate_kv_lookups_total",
+            "LookupCache lookups by result.",
+        ),
+        &["stage", "policy", "result"],
+    )?;
     let cache_local_bytes = IntGaugeVec::new(
         Opts::new(
             "cachegate_cache_local_bytes",
@@ -150,6 +168,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(cache_stores.clone()))?;
     registry.register(Box::new(cache_store_rejections.clone()))?;
     registry.register(Box::new(cache_evictions.clone()))?;
+    registry.register(Box::new(cache_invalidations.clone()))?;
+    registry.register(Box::new(kv_lookups.clone()))?;
     registry.register(Box::new(cache_local_bytes.clone()))?;
     registry.register(Box::new(cache_local_entries.clone()))?;
     registry.register(Box::new(config_reloads.clone()))?;
@@ -165,6 +185,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
         cache_stores,
         cache_store_rejections,
         cache_evictions,
+        cache_invalidations,
+        kv_lookups,
         cache_local_bytes,
         cache_local_entries,
         upstream_errors,

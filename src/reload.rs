@@ -153,6 +153,7 @@ impl ConfigHandle {
                 status.restart_required = restart;
                 if let Some(store) = self.store.get() {
                     configure_store(store, &cfg);
+                    flush_changed_stages(store, &old.config, &cfg);
                 }
                 self.current.store(Arc::new(Snapshot {
                     generation,
@@ -191,6 +192,18 @@ impl ConfigHandle {
     }
 }
 
+/// Flushes every stage whose cache semantics changed between `old` and `new`.
+fn flush_changed_stages(store: &TieredStore, old: &RuntimeConfig, new: &RuntimeConfig) {
+    for stage in &new.stages {
+        if let Some(previous) = old.stage(&stage.name) {
+            if previous.cache_fingerprint() != stage.cache_fingerprint() {
+                let n = store.flush(&stage.name);
+                tracing::info!(stage = %stage.name, entries = n, "Cache settings changed; stage cache flushed.");
+            }
+        }
+    }
+}
+
 /// Creates, resizes or drops the per-stage local tiers to match `cfg`.
 fn configure_store(store: &TieredStore, cfg: &RuntimeConfig) {
     let stages: Vec<(String, u64)> = cfg
@@ -216,6 +229,9 @@ fn restart_only_changes(old: &RuntimeConfig, new: &RuntimeConfig) -> Vec<String>
             "[admin] listen ({} -> {})",
             o.admin_listen, n.admin_listen
         ));
+    }
+    if o.admin_token_env != n.admin_token_env {
+        out.push("[admin] token_env (the admin token is read at start)".to_owned());
     }
     if o.redis.as_ref().map(|r| &r.url) != n.redis.as_ref().map(|r| &r.url) {
         out.push("[redis] url".to_owned());

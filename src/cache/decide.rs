@@ -23,6 +23,12 @@ pub enum Bypass {
     Method,
     /// The request carries `Authorization` and the stage does not allow caching it.
     Authorization,
+    /// The request carries `Cookie` and the stage does not allow caching it.
+    Cookie,
+    /// A GET or HEAD with a body.
+    Body,
+    /// `Connection` asks to drop an end-to-end header before forwarding.
+    HopByHop,
 }
 
 impl Bypass {
@@ -32,6 +38,9 @@ impl Bypass {
             Bypass::Off => "off",
             Bypass::Method => "method",
             Bypass::Authorization => "authorization",
+            Bypass::Cookie => "cookie",
+            Bypass::Body => "body",
+            Bypass::HopByHop => "hop_by_hop",
         }
     }
 }
@@ -81,33 +90,48 @@ pub fn attached_response_cache(
 pub fn plan(
     stage: &Stage,
     flow: Option<&Flow>,
-    method: &str,
-    suffix: &str,
-    has_authorization: bool,
+    req: &RequestFacts<'_>,
     vars: &dyn Variables,
 ) -> Result<CachePlan, Bypass> {
     let cache = &stage.cache;
+    let (method, suffix) = (req.method, req.suffix);
     let policy = attached_response_cache(stage, flow, vars);
-    if policy.is_none() && !(cache.enabled && cache.ttl_secs > 0) {
+    let fallback = cache.override_ttl(method, suffix).unwrap_or(cache.ttl_secs);
+    // Stage caching needs a non-zero TTL (0 disables it, as in AWS); a ResponseCache brings its
+    // own expiry.
+    if policy.is_none() && !(cache.enabled && fallback > 0) {
         return Err(Bypass::Off);
     }
     if !cache.caching_allowed(method, suffix) {
         return Err(Bypass::Method);
     }
-    if has_authorization && !cache.allow_authorization {
+    if req.has_authorization && !cache.allow_authorization {
         return Err(Bypass::Authorization);
     }
+    if req.has_cookie && !cache.allow_cookie {
+        return Err(Bypass::Cookie);
+    }
+    if req.drops_end_to_end {
+        return Err(Bypass::HopByHop);
+    }
+    // A body on a GET is not part of any key, yet it would reach the target.
+    if req.has_body && matches!(method, "GET" | "HEAD") {
+        return Err(Bypass::Body);
+    }
     let spec = policy.as_ref().map_or(&stage.default_key, |p| &p.key);
-    let key = if cache.allow_authorization {
+    let mut key = if cache.allow_authorization {
         spec.clone().with_authorization().build(vars)
     } else {
         spec.build(vars)
     };
+    // A stage that forwards the client's Host must not let two hosts share an entry.
+    if stage.preserve_host {
+        key.append_extra(b'h', req.host);
+    }
     let skip_lookup = policy
         .as_ref()
         .and_then(|p| p.skip_cache_lookup.as_ref())
         .is_some_and(|c| c.eval(vars));
-    let fallback = cache.override_ttl(method, suffix).unwrap_or(cache.ttl_secs);
     Ok(CachePlan {
         store_key: key.store_key(),
         key,
@@ -115,6 +139,25 @@ pub fn plan(
         skip_lookup,
         fallback_ttl: Duration::from_secs(fallback),
     })
+}
+
+/// The facts about a request that decide whether it may use the cache.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestFacts<'a> {
+    /// The method.
+    pub method: &'a str,
+    /// The path below the stage's base path (`/` at least).
+    pub suffix: &'a str,
+    /// `Authorization` present.
+    pub has_authorization: bool,
+    /// `Cookie` present.
+    pub has_cookie: bool,
+    /// A request body is announced (`Content-Length` > 0 or `Transfer-Encoding`).
+    pub has_body: bool,
+    /// The `Host` header.
+    pub host: Option<&'a str>,
+    /// `Connection` lists an end-to-end header (which the gateway would then drop).
+    pub drops_end_to_end: bool,
 }
 
 /// Why a response is not stored (`cachegate_cache_store_rejections_total{reason}`).
@@ -174,6 +217,9 @@ pub struct Freshness {
     /// `no-cache` responses in http mode, which must be revalidated on every use.
     pub keep: Duration,
 }
+
+/// Longest stale window accepted from a target (the stage settings have the same bound).
+const MAX_STALE_SECS: u64 = 86_400;
 
 /// Statuses a standards cache may store with heuristic freshness (RFC 9110 §15.1).
 const HEURISTICALLY_CACHEABLE: &[u16] = &[200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501];
@@ -311,11 +357,12 @@ fn http_freshness(
     };
     let mut f = windows;
     f.ttl = ttl::cap(lifetime.saturating_sub(age));
+    // The target's stale windows, bounded like the stage's own (one day).
     if let Some(s) = cc.stale_while_revalidate {
-        f.stale_while_revalidate = Duration::from_secs(s);
+        f.stale_while_revalidate = Duration::from_secs(s.min(MAX_STALE_SECS));
     }
     if let Some(s) = cc.stale_if_error {
-        f.stale_if_error = Duration::from_secs(s);
+        f.stale_if_error = Duration::from_secs(s.min(MAX_STALE_SECS));
     }
     if cc.must_revalidate || cc.no_cache {
         f.stale_while_revalidate = Duration::ZERO;

@@ -62,6 +62,9 @@ const ACCEPT_HEADERS: [&str; 4] = [
 /// Fragment markers in the framing.
 const ABSENT: u8 = 0x00;
 const PRESENT: u8 = 0x01;
+/// Stands in for the namespace tag when hashing key prefixes for purges (see
+/// `BuiltKey::prefix_hashes`).
+const NEUTRAL_NAMESPACE: u8 = 0xff;
 const AUTH_ABSENT: u8 = 0x02;
 const AUTH_PRESENT: u8 = 0x03;
 
@@ -74,6 +77,9 @@ pub enum Namespace {
     Response,
     /// LookupCache / PopulateCache / InvalidateCache values.
     Value,
+    /// Stage caching in `http` (RFC 9111) mode: its own namespace, so it can never share
+    /// entries with a ResponseCache whose key happens to frame the same way.
+    Standard,
 }
 
 impl Namespace {
@@ -82,6 +88,7 @@ impl Namespace {
         match self {
             Namespace::Response => b'R',
             Namespace::Value => b'V',
+            Namespace::Standard => b'H',
         }
     }
 }
@@ -318,6 +325,36 @@ impl KeySpec {
         self.namespace
     }
 
+    /// The same key in another namespace (an InvalidateCache removes both the response and the
+    /// value stored under one `<CacheKey>`).
+    pub fn with_namespace(mut self, ns: Namespace) -> KeySpec {
+        self.namespace = ns;
+        if let Some(tag) = self.framed_head.get_mut(1) {
+            *tag = ns.tag();
+        }
+        self
+    }
+
+    /// A key from explicit fragment values instead of variables (the admin API: "invalidate the
+    /// entry whose fragments are …"). `values` may be shorter than the spec's fragment list: the
+    /// key then stands for a prefix of keys (for purging children).
+    pub fn build_values(&self, values: Vec<Option<String>>) -> BuiltKey {
+        let (framed, fragment_ends) = self.framed(&values, None);
+        BuiltKey {
+            readable: self.readable(&values),
+            framed,
+            fragments: values,
+            unresolved: Vec::new(),
+            head_len: self.framed_head.len(),
+            fragment_ends,
+        }
+    }
+
+    /// Number of fragments a built key has (without the Accept headers' extra fragments).
+    pub fn fragment_count(&self) -> usize {
+        self.fragments.len()
+    }
+
     /// Evaluates the spec against a request's variables. Unresolved fragments are left out of
     /// the readable key (as Apigee does) but framed as absent, so a request lacking a header never
     /// shares an entry with one whose header is empty.
@@ -336,11 +373,14 @@ impl KeySpec {
         } else {
             None
         };
+        let (framed, fragment_ends) = self.framed(&fragments, authorization.as_ref());
         BuiltKey {
             readable: self.readable(&fragments),
-            framed: self.framed(&fragments, authorization.as_ref()),
+            framed,
             fragments,
             unresolved,
+            head_len: self.framed_head.len(),
+            fragment_ends,
         }
     }
 
@@ -379,7 +419,7 @@ impl KeySpec {
         &self,
         values: &[Option<String>],
         authorization: Option<&Option<Cow<'_, str>>>,
-    ) -> Vec<u8> {
+    ) -> (Vec<u8>, Vec<usize>) {
         let fragment_len = |v: Option<&str>| 1 + v.map_or(0, |v| framed_len(v.len()));
         let capacity = self.framed_head.len()
             + values
@@ -389,13 +429,15 @@ impl KeySpec {
             + authorization.map_or(0, |a| fragment_len(a.as_deref()));
         let mut out = Vec::with_capacity(capacity);
         out.extend_from_slice(&self.framed_head);
+        let mut ends = Vec::with_capacity(values.len());
         for v in values {
             push_fragment(&mut out, v.as_deref(), ABSENT, PRESENT);
+            ends.push(out.len());
         }
         if let Some(a) = authorization {
             push_fragment(&mut out, a.as_deref(), AUTH_ABSENT, AUTH_PRESENT);
         }
-        out
+        (out, ends)
     }
 }
 
@@ -509,9 +551,57 @@ pub struct BuiltKey {
     /// Variable names of fragments that did not resolve (for IgnoreUnresolvedVariables and
     /// diagnostics); literal fallbacks count as resolved.
     pub unresolved: Vec<String>,
+    /// Length of the framed head (everything before the first fragment).
+    pub head_len: usize,
+    /// Offset in `framed` just after each fragment.
+    pub fragment_ends: Vec<usize>,
 }
 
 impl BuiltKey {
+    /// Appends a value that is not a fragment (e.g. the `Host` of a stage that forwards it) to
+    /// the framed key, after everything else, under its own `tag`. Prefix hashes are unchanged.
+    pub fn append_extra(&mut self, tag: u8, value: Option<&str>) {
+        match value {
+            None => self.framed.push(tag),
+            Some(v) => {
+                self.framed.push(tag.wrapping_add(1));
+                push_str(&mut self.framed, v);
+            }
+        }
+    }
+
+    /// Hashes of the key's prefixes: the head (namespace-neutral: namespace, stage, cache
+    /// resource, prefix) and the head followed by the first 1, 2, … n fragments. A purge of a key
+    /// with PurgeChildEntries records the hash of its full fragment list, which is one of the
+    /// prefixes of every child entry's key. Namespace-neutral, so an InvalidateCache reaches
+    /// ResponseCache entries and LookupCache/PopulateCache values alike (Apigee has one cache).
+    pub fn prefix_hashes(&self) -> Vec<[u8; 16]> {
+        let mut out = Vec::with_capacity(self.fragment_ends.len() + 1);
+        let mut neutral = self.framed.clone();
+        if let Some(ns) = neutral.get_mut(1) {
+            *ns = NEUTRAL_NAMESPACE;
+        }
+        let mut hash_upto = |end: usize| {
+            let digest = Sha256::digest(neutral.get(..end).unwrap_or(&neutral));
+            let mut key = [0u8; 16];
+            for (k, d) in key.iter_mut().zip(digest.iter()) {
+                *k = *d;
+            }
+            out.push(key);
+        };
+        hash_upto(self.head_len);
+        for &end in &self.fragment_ends {
+            hash_upto(end);
+        }
+        out
+    }
+
+    /// The hash of the full fragment list (the last of [`BuiltKey::prefix_hashes`]): what a
+    /// purge of this key and its children records.
+    pub fn children_hash(&self) -> [u8; 16] {
+        self.prefix_hashes().pop().unwrap_or([0; 16])
+    }
+
     /// The storage key: the first 16 bytes of SHA-256(`framed`). 128 bits keep accidental
     /// collisions out of reach while halving the index size of a full digest.
     pub fn store_key(&self) -> StoreKey {

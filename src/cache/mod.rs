@@ -9,9 +9,11 @@
 
 pub mod decide;
 pub mod entry;
+pub mod invalidation;
 pub mod key;
 pub mod local;
 pub mod pingora_bridge;
 pub mod policy;
+pub mod purge;
 pub mod store;
 pub mod ttl;

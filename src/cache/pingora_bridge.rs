@@ -97,10 +97,19 @@ pub fn overrides(wait_timeout: Duration) -> CacheOptionOverrides {
     o
 }
 
+/// The key prefixes a lookup must check against purge records (see `purge.rs`), carried from
+/// the proxy to `Storage::lookup` in the key's extensions.
+#[derive(Debug, Clone)]
+struct PurgePrefixes(Vec<[u8; 16]>);
+
 /// The pingora cache key for an entry of `stage` whose framed key hashes to `key`.
-pub fn cache_key(stage: &str, key: StoreKey) -> CacheKey {
+/// `prefixes` are the key's prefix hashes when the stage has prefix purges (else empty).
+pub fn cache_key(stage: &str, key: StoreKey, prefixes: Vec<[u8; 16]>) -> CacheKey {
     let mut k = CacheKey::new(Vec::new(), stage);
     k.set_primary_bin_override(key.0);
+    if !prefixes.is_empty() {
+        k.extensions.insert(PurgePrefixes(prefixes));
+    }
     k
 }
 
@@ -208,7 +217,11 @@ impl Storage for Bridge {
         _trace: &SpanHandle,
     ) -> Result<Option<(CacheMeta, HitHandler)>> {
         let sk = store_key(key);
-        let Some(entry) = self.store.get(&key.user_tag, &sk) else {
+        let prefixes = key
+            .extensions
+            .get::<PurgePrefixes>()
+            .map_or(&[][..], |p| p.0.as_slice());
+        let Some(entry) = self.store.get_checked(&key.user_tag, &sk, prefixes) else {
             return Ok(None);
         };
         match decode_meta(&entry.meta) {

@@ -10,12 +10,13 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 
 use super::entry::{Entry, StoreKey};
 use super::local::LocalTier;
+use super::purge::StagePurges;
 use crate::metrics::METRICS;
 
 /// The cache store shared by ResponseCache (through the pingora bridge) and the KV policies.
@@ -24,6 +25,9 @@ use crate::metrics::METRICS;
 pub struct TieredStore {
     /// Stage name → its local tier. Replaced wholesale by `configure`; read without locking.
     tiers: ArcSwap<HashMap<String, Arc<LocalTier>>>,
+    /// Stage name → its purge records (prefix purges and flushes); kept across reloads like the
+    /// tiers, so a reload never brings purged entries back.
+    purges: ArcSwap<HashMap<String, Arc<StagePurges>>>,
     /// Serialises `configure` so two reloads cannot interleave their read-modify-swap.
     configure_lock: Mutex<()>,
     /// Cap on local lifetimes given to newly created tiers. `None` until the shared tier exists;
@@ -53,6 +57,7 @@ impl TieredStore {
     pub fn new() -> Self {
         Self {
             tiers: ArcSwap::from_pointee(HashMap::new()),
+            purges: ArcSwap::from_pointee(HashMap::new()),
             configure_lock: Mutex::new(()),
             max_local_ttl: None,
         }
@@ -107,6 +112,18 @@ impl TieredStore {
             next.insert(name.to_owned(), tier);
         }
         self.tiers.store(Arc::new(next));
+        let old_purges = self.purges.load_full();
+        let purges: HashMap<String, Arc<StagePurges>> = wanted
+            .keys()
+            .map(|&name| {
+                let p = old_purges
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(StagePurges::new()));
+                (name.to_owned(), p)
+            })
+            .collect();
+        self.purges.store(Arc::new(purges));
 
         for name in current.keys() {
             if !wanted.contains_key(name.as_str()) {
@@ -174,6 +191,64 @@ impl TieredStore {
     /// tests. The returned tier may be replaced by a later reload; do not keep it around.
     pub fn tier(&self, stage: &str) -> Option<Arc<LocalTier>> {
         self.tiers.load().get(stage).cloned()
+    }
+
+    /// The purge records of `stage`, if it exists.
+    pub fn purges(&self, stage: &str) -> Option<Arc<StagePurges>> {
+        self.purges.load().get(stage).cloned()
+    }
+
+    /// Whether `stage` has any prefix purge, i.e. whether lookups must check key prefixes.
+    pub fn has_prefix_purges(&self, stage: &str) -> bool {
+        self.purges
+            .load()
+            .get(stage)
+            .is_some_and(|p| p.has_prefix_purges())
+    }
+
+    /// Like [`TieredStore::get`], but an entry covered by a flush or by a purge of one of
+    /// `prefixes` (created before it) is a miss and is dropped.
+    pub fn get_checked(
+        &self,
+        stage: &str,
+        key: &StoreKey,
+        prefixes: &[[u8; 16]],
+    ) -> Option<Arc<Entry>> {
+        let entry = self.get(stage, key)?;
+        let purged = self
+            .purges
+            .load()
+            .get(stage)
+            .is_some_and(|p| p.is_purged(prefixes, entry.created));
+        if purged {
+            self.remove(stage, key);
+            return None;
+        }
+        Some(entry)
+    }
+
+    /// Purges every entry of `stage` whose key starts with `prefix` (O(1): a record, not a scan).
+    pub fn purge_prefix(&self, stage: &str, prefix: [u8; 16]) {
+        if let Some(p) = self.purges.load().get(stage) {
+            p.purge_prefix(prefix, SystemTime::now());
+        }
+    }
+
+    /// Removes every entry of `stage`; returns how many the local tier held. O(1) for lookups
+    /// (a floor time); the local tier's memory is released by moka in the background.
+    pub fn flush(&self, stage: &str) -> u64 {
+        if let Some(p) = self.purges.load().get(stage) {
+            p.flush(SystemTime::now());
+        }
+        match self.tier(stage) {
+            Some(tier) => {
+                tier.sync();
+                let n = tier.entry_count();
+                tier.clear();
+                n
+            }
+            None => 0,
+        }
     }
 
     /// Brings every tier's counters up to date and publishes them as the `cache_local_bytes` /

@@ -90,7 +90,7 @@ fn env_var_name(cx: &mut FileCtx, s: &Spanned<String>) -> bool {
     if !ok {
         cx.error(
             s,
-            format!("`{v}` is not an environment variable name"),
+            "this is not an environment variable name (the value is not shown: it may be a secret)",
             Some(
                 "name the variable, not its value: e.g. token_env = \"CACHEGATE_ADMIN_TOKEN\""
                     .into(),
@@ -602,6 +602,7 @@ pub(crate) fn cache(cx: &mut FileCtx, s: &FileStage, resources: &[ResourcePatter
         lock_timeout: Duration::from_millis(lock_timeout_ms),
         allow_set_cookie: c.allow_set_cookie,
         allow_private: c.allow_private,
+        allow_cookie: c.allow_cookie,
         allow_authorization: c.allow_authorization,
         overrides,
         invalidation: InvalidationSettings {

@@ -227,6 +227,11 @@ pub struct FileCache {
     /// Store responses marked `Cache-Control: private` or `no-store` (off by default).
     #[serde(default)]
     pub allow_private: bool,
+    /// Cache requests that carry `Cookie` (off by default: a cookie usually personalises the
+    /// response). When on, cookies are forwarded but not part of the key: the target must not
+    /// vary on them.
+    #[serde(default)]
+    pub allow_cookie: bool,
     /// Cache requests that carry `Authorization` (off by default). When on, the
     /// `Authorization` value becomes part of every key, so callers never share entries.
     #[serde(default)]
@@ -254,6 +259,7 @@ impl Default for FileCache {
             lock_timeout_ms: defaults::lock_timeout_ms(),
             allow_set_cookie: false,
             allow_private: false,
+            allow_cookie: false,
             allow_authorization: false,
             method: Vec::new(),
             invalidation: FileInvalidation::default(),

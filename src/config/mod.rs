@@ -27,7 +27,9 @@ use std::time::SystemTime;
 pub use runtime::RuntimeConfig;
 
 use crate::cache::key::{KeySpec, ScopeContext};
-use crate::cache::policy::ResponseCachePolicy;
+use crate::cache::policy::{
+    InvalidateCachePolicy, LookupCachePolicy, PopulateCachePolicy, ResponseCachePolicy,
+};
 use crate::diag::{Diagnostic, Diagnostics, Pos};
 use crate::policy::model::{Policy, PolicyFile};
 use compile::{file_error, FileCtx};
@@ -246,7 +248,7 @@ fn http_mode_key(scope: &ScopeContext) -> KeySpec {
         ],
     };
     KeySpec::from_policy(
-        crate::cache::key::Namespace::Response,
+        crate::cache::key::Namespace::Standard,
         &key,
         crate::policy::model::Scope::Exclusive,
         None,
@@ -389,6 +391,32 @@ fn load_stage(
             _ => None,
         })
         .collect();
+    let step_policies = policies
+        .values()
+        .filter_map(|p| {
+            let compiled = match &p.policy {
+                Policy::ResponseCache(_) => return None,
+                Policy::LookupCache(lc) => {
+                    runtime::StepPolicy::LookupCache(LookupCachePolicy::compile(p, lc, &scope))
+                }
+                Policy::PopulateCache(pc) => {
+                    runtime::StepPolicy::PopulateCache(PopulateCachePolicy::compile(p, pc, &scope))
+                }
+                Policy::InvalidateCache(ic) => runtime::StepPolicy::InvalidateCache(
+                    InvalidateCachePolicy::compile(p, ic, &scope),
+                ),
+                Policy::AssignMessage(am) => {
+                    runtime::StepPolicy::AssignMessage(runtime::AssignMessagePolicy {
+                        name: p.name().to_owned(),
+                        enabled: p.common.enabled,
+                        continue_on_error: p.common.continue_on_error,
+                        assign: crate::flow::assign::CompiledAssignMessage::compile(am),
+                    })
+                }
+            };
+            Some((p.name().to_owned(), Arc::new(compiled)))
+        })
+        .collect();
     let default_key = match cache.mode {
         runtime::CacheMode::Aws => KeySpec::aws_default(&name, &cache.key_parameters),
         runtime::CacheMode::Http => http_mode_key(&scope),
@@ -408,6 +436,7 @@ fn load_stage(
         postflow,
         policies,
         response_caches,
+        step_policies,
         default_key,
     })
 }

@@ -11,8 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::cache::key::KeySpec;
-use crate::cache::policy::ResponseCachePolicy;
+use crate::cache::policy::{
+    InvalidateCachePolicy, LookupCachePolicy, PopulateCachePolicy, ResponseCachePolicy,
+};
 use crate::config::resource::ResourcePattern;
+use crate::flow::assign::CompiledAssignMessage;
 use crate::flow::condition::Condition;
 use crate::policy::model::PolicyFile;
 
@@ -105,6 +108,8 @@ pub struct Stage {
     pub policies: BTreeMap<String, Arc<PolicyFile>>,
     /// The ResponseCache policies, compiled.
     pub response_caches: BTreeMap<String, Arc<ResponseCachePolicy>>,
+    /// The other policies (run as flow steps), compiled.
+    pub step_policies: BTreeMap<String, Arc<StepPolicy>>,
     /// The key of AWS-style stage caching (method + path + declared key parameters).
     pub default_key: KeySpec,
 }
@@ -119,6 +124,21 @@ impl Stage {
         (rest.is_empty() || rest.starts_with('/')).then_some(rest)
     }
 
+    /// A fingerprint of everything that decides what a stored response means: the cache
+    /// settings, the keys and the ResponseCache policies. A reload that changes it flushes the
+    /// stage, so no entry is served under semantics it was not stored with (for example a
+    /// `key_parameters` change reinterpreting old keys, or a tightened safety setting).
+    pub fn cache_fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        format!(
+            "{:?}|{:?}|{:?}|{}",
+            self.cache, self.default_key, self.response_caches, self.preserve_host
+        )
+        .hash(&mut h);
+        h.finish()
+    }
+
     /// The first declared resource template matching `suffix`.
     pub fn resource_for(&self, suffix: &str) -> Option<&ResourcePattern> {
         let suffix = if suffix.is_empty() { "/" } else { suffix };
@@ -130,6 +150,64 @@ impl Stage {
         self.flows
             .iter()
             .find(|f| f.condition.as_ref().is_none_or(|c| c.eval(vars)))
+    }
+}
+
+/// A policy run as a flow step (ResponseCache is run by the cache machinery instead).
+#[derive(Debug)]
+pub enum StepPolicy {
+    /// LookupCache.
+    LookupCache(LookupCachePolicy),
+    /// PopulateCache.
+    PopulateCache(PopulateCachePolicy),
+    /// InvalidateCache.
+    InvalidateCache(InvalidateCachePolicy),
+    /// AssignMessage.
+    AssignMessage(AssignMessagePolicy),
+}
+
+/// An AssignMessage ready to run.
+#[derive(Debug)]
+pub struct AssignMessagePolicy {
+    /// Policy name.
+    pub name: String,
+    /// `enabled` attribute.
+    pub enabled: bool,
+    /// `continueOnError` attribute.
+    pub continue_on_error: bool,
+    /// The compiled changes.
+    pub assign: CompiledAssignMessage,
+}
+
+impl StepPolicy {
+    /// The policy's name.
+    pub fn name(&self) -> &str {
+        match self {
+            StepPolicy::LookupCache(p) => &p.name,
+            StepPolicy::PopulateCache(p) => &p.name,
+            StepPolicy::InvalidateCache(p) => &p.name,
+            StepPolicy::AssignMessage(p) => &p.name,
+        }
+    }
+
+    /// `enabled` attribute.
+    pub fn enabled(&self) -> bool {
+        match self {
+            StepPolicy::LookupCache(p) => p.enabled,
+            StepPolicy::PopulateCache(p) => p.enabled,
+            StepPolicy::InvalidateCache(p) => p.enabled,
+            StepPolicy::AssignMessage(p) => p.enabled,
+        }
+    }
+
+    /// `continueOnError` attribute.
+    pub fn continue_on_error(&self) -> bool {
+        match self {
+            StepPolicy::LookupCache(p) => p.continue_on_error,
+            StepPolicy::PopulateCache(p) => p.continue_on_error,
+            StepPolicy::InvalidateCache(p) => p.continue_on_error,
+            StepPolicy::AssignMessage(p) => p.continue_on_error,
+        }
     }
 }
 
@@ -179,6 +257,8 @@ pub struct StageCache {
     pub allow_set_cookie: bool,
     /// Store `private` / `no-store` responses.
     pub allow_private: bool,
+    /// Cache requests with `Cookie` (not keyed by it).
+    pub allow_cookie: bool,
     /// Cache requests with `Authorization` (keyed by it).
     pub allow_authorization: bool,
     /// Method overrides, most specific first.

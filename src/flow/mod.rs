@@ -1,5 +1,6 @@
 //! The flow engine: flow variables, Apigee's condition language, and the choice of flow and steps.
 
+pub mod assign;
 pub mod condition;
 pub mod template;
 pub mod vars;

@@ -8,7 +8,7 @@ use pingora::http::ResponseHeader;
 use pingora::Result;
 
 use crate::cache::decide::{Bypass, CachePlan, Freshness, Reject};
-use crate::cache::pingora_bridge::{self as bridge, CacheMeta, CachePhase};
+use crate::cache::pingora_bridge::{self as bridge, CacheMeta, CachePhase, NoCacheReason};
 use crate::flow::Variables;
 
 /// What the client is told about the cache (`X-Cache`).
@@ -64,9 +64,17 @@ pub fn outcome(phase: CachePhase, plan: Option<&CachePlan>, decided: bool) -> Ou
     };
     match phase {
         CachePhase::Disabled(_) if decided => fetched,
+        // Waited on another request's fetch that could not be shared (it timed out or was not
+        // cacheable): this request went to the target itself.
+        CachePhase::Disabled(
+            NoCacheReason::CacheLockTimeout
+            | NoCacheReason::CacheLockGiveUp
+            | NoCacheReason::CacheLockRetryLimit,
+        ) => fetched,
+        CachePhase::RevalidatedNoCache(_) => Outcome::Hit,
         CachePhase::Hit | CachePhase::Revalidated => Outcome::Hit,
         CachePhase::Stale | CachePhase::StaleUpdating => Outcome::Stale,
-        CachePhase::Miss | CachePhase::Expired | CachePhase::RevalidatedNoCache(_) => {
+        CachePhase::Miss | CachePhase::Expired => {
             if plan.skip_lookup {
                 Outcome::Refresh
             } else {
@@ -99,7 +107,12 @@ pub fn cache_status(
         None => String::new(),
     };
     match outcome {
-        Outcome::Hit if phase == CachePhase::Revalidated => {
+        Outcome::Hit
+            if matches!(
+                phase,
+                CachePhase::Revalidated | CachePhase::RevalidatedNoCache(_)
+            ) =>
+        {
             "cachegate; fwd=stale; fwd-status=304".to_owned()
         }
         Outcome::Hit => match meta {
@@ -118,12 +131,29 @@ pub fn cache_status(
             }
         }
         Outcome::Miss if phase == CachePhase::Expired => format!("cachegate; fwd=stale{stored}"),
-        Outcome::Miss => format!("cachegate; fwd=uri-miss{stored}"),
+        Outcome::Miss => match phase {
+            CachePhase::Disabled(
+                r @ (NoCacheReason::CacheLockTimeout
+                | NoCacheReason::CacheLockGiveUp
+                | NoCacheReason::CacheLockRetryLimit),
+            ) => {
+                format!("cachegate; fwd=uri-miss; detail={}", lock_detail(r))
+            }
+            _ => format!("cachegate; fwd=uri-miss{stored}"),
+        },
         Outcome::Refresh => format!("cachegate; fwd=request{stored}"),
         Outcome::Bypass => format!(
             "cachegate; fwd=bypass; detail={}",
             bypass.map_or("off", Bypass::as_str)
         ),
+    }
+}
+
+fn lock_detail(r: NoCacheReason) -> &'static str {
+    match r {
+        NoCacheReason::CacheLockTimeout => "lock-timeout",
+        NoCacheReason::CacheLockRetryLimit => "lock-retry-limit",
+        _ => "lock-give-up",
     }
 }
 
@@ -151,12 +181,16 @@ pub fn synthesize_etag(resp: &mut ResponseHeader, plan: &CachePlan) -> Result<()
 pub fn cache_meta(resp: &ResponseHeader, f: &Freshness) -> CacheMeta {
     let now = SystemTime::now();
     let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+    let mut header = resp.clone();
+    // Even when a stage stores responses with Set-Cookie, the cookie itself is never replayed
+    // to other clients.
+    header.remove_header(&http::header::SET_COOKIE);
     let mut meta = CacheMeta::new(
         now + f.ttl,
         now,
         secs(f.stale_while_revalidate),
         secs(f.stale_if_error),
-        resp.clone(),
+        header,
     );
     if !f.keep.is_zero() {
         bridge::keep_until(&mut meta, now + f.keep);

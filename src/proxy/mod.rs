@@ -19,12 +19,12 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
-use crate::cache::decide::{self, Bypass, CachePlan, Freshness, Reject};
+use crate::cache::decide::{self, Bypass, CachePlan, Freshness, Reject, RequestFacts};
 use crate::cache::pingora_bridge::{
     self as bridge, CacheKey, CacheMeta, CachePhase, ForcedFreshness, HashBinary, HitHandler,
     NoCacheReason, RespCacheable,
 };
-use crate::config::runtime::Stage;
+use crate::config::runtime::{CacheMode, KeyParameter, Stage};
 use crate::flow::vars::RequestVars;
 use crate::metrics::{method_label, status_class, METRICS};
 use crate::reload::{ConfigHandle, Snapshot};
@@ -188,15 +188,21 @@ impl ProxyHttp for Gateway {
             None => flow_name.clone().unwrap_or_else(|| "other".to_owned()),
         };
         let req = session.req_header();
-        let has_auth = req.headers.contains_key(http::header::AUTHORIZATION);
-        let plan = decide::plan(
-            &stage,
-            flow,
-            req.method.as_str(),
+        let header = |name: http::header::HeaderName| req.headers.get(name);
+        let has_body = header(http::header::TRANSFER_ENCODING).is_some()
+            || header(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim() != "0");
+        let facts = RequestFacts {
+            method: req.method.as_str(),
             suffix,
-            has_auth,
-            &KeyVars(&vars),
-        );
+            has_authorization: header(http::header::AUTHORIZATION).is_some(),
+            has_cookie: header(http::header::COOKIE).is_some(),
+            has_body,
+            host: header(http::header::HOST).and_then(|h| h.to_str().ok()),
+            drops_end_to_end: upstream::connection_drops_end_to_end(&req.headers),
+        };
+        let plan = decide::plan(&stage, flow, &facts, &KeyVars(&vars));
         ctx.flow = flow_name;
         ctx.resource = resource;
         match plan {
@@ -238,7 +244,14 @@ impl ProxyHttp for Gateway {
 
     fn cache_key_callback(&self, _session: &Session, ctx: &mut Ctx) -> Result<CacheKey> {
         match (&ctx.plan, &ctx.stage) {
-            (Some(plan), Some(stage)) => Ok(bridge::cache_key(&stage.name, plan.store_key)),
+            (Some(plan), Some(stage)) => {
+                let prefixes = if self.cache.store().has_prefix_purges(&stage.name) {
+                    plan.key.prefix_hashes()
+                } else {
+                    Vec::new()
+                };
+                Ok(bridge::cache_key(&stage.name, plan.store_key, prefixes))
+            }
             _ => Error::e_explain(ErrorType::InternalError, "cache enabled without a plan"),
         }
     }
@@ -336,7 +349,31 @@ impl ProxyHttp for Gateway {
         let stage = ctx.stage.as_ref().ok_or_else(|| {
             Error::explain(ErrorType::InternalError, "upstream request without a stage")
         })?;
-        upstream::rewrite_request(upstream_request, stage, &ctx.suffix, &client_ip(session))
+        let mut fwd = upstream::Forwarding::default();
+        if let Some(plan) = &ctx.plan {
+            fwd.cacheable = true;
+            fwd.strip_synthetic_validators = true;
+            if plan.policy.is_none() && stage.cache.mode == CacheMode::Aws {
+                let declared: Vec<&str> = stage
+                    .cache
+                    .key_parameters
+                    .iter()
+                    .filter_map(|k| match k {
+                        KeyParameter::Query(q) => Some(q.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                let query = session.req_header().uri.query().unwrap_or("");
+                fwd.query = Some(upstream::declared_query(query, &declared));
+            }
+        }
+        upstream::rewrite_request(
+            upstream_request,
+            stage,
+            &ctx.suffix,
+            &client_ip(session),
+            &fwd,
+        )
     }
 
     async fn upstream_response_filter(
@@ -346,7 +383,16 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
     ) -> Result<()> {
         // Runs before the response is stored, so what is added here is stored too.
-        if let Some(plan) = &ctx.plan {
+        // Not in http mode: a standards cache revalidates with the target's own validators only.
+        let standard = ctx
+            .stage
+            .as_ref()
+            .is_some_and(|s| s.cache.mode == CacheMode::Http);
+        if let Some(plan) = ctx
+            .plan
+            .as_ref()
+            .filter(|p| p.policy.is_some() || !standard)
+        {
             caching::synthesize_etag(resp, plan)?;
         }
         Ok(())

@@ -32,13 +32,41 @@ pub(super) fn peer(target: &Target) -> HttpPeer {
     peer
 }
 
-/// Rewrites the upstream request: base path → target path, `Host`, `X-Forwarded-*`, and
-/// removal of hop-by-hop headers.
+/// Request headers that let a client override what the target does (method, URL, client
+/// identity) without being part of any cache key. They are removed from cacheable requests so
+/// they cannot make a cached response differ from what its key describes.
+const UNKEYED_OVERRIDES: &[&str] = &[
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-original-url",
+    "x-rewrite-url",
+    "forwarded",
+    "x-forwarded-host",
+    "x-forwarded-server",
+    "x-host",
+];
+
+/// How a request is forwarded, beyond the stage's fixed rewriting.
+#[derive(Debug, Default)]
+pub(super) struct Forwarding {
+    /// The response may be stored: strip unkeyed override headers.
+    pub cacheable: bool,
+    /// Replace the query string with this one (stage caching forwards only what its key holds).
+    pub query: Option<String>,
+    /// Synthetic validators (`W/"cg-…"`) to drop from `If-None-Match`: the target never issued
+    /// them.
+    pub strip_synthetic_validators: bool,
+}
+
+/// Rewrites the upstream request: base path → target path, `Host`, `X-Forwarded-For`/`-Proto`,
+/// and removal of hop-by-hop headers (and of unkeyed override headers on cacheable requests).
 pub(super) fn rewrite_request(
     req: &mut RequestHeader,
     stage: &Stage,
     suffix: &str,
     client_ip: &str,
+    fwd: &Forwarding,
 ) -> Result<()> {
     let target = &stage.target;
     let mut path = String::with_capacity(target.path_prefix.len() + suffix.len() + 16);
@@ -47,7 +75,11 @@ pub(super) fn rewrite_request(
     if path.is_empty() {
         path.push('/');
     }
-    if let Some(q) = req.uri.query() {
+    let query = match &fwd.query {
+        Some(q) => Some(q.as_str()),
+        None => req.uri.query(),
+    };
+    if let Some(q) = query.filter(|q| !q.is_empty()) {
         path.push('?');
         path.push_str(q);
     }
@@ -58,15 +90,7 @@ pub(super) fn rewrite_request(
     req.set_uri(uri);
 
     // Headers named in `Connection` are hop-by-hop too.
-    let listed: Vec<String> = req
-        .headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
-        .filter(|s| !s.is_empty())
-        .collect();
-    for name in listed
+    for name in connection_listed(&req.headers)
         .iter()
         .map(String::as_str)
         .chain(HOP_BY_HOP.iter().copied())
@@ -76,13 +100,16 @@ pub(super) fn rewrite_request(
             req.remove_header(name);
         }
     }
-
-    let original_host = req.headers.get(http::header::HOST).cloned();
-    if !stage.preserve_host || original_host.is_none() {
-        req.insert_header(http::header::HOST, target.host_header.as_str())?;
+    if fwd.cacheable {
+        for name in UNKEYED_OVERRIDES {
+            req.remove_header(*name);
+        }
     }
-    if let Some(h) = original_host {
-        req.insert_header("x-forwarded-host", h)?;
+    if fwd.strip_synthetic_validators {
+        strip_synthetic(req)?;
+    }
+    if !stage.preserve_host || !req.headers.contains_key(http::header::HOST) {
+        req.insert_header(http::header::HOST, target.host_header.as_str())?;
     }
     if !client_ip.is_empty() {
         let xff = match req
@@ -97,4 +124,104 @@ pub(super) fn rewrite_request(
     }
     req.insert_header("x-forwarded-proto", "http")?;
     Ok(())
+}
+
+/// Header names listed in `Connection` (lower case).
+pub(super) fn connection_listed(headers: &http::HeaderMap) -> Vec<String> {
+    headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Whether `Connection` names a header other than the standard hop-by-hop ones: the client
+/// asks the gateway to drop an end-to-end header (possibly a cache key input) before
+/// forwarding, which would let the stored response differ from what its key describes.
+pub(super) fn connection_drops_end_to_end(headers: &http::HeaderMap) -> bool {
+    connection_listed(headers).iter().any(|n| {
+        !matches!(
+            n.as_str(),
+            "close" | "keep-alive" | "upgrade" | "te" | "trailer"
+        )
+    })
+}
+
+/// The prefix of the weak ETags cachegate synthesizes.
+pub(super) const SYNTHETIC_ETAG_PREFIX: &str = "W/\"cg-";
+
+fn strip_synthetic(req: &mut RequestHeader) -> Result<()> {
+    let Some(inm) = req
+        .headers
+        .get(http::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Ok(());
+    };
+    let kept: Vec<&str> = inm
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && !t.starts_with(SYNTHETIC_ETAG_PREFIX))
+        .collect();
+    if kept.is_empty() {
+        req.remove_header(&http::header::IF_NONE_MATCH);
+    } else {
+        let joined = kept.join(", ");
+        req.insert_header(http::header::IF_NONE_MATCH, joined)?;
+    }
+    Ok(())
+}
+
+/// The query string stage caching forwards: only the declared key parameters, each with its
+/// first value as written (the key uses the first occurrence), in declaration order. So the
+/// target sees exactly what the key describes, and `?type=a&type=b` cannot store a response
+/// for `type=b` under `type=a`.
+pub(super) fn declared_query(query: &str, declared: &[&str]) -> String {
+    let mut out = String::new();
+    for name in declared {
+        let pair = query.split('&').find(|pair| {
+            let raw = pair.split_once('=').map_or(*pair, |(k, _)| k);
+            crate::util::percent_decode(raw) == *name
+        });
+        if let Some(pair) = pair {
+            if !out.is_empty() {
+                out.push('&');
+            }
+            out.push_str(pair);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declared_query_keeps_first_declared_pairs_only() {
+        assert_eq!(
+            declared_query("b=2&type=a&x=9&type=b", &["type", "b"]),
+            "type=a&b=2"
+        );
+        assert_eq!(declared_query("t%79pe=a", &["type"]), "t%79pe=a");
+        assert_eq!(declared_query("noise=1", &["type"]), "");
+        assert_eq!(declared_query("", &[]), "");
+    }
+
+    #[test]
+    fn connection_listing_end_to_end_headers_is_detected() {
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            http::header::CONNECTION,
+            "keep-alive, close".parse().unwrap(),
+        );
+        assert!(!connection_drops_end_to_end(&h));
+        h.insert(
+            http::header::CONNECTION,
+            "keep-alive, x-tenant".parse().unwrap(),
+        );
+        assert!(connection_drops_end_to_end(&h));
+    }
 }

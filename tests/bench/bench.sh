@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Side-by-side throughput from one run: the example origin alone, NGINX pass-through (when
-# installed) and cachegate pass-through (a stage without caching), all on loopback.
+# Side-by-side throughput from one run, all on loopback: the example origin alone, NGINX
+# pass-through and proxy_cache hit (when nginx is installed), cachegate pass-through (a stage
+# without caching), cachegate miss path (every request a new key) and cachegate hit (one hot key);
+# then 100 simultaneous requests for one cold key against a 200 ms origin, counting upstream
+# requests.
 # Usage: tests/bench/bench.sh [seconds per run, default 10]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -29,17 +32,29 @@ threads = 2
 listen = "127.0.0.1:$ADMIN"
 TOML
 printf 'base_path = "/bench"\ntarget = "http://127.0.0.1:%s"\n' "$ORIGIN" > "$work/policies/bench/stage.toml"
+mkdir -p "$work/policies/cached" "$work/policies/slow"
+printf 'target = "http://127.0.0.1:%s"\n[cache]\nenabled = true\nttl = 3600\ncapacity = "1GiB"\n' "$ORIGIN" > "$work/policies/cached/stage.toml"
+SLOW=$(port)
+./target/release/cachegate-origin --listen 127.0.0.1:$SLOW --delay-ms 200 >/dev/null & pids+=($!)
+printf 'target = "http://127.0.0.1:%s"\n[cache]\nenabled = true\n' "$SLOW" > "$work/policies/slow/stage.toml"
+cat > "$work/random.lua" <<'LUA'
+math.randomseed(os.time())
+request = function()
+  return wrk.format("GET", "/cached/items/" .. math.random(1, 1000000000))
+end
+LUA
 RUST_LOG=error ./target/release/cachegate run --config "$work/policies" >/dev/null 2>&1 & pids+=($!)
 wait_port "$ORIGIN"; wait_port "$GW"
 
 rows=()
-measure() { # name url
-  local out rps p50 p99
-  out=$(wrk -t$THREADS -c$CONNS -d"${DURATION}s" --latency "$2")
+measure() { # name url [wrk args...]
+  local out rps p50 p99 name=$1 url=$2
+  shift 2
+  out=$(wrk -t$THREADS -c$CONNS -d"${DURATION}s" --latency "$@" "$url")
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  rows+=("$(printf '| %-28s | %12s | %8s | %8s |' "$1" "$rps" "$p50" "$p99")")
+  rows+=("$(printf '| %-28s | %12s | %8s | %8s |' "$name" "$rps" "$p50" "$p99")")
 }
 
 measure "origin direct" "http://127.0.0.1:$ORIGIN/items/1"
@@ -48,12 +63,15 @@ if command -v nginx >/dev/null; then
   mkdir -p "$work/nginx"
   cat > "$work/nginx/nginx.conf" <<NGINX
 worker_processes 2;
+$( [ "$(id -u)" = 0 ] && echo 'user root root;' )
 pid $work/nginx/nginx.pid;
 error_log $work/nginx/error.log;
 events { worker_connections 1024; }
 http {
   access_log off;
   upstream origin { server 127.0.0.1:$ORIGIN; keepalive 64; }
+  proxy_cache_path $work/nginx/cache levels=1:2 keys_zone=bench:64m max_size=1g inactive=1h use_temp_path=off;
+  open_file_cache max=10000 inactive=60s;
   server {
     listen 127.0.0.1:$NG;
     location /bench/ {
@@ -61,14 +79,34 @@ http {
       proxy_http_version 1.1;
       proxy_set_header Connection "";
     }
+    location /cached/ {
+      proxy_pass http://origin/;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_cache bench;
+      proxy_cache_lock on;
+      proxy_cache_valid 200 1h;
+    }
   }
 }
 NGINX
   nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" -g 'daemon off;' & pids+=($!)
   wait_port "$NG"
   measure "nginx pass-through" "http://127.0.0.1:$NG/bench/items/1"
+  curl -s -o /dev/null "http://127.0.0.1:$NG/cached/items/1"
+  measure "nginx proxy_cache hit" "http://127.0.0.1:$NG/cached/items/1"
 fi
 measure "cachegate pass-through" "http://127.0.0.1:$GW/bench/items/1"
+measure "cachegate miss (new keys)" "http://127.0.0.1:$GW" -s "$work/random.lua"
+curl -s -o /dev/null "http://127.0.0.1:$GW/cached/items/1"
+measure "cachegate hit (local tier)" "http://127.0.0.1:$GW/cached/items/1"
+
+# 100 simultaneous requests for one cold key, origin delay 200 ms.
+burst_start=$(date +%s%N)
+seq 1 100 | xargs -P 100 -I{} curl -s -o /dev/null -w '%{http_code}\n' "http://127.0.0.1:$GW/slow/items/burst" > "$work/burst.txt"
+burst_ms=$(( ($(date +%s%N) - burst_start) / 1000000 ))
+burst_ok=$(grep -c '^200$' "$work/burst.txt" || true)
+burst_upstream=$(curl -s "http://127.0.0.1:$SLOW/__counts?path=/items/burst" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
 
 mkdir -p target/bench
 {
@@ -77,4 +115,7 @@ mkdir -p target/bench
   echo "| target                       |   requests/s |      p50 |      p99 |"
   echo "|------------------------------|-------------:|---------:|---------:|"
   printf '%s\n' "${rows[@]}"
+  echo
+  echo "100 simultaneous requests for one cold key (origin delay 200 ms): $burst_ok x 200 OK," \
+       "$burst_upstream upstream request(s), all answered within $burst_ms ms"
 } | tee target/bench/results.md

@@ -182,7 +182,10 @@ async fn post_is_cached_only_with_an_override() {
 async fn errors_are_not_stored_by_stage_caching() {
     let o = origin();
     let d = PolicyDir::new(&o);
-    stage(&d, "[cache]\nenabled = true\n");
+    stage(
+        &d,
+        "[cache]\nenabled = true\nkey_parameters = [\"method.request.querystring.status\"]\n",
+    );
     let gw = TestGateway::start(d);
     for _ in 0..2 {
         let r = get(&gw.url("/prod/items/9?status=500")).await;
@@ -200,7 +203,10 @@ async fn errors_are_not_stored_by_stage_caching() {
 async fn unsafe_responses_are_never_stored() {
     let o = origin();
     let d = PolicyDir::new(&o);
-    stage(&d, "[cache]\nenabled = true\n");
+    stage(
+        &d,
+        "[cache]\nenabled = true\nkey_parameters = [\"method.request.querystring.cookie\", \"method.request.querystring.cache_control\"]\n",
+    );
     let gw = TestGateway::start(d);
 
     for (query, detail) in [
@@ -315,7 +321,10 @@ async fn concurrent_cold_requests_collapse_into_one_upstream_request() {
 async fn conditional_requests_get_304_from_the_cache() {
     let o = origin();
     let d = PolicyDir::new(&o);
-    stage(&d, "[cache]\nenabled = true\n");
+    stage(
+        &d,
+        "[cache]\nenabled = true\nkey_parameters = [\"method.request.querystring.etag\"]\n",
+    );
     let gw = TestGateway::start(d);
     let first = get(&gw.url("/prod/items/e")).await;
     let etag = first.header("etag").to_owned();
@@ -367,7 +376,10 @@ async fn head_is_served_from_a_cached_get() {
 async fn large_responses_stream_through_uncached() {
     let o = origin();
     let d = PolicyDir::new(&o);
-    stage(&d, "[cache]\nenabled = true\nmax_object_size = 4096\n");
+    stage(
+        &d,
+        "[cache]\nenabled = true\nmax_object_size = 4096\nkey_parameters = [\"method.request.querystring.bytes\", \"method.request.querystring.chunked\"]\n",
+    );
     let gw = TestGateway::start(d);
     for _ in 0..2 {
         let r = get(&gw.url("/prod/big?bytes=10000")).await;
@@ -671,7 +683,7 @@ async fn cache_metrics_are_labelled_by_stage_resource_method_policy_and_tier() {
     let d = PolicyDir::new(&o);
     d.stage(
         "metricsstage",
-        "target = \"http://{{ORIGIN}}\"\nresources = [\"/items/{id}\"]\n[cache]\nenabled = true\n",
+        "target = \"http://{{ORIGIN}}\"\nresources = [\"/items/{id}\"]\n[cache]\nenabled = true\nkey_parameters = [\"method.request.querystring.cookie\"]\n",
     );
     let gw = TestGateway::start(d);
     for _ in 0..3 {
@@ -865,4 +877,136 @@ async fn must_revalidate_is_never_served_stale() {
         "must-revalidate entry served stale: {}",
         r.header("cache-status")
     );
+}
+
+#[tokio::test]
+async fn unkeyed_request_inputs_cannot_poison_entries() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    d.stage(
+        "prod",
+        "target = \"http://{{ORIGIN}}\"\n[cache]\nenabled = true\nkey_parameters = [\"method.request.querystring.type\", \"method.request.header.x-tenant\"]\n",
+    );
+    d.stage(
+        "vhost",
+        "target = \"http://{{ORIGIN}}\"\npreserve_host = true\n[cache]\nenabled = true\n",
+    );
+    let gw = TestGateway::start(d);
+
+    // Only declared query parameters reach the target (first value), so a cached response is
+    // exactly what its key describes.
+    let r = get(&gw.url("/prod/echo/q?type=public&type=admin&callback=evil")).await;
+    assert_eq!(r.json()["query"], "type=public");
+    // Override and forwarding headers are not passed on for cacheable requests.
+    let r = send(
+        client()
+            .get(gw.url("/prod/echo/h"))
+            .header("host", "evil.test")
+            .header("x-forwarded-host", "evil.test")
+            .header("x-http-method-override", "DELETE")
+            .header("x-original-url", "/admin"),
+    )
+    .await;
+    let h = &r.json()["headers"];
+    for name in [
+        "x-forwarded-host",
+        "x-http-method-override",
+        "x-original-url",
+    ] {
+        assert!(h.get(name).is_none(), "{name} reached the target: {h}");
+    }
+    // Requests the gateway would change before forwarding are not cached.
+    let cookie = send(
+        client()
+            .get(gw.url("/prod/items/c"))
+            .header("cookie", "session=1"),
+    )
+    .await;
+    assert_eq!(
+        cookie.header("cache-status"),
+        "cachegate; fwd=bypass; detail=cookie"
+    );
+    let body = send(client().get(gw.url("/prod/items/c")).body("abc")).await;
+    assert_eq!(
+        body.header("cache-status"),
+        "cachegate; fwd=bypass; detail=body"
+    );
+    let hop = send(
+        client()
+            .get(gw.url("/prod/items/c"))
+            .header("x-tenant", "acme")
+            .header("connection", "x-tenant"),
+    )
+    .await;
+    assert_eq!(
+        hop.header("cache-status"),
+        "cachegate; fwd=bypass; detail=hop_by_hop"
+    );
+
+    // A stage that forwards Host keys on it.
+    let vh = |host: &'static str| send(client().get(gw.url("/vhost/echo/v")).header("host", host));
+    assert_eq!(vh("a.example").await.x_cache(), "MISS");
+    let b = vh("b.example").await;
+    assert_eq!(b.x_cache(), "MISS");
+    assert_eq!(b.json()["headers"]["host"], "b.example");
+    assert_eq!(vh("a.example").await.x_cache(), "HIT");
+}
+
+#[tokio::test]
+async fn reload_that_changes_key_semantics_flushes_the_stage() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    stage(
+        &d,
+        "[cache]\nenabled = true\nkey_parameters = [\"method.request.querystring.type\"]\n",
+    );
+    let gw = TestGateway::start(d);
+    get(&gw.url("/prod/items/1?type=secret")).await;
+    assert_eq!(
+        get(&gw.url("/prod/items/1?type=secret")).await.x_cache(),
+        "HIT"
+    );
+    gw.dir.stage("prod", "target = \"http://{{ORIGIN}}\"\n[cache]\nenabled = true\nkey_parameters = [\"method.request.header.x-lang\"]\n");
+    let r = send(
+        client()
+            .post(gw.admin("/reload"))
+            .bearer_auth(crate::harness::ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = send(
+        client()
+            .get(gw.url("/prod/items/1"))
+            .header("x-lang", "secret"),
+    )
+    .await;
+    assert_eq!(r.x_cache(), "MISS");
+}
+
+#[tokio::test]
+async fn set_cookie_is_never_replayed_and_no_cache_without_validators_is_not_kept() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    stage(&d, "[cache]\nenabled = true\nallow_set_cookie = true\nkey_parameters = [\"method.request.querystring.cookie\"]\n");
+    d.stage(
+        "std",
+        "target = \"http://{{ORIGIN}}\"\n[cache]\nenabled = true\nmode = \"http\"\n",
+    );
+    let gw = TestGateway::start(d);
+    let first = get(&gw.url("/prod/items/k?cookie=1")).await;
+    assert!(first.headers.contains_key("set-cookie"));
+    let hit = get(&gw.url("/prod/items/k?cookie=1")).await;
+    assert_eq!(hit.x_cache(), "HIT");
+    assert!(
+        !hit.headers.contains_key("set-cookie"),
+        "a stored Set-Cookie was replayed"
+    );
+
+    // http mode never invents validators, so a no-cache response without any is not kept.
+    let r = get(&gw.url("/std/items/n?cache_control=no-cache&etag=0")).await;
+    assert_eq!(
+        r.header("cache-status"),
+        "cachegate; fwd=uri-miss; detail=ttl"
+    );
+    assert!(!r.headers.contains_key("etag"));
 }

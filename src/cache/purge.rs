@@ -1,0 +1,142 @@
+//! Purges that cost O(1): prefix purges (`PurgeChildEntries`) and stage flushes are recorded as
+//! times, and an entry is dead when it was created before a purge that covers it.
+//!
+//! Scanning the cache for matching keys would make a purge cost proportional to the cache size
+//! (and be impossible in Redis without `SCAN`). Instead a purge records "everything under this
+//! key prefix, created before now, is gone"; lookups compare the entry's creation time with the
+//! purge times of the prefixes its key has. A flush is a floor: everything created before it.
+//!
+//! Records are bounded: each lives as long as the longest-lived entry it could cover (after that
+//! every such entry has expired anyway), and the number per stage is capped. A record pushed out
+//! by the cap raises the stage floor to its time — over-invalidating, never resurrecting.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use moka::notification::RemovalCause;
+
+/// Longest time an entry can live: the maximum TTL plus the largest stale window (3600 s + one
+/// day), rounded up. Purge records older than this cover nothing.
+pub const MAX_ENTRY_LIFETIME: Duration = Duration::from_secs(3600 + 86_400 + 3600);
+
+/// Purge records kept per stage before the oldest are folded into the floor.
+pub const MAX_RECORDS_PER_STAGE: u64 = 100_000;
+
+fn nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// The purge records of one stage.
+pub struct StagePurges {
+    /// Prefix hash → purge time (ns since the epoch).
+    records: moka::sync::Cache<[u8; 16], u64>,
+    /// Everything created at or before this time (ns) is purged.
+    floor: Arc<AtomicU64>,
+    /// Set by the first prefix purge: until then lookups skip hashing key prefixes.
+    any_prefix: AtomicBool,
+}
+
+impl std::fmt::Debug for StagePurges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StagePurges")
+            .field("records", &self.records.entry_count())
+            .field("floor", &self.floor.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Default for StagePurges {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StagePurges {
+    /// No purges yet.
+    pub fn new() -> Self {
+        let floor = Arc::new(AtomicU64::new(0));
+        let on_evict = Arc::clone(&floor);
+        let records = moka::sync::Cache::builder()
+            .max_capacity(MAX_RECORDS_PER_STAGE)
+            .time_to_live(MAX_ENTRY_LIFETIME)
+            .eviction_listener(move |_key, time: u64, cause| {
+                // A record dropped for room must not bring the entries it covered back.
+                if cause == RemovalCause::Size {
+                    on_evict.fetch_max(time, Ordering::Relaxed);
+                }
+            })
+            .build();
+        Self {
+            records,
+            floor,
+            any_prefix: AtomicBool::new(false),
+        }
+    }
+
+    /// Records that every entry under `prefix` created before `at` is purged.
+    pub fn purge_prefix(&self, prefix: [u8; 16], at: SystemTime) {
+        let t = nanos(at);
+        let current = self.records.get(&prefix).unwrap_or(0);
+        self.records.insert(prefix, current.max(t));
+        self.any_prefix.store(true, Ordering::Release);
+    }
+
+    /// Records that every entry of the stage created before `at` is purged.
+    pub fn flush(&self, at: SystemTime) {
+        self.floor.fetch_max(nanos(at), Ordering::Relaxed);
+    }
+
+    /// True when any prefix purge is recorded (lookups can skip hashing prefixes otherwise).
+    pub fn has_prefix_purges(&self) -> bool {
+        self.any_prefix.load(Ordering::Acquire)
+    }
+
+    /// Whether an entry created at `created`, whose key has the prefix hashes `prefixes`, is
+    /// purged.
+    pub fn is_purged(&self, prefixes: &[[u8; 16]], created: SystemTime) -> bool {
+        let c = nanos(created);
+        if c <= self.floor.load(Ordering::Relaxed) {
+            return true;
+        }
+        prefixes
+            .iter()
+            .any(|p| self.records.get(p).is_some_and(|t| c <= t))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn prefix_purge_covers_older_entries_only() {
+        let p = StagePurges::new();
+        assert!(!p.has_prefix_purges());
+        p.purge_prefix([1; 16], t(100));
+        assert!(p.has_prefix_purges());
+        assert!(p.is_purged(&[[0; 16], [1; 16]], t(99)));
+        assert!(p.is_purged(&[[1; 16]], t(100)));
+        assert!(!p.is_purged(&[[1; 16]], t(101)));
+        assert!(!p.is_purged(&[[2; 16]], t(50)));
+        // An older purge never lowers a newer one.
+        p.purge_prefix([1; 16], t(10));
+        assert!(p.is_purged(&[[1; 16]], t(99)));
+    }
+
+    #[test]
+    fn flush_is_a_floor() {
+        let p = StagePurges::new();
+        p.flush(t(100));
+        assert!(p.is_purged(&[], t(100)));
+        assert!(!p.is_purged(&[], t(101)));
+        p.flush(t(50));
+        assert!(p.is_purged(&[], t(99)));
+    }
+}
