@@ -5,6 +5,7 @@
 //! from the environment variable named by `[admin] token_env`; without one they refuse.
 
 mod auth;
+mod cache;
 
 use std::sync::Arc;
 
@@ -48,6 +49,57 @@ impl AdminApp {
             })
             .collect();
         serde_json::json!({ "status": self.handle.status(), "stages": stages })
+    }
+}
+
+/// Largest admin request body read.
+const MAX_ADMIN_BODY: usize = 64 * 1024;
+
+async fn read_body(session: &mut ServerSession) -> Result<Vec<u8>, Response<Vec<u8>>> {
+    let mut body = Vec::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_ADMIN_BODY {
+                    return Err(error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "request body over 64 KiB",
+                    ));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(_) => {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    "could not read the request body",
+                ))
+            }
+        }
+    }
+}
+
+impl AdminApp {
+    /// `POST /stages/{stage}/cache/{flush|invalidate}`.
+    fn stage_operation(&self, path: &str, body: &[u8]) -> Response<Vec<u8>> {
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let (stage_name, op) = match parts.as_slice() {
+            ["stages", stage, "cache", op] => (*stage, *op),
+            _ => return error(StatusCode::NOT_FOUND, "not found"),
+        };
+        let snap = self.handle.snapshot();
+        let Some(stage) = snap.config.stage(stage_name) else {
+            return error(StatusCode::NOT_FOUND, "no such stage");
+        };
+        let Some(store) = self.handle.store() else {
+            return error(StatusCode::SERVICE_UNAVAILABLE, "the cache is not running");
+        };
+        let (status, value) = match op {
+            "flush" => cache::flush(store, stage),
+            "invalidate" => cache::invalidate(store, &snap, stage, body),
+            _ => return error(StatusCode::NOT_FOUND, "not found"),
+        };
+        json(status, &value)
     }
 }
 
@@ -118,6 +170,17 @@ impl ServeHttp for AdminApp {
                         }),
                     ),
                 }
+            }
+            (&Method::POST, p) if p.starts_with("/stages/") => {
+                if let Err(refusal) = self.auth.check(authorization.as_ref()) {
+                    tracing::warn!(target: "cachegate::audit", action = %p, outcome = "refused", "Admin request refused.");
+                    return error(refusal.status(), refusal.message());
+                }
+                let body = match read_body(session).await {
+                    Ok(b) => b,
+                    Err(r) => return r,
+                };
+                self.stage_operation(p, &body)
             }
             (_, "/healthz" | "/metrics" | "/config" | "/reload") => {
                 error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")

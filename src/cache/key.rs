@@ -350,6 +350,25 @@ impl KeySpec {
         }
     }
 
+    /// Names of the request headers the key reads (`request.header.<name>` fragments, lower
+    /// case), plus `authorization` when it is keyed. An authorized refresh forwards only these.
+    pub fn header_inputs(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .fragments
+            .iter()
+            .filter_map(|f| match &f.source {
+                Source::Ref { name, .. } => name
+                    .strip_prefix("request.header.")
+                    .map(str::to_ascii_lowercase),
+                Source::Const(_) => None,
+            })
+            .collect();
+        if self.authorization {
+            out.push("authorization".to_owned());
+        }
+        out
+    }
+
     /// Number of fragments a built key has (without the Accept headers' extra fragments).
     pub fn fragment_count(&self) -> usize {
         self.fragments.len()

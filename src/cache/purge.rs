@@ -16,6 +16,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use moka::notification::RemovalCause;
 
+use super::key::BuiltKey;
+use super::store::TieredStore;
+use crate::metrics::METRICS;
+
 /// Longest time an entry can live: the maximum TTL plus the largest stale window (3600 s + one
 /// day), rounded up. Purge records older than this cover nothing.
 pub const MAX_ENTRY_LIFETIME: Duration = Duration::from_secs(3600 + 86_400 + 3600);
@@ -105,6 +109,49 @@ impl StagePurges {
             .iter()
             .any(|p| self.records.get(p).is_some_and(|t| c <= t))
     }
+}
+
+/// Removes (or purges under) a key in both namespaces. Returns how many entries were removed
+/// (prefix purges report 0: they are O(1) records, not scans). `source`/`who` go to the audit
+/// log and the invalidation metric.
+pub fn invalidate_key(
+    stage: &str,
+    store: &TieredStore,
+    value_key: &BuiltKey,
+    response_key: &BuiltKey,
+    children: bool,
+    source: &str,
+    who: &str,
+) -> u64 {
+    let removed = if children {
+        // Namespace-neutral: one record covers responses and values.
+        store.purge_prefix(stage, value_key.children_hash());
+        0
+    } else {
+        let mut n = 0;
+        for key in [value_key, response_key] {
+            let sk = key.store_key();
+            n += u64::from(store.remove(stage, &sk));
+            // A write that started before this invalidation must not bring the entry back.
+            store.purge_prefix(stage, sk.0);
+        }
+        n
+    };
+    METRICS
+        .cache_invalidations
+        .with_label_values(&[stage, source, "done"])
+        .inc();
+    tracing::info!(
+        target: "cachegate::audit",
+        stage,
+        source,
+        who,
+        key = %value_key.readable,
+        children,
+        removed,
+        "Cache invalidated."
+    );
+    removed
 }
 
 #[cfg(test)]

@@ -14,7 +14,9 @@ use crate::diag::{Diagnostic, Diagnostics, Pos};
 use crate::flow::condition::Condition;
 use crate::flow::template::Template;
 use crate::flow::vars::{classify, suggest, VarKind};
-use crate::policy::model::{CacheKey, Expiry, ExpirySettings, Policy, PolicyFile, PolicyKind};
+use crate::policy::model::{
+    CacheKey, Expiry, ExpirySettings, MessageTarget, Policy, PolicyFile, PolicyKind,
+};
 
 /// Where a reference sits, and how strict to be about custom variables.
 struct RefSite<'a> {
@@ -33,6 +35,11 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn var(&mut self, name: &str, site: &RefSite) {
+        // A variable some policy of the stage sets exists, whatever its prefix (Apigee lets
+        // `<AssignTo>client.tier</AssignTo>` define it).
+        if self.assigned.contains(name) {
+            return;
+        }
         let mut push = |d: Diagnostic| self.diags.push(d);
         match classify(name) {
             VarKind::Builtin => {}
@@ -309,6 +316,34 @@ pub(crate) fn check_stage(
                 format!("step names policy `{name}`, which does not exist in this stage"),
                 Some(hint),
             );
+        }
+    }
+
+    // AssignMessage cannot replace a request body (the request is streamed to the target).
+    let request_side = stage
+        .preflow
+        .request
+        .iter()
+        .chain(&stage.postflow.request)
+        .chain(stage.flows.iter().flat_map(|f| &f.request));
+    for st in request_side {
+        let Some(p) = policies.get(&st.get_ref().policy) else {
+            continue;
+        };
+        if let Policy::AssignMessage(am) = &p.policy {
+            let target = am
+                .assign_to
+                .as_ref()
+                .map_or(MessageTarget::Request, |a| a.target);
+            let payload = am.set.as_ref().is_some_and(|s| s.payload.is_some())
+                || am.remove.as_ref().is_some_and(|r| r.payload);
+            if target == MessageTarget::Request && payload {
+                cx.error(
+                    st,
+                    format!("AssignMessage `{}` sets a request payload, which cachegate does not support", p.name()),
+                    Some("change headers, query parameters, verb or path of the request; payloads only on the response".into()),
+                );
+            }
         }
     }
 

@@ -6,7 +6,9 @@
 //! configuration snapshot the request started with, so a reload never changes a request midway.
 
 mod caching;
+mod message;
 mod respond;
+mod steps;
 mod upstream;
 
 use std::collections::HashMap;
@@ -20,13 +22,15 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
 use crate::cache::decide::{self, Bypass, CachePlan, Freshness, Reject, RequestFacts};
+use crate::cache::invalidation;
 use crate::cache::pingora_bridge::{
     self as bridge, CacheKey, CacheMeta, CachePhase, ForcedFreshness, HashBinary, HitHandler,
     NoCacheReason, RespCacheable,
 };
-use crate::config::runtime::{CacheMode, KeyParameter, Stage};
+use crate::config::runtime::{CacheMode, KeyParameter, Stage, Step, StepPolicy};
 use crate::flow::vars::RequestVars;
 use crate::metrics::{method_label, status_class, METRICS};
+use crate::policy::model::MessageTarget;
 use crate::reload::{ConfigHandle, Snapshot};
 use caching::{KeyVars, Outcome};
 
@@ -69,6 +73,23 @@ pub struct Ctx {
     store: Option<std::result::Result<Freshness, Reject>>,
     /// What the client was told.
     outcome: Option<Outcome>,
+    /// An authorized client invalidation: the entry is refetched and replaced.
+    refresh: bool,
+    /// A warning header for an ignored invalidation request.
+    warning: Option<(http::HeaderName, http::HeaderValue)>,
+    /// A PopulateCache waiting for the whole response body.
+    capture: Option<BodyCapture>,
+    /// A body replacing the response's (AssignMessage `<Set><Payload>`), and whether it was sent.
+    replacement: Option<(bytes::Bytes, bool)>,
+}
+
+/// A response body being collected for a PopulateCache with `<Source>response.content</Source>`.
+struct BodyCapture {
+    policy: String,
+    key: crate::cache::key::BuiltKey,
+    ttl: std::time::Duration,
+    body: bytes::BytesMut,
+    overflow: bool,
 }
 
 impl Ctx {
@@ -119,6 +140,176 @@ fn request_vars<'a>(
     }
 }
 
+/// Audit line and metric for a client invalidation request (never the token).
+fn audit_client_invalidation(stage: &str, grant: Option<&str>, plan: &CachePlan, outcome: &str) {
+    METRICS
+        .cache_invalidations
+        .with_label_values(&[stage, "client", outcome])
+        .inc();
+    tracing::info!(
+        target: "cachegate::audit",
+        stage,
+        source = "client",
+        who = grant.unwrap_or("anonymous"),
+        key = %plan.key.readable,
+        outcome,
+        "Client cache invalidation."
+    );
+}
+
+impl Gateway {
+    /// Runs one request step; `Err` when it failed without `continueOnError`.
+    fn run_request_step(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        stage: &Stage,
+        snapshot: &Snapshot,
+        ip: &str,
+        step: &Step,
+    ) -> std::result::Result<(), steps::Fault> {
+        let Some(policy) = stage.step_policies.get(&step.policy) else {
+            return Ok(());
+        };
+        if !policy.enabled() {
+            return Ok(());
+        }
+        let store = self.cache.store();
+        let params = ctx.params();
+        let vars = request_vars(session, ctx, stage, snapshot, &params, ip, None);
+        if step.condition.as_ref().is_some_and(|c| !c.eval(&vars)) {
+            return Ok(());
+        }
+        let changes_request = matches!(&**policy, StepPolicy::AssignMessage(p) if p.assign.target(MessageTarget::Request) == MessageTarget::Request);
+        let (result, changed) = if changes_request {
+            // The variables read the request being changed: change a copy, then swap it in.
+            let mut header = session.req_header().clone();
+            let mut msg = message::RequestMessage {
+                header: &mut header,
+                new_suffix: None,
+                payload_ignored: false,
+            };
+            let r = steps::run(
+                policy,
+                stage,
+                store,
+                &vars,
+                Some(&mut msg),
+                MessageTarget::Request,
+            );
+            if msg.payload_ignored {
+                tracing::warn!(
+                    policy = policy.name(),
+                    "AssignMessage cannot change a request body; ignored."
+                );
+            }
+            let suffix = msg.new_suffix.take();
+            (r, Some((header, suffix)))
+        } else {
+            (
+                steps::run(policy, stage, store, &vars, None, MessageTarget::Request),
+                None,
+            )
+        };
+
+        drop(params);
+        match result {
+            Ok(mut fx) => {
+                if let Some((header, suffix)) = changed {
+                    *session.req_header_mut() = header;
+                    if let Some(s) = suffix {
+                        ctx.suffix = s;
+                    }
+                }
+                steps::apply(&mut ctx.vars, &mut fx);
+                Ok(())
+            }
+            Err(fault) if policy.continue_on_error() => {
+                tracing::warn!(policy = %fault.policy, error = %fault.message, "Policy failed; continuing (continueOnError).");
+                Ok(())
+            }
+            Err(fault) => Err(fault),
+        }
+    }
+
+    /// Runs the response steps (for hits and misses alike); a failure without
+    /// `continueOnError` turns the response into a 500 with the fault as its body.
+    fn run_response_steps(&self, session: &Session, resp: &mut ResponseHeader, ctx: &mut Ctx) {
+        let (Some(stage), Some(snapshot)) = (ctx.stage.clone(), ctx.snapshot.clone()) else {
+            return;
+        };
+        let flow = ctx
+            .flow
+            .as_deref()
+            .and_then(|n| stage.flows.iter().find(|f| f.name == n));
+        let flow_steps = flow.map(|f| f.steps.response.as_slice()).unwrap_or(&[]);
+        let ip = client_ip(session);
+        let store = self.cache.store();
+        for step in stage
+            .preflow
+            .response
+            .iter()
+            .chain(flow_steps)
+            .chain(&stage.postflow.response)
+        {
+            let Some(policy) = stage.step_policies.get(&step.policy) else {
+                continue;
+            };
+            if !policy.enabled() {
+                continue;
+            }
+            // The variables read a snapshot of the response as it is before this step.
+            let before = resp.clone();
+            let params = ctx.params();
+            let vars = request_vars(session, ctx, &stage, &snapshot, &params, &ip, Some(&before));
+            if step.condition.as_ref().is_some_and(|c| !c.eval(&vars)) {
+                continue;
+            }
+            let mut msg = message::ResponseMessage {
+                header: resp,
+                payload: None,
+            };
+            let result = steps::run(
+                policy,
+                &stage,
+                store,
+                &vars,
+                Some(&mut msg),
+                MessageTarget::Response,
+            );
+            let payload = msg.payload.take();
+
+            drop(params);
+            match result {
+                Ok(mut fx) => {
+                    if let Some((name, key, ttl)) = fx.populate_from_body.take() {
+                        ctx.capture = Some(BodyCapture {
+                            policy: name,
+                            key,
+                            ttl,
+                            body: bytes::BytesMut::new(),
+                            overflow: false,
+                        });
+                    }
+                    if let Some(p) = payload {
+                        ctx.replacement = Some((p, false));
+                    }
+                    steps::apply(&mut ctx.vars, &mut fx);
+                }
+                Err(fault) if policy.continue_on_error() => {
+                    tracing::warn!(policy = %fault.policy, error = %fault.message, "Policy failed; continuing (continueOnError).");
+                }
+                Err(fault) => {
+                    let _ = resp.set_status(500);
+                    let _ = resp.insert_header(http::header::CONTENT_TYPE, "application/json");
+                    ctx.replacement = Some((respond::fault_body(&fault), false));
+                    return;
+                }
+            }
+        }
+    }
+}
+
 fn client_ip(session: &Session) -> String {
     session
         .client_addr()
@@ -145,6 +336,10 @@ impl ProxyHttp for Gateway {
             bypass: None,
             store: None,
             outcome: None,
+            refresh: false,
+            warning: None,
+            capture: None,
+            replacement: None,
         }
     }
 
@@ -165,13 +360,13 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         };
         let suffix = if ctx.suffix.is_empty() {
-            "/"
+            "/".to_owned()
         } else {
-            ctx.suffix.as_str()
+            ctx.suffix.clone()
         };
-        let resource = stage.resource_for(suffix);
+        let resource = stage.resource_for(&suffix);
         ctx.path_params = resource
-            .and_then(|r| r.captures(suffix))
+            .and_then(|r| r.captures(&suffix))
             .map(|c| {
                 c.into_iter()
                     .map(|(n, v)| (n.to_owned(), v.to_owned()))
@@ -179,34 +374,109 @@ impl ProxyHttp for Gateway {
             })
             .unwrap_or_default();
         let ip = client_ip(session);
+        let flow_index = {
+            let params = ctx.params();
+            let vars = request_vars(session, ctx, &stage, &snapshot, &params, &ip, None);
+            stage
+                .flows
+                .iter()
+                .position(|f| f.condition.as_ref().is_none_or(|c| c.eval(&vars)))
+        };
+        let flow = flow_index.and_then(|i| stage.flows.get(i));
+        ctx.flow = flow.map(|f| f.name.clone());
+        ctx.resource = match resource {
+            Some(r) => r.as_str().to_owned(),
+            None => ctx.flow.clone().unwrap_or_else(|| "other".to_owned()),
+        };
+
+        // Request steps (LookupCache, PopulateCache, InvalidateCache, AssignMessage) run before
+        // the cache lookup, so what they set can be part of the key.
+        let flow_steps = flow.map(|f| f.steps.request.as_slice()).unwrap_or(&[]);
+        let request_steps = stage
+            .preflow
+            .request
+            .iter()
+            .chain(flow_steps)
+            .chain(&stage.postflow.request);
+        for step in request_steps {
+            if let Err(fault) = self.run_request_step(session, ctx, &stage, &snapshot, &ip, step) {
+                respond::policy_fault(session, &fault).await?;
+                return Ok(true);
+            }
+        }
+
+        let suffix = if ctx.suffix.is_empty() {
+            "/".to_owned()
+        } else {
+            ctx.suffix.clone()
+        };
         let params = ctx.params();
         let vars = request_vars(session, ctx, &stage, &snapshot, &params, &ip, None);
-        let flow = stage.select_flow(&vars);
-        let flow_name = flow.map(|f| f.name.clone());
-        let resource = match resource {
-            Some(r) => r.as_str().to_owned(),
-            None => flow_name.clone().unwrap_or_else(|| "other".to_owned()),
-        };
         let req = session.req_header();
         let header = |name: http::header::HeaderName| req.headers.get(name);
         let has_body = header(http::header::TRANSFER_ENCODING).is_some()
             || header(http::header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.trim() != "0");
+        // On an invalidation request `Authorization` carries the invalidation token for the
+        // gateway: it is neither a credential for the target nor forwarded to it.
+        let invalidation_request = invalidation::is_invalidation_request(&req.headers);
         let facts = RequestFacts {
             method: req.method.as_str(),
-            suffix,
-            has_authorization: header(http::header::AUTHORIZATION).is_some(),
+            suffix: &suffix,
+            has_authorization: header(http::header::AUTHORIZATION).is_some()
+                && !invalidation_request,
             has_cookie: header(http::header::COOKIE).is_some(),
             has_body,
             host: header(http::header::HOST).and_then(|h| h.to_str().ok()),
             drops_end_to_end: upstream::connection_drops_end_to_end(&req.headers),
         };
         let plan = decide::plan(&stage, flow, &facts, &KeyVars(&vars));
-        ctx.flow = flow_name;
-        ctx.resource = resource;
+        // A client asking to invalidate its entry (AWS `Cache-Control: max-age=0`) is checked
+        // against the stage's grants.
+        let invalidation = match &plan {
+            Ok(_) if invalidation_request => {
+                let method = if req.method == http::Method::HEAD {
+                    "GET"
+                } else {
+                    req.method.as_str()
+                };
+                invalidation::decide(&stage.cache.invalidation, &req.headers, method, &suffix)
+            }
+            _ => invalidation::Decision::None,
+        };
+
         match plan {
-            Ok(plan) => {
+            Ok(mut plan) => {
+                if invalidation_request {
+                    session
+                        .req_header_mut()
+                        .remove_header(&http::header::AUTHORIZATION);
+                }
+                match &invalidation {
+                    invalidation::Decision::Refresh { grant } => {
+                        plan.skip_lookup = true;
+                        ctx.refresh = true;
+                        audit_client_invalidation(
+                            &stage.name,
+                            grant.as_deref(),
+                            &plan,
+                            "authorized",
+                        );
+                    }
+                    invalidation::Decision::Forbid { reason } => {
+                        audit_client_invalidation(&stage.name, None, &plan, reason.as_str());
+                        respond::bytes(session, 403, invalidation::refusal_body(*reason)).await?;
+                        return Ok(true);
+                    }
+                    invalidation::Decision::Ignore { reason, warn } => {
+                        audit_client_invalidation(&stage.name, None, &plan, reason.as_str());
+                        if *warn {
+                            ctx.warning = Some(invalidation::warning_header(*reason));
+                        }
+                    }
+                    invalidation::Decision::None => {}
+                }
                 if let Some(p) = &plan.policy {
                     let prefix = format!("responsecache.{}.", p.name);
                     ctx.vars
@@ -353,6 +623,12 @@ impl ProxyHttp for Gateway {
         if let Some(plan) = &ctx.plan {
             fwd.cacheable = true;
             fwd.strip_synthetic_validators = true;
+            // An authorized refresh replaces the entry everyone gets: it is fetched with the
+            // key's inputs only, so the token holder cannot slip unkeyed headers into it.
+            if ctx.refresh {
+                let spec = plan.policy.as_ref().map_or(&stage.default_key, |p| &p.key);
+                fwd.only_headers = Some(spec.header_inputs());
+            }
             if plan.policy.is_none() && stage.cache.mode == CacheMode::Aws {
                 let declared: Vec<&str> = stage
                     .cache
@@ -426,8 +702,69 @@ impl ProxyHttp for Gateway {
                 hit.to_string(),
             );
         }
+        if let Some((name, value)) = ctx.warning.take() {
+            resp.insert_header(name, value)?;
+        }
         ctx.outcome = Some(outcome);
+        // Response steps run for hits too (Apigee runs the response flow on a cache hit).
+        if session.subrequest_ctx.is_none() {
+            self.run_response_steps(session, resp, ctx);
+        }
+        if let Some((body, _)) = &ctx.replacement {
+            resp.remove_header(&http::header::TRANSFER_ENCODING);
+            resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
+            // The stored validators describe the original body, not this one.
+            resp.remove_header(&http::header::ETAG);
+            resp.remove_header(&http::header::LAST_MODIFIED);
+        }
         Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<std::time::Duration>> {
+        if let Some(cap) = ctx.capture.as_mut() {
+            let limit = ctx.stage.as_ref().map_or(0, |s| s.cache.max_object_size);
+            if let Some(b) = body.as_ref() {
+                if (cap.body.len() + b.len()) as u64 <= limit {
+                    cap.body.extend_from_slice(b);
+                } else {
+                    cap.overflow = true;
+                }
+            }
+            if end_of_stream {
+                if let (Some(cap), Some(stage)) = (ctx.capture.take(), ctx.stage.as_ref()) {
+                    if cap.overflow {
+                        METRICS
+                            .cache_store_rejections
+                            .with_label_values(&[stage.name.as_str(), cap.policy.as_str(), "size"])
+                            .inc();
+                    } else {
+                        steps::populate_body(
+                            stage,
+                            self.cache.store(),
+                            &cap.policy,
+                            &cap.key,
+                            cap.ttl,
+                            cap.body.freeze(),
+                        );
+                    }
+                }
+            }
+        }
+        if let Some((replacement, sent)) = ctx.replacement.as_mut() {
+            if *sent {
+                *body = None;
+            } else if body.is_some() || end_of_stream {
+                *body = Some(replacement.clone());
+                *sent = true;
+            }
+        }
+        Ok(None)
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {

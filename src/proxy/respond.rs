@@ -24,6 +24,35 @@ pub(super) async fn json(
     Ok(())
 }
 
+/// Writes a complete response with a prepared JSON body.
+pub(super) async fn bytes(session: &mut Session, status: u16, body: Bytes) -> Result<()> {
+    let mut h = ResponseHeader::build(status, Some(3))?;
+    h.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+    h.insert_header(http::header::CONTENT_LENGTH, body.len())?;
+    h.insert_header(http::header::CACHE_CONTROL, "no-store")?;
+    session.write_response_header(Box::new(h), false).await?;
+    session.write_response_body(Some(body), true).await?;
+    Ok(())
+}
+
+/// The body of a policy failure (names the policy; never values, which may be secret).
+pub(super) fn fault_body(fault: &super::steps::Fault) -> Bytes {
+    Bytes::from(
+        serde_json::json!({
+            "error": "policy_error",
+            "policy": fault.policy,
+            "message": fault.message,
+        })
+        .to_string(),
+    )
+}
+
+/// Answers a request whose request step failed (Apigee: the flow enters its error state).
+pub(super) async fn policy_fault(session: &mut Session, fault: &super::steps::Fault) -> Result<()> {
+    tracing::warn!(policy = %fault.policy, error = %fault.message, "Policy failed.");
+    bytes(session, 500, fault_body(fault)).await
+}
+
 /// The 404 body for a path no stage serves.
 pub(super) fn not_found(path: &str) -> serde_json::Value {
     serde_json::json!({

@@ -41,39 +41,78 @@ pub struct Effects {
 
 fn value_entry(value: Bytes, ttl: Duration) -> Entry {
     let now = SystemTime::now();
-    Entry { meta: Bytes::new(), body: value, created: now, expires_at: now + ttl }
+    Entry {
+        meta: Bytes::new(),
+        body: value,
+        created: now,
+        expires_at: now + ttl,
+    }
 }
 
 /// The TTL of a PopulateCache entry: its ExpirySettings, else the stage TTL (300 s when stage
 /// caching is off), capped at the stage maximum.
 fn populate_ttl(p: &PopulateCachePolicy, stage: &Stage, vars: &dyn Variables) -> Duration {
-    let fallback = if stage.cache.ttl_secs > 0 { stage.cache.ttl_secs } else { DEFAULT_TTL_SECS };
-    let ttl = p.expiry.as_ref().and_then(|e| ttl::expiry_ttl(e, vars, SystemTime::now()));
+    let fallback = if stage.cache.ttl_secs > 0 {
+        stage.cache.ttl_secs
+    } else {
+        DEFAULT_TTL_SECS
+    };
+    let ttl = p
+        .expiry
+        .as_ref()
+        .and_then(|e| ttl::expiry_ttl(e, vars, SystemTime::now()));
     ttl::cap(ttl.unwrap_or(Duration::from_secs(fallback)))
 }
 
 /// The lookups every read must pass: the key's prefixes (for child purges) and the key itself
 /// (for exact invalidations that raced a write).
 fn checks(store: &TieredStore, stage: &str, key: &BuiltKey) -> Vec<[u8; 16]> {
-    let mut prefixes = if store.has_prefix_purges(stage) { key.prefix_hashes() } else { Vec::new() };
+    let mut prefixes = if store.has_prefix_purges(stage) {
+        key.prefix_hashes()
+    } else {
+        Vec::new()
+    };
     prefixes.push(key.store_key().0);
     prefixes
 }
 
-fn lookup(p: &LookupCachePolicy, stage: &Stage, store: &TieredStore, vars: &dyn Variables, fx: &mut Effects) {
+fn lookup(
+    p: &LookupCachePolicy,
+    stage: &Stage,
+    store: &TieredStore,
+    vars: &dyn Variables,
+    fx: &mut Effects,
+) {
     let key = p.key.build(vars);
-    let hit = store.get_checked(&stage.name, &key.store_key(), &checks(store, &stage.name, &key));
+    let hit = store.get_checked(
+        &stage.name,
+        &key.store_key(),
+        &checks(store, &stage.name, &key),
+    );
     let prefix = format!("lookupcache.{}.", p.name);
-    fx.assign.push((format!("{prefix}cachekey"), key.readable.clone()));
-    fx.assign.push((format!("{prefix}cachename"), p.cache_resource.clone().unwrap_or_default()));
-    fx.assign.push((format!("{prefix}assignto"), p.assign_to.clone()));
-    fx.assign.push((format!("{prefix}cachehit"), hit.is_some().to_string()));
+    fx.assign
+        .push((format!("{prefix}cachekey"), key.readable.clone()));
+    fx.assign.push((
+        format!("{prefix}cachename"),
+        p.cache_resource.clone().unwrap_or_default(),
+    ));
+    fx.assign
+        .push((format!("{prefix}assignto"), p.assign_to.clone()));
+    fx.assign
+        .push((format!("{prefix}cachehit"), hit.is_some().to_string()));
     METRICS
         .kv_lookups
-        .with_label_values(&[&stage.name, &p.name, if hit.is_some() { "hit" } else { "miss" }])
+        .with_label_values(&[
+            stage.name.as_str(),
+            p.name.as_str(),
+            if hit.is_some() { "hit" } else { "miss" },
+        ])
         .inc();
     if let Some(entry) = hit {
-        fx.assign.push((p.assign_to.clone(), String::from_utf8_lossy(&entry.body).into_owned()));
+        fx.assign.push((
+            p.assign_to.clone(),
+            String::from_utf8_lossy(&entry.body).into_owned(),
+        ));
     }
 }
 
@@ -87,86 +126,113 @@ fn populate(
     let key = p.key.build(vars);
     let ttl = populate_ttl(p, stage, vars);
     let prefix = format!("populatecache.{}.", p.name);
-    fx.assign.push((format!("{prefix}cachekey"), key.readable.clone()));
-    fx.assign.push((format!("{prefix}cachename"), p.cache_resource.clone().unwrap_or_default()));
+    fx.assign
+        .push((format!("{prefix}cachekey"), key.readable.clone()));
+    fx.assign.push((
+        format!("{prefix}cachename"),
+        p.cache_resource.clone().unwrap_or_default(),
+    ));
     if p.source == "response.content" {
         fx.populate_from_body = Some((p.name.clone(), key, ttl));
         return Ok(());
     }
     // Apigee: an unresolved source stores nothing.
-    let Some(value) = vars.get(&p.source) else { return Ok(()) };
+    let Some(value) = vars.get(&p.source) else {
+        return Ok(());
+    };
     if value.len() as u64 > stage.cache.max_object_size {
-        METRICS.cache_store_rejections.with_label_values(&[&stage.name, &p.name, "size"]).inc();
-        return Err(format!("the value of {} is larger than max_object_size", p.source));
+        METRICS
+            .cache_store_rejections
+            .with_label_values(&[&stage.name, &p.name, "size"])
+            .inc();
+        return Err(format!(
+            "the value of {} is larger than max_object_size",
+            p.source
+        ));
     }
-    store.put(&stage.name, key.store_key(), std::sync::Arc::new(value_entry(Bytes::from(value.into_owned()), ttl)));
-    METRICS.cache_stores.with_label_values(&[&stage.name, &p.name]).inc();
+    store.put(
+        &stage.name,
+        key.store_key(),
+        std::sync::Arc::new(value_entry(Bytes::from(value.into_owned()), ttl)),
+    );
+    METRICS
+        .cache_stores
+        .with_label_values(&[&stage.name, &p.name])
+        .inc();
     Ok(())
 }
 
 /// Stores a PopulateCache value read from the response body (called when the body is complete).
-pub fn populate_body(stage: &Stage, store: &TieredStore, policy: &str, key: &BuiltKey, ttl: Duration, body: Bytes) {
+pub fn populate_body(
+    stage: &Stage,
+    store: &TieredStore,
+    policy: &str,
+    key: &BuiltKey,
+    ttl: Duration,
+    body: Bytes,
+) {
     if body.len() as u64 > stage.cache.max_object_size {
-        METRICS.cache_store_rejections.with_label_values(&[&stage.name, policy, "size"]).inc();
+        METRICS
+            .cache_store_rejections
+            .with_label_values(&[&stage.name, policy, "size"])
+            .inc();
         return;
     }
-    store.put(&stage.name, key.store_key(), std::sync::Arc::new(value_entry(body, ttl)));
-    METRICS.cache_stores.with_label_values(&[&stage.name, policy]).inc();
-}
-
-/// Removes (or purges under) a key in both namespaces. Returns how many entries were removed
-/// (prefix purges report 0: they are O(1) records, not scans). `source`/`who` go to the audit
-/// log and the invalidation metric.
-pub fn invalidate_key(
-    stage: &str,
-    store: &TieredStore,
-    value_key: &BuiltKey,
-    response_key: &BuiltKey,
-    children: bool,
-    source: &str,
-    who: &str,
-) -> u64 {
-    let removed = if children {
-        // Namespace-neutral: one record covers responses and values.
-        store.purge_prefix(stage, value_key.children_hash());
-        0
-    } else {
-        let mut n = 0;
-        for key in [value_key, response_key] {
-            let sk = key.store_key();
-            n += u64::from(store.remove(stage, &sk));
-            // A write that started before this invalidation must not bring the entry back.
-            store.purge_prefix(stage, sk.0);
-        }
-        n
-    };
-    METRICS.cache_invalidations.with_label_values(&[stage, source, "done"]).inc();
-    tracing::info!(
-        target: "cachegate::audit",
-        stage,
-        source,
-        who,
-        key = %value_key.readable,
-        children,
-        removed,
-        "Cache invalidated."
+    store.put(
+        &stage.name,
+        key.store_key(),
+        std::sync::Arc::new(value_entry(body, ttl)),
     );
-    removed
+    METRICS
+        .cache_stores
+        .with_label_values(&[&stage.name, policy])
+        .inc();
 }
 
-fn invalidate(p: &InvalidateCachePolicy, stage: &Stage, store: &TieredStore, vars: &dyn Variables, fx: &mut Effects) -> Result<(), String> {
+fn invalidate(
+    p: &InvalidateCachePolicy,
+    stage: &Stage,
+    store: &TieredStore,
+    vars: &dyn Variables,
+    fx: &mut Effects,
+) -> Result<(), String> {
     let value_key = p.key.build(vars);
     let prefix = format!("invalidatecache.{}.", p.name);
-    fx.assign.push((format!("{prefix}cachekey"), value_key.readable.clone()));
-    fx.assign.push((format!("{prefix}cachename"), p.cache_resource.clone().unwrap_or_default()));
-    fx.assign.push((format!("{prefix}purgechildentries"), p.purge_child_entries.to_string()));
+    fx.assign
+        .push((format!("{prefix}cachekey"), value_key.readable.clone()));
+    fx.assign.push((
+        format!("{prefix}cachename"),
+        p.cache_resource.clone().unwrap_or_default(),
+    ));
+    fx.assign.push((
+        format!("{prefix}purgechildentries"),
+        p.purge_child_entries.to_string(),
+    ));
     if !value_key.unresolved.is_empty() && !p.ignore_unresolved_variables {
         // Purging with a fragment missing would hit a shorter key than intended.
-        METRICS.cache_invalidations.with_label_values(&[&stage.name, "policy", "unresolved"]).inc();
-        return Err(format!("unresolved key fragment {}", value_key.unresolved.join(", ")));
+        METRICS
+            .cache_invalidations
+            .with_label_values(&[&stage.name, "policy", "unresolved"])
+            .inc();
+        return Err(format!(
+            "unresolved key fragment {}",
+            value_key.unresolved.join(", ")
+        ));
     }
-    let response_key = p.key.clone().with_namespace(crate::cache::key::Namespace::Response).build(vars);
-    invalidate_key(&stage.name, store, &value_key, &response_key, p.purge_child_entries, "policy", &p.name);
+    let response_key = p
+        .key
+        .clone()
+        .with_namespace(crate::cache::key::Namespace::Response)
+        .build(vars);
+    crate::cache::purge::invalidate_key(
+        &stage.name,
+        store,
+        &value_key,
+        &response_key,
+        p.purge_child_entries,
+        "policy",
+        &p.name,
+    );
     Ok(())
 }
 
@@ -181,11 +247,16 @@ pub fn run(
     side: crate::policy::model::MessageTarget,
 ) -> Result<Effects, Fault> {
     let mut fx = Effects::default();
-    let fault = |message: String| Fault { policy: policy.name().to_owned(), message };
+    let fault = |message: String| Fault {
+        policy: policy.name().to_owned(),
+        message,
+    };
     match policy {
         StepPolicy::LookupCache(p) => lookup(p, stage, store, vars, &mut fx),
         StepPolicy::PopulateCache(p) => populate(p, stage, store, vars, &mut fx).map_err(fault)?,
-        StepPolicy::InvalidateCache(p) => invalidate(p, stage, store, vars, &mut fx).map_err(fault)?,
+        StepPolicy::InvalidateCache(p) => {
+            invalidate(p, stage, store, vars, &mut fx).map_err(fault)?
+        }
         StepPolicy::AssignMessage(p) => {
             let result = match msg {
                 Some(m) if p.assign.target(side) == side => p.assign.apply(m, vars),

@@ -57,6 +57,9 @@ pub(super) struct Forwarding {
     /// Synthetic validators (`W/"cg-…"`) to drop from `If-None-Match`: the target never issued
     /// them.
     pub strip_synthetic_validators: bool,
+    /// Forward only these request headers (lower case) besides `Host` and the gateway's own
+    /// `X-Forwarded-*` (an authorized refresh).
+    pub only_headers: Option<Vec<String>>,
 }
 
 /// Rewrites the upstream request: base path → target path, `Host`, `X-Forwarded-For`/`-Proto`,
@@ -103,6 +106,20 @@ pub(super) fn rewrite_request(
     if fwd.cacheable {
         for name in UNKEYED_OVERRIDES {
             req.remove_header(*name);
+        }
+    }
+    if let Some(keep) = &fwd.only_headers {
+        let names: Vec<http::HeaderName> = req.headers.keys().cloned().collect();
+        for name in names {
+            let n = name.as_str();
+            // Framing headers stay: a cached POST's body must still arrive intact.
+            let framing = matches!(
+                n,
+                "host" | "content-length" | "content-type" | "transfer-encoding"
+            );
+            if !framing && !keep.iter().any(|k| k == n) {
+                req.remove_header(&name);
+            }
         }
     }
     if fwd.strip_synthetic_validators {

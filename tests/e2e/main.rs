@@ -9,6 +9,7 @@ mod admin;
 mod caching;
 mod cli;
 mod harness_selftest;
+mod invalidation;
 mod routing;
 mod schemas;
 mod validation;

@@ -1,0 +1,262 @@
+//! Admin cache operations: flush a stage, or invalidate an entry (or an entry and its children).
+//!
+//! ```text
+//! POST /stages/{stage}/cache/flush
+//! POST /stages/{stage}/cache/invalidate
+//!   {"path": "/items/7", "method": "GET", "query": "type=a", "headers": {"x-tenant": "acme"}}
+//!       the entry this request would be served from (children: true = and every entry whose
+//!       key starts with its fragments)
+//!   {"policy": "ResponseCache-items", "fragments": ["/items/7"], "children": true}
+//!       the entry (or prefix) a policy's key names, by fragment values (null = unresolved)
+//! ```
+//! Both are O(1) for the cache: a flush and a prefix purge are recorded times, not scans.
+
+use std::collections::HashMap;
+
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use serde::Deserialize;
+
+use crate::cache::decide::{self, RequestFacts};
+use crate::cache::key::{KeySpec, Namespace};
+use crate::cache::purge::invalidate_key;
+use crate::cache::store::TieredStore;
+use crate::config::runtime::{Stage, StepPolicy};
+use crate::flow::vars::RequestVars;
+use crate::metrics::METRICS;
+use crate::reload::Snapshot;
+
+/// An admin cache operation's outcome: status and JSON body.
+pub type Answer = (StatusCode, serde_json::Value);
+
+fn error(status: StatusCode, message: impl Into<String>) -> Answer {
+    (status, serde_json::json!({ "error": message.into() }))
+}
+
+/// `POST /stages/{stage}/cache/flush`.
+pub fn flush(store: &TieredStore, stage: &Stage) -> Answer {
+    let n = store.flush(&stage.name);
+    METRICS
+        .cache_invalidations
+        .with_label_values(&[stage.name.as_str(), "admin", "flushed"])
+        .inc();
+    tracing::info!(target: "cachegate::audit", stage = %stage.name, source = "admin", who = "admin", action = "flush", entries = n, "Stage cache flushed.");
+    (
+        StatusCode::OK,
+        serde_json::json!({ "stage": stage.name, "flushed_entries": n }),
+    )
+}
+
+/// The body of `POST /stages/{stage}/cache/invalidate`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvalidateRequest {
+    /// A request path below the base path (request form).
+    path: Option<String>,
+    /// Its method (default GET).
+    method: Option<String>,
+    /// Its raw query string.
+    query: Option<String>,
+    /// Its headers.
+    #[serde(default)]
+    headers: HashMap<String, String>,
+    /// A policy whose key spec names the entry (fragment form).
+    policy: Option<String>,
+    /// Fragment values for the policy's key (`null` = unresolved).
+    fragments: Option<Vec<Option<String>>>,
+    /// Also purge every entry whose key starts with these fragments.
+    #[serde(default)]
+    children: bool,
+}
+
+/// `POST /stages/{stage}/cache/invalidate`.
+pub fn invalidate(store: &TieredStore, snapshot: &Snapshot, stage: &Stage, body: &[u8]) -> Answer {
+    let req: InvalidateRequest = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")),
+    };
+    match (&req.path, &req.policy) {
+        (Some(path), None) => by_request(store, snapshot, stage, path, &req),
+        (None, Some(policy)) => by_fragments(store, stage, policy, &req),
+        _ => error(
+            StatusCode::BAD_REQUEST,
+            "give either \"path\" (with optional method, query, headers) or \"policy\" with \"fragments\"",
+        ),
+    }
+}
+
+fn answer(stage: &Stage, removed: u64, children: bool, readable: &str) -> Answer {
+    (
+        StatusCode::OK,
+        serde_json::json!({
+            "stage": stage.name,
+            "invalidated": removed,
+            "children": children,
+            "key": readable,
+        }),
+    )
+}
+
+fn by_request(
+    store: &TieredStore,
+    snapshot: &Snapshot,
+    stage: &Stage,
+    path: &str,
+    req: &InvalidateRequest,
+) -> Answer {
+    if !path.starts_with('/') {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "path must start with / (it is relative to the stage's base path)",
+        );
+    }
+    let mut headers = HeaderMap::new();
+    for (k, v) in &req.headers {
+        match (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            (Ok(n), Ok(v)) => {
+                headers.append(n, v);
+            }
+            _ => return error(StatusCode::BAD_REQUEST, format!("invalid header `{k}`")),
+        }
+    }
+    let method = req.method.as_deref().unwrap_or("GET").to_ascii_uppercase();
+    let query = req.query.as_deref().unwrap_or("");
+    let full_path = if stage.base_path == "/" {
+        path.to_owned()
+    } else {
+        format!("{}{path}", stage.base_path)
+    };
+    let uri = if query.is_empty() {
+        full_path.clone()
+    } else {
+        format!("{full_path}?{query}")
+    };
+    let params: Vec<(String, String)> = stage
+        .resource_for(path)
+        .and_then(|r| r.captures(path))
+        .map(|c| {
+            c.into_iter()
+                .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let param_refs: Vec<(&str, &str)> = params
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let custom = HashMap::new();
+    let mut vars = RequestVars {
+        method: &method,
+        uri: &uri,
+        path: &full_path,
+        query,
+        headers: &headers,
+        base_path: &stage.base_path,
+        path_suffix: path,
+        path_params: &param_refs,
+        client_ip: "",
+        stage: &stage.name,
+        organization: &snapshot.config.gateway.organization,
+        api_name: &stage.api_name,
+        revision: stage.revision,
+        flow: None,
+        response_status: None,
+        response_headers: None,
+        custom: &custom,
+    };
+    let flow = stage.select_flow(&vars);
+    vars.flow = flow.map(|f| f.name.as_str());
+    let facts = RequestFacts {
+        method: &method,
+        suffix: path,
+        has_authorization: false,
+        has_cookie: false,
+        has_body: false,
+        host: None,
+        drops_end_to_end: false,
+    };
+    let plan = match decide::plan(stage, flow, &facts, &vars) {
+        Ok(p) => p,
+        Err(b) => {
+            return error(
+                StatusCode::CONFLICT,
+                format!("such a request is not cached (bypass: {})", b.as_str()),
+            );
+        }
+    };
+    let removed = if req.children {
+        store.purge_prefix(&stage.name, plan.key.children_hash());
+        0
+    } else {
+        let removed = u64::from(store.remove(&stage.name, &plan.store_key));
+        store.purge_prefix(&stage.name, plan.store_key.0);
+        removed
+    };
+    METRICS
+        .cache_invalidations
+        .with_label_values(&[stage.name.as_str(), "admin", "done"])
+        .inc();
+    tracing::info!(target: "cachegate::audit", stage = %stage.name, source = "admin", who = "admin", key = %plan.key.readable, children = req.children, removed, "Cache invalidated.");
+    answer(stage, removed, req.children, &plan.key.readable)
+}
+
+fn spec_of<'s>(stage: &'s Stage, policy: &str) -> Option<&'s KeySpec> {
+    if let Some(rc) = stage.response_caches.get(policy) {
+        return Some(&rc.key);
+    }
+    match stage.step_policies.get(policy).map(|p| &**p) {
+        Some(StepPolicy::LookupCache(p)) => Some(&p.key),
+        Some(StepPolicy::PopulateCache(p)) => Some(&p.key),
+        Some(StepPolicy::InvalidateCache(p)) => Some(&p.key),
+        _ => None,
+    }
+}
+
+fn by_fragments(
+    store: &TieredStore,
+    stage: &Stage,
+    policy: &str,
+    req: &InvalidateRequest,
+) -> Answer {
+    let Some(spec) = spec_of(stage, policy) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "stage `{}` has no cache policy named `{policy}`",
+                stage.name
+            ),
+        );
+    };
+    let values = req.fragments.clone().unwrap_or_default();
+    if values.len() > spec.fragment_count()
+        || (!req.children && values.len() != spec.fragment_count())
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "policy `{policy}` has {} key fragment(s); give all of them, or fewer with \"children\": true",
+                spec.fragment_count()
+            ),
+        );
+    }
+    let value_key = spec
+        .clone()
+        .with_namespace(Namespace::Value)
+        .build_values(values.clone());
+    let response_key = spec
+        .clone()
+        .with_namespace(Namespace::Response)
+        .build_values(values);
+    let removed = invalidate_key(
+        &stage.name,
+        store,
+        &value_key,
+        &response_key,
+        req.children,
+        "admin",
+        "admin",
+    );
+    answer(stage, removed, req.children, &value_key.readable)
+}
