@@ -187,8 +187,7 @@ fn by_request(
         }
     };
     let removed = if req.children {
-        store.purge_prefix(&stage.name, plan.key.children_hash());
-        0
+        store.purge_children_counted(&stage.name, plan.key.children_hash())
     } else {
         let removed = u64::from(store.remove(&stage.name, &plan.store_key));
         store.purge_prefix(&stage.name, plan.store_key.0);

@@ -50,8 +50,8 @@ impl Bypass {
 pub struct CachePlan {
     /// The ResponseCache policy, or `None` for AWS-style stage caching.
     pub policy: Option<Arc<ResponseCachePolicy>>,
-    /// The built key.
-    pub key: BuiltKey,
+    /// The built key (shared with the cache bridge, which needs its prefixes on a miss).
+    pub key: Arc<BuiltKey>,
     /// Its storage hash.
     pub store_key: StoreKey,
     /// Skip the lookup and re-populate (SkipCacheLookup, or an authorized client refresh).
@@ -134,7 +134,7 @@ pub fn plan(
         .is_some_and(|c| c.eval(vars));
     Ok(CachePlan {
         store_key: key.store_key(),
-        key,
+        key: Arc::new(key),
         policy,
         skip_lookup,
         fallback_ttl: Duration::from_secs(fallback),

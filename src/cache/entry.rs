@@ -29,6 +29,9 @@ pub struct Entry {
     /// After this instant the entry is useless (fresh window + stale windows): the store drops
     /// it by then at the latest.
     pub expires_at: SystemTime,
+    /// Hashes of the key's prefixes (see `BuiltKey::prefix_hashes`), so an admin prefix purge
+    /// can count and drop the local entries it covers. Empty when unknown.
+    pub prefixes: std::sync::Arc<[[u8; 16]]>,
 }
 
 impl Entry {
@@ -37,7 +40,8 @@ impl Entry {
     pub fn weight(&self) -> u32 {
         let total = 16usize
             .saturating_add(self.meta.len())
-            .saturating_add(self.body.len());
+            .saturating_add(self.body.len())
+            .saturating_add(self.prefixes.len().saturating_mul(16));
         u32::try_from(total).unwrap_or(u32::MAX)
     }
 }

@@ -271,6 +271,7 @@ mod tests {
             body: Bytes::from(vec![7u8; body_len]),
             created: now,
             expires_at: now + ttl,
+            prefixes: Default::default(),
         })
     }
 
@@ -319,6 +320,7 @@ mod tests {
             body: Bytes::from_static(b"old"),
             created: now - Duration::from_secs(10),
             expires_at: now - Duration::from_secs(1),
+            prefixes: Default::default(),
         });
         tier.insert(key(1), past);
         assert_eq!(tier.get(&key(1)), None);

@@ -34,6 +34,7 @@ pub use pingora::cache::{
 };
 
 use super::entry::{Entry, StoreKey};
+use super::key::BuiltKey;
 use super::store::TieredStore;
 
 /// How long a cache-lock holder may take before waiters give up on it (a writer that died).
@@ -97,19 +98,24 @@ pub fn overrides(wait_timeout: Duration) -> CacheOptionOverrides {
     o
 }
 
-/// The key prefixes a lookup must check against purge records (see `purge.rs`), carried from
-/// the proxy to `Storage::lookup` in the key's extensions.
+/// What the bridge needs to know about a key beyond its hash, carried from the proxy to the
+/// `Storage` calls in the key's extensions: the built key (its prefix hashes are computed only
+/// when needed: on a miss, to store them, and on lookups once the stage has purges).
 #[derive(Debug, Clone)]
-struct PurgePrefixes(Vec<[u8; 16]>);
+struct KeyInfo {
+    built: Arc<BuiltKey>,
+    check_purges: bool,
+}
 
 /// The pingora cache key for an entry of `stage` whose framed key hashes to `key`.
-/// `prefixes` are the key's prefix hashes when the stage has prefix purges (else empty).
-pub fn cache_key(stage: &str, key: StoreKey, prefixes: Vec<[u8; 16]>) -> CacheKey {
+/// `check_purges`: the stage has purge records, so lookups must check the key's prefixes.
+pub fn cache_key(stage: &str, key: StoreKey, built: Arc<BuiltKey>, check_purges: bool) -> CacheKey {
     let mut k = CacheKey::new(Vec::new(), stage);
     k.set_primary_bin_override(key.0);
-    if !prefixes.is_empty() {
-        k.extensions.insert(PurgePrefixes(prefixes));
-    }
+    k.extensions.insert(KeyInfo {
+        built,
+        check_purges,
+    });
     k
 }
 
@@ -217,11 +223,16 @@ impl Storage for Bridge {
         _trace: &SpanHandle,
     ) -> Result<Option<(CacheMeta, HitHandler)>> {
         let sk = store_key(key);
-        let prefixes = key
-            .extensions
-            .get::<PurgePrefixes>()
-            .map_or(&[][..], |p| p.0.as_slice());
-        let Some(entry) = self.store.get_checked(&key.user_tag, &sk, prefixes) else {
+        // Exact invalidations are recorded under the primary key, prefix purges under prefixes.
+        let prefixes: Vec<[u8; 16]> = match key.extensions.get::<KeyInfo>() {
+            Some(info) if info.check_purges => {
+                let mut p = info.built.prefix_hashes();
+                p.push(key.primary_bin());
+                p
+            }
+            _ => Vec::new(),
+        };
+        let Some(entry) = self.store.get_checked(&key.user_tag, &sk, &prefixes) else {
             return Ok(None);
         };
         match decode_meta(&entry.meta) {
@@ -255,6 +266,10 @@ impl Storage for Bridge {
             created: meta.created(),
             expires_at: expires_at(meta),
             body: BytesMut::new(),
+            prefixes: key
+                .extensions
+                .get::<KeyInfo>()
+                .map_or_else(|| Arc::from([]), |i| Arc::from(i.built.prefix_hashes())),
         }))
     }
 
@@ -289,6 +304,7 @@ impl Storage for Bridge {
                 body: old.body.clone(),
                 created: old.created,
                 expires_at: expires,
+                prefixes: Arc::clone(&old.prefixes),
             }))
     }
 
@@ -358,6 +374,7 @@ struct BufferingMiss {
     created: SystemTime,
     expires_at: SystemTime,
     body: BytesMut,
+    prefixes: Arc<[[u8; 16]]>,
 }
 
 #[async_trait]
@@ -374,6 +391,7 @@ impl HandleMiss for BufferingMiss {
             body: self.body.freeze(),
             created: self.created,
             expires_at: self.expires_at,
+            prefixes: self.prefixes,
         };
         self.store.put(&self.stage, self.key, Arc::new(entry));
         Ok(MissFinishType::Created(size))

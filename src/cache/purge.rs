@@ -112,7 +112,8 @@ impl StagePurges {
 }
 
 /// Removes (or purges under) a key in both namespaces. Returns how many entries were removed
-/// (prefix purges report 0: they are O(1) records, not scans). `source`/`who` go to the audit
+/// (prefix purges from policies report 0: on the request path they are O(1) records; the
+/// admin API also counts the local entries they cover). `source`/`who` go to the audit
 /// log and the invalidation metric.
 pub fn invalidate_key(
     stage: &str,
@@ -124,9 +125,15 @@ pub fn invalidate_key(
     who: &str,
 ) -> u64 {
     let removed = if children {
-        // Namespace-neutral: one record covers responses and values.
-        store.purge_prefix(stage, value_key.children_hash());
-        0
+        // Namespace-neutral: one record covers responses and values. Only the admin API pays
+        // for counting (a scan of the local tier); the request path records and moves on.
+        let hash = value_key.children_hash();
+        if source == "admin" {
+            store.purge_children_counted(stage, hash)
+        } else {
+            store.purge_prefix(stage, hash);
+            0
+        }
     } else {
         let mut n = 0;
         for key in [value_key, response_key] {

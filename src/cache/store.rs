@@ -234,6 +234,21 @@ impl TieredStore {
         }
     }
 
+    /// Purges every entry under `prefix` (the O(1) record) and also removes, and counts, the
+    /// matching entries the local tier holds. The count needs a scan of the local tier, so it
+    /// is for the admin API, never the request path.
+    pub fn purge_children_counted(&self, stage: &str, prefix: [u8; 16]) -> u64 {
+        self.purge_prefix(stage, prefix);
+        let Some(tier) = self.tier(stage) else {
+            return 0;
+        };
+        tier.live_entries()
+            .into_iter()
+            .filter(|(_, e)| e.prefixes.contains(&prefix))
+            .map(|(k, _)| u64::from(tier.remove(&k)))
+            .sum()
+    }
+
     /// Removes every entry of `stage`; returns how many the local tier held. O(1) for lookups
     /// (a floor time); the local tier's memory is released by moka in the background.
     pub fn flush(&self, stage: &str) -> u64 {
@@ -320,6 +335,7 @@ mod tests {
             body: Bytes::from(vec![1u8; body_len]),
             created: now,
             expires_at: now + Duration::from_secs(600),
+            prefixes: Default::default(),
         })
     }
 

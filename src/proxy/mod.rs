@@ -515,12 +515,13 @@ impl ProxyHttp for Gateway {
     fn cache_key_callback(&self, _session: &Session, ctx: &mut Ctx) -> Result<CacheKey> {
         match (&ctx.plan, &ctx.stage) {
             (Some(plan), Some(stage)) => {
-                let prefixes = if self.cache.store().has_prefix_purges(&stage.name) {
-                    plan.key.prefix_hashes()
-                } else {
-                    Vec::new()
-                };
-                Ok(bridge::cache_key(&stage.name, plan.store_key, prefixes))
+                let check = self.cache.store().has_prefix_purges(&stage.name);
+                Ok(bridge::cache_key(
+                    &stage.name,
+                    plan.store_key,
+                    Arc::clone(&plan.key),
+                    check,
+                ))
             }
             _ => Error::e_explain(ErrorType::InternalError, "cache enabled without a plan"),
         }

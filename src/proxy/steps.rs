@@ -39,13 +39,14 @@ pub struct Effects {
     pub populate_from_body: Option<(String, BuiltKey, Duration)>,
 }
 
-fn value_entry(value: Bytes, ttl: Duration) -> Entry {
+fn value_entry(value: Bytes, ttl: Duration, key: &BuiltKey) -> Entry {
     let now = SystemTime::now();
     Entry {
         meta: Bytes::new(),
         body: value,
         created: now,
         expires_at: now + ttl,
+        prefixes: std::sync::Arc::from(key.prefix_hashes()),
     }
 }
 
@@ -153,7 +154,7 @@ fn populate(
     store.put(
         &stage.name,
         key.store_key(),
-        std::sync::Arc::new(value_entry(Bytes::from(value.into_owned()), ttl)),
+        std::sync::Arc::new(value_entry(Bytes::from(value.into_owned()), ttl, &key)),
     );
     METRICS
         .cache_stores
@@ -181,7 +182,7 @@ pub fn populate_body(
     store.put(
         &stage.name,
         key.store_key(),
-        std::sync::Arc::new(value_entry(body, ttl)),
+        std::sync::Arc::new(value_entry(body, ttl, key)),
     );
     METRICS
         .cache_stores

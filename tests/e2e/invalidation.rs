@@ -442,6 +442,7 @@ response = ["RC"]
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["invalidated"], 2, "{}", r.body);
     assert_eq!(get(&gw.url("/prod/rc/x?v=1")).await.x_cache(), "MISS");
     assert_eq!(get(&gw.url("/prod/rc/x?v=2")).await.x_cache(), "MISS");
     assert_eq!(get(&gw.url("/prod/rc/y?v=1")).await.x_cache(), "HIT");
