@@ -15,11 +15,12 @@ export CACHEGATE_ADMIN_TOKEN CACHEGATE_PROD_TOKEN
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-deps: ## Install missing build/test prerequisites (Debian: cmake, redis-server)
+deps: ## Install missing build/test prerequisites (Debian: cmake, redis-server, promtool)
 	@missing=""; \
 	command -v cmake >/dev/null 2>&1 || missing="$$missing cmake"; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	command -v cc >/dev/null 2>&1 || missing="$$missing build-essential"; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing:$$missing"; \
 	  if command -v apt-get >/dev/null 2>&1; then \

@@ -39,6 +39,8 @@ pub struct Metrics {
     pub cache_local_entries: IntGaugeVec,
     /// Failures talking to a target, by stage and kind.
     pub upstream_errors: IntCounterVec,
+    /// Time from sending a request to a target to its response header, by stage.
+    pub upstream_duration: HistogramVec,
     /// Configuration reload attempts by outcome (`accepted`, `rejected`).
     pub config_reloads: IntCounterVec,
     /// Generation number of the configuration being served.
@@ -137,6 +139,17 @@ fn build() -> Result<Metrics, prometheus::Error> {
         ),
         &["stage"],
     )?;
+    let upstream_duration = HistogramVec::new(
+        HistogramOpts::new(
+            "cachegate_upstream_duration_seconds",
+            "Time from sending a request to a stage's target to receiving its response header.",
+        )
+        .buckets(vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            30.0,
+        ]),
+        &["stage"],
+    )?;
     let upstream_errors = IntCounterVec::new(
         Opts::new(
             "cachegate_upstream_errors_total",
@@ -162,6 +175,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(requests.clone()))?;
     registry.register(Box::new(request_duration.clone()))?;
     registry.register(Box::new(upstream_errors.clone()))?;
+    registry.register(Box::new(upstream_duration.clone()))?;
     registry.register(Box::new(cache_hits.clone()))?;
     registry.register(Box::new(cache_misses.clone()))?;
     registry.register(Box::new(cache_stale.clone()))?;
@@ -190,6 +204,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         cache_local_bytes,
         cache_local_entries,
         upstream_errors,
+        upstream_duration,
         config_reloads,
         config_generation,
         config_last_success,

@@ -81,6 +81,8 @@ pub struct Ctx {
     capture: Option<BodyCapture>,
     /// A body replacing the response's (AssignMessage `<Set><Payload>`), and whether it was sent.
     replacement: Option<(bytes::Bytes, bool)>,
+    /// When the request was sent to the target (for the upstream latency histogram).
+    upstream_sent: Option<Instant>,
 }
 
 /// A response body being collected for a PopulateCache with `<Source>response.content</Source>`.
@@ -340,6 +342,7 @@ impl ProxyHttp for Gateway {
             warning: None,
             capture: None,
             replacement: None,
+            upstream_sent: None,
         }
     }
 
@@ -620,6 +623,7 @@ impl ProxyHttp for Gateway {
         let stage = ctx.stage.as_ref().ok_or_else(|| {
             Error::explain(ErrorType::InternalError, "upstream request without a stage")
         })?;
+        ctx.upstream_sent = Some(Instant::now());
         let mut fwd = upstream::Forwarding::default();
         if let Some(plan) = &ctx.plan {
             fwd.cacheable = true;
@@ -659,6 +663,12 @@ impl ProxyHttp for Gateway {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        if let (Some(sent), Some(stage)) = (ctx.upstream_sent.take(), ctx.stage.as_ref()) {
+            METRICS
+                .upstream_duration
+                .with_label_values(&[stage.name.as_str()])
+                .observe(sent.elapsed().as_secs_f64());
+        }
         // Runs before the response is stored, so what is added here is stored too.
         // Not in http mode: a standards cache revalidates with the target's own validators only.
         let standard = ctx

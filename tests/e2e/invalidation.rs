@@ -143,27 +143,41 @@ async fn unauthorized_invalidation_can_succeed_with_or_without_a_warning() {
     invalidation_stage(&d, "warn", "SUCCEED_WITH_RESPONSE_HEADER");
     invalidation_stage(&d, "quiet", "SUCCEED_WITHOUT_RESPONSE_HEADER");
     let gw = TestGateway::start(d);
+    let cases: [(&str, Option<&str>, &str); 3] = [
+        ("wrong token", Some("bad-token"), "wrong_token"),
+        ("no token", None, "missing_token"),
+        ("other resource", Some("other-token"), "not_granted"),
+    ];
     for (stage, warned) in [("warn", true), ("quiet", false)] {
         get(&gw.url(&format!("/{stage}/items/1"))).await;
+        for (what, token, reason) in cases {
+            let mut req = client()
+                .get(gw.url(&format!("/{stage}/items/1")))
+                .header("cache-control", "max-age=0");
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let r = send(req).await;
+            assert_eq!((r.status, r.x_cache()), (200, "HIT"), "{stage}: {what}");
+            assert_eq!(r.headers.contains_key("warning"), warned, "{stage}: {what}");
+            if warned {
+                assert_eq!(
+                    r.header("warning"),
+                    format!("199 cachegate \"cache invalidation ignored: {reason}\"")
+                );
+            }
+        }
+        // The granted token refreshes under every strategy.
         let r = send(
             client()
                 .get(gw.url(&format!("/{stage}/items/1")))
                 .header("cache-control", "max-age=0")
-                .bearer_auth("bad"),
+                .bearer_auth("good-token"),
         )
         .await;
-        assert_eq!((r.status, r.x_cache()), (200, "HIT"), "{stage}");
-        assert_eq!(r.headers.contains_key("warning"), warned, "{stage}");
-        if warned {
-            assert!(
-                r.header("warning").starts_with("199 cachegate"),
-                "{}",
-                r.header("warning")
-            );
-            assert!(!r.header("warning").contains("bad"));
-        }
+        assert_eq!(r.x_cache(), "REFRESH", "{stage}");
     }
-    assert_eq!(o.count("/items/1"), 2);
+    assert_eq!(o.count("/items/1"), 4);
 }
 
 #[tokio::test]

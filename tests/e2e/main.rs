@@ -10,6 +10,7 @@ mod caching;
 mod cli;
 mod harness_selftest;
 mod invalidation;
+mod reload;
 mod routing;
 mod schemas;
 mod validation;
