@@ -309,8 +309,15 @@ pub fn store(
     if ttl.is_zero() {
         return Err(Reject::Ttl);
     }
+    // A ResponseCache may set its own stale windows (cachegate extension elements).
     Ok(Freshness {
         ttl,
+        stale_while_revalidate: policy
+            .and_then(|p| p.stale_while_revalidate)
+            .unwrap_or(stage_windows.stale_while_revalidate),
+        stale_if_error: policy
+            .and_then(|p| p.stale_if_error)
+            .unwrap_or(stage_windows.stale_if_error),
         ..stage_windows
     })
 }

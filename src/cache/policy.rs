@@ -31,6 +31,10 @@ pub struct ResponseCachePolicy {
     pub skip_cache_population: Option<Condition>,
     /// `<UseResponseCacheHeaders>`.
     pub use_response_cache_headers: bool,
+    /// `<StaleWhileRevalidateInSeconds>`: overrides the stage window.
+    pub stale_while_revalidate: Option<Duration>,
+    /// `<StaleIfErrorInSeconds>`: overrides the stage window.
+    pub stale_if_error: Option<Duration>,
 }
 
 impl ResponseCachePolicy {
@@ -65,6 +69,14 @@ impl ResponseCachePolicy {
             skip_cache_lookup: cond(&rc.skip_cache_lookup),
             skip_cache_population: cond(&rc.skip_cache_population),
             use_response_cache_headers: rc.use_response_cache_headers,
+            stale_while_revalidate: rc
+                .stale_while_revalidate_secs
+                .as_ref()
+                .map(|s| Duration::from_secs(s.value)),
+            stale_if_error: rc
+                .stale_if_error_secs
+                .as_ref()
+                .map(|s| Duration::from_secs(s.value)),
         }
     }
 }

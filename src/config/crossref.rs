@@ -179,6 +179,21 @@ impl Checker<'_> {
         match &p.policy {
             Policy::ResponseCache(rc) => {
                 self.cache_key(p, &rc.cache_key);
+                for w in [&rc.stale_while_revalidate_secs, &rc.stale_if_error_secs]
+                    .into_iter()
+                    .flatten()
+                {
+                    if w.value > 86_400 {
+                        self.diags.push(
+                            Diagnostic::error(
+                                &p.path,
+                                Some(w.pos),
+                                format!("a stale window of {} seconds is over one day", w.value),
+                            )
+                            .with_hint("write 86400 or less"),
+                        );
+                    }
+                }
                 if let Some(e) = &rc.expiry {
                     self.expiry(p, e);
                 }

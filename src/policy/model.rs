@@ -263,6 +263,12 @@ pub struct ResponseCache {
     pub use_accept_header: bool,
     /// `<UseResponseCacheHeaders>`: TTL from the upstream's `s-maxage` / `max-age` / `Expires`.
     pub use_response_cache_headers: bool,
+    /// `<StaleWhileRevalidateInSeconds>` (cachegate extension): overrides the stage's
+    /// stale-while-revalidate window for this policy's entries.
+    pub stale_while_revalidate_secs: Option<Located<u64>>,
+    /// `<StaleIfErrorInSeconds>` (cachegate extension): overrides the stage's stale-if-error
+    /// window for this policy's entries.
+    pub stale_if_error_secs: Option<Located<u64>>,
 }
 
 /// `<LookupCache>`.

@@ -147,6 +147,8 @@ policy_table!(ResponseCacheT {
     skip_cache_population: Option<Spanned<String>>,
     use_accept_header: Option<bool>,
     use_response_cache_headers: Option<bool>,
+    stale_while_revalidate_secs: Option<Spanned<i64>>,
+    stale_if_error_secs: Option<Spanned<i64>>,
 });
 
 policy_table!(LookupCacheT {
@@ -679,10 +681,14 @@ impl Mapper<'_, '_, '_> {
     }
 
     fn lookup_timeout(&mut self, s: Option<Spanned<i64>>) -> Option<Located<u64>> {
+        self.seconds_key(s, "lookup_timeout_secs")
+    }
+
+    /// A non-negative number of seconds under `key`.
+    fn seconds_key(&mut self, s: Option<Spanned<i64>>, key: &str) -> Option<Located<u64>> {
         let s = s?;
         let pos = self.at(&s);
-        self.seconds(&s, "lookup_timeout_secs")
-            .map(|v| Located::new(v, pos))
+        self.seconds(&s, key).map(|v| Located::new(v, pos))
     }
 
     fn expiry(&mut self, e: Option<Spanned<ExpiryT>>) -> Option<ExpirySettings> {
@@ -780,6 +786,9 @@ impl Mapper<'_, '_, '_> {
             skip_cache_population: self.located(t.skip_cache_population),
             use_accept_header: t.use_accept_header.unwrap_or(false),
             use_response_cache_headers: t.use_response_cache_headers.unwrap_or(false),
+            stale_while_revalidate_secs: self
+                .seconds_key(t.stale_while_revalidate_secs, "stale_while_revalidate_secs"),
+            stale_if_error_secs: self.seconds_key(t.stale_if_error_secs, "stale_if_error_secs"),
         })
     }
 

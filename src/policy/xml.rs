@@ -177,6 +177,8 @@ static RESPONSE_CACHE: Spec = Spec {
         opt("SkipCachePopulation", &TEXT),
         opt("UseAcceptHeader", &TEXT),
         opt("UseResponseCacheHeaders", &TEXT),
+        opt("StaleWhileRevalidateInSeconds", &TEXT),
+        opt("StaleIfErrorInSeconds", &TEXT),
     ],
     unsupported: &[],
 };
@@ -971,12 +973,17 @@ impl Mapper<'_, '_> {
     }
 
     fn lookup_timeout(&mut self, parent: &Node) -> Option<Located<u64>> {
-        let node = parent.child("CacheLookupTimeoutInSeconds")?;
+        self.seconds_elem(parent, "CacheLookupTimeoutInSeconds")
+    }
+
+    /// A non-negative number of seconds in element `name` (empty = absent).
+    fn seconds_elem(&mut self, parent: &Node, name: &str) -> Option<Located<u64>> {
+        let node = parent.child(name)?;
         let t = node.trimmed();
         if t.is_empty() {
             return None;
         }
-        match check::parse_seconds(t, "<CacheLookupTimeoutInSeconds>") {
+        match check::parse_seconds(t, &format!("<{name}>")) {
             Ok(s) => Some(Located::new(s, node.pos)),
             Err(issue) => {
                 self.sink.issue(node.pos, issue);
@@ -1200,6 +1207,8 @@ impl Mapper<'_, '_> {
             .and_then(Node::located_text);
         let use_accept_header = self.bool_elem(root, "UseAcceptHeader");
         let use_response_cache_headers = self.bool_elem(root, "UseResponseCacheHeaders");
+        let stale_while_revalidate_secs = self.seconds_elem(root, "StaleWhileRevalidateInSeconds");
+        let stale_if_error_secs = self.seconds_elem(root, "StaleIfErrorInSeconds");
         Some(ResponseCache {
             cache_key: cache_key?,
             scope,
@@ -1211,6 +1220,8 @@ impl Mapper<'_, '_> {
             skip_cache_population,
             use_accept_header,
             use_response_cache_headers,
+            stale_while_revalidate_secs,
+            stale_if_error_secs,
         })
     }
 

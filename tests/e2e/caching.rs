@@ -1010,3 +1010,31 @@ async fn set_cookie_is_never_replayed_and_no_cache_without_validators_is_not_kep
     );
     assert!(!r.headers.contains_key("etag"));
 }
+
+#[tokio::test]
+async fn response_cache_can_set_its_own_stale_windows() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    rc_stage(
+        &d,
+        "",
+        r#"<ResponseCache name="RC">
+  <CacheKey><KeyFragment ref="request.uri"/></CacheKey>
+  <ExpirySettings><TimeoutInSeconds>1</TimeoutInSeconds></ExpirySettings>
+  <StaleIfErrorInSeconds>60</StaleIfErrorInSeconds>
+</ResponseCache>"#,
+    );
+    let gw = TestGateway::start(d);
+    let first = get(&gw.url("/prod/items/p")).await;
+    assert_eq!(first.x_cache(), "MISS");
+    o.shutdown();
+    eventually(
+        "the policy's stale-if-error window serves the stored copy",
+        Duration::from_secs(5),
+        || async {
+            let r = get(&gw.url("/prod/items/p")).await;
+            r.x_cache() == "STALE" && r.body == first.body
+        },
+    )
+    .await;
+}
