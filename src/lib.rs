@@ -17,3 +17,4 @@ pub mod proxy;
 pub mod reload;
 pub mod server;
 pub mod util;
+pub mod watch;

@@ -14,6 +14,7 @@ use crate::admin::{AdminApp, AdminAuth};
 use crate::cache::pingora_bridge::GatewayCache;
 use crate::proxy::Gateway;
 use crate::reload::ConfigHandle;
+use crate::watch::ConfigWatcher;
 
 /// Options that the configuration does not carry (tests and embedding).
 #[derive(Debug, Clone, Default)]
@@ -54,7 +55,14 @@ pub fn build(handle: Arc<ConfigHandle>, options: &ServerOptions) -> Server {
     );
     admin.add_tcp(&g.admin_listen.to_string());
 
-    server.add_service(proxy);
+    // The watcher reloads on file changes and SIGHUP; the proxy starts once it is watching, so
+    // no edit made after start-up can be missed.
+    let watcher = server.add_service(pingora::services::background::background_service(
+        "config watcher",
+        ConfigWatcher::new(Arc::clone(&handle)),
+    ));
+    let proxy = server.add_service(proxy);
+    proxy.add_dependency(&watcher);
     server.add_service(admin);
     server
 }

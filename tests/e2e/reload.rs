@@ -240,3 +240,73 @@ async fn metrics_text_passes_promtool_and_has_the_catalog() {
         ),
     }
 }
+
+#[tokio::test]
+async fn saving_a_file_reloads_the_running_gateway() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    d.stage("prod", STAGE);
+    d.write("prod/RC.xml", RC);
+    let gw = TestGateway::start(d);
+    assert_eq!(
+        client()
+            .get(gw.url("/later/items/1"))
+            .send()
+            .await
+            .expect("req")
+            .status(),
+        404
+    );
+    // An editor's atomic save: write a temporary file, rename it into place.
+    std::fs::create_dir_all(gw.dir.path().join("later")).expect("mkdir");
+    let tmp = gw.dir.path().join("later/.stage.toml.swp");
+    std::fs::write(&tmp, STAGE.replace("{{ORIGIN}}", &o.addr().to_string())).expect("write");
+    std::fs::write(gw.dir.path().join("later/RC.xml"), RC).expect("write");
+    std::fs::rename(&tmp, gw.dir.path().join("later/stage.toml")).expect("rename");
+    crate::harness::eventually(
+        "the new stage serves",
+        std::time::Duration::from_secs(10),
+        || async {
+            client()
+                .get(gw.url("/later/items/1"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        },
+    )
+    .await;
+    assert!(gw.handle.snapshot().generation >= 2);
+    // A broken save is rejected and shown in /config; the gateway keeps serving.
+    std::fs::write(
+        gw.dir.path().join("later/stage.toml"),
+        "target = \"ftp://x\"\n",
+    )
+    .expect("write");
+    crate::harness::eventually(
+        "the rejection is reported",
+        std::time::Duration::from_secs(10),
+        || async {
+            let cfg: Value = client()
+                .get(gw.admin("/config"))
+                .send()
+                .await
+                .expect("req")
+                .json()
+                .await
+                .expect("json");
+            cfg["status"]["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("later/stage.toml:1:10"))
+        },
+    )
+    .await;
+    assert_eq!(
+        client()
+            .get(gw.url("/later/items/1"))
+            .send()
+            .await
+            .expect("req")
+            .status(),
+        200
+    );
+}
