@@ -79,6 +79,10 @@ impl ConfigHandle {
             restart_required: Vec::new(),
         };
         METRICS.config_generation.set(1);
+        // Create both outcome series at 0, so `increase()` sees the first reload of each kind.
+        for outcome in ["accepted", "rejected"] {
+            METRICS.config_reloads.with_label_values(&[outcome]);
+        }
         METRICS
             .config_last_success
             .set(i64::try_from(status.loaded_at).unwrap_or(i64::MAX));
