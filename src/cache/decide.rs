@@ -58,6 +58,8 @@ pub struct CachePlan {
     pub skip_lookup: bool,
     /// TTL when neither the policy nor the response decides: override TTL, else stage TTL.
     pub fallback_ttl: Duration,
+    /// Seal the entry in the shared tier (stage `encrypted` or a method override).
+    pub encrypted: bool,
 }
 
 impl CachePlan {
@@ -138,6 +140,7 @@ pub fn plan(
         policy,
         skip_lookup,
         fallback_ttl: Duration::from_secs(fallback),
+        encrypted: cache.encrypted_for(method, suffix),
     })
 }
 

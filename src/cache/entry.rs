@@ -45,3 +45,22 @@ impl Entry {
         u32::try_from(total).unwrap_or(u32::MAX)
     }
 }
+
+/// Which tier served an entry (the `tier` metrics label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// This instance's in-memory tier.
+    Local,
+    /// The shared (Redis) tier.
+    Shared,
+}
+
+impl Tier {
+    /// Label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Local => "local",
+            Tier::Shared => "shared",
+        }
+    }
+}

@@ -33,7 +33,7 @@ pub use pingora::cache::{
     NoCacheReason, RespCacheable,
 };
 
-use super::entry::{Entry, StoreKey};
+use super::entry::{Entry, StoreKey, Tier};
 use super::key::BuiltKey;
 use super::store::TieredStore;
 
@@ -104,19 +104,37 @@ pub fn overrides(wait_timeout: Duration) -> CacheOptionOverrides {
 #[derive(Debug, Clone)]
 struct KeyInfo {
     built: Arc<BuiltKey>,
-    check_purges: bool,
+    opts: LookupOptions,
+}
+
+/// How a request's entry is looked up and stored.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LookupOptions {
+    /// The stage has purge records, so lookups must check the key's prefixes.
+    pub check_purges: bool,
+    /// A lookup slower than this is a miss (ResponseCache `<CacheLookupTimeoutInSeconds>`; the
+    /// shared tier's own deadline applies too).
+    pub deadline: Option<Duration>,
+    /// The entry is sealed in the shared tier.
+    pub encrypted: bool,
 }
 
 /// The pingora cache key for an entry of `stage` whose framed key hashes to `key`.
-/// `check_purges`: the stage has purge records, so lookups must check the key's prefixes.
-pub fn cache_key(stage: &str, key: StoreKey, built: Arc<BuiltKey>, check_purges: bool) -> CacheKey {
+pub fn cache_key(
+    stage: &str,
+    key: StoreKey,
+    built: Arc<BuiltKey>,
+    opts: LookupOptions,
+) -> CacheKey {
     let mut k = CacheKey::new(Vec::new(), stage);
     k.set_primary_bin_override(key.0);
-    k.extensions.insert(KeyInfo {
-        built,
-        check_purges,
-    });
+    k.extensions.insert(KeyInfo { built, opts });
     k
+}
+
+/// Which tier served a hit (for the `tier` metrics label).
+pub fn hit_tier(hit: &HitHandler) -> Option<Tier> {
+    hit.as_any().downcast_ref::<BodyHit>().map(|h| h.tier)
 }
 
 /// The store key pingora uses for `key` (primary plus Vary variance).
@@ -224,20 +242,31 @@ impl Storage for Bridge {
     ) -> Result<Option<(CacheMeta, HitHandler)>> {
         let sk = store_key(key);
         // Exact invalidations are recorded under the primary key, prefix purges under prefixes.
-        let prefixes: Vec<[u8; 16]> = match key.extensions.get::<KeyInfo>() {
-            Some(info) if info.check_purges => {
+        let info = key.extensions.get::<KeyInfo>();
+        let opts = info.map(|i| i.opts).unwrap_or_default();
+        let prefixes: Vec<[u8; 16]> = match info {
+            Some(info) if opts.check_purges => {
                 let mut p = info.built.prefix_hashes();
                 p.push(key.primary_bin());
                 p
             }
             _ => Vec::new(),
         };
-        let Some(entry) = self.store.get_checked(&key.user_tag, &sk, &prefixes) else {
+        let found =
+            self.store
+                .get_tiered(&key.user_tag, &sk, &prefixes, opts.deadline, opts.encrypted);
+        let found = match opts.deadline {
+            // `<CacheLookupTimeoutInSeconds>`: a lookup that takes longer is a miss.
+            Some(d) => tokio::time::timeout(d, found).await.ok().flatten(),
+            None => found.await,
+        };
+        let Some((entry, tier)) = found else {
             return Ok(None);
         };
         match decode_meta(&entry.meta) {
             Some(meta) => {
                 let hit = BodyHit {
+                    tier,
                     body: entry.body.clone(),
                     pos: 0,
                     end: entry.body.len(),
@@ -266,6 +295,10 @@ impl Storage for Bridge {
             created: meta.created(),
             expires_at: expires_at(meta),
             body: BytesMut::new(),
+            encrypted: key
+                .extensions
+                .get::<KeyInfo>()
+                .is_some_and(|i| i.opts.encrypted),
             prefixes: key
                 .extensions
                 .get::<KeyInfo>()
@@ -315,6 +348,7 @@ impl Storage for Bridge {
 
 /// Serves a whole cached body; seekable so range requests are answered from the cache.
 struct BodyHit {
+    tier: Tier,
     body: Bytes,
     pos: usize,
     end: usize,
@@ -375,6 +409,7 @@ struct BufferingMiss {
     expires_at: SystemTime,
     body: BytesMut,
     prefixes: Arc<[[u8; 16]]>,
+    encrypted: bool,
 }
 
 #[async_trait]
@@ -393,7 +428,8 @@ impl HandleMiss for BufferingMiss {
             expires_at: self.expires_at,
             prefixes: self.prefixes,
         };
-        self.store.put(&self.stage, self.key, Arc::new(entry));
+        self.store
+            .put_tiered(&self.stage, self.key, Arc::new(entry), self.encrypted);
         Ok(MissFinishType::Created(size))
     }
 }

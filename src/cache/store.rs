@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 
-use super::entry::{Entry, StoreKey};
+use super::entry::{Entry, StoreKey, Tier};
 use super::local::LocalTier;
 use super::purge::StagePurges;
 use crate::metrics::METRICS;
@@ -204,6 +204,35 @@ impl TieredStore {
             .load()
             .get(stage)
             .is_some_and(|p| p.has_prefix_purges())
+    }
+
+    /// Looks `key` up in the local tier, then (when configured) the shared tier within
+    /// `deadline`; an entry covered by a purge is a miss. A shared hit refills the local tier
+    /// with the entry's remaining lifetime. Returns the tier that served it.
+    pub async fn get_tiered(
+        &self,
+        stage: &str,
+        key: &StoreKey,
+        prefixes: &[[u8; 16]],
+        _deadline: Option<Duration>,
+        _encrypted: bool,
+    ) -> Option<(Arc<Entry>, Tier)> {
+        if let Some(e) = self.get_checked(stage, key, prefixes) {
+            return Some((e, Tier::Local));
+        }
+        // Shared tier: consulted only after a local miss (next).
+        None
+    }
+
+    /// Whether a shared tier is configured.
+    pub fn has_shared(&self) -> bool {
+        false
+    }
+
+    /// Stores `entry` in the local tier and (when configured) queues it for the shared tier,
+    /// sealed when `encrypted`. Never waits for the shared tier.
+    pub fn put_tiered(&self, stage: &str, key: StoreKey, entry: Arc<Entry>, _encrypted: bool) {
+        self.put(stage, key, entry);
     }
 
     /// Like [`TieredStore::get`], but an entry covered by a flush or by a purge of one of

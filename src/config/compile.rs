@@ -166,6 +166,16 @@ pub(crate) fn gateway(cx: &mut FileCtx, g: &FileGateway) -> Option<GatewaySettin
             );
             return None;
         }
+        let max_local_ttl_ms = *r.max_local_ttl_ms.get_ref();
+        if !(100..=3_600_000).contains(&max_local_ttl_ms) {
+            cx.error(
+                &r.max_local_ttl_ms,
+                "max_local_ttl_ms must be between 100 and 3600000",
+                Some(
+                    "a few seconds bounds cross-instance staleness: max_local_ttl_ms = 5000".into(),
+                ),
+            );
+        }
         let lookup = *r.lookup_timeout_ms.get_ref();
         if !(1..=30_000).contains(&lookup) {
             cx.error(
@@ -179,6 +189,12 @@ pub(crate) fn gateway(cx: &mut FileCtx, g: &FileGateway) -> Option<GatewaySettin
             key_prefix: r.key_prefix.get_ref().clone(),
             lookup_timeout: Duration::from_millis(lookup),
             connect_timeout: Duration::from_millis(*r.connect_timeout_ms.get_ref()),
+            max_local_ttl: Duration::from_millis(max_local_ttl_ms),
+            encryption_keys_env: r
+                .encryption_keys_env
+                .as_ref()
+                .filter(|e| env_var_name(cx, e))
+                .map(|e| e.get_ref().clone()),
         })
     });
     Some(GatewaySettings {

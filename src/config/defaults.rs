@@ -80,3 +80,6 @@ pub(crate) fn lock_timeout_ms() -> Spanned<u64> {
 pub(crate) fn mode() -> Spanned<String> {
     unspanned("aws".to_owned())
 }
+pub(crate) fn redis_max_local_ttl_ms() -> Spanned<u64> {
+    unspanned(5_000)
+}

@@ -114,6 +114,16 @@ pub struct FileRedis {
     #[serde(default = "defaults::redis_connect_timeout_ms")]
     #[schemars(with = "u64")]
     pub connect_timeout_ms: Spanned<u64>,
+    /// Longest time, in milliseconds, an entry lives in an instance's local tier before it is
+    /// looked up in Redis again. Bounds how long a lost invalidation message can keep a stale
+    /// entry on one instance.
+    #[serde(default = "defaults::redis_max_local_ttl_ms")]
+    #[schemars(with = "u64")]
+    pub max_local_ttl_ms: Spanned<u64>,
+    /// Environment variable holding the AES-256-GCM keys for `encrypted` entries:
+    /// `id:base64key[,id:base64key…]` (the first seals; all open, for rotation).
+    #[schemars(with = "Option<String>")]
+    pub encryption_keys_env: Option<Spanned<String>>,
 }
 
 /// `<stage>/stage.toml`: one API stage (AWS API Gateway's stage and method settings, plus

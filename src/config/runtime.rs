@@ -77,6 +77,10 @@ pub struct RedisSettings {
     pub lookup_timeout: Duration,
     /// Deadline for connecting.
     pub connect_timeout: Duration,
+    /// Cap on an entry's life in the local tier when Redis is configured.
+    pub max_local_ttl: Duration,
+    /// Environment variable with the encryption keys, if configured.
+    pub encryption_keys_env: Option<String>,
 }
 
 /// One API stage.

@@ -83,6 +83,8 @@ pub struct Ctx {
     replacement: Option<(bytes::Bytes, bool)>,
     /// When the request was sent to the target (for the upstream latency histogram).
     upstream_sent: Option<Instant>,
+    /// The tier that served a hit.
+    tier: Option<crate::cache::entry::Tier>,
 }
 
 /// A response body being collected for a PopulateCache with `<Source>response.content</Source>`.
@@ -169,18 +171,18 @@ impl Gateway {
         snapshot: &Snapshot,
         ip: &str,
         step: &Step,
-    ) -> std::result::Result<(), steps::Fault> {
+    ) -> std::result::Result<Option<steps::PendingLookup>, steps::Fault> {
         let Some(policy) = stage.step_policies.get(&step.policy) else {
-            return Ok(());
+            return Ok(None);
         };
         if !policy.enabled() {
-            return Ok(());
+            return Ok(None);
         }
         let store = self.cache.store();
         let params = ctx.params();
         let vars = request_vars(session, ctx, stage, snapshot, &params, ip, None);
         if step.condition.as_ref().is_some_and(|c| !c.eval(&vars)) {
-            return Ok(());
+            return Ok(None);
         }
         let changes_request = matches!(&**policy, StepPolicy::AssignMessage(p) if p.assign.target(MessageTarget::Request) == MessageTarget::Request);
         let (result, changed) = if changes_request {
@@ -224,11 +226,11 @@ impl Gateway {
                     }
                 }
                 steps::apply(&mut ctx.vars, &mut fx);
-                Ok(())
+                Ok(fx.lookup.take())
             }
             Err(fault) if policy.continue_on_error() => {
                 tracing::warn!(policy = %fault.policy, error = %fault.message, "Policy failed; continuing (continueOnError).");
-                Ok(())
+                Ok(None)
             }
             Err(fault) => Err(fault),
         }
@@ -236,7 +238,84 @@ impl Gateway {
 
     /// Runs the response steps (for hits and misses alike); a failure without
     /// `continueOnError` turns the response into a 500 with the fault as its body.
-    fn run_response_steps(&self, session: &Session, resp: &mut ResponseHeader, ctx: &mut Ctx) {
+    /// Runs one response step. `Err(())` when it failed without `continueOnError`: the
+    /// response has then become a 500 with the fault as its body.
+    #[allow(clippy::too_many_arguments)]
+    fn run_response_step(
+        &self,
+        session: &Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+        stage: &Stage,
+        snapshot: &Snapshot,
+        ip: &str,
+        step: &Step,
+    ) -> std::result::Result<Option<steps::PendingLookup>, ()> {
+        let Some(policy) = stage.step_policies.get(&step.policy) else {
+            return Ok(None);
+        };
+        if !policy.enabled() {
+            return Ok(None);
+        }
+        // The variables read a snapshot of the response as it is before this step.
+        let before = resp.clone();
+        let params = ctx.params();
+        let vars = request_vars(session, ctx, stage, snapshot, &params, ip, Some(&before));
+        if step.condition.as_ref().is_some_and(|c| !c.eval(&vars)) {
+            return Ok(None);
+        }
+        let mut msg = message::ResponseMessage {
+            header: resp,
+            payload: None,
+        };
+        let result = steps::run(
+            policy,
+            stage,
+            self.cache.store(),
+            &vars,
+            Some(&mut msg),
+            MessageTarget::Response,
+        );
+        let payload = msg.payload.take();
+        drop(params);
+        match result {
+            Ok(mut fx) => {
+                if let Some((name, key, ttl)) = fx.populate_from_body.take() {
+                    ctx.capture = Some(BodyCapture {
+                        policy: name,
+                        key,
+                        ttl,
+                        body: bytes::BytesMut::new(),
+                        overflow: false,
+                    });
+                }
+                if let Some(p) = payload {
+                    ctx.replacement = Some((p, false));
+                }
+                steps::apply(&mut ctx.vars, &mut fx);
+                Ok(fx.lookup.take())
+            }
+            Err(fault) if policy.continue_on_error() => {
+                tracing::warn!(policy = %fault.policy, error = %fault.message, "Policy failed; continuing (continueOnError).");
+                Ok(None)
+            }
+            Err(fault) => {
+                let _ = resp.set_status(500);
+                let _ = resp.insert_header(http::header::CONTENT_TYPE, "application/json");
+                ctx.replacement = Some((respond::fault_body(&fault), false));
+                Err(())
+            }
+        }
+    }
+
+    /// Runs the response steps (for hits and misses alike), awaiting LookupCache reads between
+    /// steps so later conditions see their results.
+    async fn run_response_steps(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) {
         let (Some(stage), Some(snapshot)) = (ctx.stage.clone(), ctx.snapshot.clone()) else {
             return;
         };
@@ -244,69 +323,25 @@ impl Gateway {
             .flow
             .as_deref()
             .and_then(|n| stage.flows.iter().find(|f| f.name == n));
-        let flow_steps = flow.map(|f| f.steps.response.as_slice()).unwrap_or(&[]);
+        let flow_steps: Vec<Step> = flow.map(|f| f.steps.response.clone()).unwrap_or_default();
         let ip = client_ip(session);
-        let store = self.cache.store();
-        for step in stage
+        let steps_list: Vec<Step> = stage
             .preflow
             .response
             .iter()
-            .chain(flow_steps)
+            .chain(&flow_steps)
             .chain(&stage.postflow.response)
-        {
-            let Some(policy) = stage.step_policies.get(&step.policy) else {
-                continue;
-            };
-            if !policy.enabled() {
-                continue;
-            }
-            // The variables read a snapshot of the response as it is before this step.
-            let before = resp.clone();
-            let params = ctx.params();
-            let vars = request_vars(session, ctx, &stage, &snapshot, &params, &ip, Some(&before));
-            if step.condition.as_ref().is_some_and(|c| !c.eval(&vars)) {
-                continue;
-            }
-            let mut msg = message::ResponseMessage {
-                header: resp,
-                payload: None,
-            };
-            let result = steps::run(
-                policy,
-                &stage,
-                store,
-                &vars,
-                Some(&mut msg),
-                MessageTarget::Response,
-            );
-            let payload = msg.payload.take();
-
-            drop(params);
-            match result {
-                Ok(mut fx) => {
-                    if let Some((name, key, ttl)) = fx.populate_from_body.take() {
-                        ctx.capture = Some(BodyCapture {
-                            policy: name,
-                            key,
-                            ttl,
-                            body: bytes::BytesMut::new(),
-                            overflow: false,
-                        });
+            .cloned()
+            .collect();
+        for step in &steps_list {
+            match self.run_response_step(session, resp, ctx, &stage, &snapshot, &ip, step) {
+                Ok(Some(lookup)) => {
+                    for (k, v) in lookup.finish(&stage.name, self.cache.store()).await {
+                        ctx.vars.insert(k, v);
                     }
-                    if let Some(p) = payload {
-                        ctx.replacement = Some((p, false));
-                    }
-                    steps::apply(&mut ctx.vars, &mut fx);
                 }
-                Err(fault) if policy.continue_on_error() => {
-                    tracing::warn!(policy = %fault.policy, error = %fault.message, "Policy failed; continuing (continueOnError).");
-                }
-                Err(fault) => {
-                    let _ = resp.set_status(500);
-                    let _ = resp.insert_header(http::header::CONTENT_TYPE, "application/json");
-                    ctx.replacement = Some((respond::fault_body(&fault), false));
-                    return;
-                }
+                Ok(None) => {}
+                Err(()) => return,
             }
         }
     }
@@ -343,6 +378,7 @@ impl ProxyHttp for Gateway {
             capture: None,
             replacement: None,
             upstream_sent: None,
+            tier: None,
         }
     }
 
@@ -402,9 +438,17 @@ impl ProxyHttp for Gateway {
             .chain(flow_steps)
             .chain(&stage.postflow.request);
         for step in request_steps {
-            if let Err(fault) = self.run_request_step(session, ctx, &stage, &snapshot, &ip, step) {
-                respond::policy_fault(session, &fault).await?;
-                return Ok(true);
+            match self.run_request_step(session, ctx, &stage, &snapshot, &ip, step) {
+                Ok(Some(lookup)) => {
+                    for (k, v) in lookup.finish(&stage.name, self.cache.store()).await {
+                        ctx.vars.insert(k, v);
+                    }
+                }
+                Ok(None) => {}
+                Err(fault) => {
+                    respond::policy_fault(session, &fault).await?;
+                    return Ok(true);
+                }
             }
         }
 
@@ -518,12 +562,16 @@ impl ProxyHttp for Gateway {
     fn cache_key_callback(&self, _session: &Session, ctx: &mut Ctx) -> Result<CacheKey> {
         match (&ctx.plan, &ctx.stage) {
             (Some(plan), Some(stage)) => {
-                let check = self.cache.store().has_prefix_purges(&stage.name);
+                let opts = bridge::LookupOptions {
+                    check_purges: self.cache.store().has_prefix_purges(&stage.name),
+                    deadline: plan.policy.as_ref().and_then(|p| p.lookup_timeout),
+                    encrypted: plan.encrypted,
+                };
                 Ok(bridge::cache_key(
                     &stage.name,
                     plan.store_key,
                     Arc::clone(&plan.key),
-                    check,
+                    opts,
                 ))
             }
             _ => Error::e_explain(ErrorType::InternalError, "cache enabled without a plan"),
@@ -534,10 +582,11 @@ impl ProxyHttp for Gateway {
         &self,
         _session: &mut Session,
         _meta: &CacheMeta,
-        _hit: &mut HitHandler,
+        hit: &mut HitHandler,
         _is_fresh: bool,
         ctx: &mut Ctx,
     ) -> Result<Option<ForcedFreshness>> {
+        ctx.tier = bridge::hit_tier(hit);
         // SkipCacheLookup: behave as a miss and re-populate with the fresh response.
         Ok(ctx
             .plan
@@ -719,7 +768,7 @@ impl ProxyHttp for Gateway {
         ctx.outcome = Some(outcome);
         // Response steps run for hits too (Apigee runs the response flow on a cache hit).
         if session.subrequest_ctx.is_none() {
-            self.run_response_steps(session, resp, ctx);
+            self.run_response_steps(session, resp, ctx).await;
         }
         if let Some((body, _)) = &ctx.replacement {
             resp.remove_header(&http::header::TRANSFER_ENCODING);
@@ -819,7 +868,13 @@ impl ProxyHttp for Gateway {
             return;
         };
         let policy = plan.policy_label();
-        let labels = [stage, ctx.resource.as_str(), method, policy, "local"];
+        // A miss consulted every configured tier; a hit says which one served it.
+        let tier = match (o, ctx.tier) {
+            (Outcome::Hit | Outcome::Stale, Some(t)) => t.as_str(),
+            _ if self.cache.store().has_shared() => "shared",
+            _ => "local",
+        };
+        let labels = [stage, ctx.resource.as_str(), method, policy, tier];
         match o {
             Outcome::Hit => METRICS.cache_hits.with_label_values(&labels).inc(),
             Outcome::Stale => {

@@ -37,6 +37,8 @@ pub struct Effects {
     pub assign: Vec<(String, String)>,
     /// A PopulateCache whose source is the response body: store it when the body is complete.
     pub populate_from_body: Option<(String, BuiltKey, Duration)>,
+    /// A LookupCache read still to be awaited.
+    pub lookup: Option<PendingLookup>,
 }
 
 fn value_entry(value: Bytes, ttl: Duration, key: &BuiltKey) -> Entry {
@@ -79,17 +81,12 @@ fn checks(store: &TieredStore, stage: &str, key: &BuiltKey) -> Vec<[u8; 16]> {
 
 fn lookup(
     p: &LookupCachePolicy,
-    stage: &Stage,
     store: &TieredStore,
+    stage: &Stage,
     vars: &dyn Variables,
     fx: &mut Effects,
 ) {
     let key = p.key.build(vars);
-    let hit = store.get_checked(
-        &stage.name,
-        &key.store_key(),
-        &checks(store, &stage.name, &key),
-    );
     let prefix = format!("lookupcache.{}.", p.name);
     fx.assign
         .push((format!("{prefix}cachekey"), key.readable.clone()));
@@ -99,21 +96,62 @@ fn lookup(
     ));
     fx.assign
         .push((format!("{prefix}assignto"), p.assign_to.clone()));
-    fx.assign
-        .push((format!("{prefix}cachehit"), hit.is_some().to_string()));
-    METRICS
-        .kv_lookups
-        .with_label_values(&[
-            stage.name.as_str(),
-            p.name.as_str(),
-            if hit.is_some() { "hit" } else { "miss" },
-        ])
-        .inc();
-    if let Some(entry) = hit {
-        fx.assign.push((
-            p.assign_to.clone(),
-            String::from_utf8_lossy(&entry.body).into_owned(),
-        ));
+    // The lookup itself may go to the shared tier: the caller awaits it once the variables
+    // (which borrow the request) are released.
+    fx.lookup = Some(PendingLookup {
+        policy: p.name.clone(),
+        assign_to: p.assign_to.clone(),
+        store_key: key.store_key(),
+        prefixes: checks(store, &stage.name, &key),
+        deadline: p.lookup_timeout,
+        encrypted: stage.cache.encrypted,
+    });
+}
+
+/// A LookupCache read to finish asynchronously.
+#[derive(Debug)]
+pub struct PendingLookup {
+    policy: String,
+    assign_to: String,
+    store_key: crate::cache::entry::StoreKey,
+    prefixes: Vec<[u8; 16]>,
+    deadline: Option<Duration>,
+    encrypted: bool,
+}
+
+impl PendingLookup {
+    /// Reads the value and returns the variables to set (`cachehit`, and `<AssignTo>` on a hit).
+    pub async fn finish(self, stage: &str, store: &TieredStore) -> Vec<(String, String)> {
+        let found = store.get_tiered(
+            stage,
+            &self.store_key,
+            &self.prefixes,
+            self.deadline,
+            self.encrypted,
+        );
+        let found = match self.deadline {
+            Some(d) => tokio::time::timeout(d, found).await.ok().flatten(),
+            None => found.await,
+        };
+        METRICS
+            .kv_lookups
+            .with_label_values(&[
+                stage,
+                self.policy.as_str(),
+                if found.is_some() { "hit" } else { "miss" },
+            ])
+            .inc();
+        let mut out = vec![(
+            format!("lookupcache.{}.cachehit", self.policy),
+            found.is_some().to_string(),
+        )];
+        if let Some((entry, _)) = found {
+            out.push((
+                self.assign_to,
+                String::from_utf8_lossy(&entry.body).into_owned(),
+            ));
+        }
+        out
     }
 }
 
@@ -151,10 +189,11 @@ fn populate(
             p.source
         ));
     }
-    store.put(
+    store.put_tiered(
         &stage.name,
         key.store_key(),
         std::sync::Arc::new(value_entry(Bytes::from(value.into_owned()), ttl, &key)),
+        stage.cache.encrypted,
     );
     METRICS
         .cache_stores
@@ -179,10 +218,11 @@ pub fn populate_body(
             .inc();
         return;
     }
-    store.put(
+    store.put_tiered(
         &stage.name,
         key.store_key(),
         std::sync::Arc::new(value_entry(body, ttl, key)),
+        stage.cache.encrypted,
     );
     METRICS
         .cache_stores
@@ -253,7 +293,7 @@ pub fn run(
         message,
     };
     match policy {
-        StepPolicy::LookupCache(p) => lookup(p, stage, store, vars, &mut fx),
+        StepPolicy::LookupCache(p) => lookup(p, store, stage, vars, &mut fx),
         StepPolicy::PopulateCache(p) => populate(p, stage, store, vars, &mut fx).map_err(fault)?,
         StepPolicy::InvalidateCache(p) => {
             invalidate(p, stage, store, vars, &mut fx).map_err(fault)?
