@@ -5,8 +5,8 @@
 
 use once_cell::sync::Lazy;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// All metrics, registered in their own registry (not the process-global default one, so a
@@ -47,6 +47,17 @@ pub struct Metrics {
     pub config_generation: IntGauge,
     /// Unix time of the last accepted configuration.
     pub config_last_success: IntGauge,
+    /// Failed shared-tier (Redis) operations, by operation and kind (`timeout`, `io`, `decode`,
+    /// `open`, `breaker_open`, …). Every one of them was treated as a miss or a dropped write.
+    pub redis_errors: IntCounterVec,
+    /// Redis lookup latency, by operation (`get`, `purge_times`).
+    pub redis_lookup_duration: HistogramVec,
+    /// Open Redis circuit breakers (0 or 1 per process).
+    pub redis_breaker_open: IntGauge,
+    /// Shared-tier writes dropped, by reason (`queue_full`, `breaker_open`, `disconnected`, …).
+    pub redis_write_dropped: IntCounterVec,
+    /// Invalidation subscriptions lost (each one clears the local tier).
+    pub redis_subscription_lost: IntCounter,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -172,6 +183,38 @@ fn build() -> Result<Metrics, prometheus::Error> {
         "cachegate_config_last_success_timestamp_seconds",
         "Unix time at which the configuration being served was loaded.",
     )?;
+    let redis_errors = IntCounterVec::new(
+        Opts::new(
+            "cachegate_redis_errors_total",
+            "Failed shared-tier (Redis) operations, each treated as a miss or a dropped write.",
+        ),
+        &["op", "kind"],
+    )?;
+    let redis_lookup_duration = HistogramVec::new(
+        HistogramOpts::new(
+            "cachegate_redis_lookup_duration_seconds",
+            "Time taken by shared-tier (Redis) lookups, including those that timed out.",
+        )
+        .buckets(vec![
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+        ]),
+        &["op"],
+    )?;
+    let redis_breaker_open = IntGauge::new(
+        "cachegate_redis_breaker_open",
+        "1 while the Redis circuit breaker is open (shared tier bypassed), else 0.",
+    )?;
+    let redis_write_dropped = IntCounterVec::new(
+        Opts::new(
+            "cachegate_redis_write_dropped_total",
+            "Shared-tier (Redis) writes dropped instead of written.",
+        ),
+        &["reason"],
+    )?;
+    let redis_subscription_lost = IntCounter::new(
+        "cachegate_redis_subscription_lost_total",
+        "Invalidation subscriptions lost; each one clears the local tier.",
+    )?;
     registry.register(Box::new(requests.clone()))?;
     registry.register(Box::new(request_duration.clone()))?;
     registry.register(Box::new(upstream_errors.clone()))?;
@@ -189,6 +232,11 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(config_reloads.clone()))?;
     registry.register(Box::new(config_generation.clone()))?;
     registry.register(Box::new(config_last_success.clone()))?;
+    registry.register(Box::new(redis_errors.clone()))?;
+    registry.register(Box::new(redis_lookup_duration.clone()))?;
+    registry.register(Box::new(redis_breaker_open.clone()))?;
+    registry.register(Box::new(redis_write_dropped.clone()))?;
+    registry.register(Box::new(redis_subscription_lost.clone()))?;
     Ok(Metrics {
         registry,
         requests,
@@ -208,6 +256,11 @@ fn build() -> Result<Metrics, prometheus::Error> {
         config_reloads,
         config_generation,
         config_last_success,
+        redis_errors,
+        redis_lookup_duration,
+        redis_breaker_open,
+        redis_write_dropped,
+        redis_subscription_lost,
     })
 }
 

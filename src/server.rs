@@ -11,7 +11,9 @@ use pingora::services::listening::Service;
 use tokio::sync::oneshot;
 
 use crate::admin::{AdminApp, AdminAuth};
+use crate::cache::fanout::SharedTierService;
 use crate::cache::pingora_bridge::GatewayCache;
+use crate::cache::store::TieredStore;
 use crate::proxy::Gateway;
 use crate::reload::ConfigHandle;
 use crate::watch::ConfigWatcher;
@@ -36,7 +38,10 @@ pub fn build(handle: Arc<ConfigHandle>, options: &ServerOptions) -> Server {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let cache = GatewayCache::new();
+    let cache = match &g.redis {
+        Some(r) => GatewayCache::with_store(TieredStore::with_max_local_ttl(r.max_local_ttl)),
+        None => GatewayCache::new(),
+    };
     handle.attach_store(cache.store());
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
@@ -63,6 +68,12 @@ pub fn build(handle: Arc<ConfigHandle>, options: &ServerOptions) -> Server {
     ));
     let proxy = server.add_service(proxy);
     proxy.add_dependency(&watcher);
+    if let Some(r) = &g.redis {
+        server.add_service(pingora::services::background::background_service(
+            "shared cache tier",
+            SharedTierService::new(cache.store(), r.clone(), instance_id()),
+        ));
+    }
     server.add_service(admin);
     server
 }
@@ -96,4 +107,18 @@ pub fn run(server: Server, signal: Box<dyn ShutdownSignalWatch>) {
     server.run(RunArgs {
         shutdown_signal: signal,
     });
+}
+
+/// A random identifier for this gateway instance (tells its own invalidation messages apart).
+fn instance_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
 }

@@ -189,9 +189,7 @@ fn by_request(
     let removed = if req.children {
         store.purge_children_counted(&stage.name, plan.key.children_hash())
     } else {
-        let removed = u64::from(store.remove(&stage.name, &plan.store_key));
-        store.purge_prefix(&stage.name, plan.store_key.0);
-        removed
+        u64::from(store.invalidate_exact(&stage.name, &plan.store_key))
     };
     METRICS
         .cache_invalidations

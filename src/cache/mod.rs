@@ -9,11 +9,14 @@
 
 pub mod decide;
 pub mod entry;
+pub mod fanout;
 pub mod invalidation;
 pub mod key;
 pub mod local;
 pub mod pingora_bridge;
 pub mod policy;
 pub mod purge;
+pub mod seal;
+pub mod shared;
 pub mod store;
 pub mod ttl;

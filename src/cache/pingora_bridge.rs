@@ -56,7 +56,12 @@ pub struct GatewayCache {
 impl GatewayCache {
     /// A new, empty cache for one gateway.
     pub fn new() -> Self {
-        let store: &'static TieredStore = Box::leak(Box::new(TieredStore::new()));
+        Self::with_store(TieredStore::new())
+    }
+
+    /// A cache over `store` (e.g. one whose local entries are capped for a shared tier).
+    pub fn with_store(store: TieredStore) -> Self {
+        let store: &'static TieredStore = Box::leak(Box::new(store));
         let bridge: &'static Bridge = Box::leak(Box::new(Bridge { store }));
         Self { store, bridge }
     }
@@ -244,17 +249,23 @@ impl Storage for Bridge {
         // Exact invalidations are recorded under the primary key, prefix purges under prefixes.
         let info = key.extensions.get::<KeyInfo>();
         let opts = info.map(|i| i.opts).unwrap_or_default();
-        let prefixes: Vec<[u8; 16]> = match info {
-            Some(info) if opts.check_purges => {
+        let all = || match info {
+            Some(info) => {
                 let mut p = info.built.prefix_hashes();
                 p.push(key.primary_bin());
                 p
             }
-            _ => Vec::new(),
+            None => vec![key.primary_bin()],
         };
-        let found =
-            self.store
-                .get_tiered(&key.user_tag, &sk, &prefixes, opts.deadline, opts.encrypted);
+        let local: Vec<[u8; 16]> = if opts.check_purges { all() } else { Vec::new() };
+        let found = self.store.get_tiered(
+            &key.user_tag,
+            &sk,
+            &local,
+            all,
+            opts.deadline,
+            opts.encrypted,
+        );
         let found = match opts.deadline {
             // `<CacheLookupTimeoutInSeconds>`: a lookup that takes longer is a miss.
             Some(d) => tokio::time::timeout(d, found).await.ok().flatten(),

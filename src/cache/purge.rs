@@ -137,10 +137,9 @@ pub fn invalidate_key(
     } else {
         let mut n = 0;
         for key in [value_key, response_key] {
-            let sk = key.store_key();
-            n += u64::from(store.remove(stage, &sk));
-            // A write that started before this invalidation must not bring the entry back.
-            store.purge_prefix(stage, sk.0);
+            // Also records a purge so a write that started before this invalidation cannot
+            // bring the entry back, and fans out to Redis and the other instances.
+            n += u64::from(store.invalidate_exact(stage, &key.store_key()));
         }
         n
     };

@@ -9,7 +9,7 @@
 //! marked place in [`TieredStore::get`]); the local hit path stays as it is.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
@@ -17,6 +17,7 @@ use arc_swap::ArcSwap;
 use super::entry::{Entry, StoreKey, Tier};
 use super::local::LocalTier;
 use super::purge::StagePurges;
+use super::shared::{Invalidation, SharedTier};
 use crate::metrics::METRICS;
 
 /// The cache store shared by ResponseCache (through the pingora bridge) and the KV policies.
@@ -30,9 +31,13 @@ pub struct TieredStore {
     purges: ArcSwap<HashMap<String, Arc<StagePurges>>>,
     /// Serialises `configure` so two reloads cannot interleave their read-modify-swap.
     configure_lock: Mutex<()>,
-    /// Cap on local lifetimes given to newly created tiers. `None` until the shared tier exists;
-    /// it then bounds how stale one instance can be relative to the others.
+    /// Cap on local lifetimes given to newly created tiers. `None` without a shared tier; with
+    /// one it bounds how stale one instance can be relative to the others (a lost invalidation
+    /// message cannot keep an entry longer).
     max_local_ttl: Option<Duration>,
+    /// The shared (Redis) tier, once connected (it connects in the background so the gateway
+    /// starts and serves with Redis down).
+    shared: OnceLock<SharedTier>,
 }
 
 impl std::fmt::Debug for TieredStore {
@@ -54,12 +59,31 @@ impl Default for TieredStore {
 impl TieredStore {
     /// An empty store: every stage is unknown (gets miss, puts are dropped) until the first
     /// [`TieredStore::configure`], so the store can be created before the configuration loads.
+    /// A store whose local tiers keep entries at most `max_local_ttl` (use with a shared tier).
+    pub fn with_max_local_ttl(max_local_ttl: Duration) -> Self {
+        Self {
+            max_local_ttl: Some(max_local_ttl),
+            ..Self::new()
+        }
+    }
+
+    /// Attaches the shared tier (once; later calls are ignored).
+    pub fn attach_shared(&self, shared: SharedTier) {
+        let _ = self.shared.set(shared);
+    }
+
+    /// The shared tier, if attached.
+    pub fn shared(&self) -> Option<&SharedTier> {
+        self.shared.get()
+    }
+
     pub fn new() -> Self {
         Self {
             tiers: ArcSwap::from_pointee(HashMap::new()),
             purges: ArcSwap::from_pointee(HashMap::new()),
             configure_lock: Mutex::new(()),
             max_local_ttl: None,
+            shared: OnceLock::new(),
         }
     }
 
@@ -213,26 +237,104 @@ impl TieredStore {
         &self,
         stage: &str,
         key: &StoreKey,
-        prefixes: &[[u8; 16]],
-        _deadline: Option<Duration>,
-        _encrypted: bool,
+        local_prefixes: &[[u8; 16]],
+        all_prefixes: impl FnOnce() -> Vec<[u8; 16]>,
+        deadline: Option<Duration>,
+        encrypted: bool,
     ) -> Option<(Arc<Entry>, Tier)> {
-        if let Some(e) = self.get_checked(stage, key, prefixes) {
+        if let Some(e) = self.get_checked(stage, key, local_prefixes) {
             return Some((e, Tier::Local));
         }
-        // Shared tier: consulted only after a local miss (next).
-        None
+        let shared = self.shared.get()?;
+        let deadline = deadline.map_or(shared.lookup_timeout(), |d| d.min(shared.lookup_timeout()));
+        // Another instance may have purged what Redis still holds: its purge records are read
+        // in the same round trip as the entry.
+        let prefixes = all_prefixes();
+        let (entry, purges) = tokio::join!(
+            shared.get(stage, key, encrypted, deadline),
+            shared.purge_times(stage, &prefixes, deadline)
+        );
+        let entry = entry?;
+        let (times, floor) = purges?;
+        let created = millis(entry.created);
+        if floor.is_some_and(|f| created <= f) || times.iter().flatten().any(|t| created <= *t) {
+            return None;
+        }
+        let entry = Arc::new(entry);
+        // Refill the local tier with the entry's remaining lifetime (never a fresh one).
+        self.put(stage, *key, Arc::clone(&entry));
+        Some((entry, Tier::Shared))
     }
 
     /// Whether a shared tier is configured.
     pub fn has_shared(&self) -> bool {
-        false
+        self.shared.get().is_some()
     }
 
     /// Stores `entry` in the local tier and (when configured) queues it for the shared tier,
     /// sealed when `encrypted`. Never waits for the shared tier.
-    pub fn put_tiered(&self, stage: &str, key: StoreKey, entry: Arc<Entry>, _encrypted: bool) {
+    pub fn put_tiered(&self, stage: &str, key: StoreKey, entry: Arc<Entry>, encrypted: bool) {
+        if let Some(shared) = self.shared.get() {
+            shared.put(stage, key, Arc::clone(&entry), encrypted);
+        }
         self.put(stage, key, entry);
+    }
+
+    /// Invalidates one entry everywhere: this instance's tier, Redis, and (by a message) every
+    /// other instance's tier; a purge record stops an in-flight write from bringing it back.
+    /// Returns whether this instance held it.
+    pub fn invalidate_exact(&self, stage: &str, key: &StoreKey) -> bool {
+        let removed = self.remove(stage, key);
+        self.purge_prefix(stage, key.0);
+        if let Some(shared) = self.shared.get().cloned() {
+            let (stage, key) = (stage.to_owned(), *key);
+            spawn(async move {
+                let _ = shared.delete(&stage, &[key]).await;
+                let _ = shared
+                    .publish(&Invalidation::Remove {
+                        stage,
+                        keys: vec![key],
+                    })
+                    .await;
+            });
+        }
+        removed
+    }
+
+    /// Applies another instance's invalidation to this instance's local state only.
+    pub fn apply_remote(&self, msg: &Invalidation) {
+        match msg {
+            Invalidation::Remove { stage, keys } => {
+                for k in keys {
+                    self.remove(stage, k);
+                }
+            }
+            Invalidation::PurgePrefix {
+                stage,
+                prefix,
+                at_ms,
+            } => {
+                if let Some(p) = self.purges(stage) {
+                    p.purge_prefix(*prefix, from_millis(*at_ms));
+                }
+            }
+            Invalidation::Flush { stage, at_ms } => {
+                if let Some(p) = self.purges(stage) {
+                    p.flush(from_millis(*at_ms));
+                }
+                if let Some(t) = self.tier(stage) {
+                    t.clear();
+                }
+            }
+        }
+    }
+
+    /// Drops every local entry of every stage (the invalidation subscription was lost, so
+    /// messages may have been missed).
+    pub fn clear_local(&self) {
+        for t in self.tiers.load().values() {
+            t.clear();
+        }
     }
 
     /// Like [`TieredStore::get`], but an entry covered by a flush or by a purge of one of
@@ -258,8 +360,22 @@ impl TieredStore {
 
     /// Purges every entry of `stage` whose key starts with `prefix` (O(1): a record, not a scan).
     pub fn purge_prefix(&self, stage: &str, prefix: [u8; 16]) {
+        let now = SystemTime::now();
         if let Some(p) = self.purges.load().get(stage) {
-            p.purge_prefix(prefix, SystemTime::now());
+            p.purge_prefix(prefix, now);
+        }
+        if let Some(shared) = self.shared.get().cloned() {
+            let stage = stage.to_owned();
+            spawn(async move {
+                let _ = shared.record_purge(&stage, prefix, now).await;
+                let _ = shared
+                    .publish(&Invalidation::PurgePrefix {
+                        stage,
+                        prefix,
+                        at_ms: millis(now),
+                    })
+                    .await;
+            });
         }
     }
 
@@ -281,8 +397,21 @@ impl TieredStore {
     /// Removes every entry of `stage`; returns how many the local tier held. O(1) for lookups
     /// (a floor time); the local tier's memory is released by moka in the background.
     pub fn flush(&self, stage: &str) -> u64 {
+        let now = SystemTime::now();
         if let Some(p) = self.purges.load().get(stage) {
-            p.flush(SystemTime::now());
+            p.flush(now);
+        }
+        if let Some(shared) = self.shared.get().cloned() {
+            let stage = stage.to_owned();
+            spawn(async move {
+                let _ = shared.record_flush(&stage, now).await;
+                let _ = shared
+                    .publish(&Invalidation::Flush {
+                        stage,
+                        at_ms: millis(now),
+                    })
+                    .await;
+            });
         }
         match self.tier(stage) {
             Some(tier) => {
@@ -343,6 +472,25 @@ fn resized(old: &LocalTier, capacity: u64) -> (LocalTier, usize) {
 
 fn saturating_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Unix milliseconds.
+fn millis(t: SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn from_millis(ms: u64) -> SystemTime {
+    std::time::UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+/// Runs shared-tier side effects in the background when a runtime is there (always, in the
+/// gateway; unit tests of the local tier may call without one).
+fn spawn(f: impl std::future::Future<Output = ()> + Send + 'static) {
+    if let Ok(h) = tokio::runtime::Handle::try_current() {
+        h.spawn(f);
+    }
 }
 
 #[cfg(test)]

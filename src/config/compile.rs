@@ -137,7 +137,15 @@ pub(crate) fn gateway(cx: &mut FileCtx, g: &FileGateway) -> Option<GatewaySettin
         let url = r.url.get_ref();
         let scheme = url.split_once("://").map(|(s, _)| s);
         match scheme {
-            Some("redis" | "redis+unix" | "unix") => {}
+                        Some("redis" | "redis+unix" | "unix") => {}
+            Some(cluster) if cluster.contains("cluster") => {
+                cx.error(
+                    &r.url,
+                    "Redis Cluster is not supported: cachegate's shared tier talks to one Redis",
+                    Some("point url at a single Redis primary (with replicas for failover), or at a cluster-aware proxy".into()),
+                );
+                return None;
+            }
             Some("rediss") => {
                 cx.error(
                     &r.url,

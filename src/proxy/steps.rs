@@ -103,6 +103,11 @@ fn lookup(
         assign_to: p.assign_to.clone(),
         store_key: key.store_key(),
         prefixes: checks(store, &stage.name, &key),
+        all_prefixes: {
+            let mut p = key.prefix_hashes();
+            p.push(key.store_key().0);
+            p
+        },
         deadline: p.lookup_timeout,
         encrypted: stage.cache.encrypted,
     });
@@ -115,6 +120,7 @@ pub struct PendingLookup {
     assign_to: String,
     store_key: crate::cache::entry::StoreKey,
     prefixes: Vec<[u8; 16]>,
+    all_prefixes: Vec<[u8; 16]>,
     deadline: Option<Duration>,
     encrypted: bool,
 }
@@ -122,10 +128,12 @@ pub struct PendingLookup {
 impl PendingLookup {
     /// Reads the value and returns the variables to set (`cachehit`, and `<AssignTo>` on a hit).
     pub async fn finish(self, stage: &str, store: &TieredStore) -> Vec<(String, String)> {
+        let all = self.all_prefixes;
         let found = store.get_tiered(
             stage,
             &self.store_key,
             &self.prefixes,
+            move || all,
             self.deadline,
             self.encrypted,
         );

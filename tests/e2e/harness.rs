@@ -89,6 +89,15 @@ impl PolicyDir {
         d
     }
 
+    /// Adds a `[redis]` section (the shared tier) to gateway.toml.
+    pub fn with_redis(&self, url: &str, extra: &str) -> &Self {
+        let path = self.dir.path().join("gateway.toml");
+        let mut text = std::fs::read_to_string(&path).expect("gateway.toml");
+        text.push_str(&format!("[redis]\nurl = \"{url}\"\n{extra}\n"));
+        std::fs::write(path, text).expect("write");
+        self
+    }
+
     /// Writes `rel` (creating folders), substituting `{{ORIGIN}}`.
     pub fn write(&self, rel: &str, text: &str) -> &Self {
         let path = self.dir.path().join(rel);
@@ -212,6 +221,28 @@ impl RedisServer {
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Runs one command with a raw RESP request and returns the raw reply (tests only).
+    pub fn command(&self, args: &[&str]) -> String {
+        use std::io::{Read, Write};
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect redis");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut req = format!("*{}\r\n", args.len());
+        for a in args {
+            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        s.write_all(req.as_bytes()).expect("write");
+        let mut buf = vec![0u8; 1 << 20];
+        let n = s.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    /// Kills the server (to test Redis being down).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -13,4 +13,5 @@ mod invalidation;
 mod reload;
 mod routing;
 mod schemas;
+mod shared;
 mod validation;

@@ -1,0 +1,200 @@
+//! The shared Redis tier: several gateways share entries and invalidations, and Redis being
+//! slow or down never fails a request.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::{
+    client, eventually, origin, PolicyDir, RedisServer, TestGateway, ADMIN_TOKEN,
+};
+
+const STAGE: &str =
+    "target = \"http://{{ORIGIN}}\"\nresources = [\"/items/{id}\"]\n[cache]\nenabled = true\n";
+
+fn gateway_with(o: &cachegate_origin::Origin, redis: &RedisServer, stage: &str) -> TestGateway {
+    let d = PolicyDir::new(o);
+    d.with_redis(&redis.url(), "max_local_ttl_ms = 1000");
+    d.stage("prod", stage);
+    TestGateway::start(d)
+}
+
+async fn x_cache(url: &str) -> (u16, String, String) {
+    let r = client().get(url).send().await.expect("request");
+    let status = r.status().as_u16();
+    let xc = r
+        .headers()
+        .get("x-cache")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    (status, xc, r.text().await.unwrap_or_default())
+}
+
+async fn metrics(gw: &TestGateway) -> String {
+    client()
+        .get(gw.admin("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_response_cached_by_one_instance_is_a_hit_on_another() {
+    let redis = RedisServer::start();
+    let o = origin();
+    let g1 = gateway_with(&o, &redis, STAGE);
+    let g2 = gateway_with(&o, &redis, STAGE);
+    let (_, xc, body) = x_cache(&g1.url("/prod/items/1")).await;
+    assert_eq!(xc, "MISS");
+    // The write to Redis is asynchronous: poll until the other instance sees it.
+    eventually(
+        "instance 2 hits the shared tier",
+        Duration::from_secs(5),
+        || async {
+            let (_, xc, b) = x_cache(&g2.url("/prod/items/1")).await;
+            xc == "HIT" && b == body
+        },
+    )
+    .await;
+    assert_eq!(o.count("/items/1"), 1);
+    let text = metrics(&g2).await;
+    assert!(text.contains("tier=\"shared\""), "{text}");
+    // The shared hit refilled instance 2's local tier.
+    let (_, xc, _) = x_cache(&g2.url("/prod/items/1")).await;
+    assert_eq!(xc, "HIT");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invalidation_on_one_instance_reaches_the_other() {
+    let redis = RedisServer::start();
+    let o = origin();
+    let g1 = gateway_with(&o, &redis, STAGE);
+    let g2 = gateway_with(&o, &redis, STAGE);
+    x_cache(&g1.url("/prod/items/2")).await;
+    eventually(
+        "instance 2 has the entry",
+        Duration::from_secs(5),
+        || async { x_cache(&g2.url("/prod/items/2")).await.1 == "HIT" },
+    )
+    .await;
+    let r = client()
+        .post(g1.admin("/stages/prod/cache/invalidate"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({"path": "/items/2"}))
+        .send()
+        .await
+        .expect("invalidate");
+    assert_eq!(r.status(), 200);
+    eventually(
+        "instance 2 drops its copy",
+        Duration::from_secs(5),
+        || async { x_cache(&g2.url("/prod/items/2")).await.1 == "MISS" },
+    )
+    .await;
+    // A flush on instance 2 reaches instance 1 too.
+    x_cache(&g1.url("/prod/items/3")).await;
+    let r = client()
+        .post(g2.admin("/stages/prod/cache/flush"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("flush");
+    assert_eq!(r.status(), 200);
+    eventually(
+        "instance 1 drops its copy",
+        Duration::from_secs(5),
+        || async { x_cache(&g1.url("/prod/items/3")).await.1 == "MISS" },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_down_or_paused_never_fails_a_request() {
+    let mut redis = RedisServer::start();
+    let o = origin();
+    let g = gateway_with(&o, &redis, STAGE);
+    x_cache(&g.url("/prod/items/4")).await;
+    // Paused: lookups hit the deadline (50 ms) and count as misses; requests still answer fast.
+    redis.command(&["CLIENT", "PAUSE", "3000", "ALL"]);
+    let started = Instant::now();
+    for i in 0..5 {
+        let (status, _, _) = x_cache(&g.url(&format!("/prod/items/p{i}"))).await;
+        assert_eq!(status, 200);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "requests waited for a paused Redis: {:?}",
+        started.elapsed()
+    );
+    // Killed: still every request answered.
+    redis.kill();
+    for i in 0..20 {
+        let (status, _, _) = x_cache(&g.url(&format!("/prod/items/k{}", i % 4))).await;
+        assert_eq!(status, 200);
+    }
+    let text = metrics(&g).await;
+    assert!(text.contains("cachegate_redis_errors_total"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gateway_starts_and_serves_with_redis_down() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    let dead = crate::harness::free_port();
+    d.with_redis(&format!("redis://127.0.0.1:{dead}"), "");
+    d.stage("prod", STAGE);
+    let g = TestGateway::start(d);
+    let (status, xc, _) = x_cache(&g.url("/prod/items/5")).await;
+    assert_eq!((status, xc.as_str()), (200, "MISS"));
+    let (status, xc, _) = x_cache(&g.url("/prod/items/5")).await;
+    assert_eq!(
+        (status, xc.as_str()),
+        (200, "HIT"),
+        "the local tier still caches"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn encrypted_entries_leave_no_plaintext_in_redis() {
+    let redis = RedisServer::start();
+    let o = origin();
+    // 32 zero bytes, base64: a test key only.
+    std::env::set_var(
+        "CACHEGATE_TEST_CACHE_KEYS",
+        "1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+    );
+    let d = PolicyDir::new(&o);
+    d.with_redis(
+        &redis.url(),
+        "encryption_keys_env = \"CACHEGATE_TEST_CACHE_KEYS\"",
+    );
+    d.stage(
+        "prod",
+        &STAGE.replace("enabled = true", "enabled = true\nencrypted = true"),
+    );
+    let g = TestGateway::start(d);
+    let (_, _, body) = x_cache(&g.url("/prod/items/secret-item-42")).await;
+    assert!(body.contains("secret-item-42"));
+    eventually(
+        "the entry reaches Redis",
+        Duration::from_secs(5),
+        || async { redis.command(&["DBSIZE"]).trim() != ":0" },
+    )
+    .await;
+    let keys = redis.command(&["KEYS", "*"]);
+    let mut saw_entry = false;
+    for key in keys
+        .lines()
+        .filter(|l| !l.starts_with('*') && !l.starts_with('$'))
+    {
+        let value = redis.command(&["GET", key]);
+        assert!(
+            !value.contains("secret-item-42"),
+            "plaintext in Redis under {key}"
+        );
+        saw_entry |= key.contains(":v1:prod:");
+    }
+    assert!(saw_entry, "no entry key in Redis: {keys}");
+}
