@@ -244,6 +244,31 @@ impl RedisServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// Starts the server again on the same port (after `kill`).
+    pub fn restart(&mut self) {
+        self.child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(self._dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server restarts");
+        wait_listening(
+            format!("127.0.0.1:{}", self.port).parse().expect("addr"),
+            Duration::from_secs(10),
+        );
+    }
 }
 
 impl Drop for RedisServer {

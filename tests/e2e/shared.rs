@@ -136,6 +136,46 @@ async fn redis_down_or_paused_never_fails_a_request() {
     }
     let text = metrics(&g).await;
     assert!(text.contains("cachegate_redis_errors_total"), "{text}");
+    // Restarted: the tier recovers (breaker probe, reconnect) and entries are shared again.
+    redis.restart();
+    let o2 = origin();
+    let g2 = gateway_with(&o2, &redis, STAGE);
+    eventually(
+        "the restarted Redis serves shared hits again",
+        Duration::from_secs(15),
+        || async {
+            let _ = x_cache(&g.url("/prod/items/after-restart")).await;
+            x_cache(&g2.url("/prod/items/after-restart")).await.1 == "HIT"
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cache_lookup_timeout_turns_a_slow_shared_lookup_into_a_miss() {
+    let redis = RedisServer::start();
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    // Redis's own deadline is long here, so the policy's CacheLookupTimeoutInSeconds decides.
+    d.with_redis(&redis.url(), "lookup_timeout_ms = 10000");
+    d.stage(
+        "prod",
+        "target = \"http://{{ORIGIN}}\"\n[[flows]]\nname = \"all\"\nrequest = [\"RC\"]\nresponse = [\"RC\"]\n",
+    );
+    d.write(
+        "prod/RC.xml",
+        r#"<ResponseCache name="RC"><CacheKey><KeyFragment ref="request.uri"/></CacheKey><CacheLookupTimeoutInSeconds>1</CacheLookupTimeoutInSeconds></ResponseCache>"#,
+    );
+    let g = TestGateway::start(d);
+    redis.command(&["CLIENT", "PAUSE", "5000", "ALL"]);
+    let started = Instant::now();
+    let (status, xc, _) = x_cache(&g.url("/prod/items/slow-lookup")).await;
+    let took = started.elapsed();
+    assert_eq!((status, xc.as_str()), (200, "MISS"));
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        "lookup took {took:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
