@@ -21,7 +21,9 @@ trap cleanup EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 
-ORIGIN=$(port); GW=$(port); ADMIN=$(port)
+ORIGIN=$(port); GW=$(port); ADMIN=$(port); REDIS=$(port)
+command -v redis-server >/dev/null || { echo "redis-server is required: make deps" >&2; exit 1; }
+redis-server --port "$REDIS" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" >/dev/null & pids+=($!)
 ./target/release/cachegate-origin --listen 127.0.0.1:$ORIGIN --delay-ms 0 >/dev/null & pids+=($!)
 mkdir -p "$work/policies/bench"
 cat > "$work/policies/gateway.toml" <<TOML
@@ -30,9 +32,19 @@ listen = "127.0.0.1:$GW"
 threads = 2
 [admin]
 listen = "127.0.0.1:$ADMIN"
+[redis]
+url = "redis://127.0.0.1:$REDIS"
 TOML
 printf 'base_path = "/bench"\ntarget = "http://127.0.0.1:%s"\n' "$ORIGIN" > "$work/policies/bench/stage.toml"
-mkdir -p "$work/policies/cached" "$work/policies/slow"
+mkdir -p "$work/policies/cached" "$work/policies/slow" "$work/policies/l2"
+# A stage whose local tier is too small to hold the working set: its hits come from Redis.
+printf 'target = "http://127.0.0.1:%s"\n[cache]\nenabled = true\nttl = 3600\ncapacity = 4096\nmax_object_size = 2048\n' "$ORIGIN" > "$work/policies/l2/stage.toml"
+cat > "$work/l2.lua" <<'LUA'
+math.randomseed(os.time())
+request = function()
+  return wrk.format("GET", "/l2/items/" .. math.random(1, 200))
+end
+LUA
 printf 'target = "http://127.0.0.1:%s"\n[cache]\nenabled = true\nttl = 3600\ncapacity = "1GiB"\n' "$ORIGIN" > "$work/policies/cached/stage.toml"
 SLOW=$(port)
 ./target/release/cachegate-origin --listen 127.0.0.1:$SLOW --delay-ms 200 >/dev/null & pids+=($!)
@@ -101,6 +113,17 @@ measure "cachegate miss (new keys)" "http://127.0.0.1:$GW" -s "$work/random.lua"
 curl -s -o /dev/null "http://127.0.0.1:$GW/cached/items/1"
 measure "cachegate hit (local tier)" "http://127.0.0.1:$GW/cached/items/1"
 
+for i in $(seq 1 200); do curl -s -o /dev/null "http://127.0.0.1:$GW/l2/items/$i"; done
+sleep 1
+measure "cachegate hit (Redis tier)" "http://127.0.0.1:$GW" -s "$work/l2.lua"
+l2_hits=$(curl -s "http://127.0.0.1:$ADMIN/metrics" | awk -F' ' '/^cachegate_cache_hits_total.*stage="l2".*tier="shared"/ {s+=$2} END {print s+0}')
+l1_hits=$(curl -s "http://127.0.0.1:$ADMIN/metrics" | awk -F' ' '/^cachegate_cache_hits_total.*stage="l2".*tier="local"/ {s+=$2} END {print s+0}')
+# The same load while Redis is paused for 3 s: lookups time out (50 ms) and become misses.
+redis-cli -p "$REDIS" CLIENT PAUSE 3000 ALL >/dev/null 2>&1 || printf '*4\r\n$6\r\nCLIENT\r\n$5\r\nPAUSE\r\n$4\r\n3000\r\n$3\r\nALL\r\n' > /dev/tcp/127.0.0.1/$REDIS
+paused=$(wrk -t$THREADS -c$CONNS -d3s --latency -s "$work/l2.lua" "http://127.0.0.1:$GW")
+paused_p50=$(awk '$1=="50%" {print $2}' <<<"$paused"); paused_p99=$(awk '$1=="99%" {print $2}' <<<"$paused")
+paused_rps=$(awk '/Requests\/sec/ {print $2}' <<<"$paused"); paused_errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$paused")
+
 # 100 simultaneous requests for one cold key, origin delay 200 ms.
 burst_start=$(date +%s%N)
 seq 1 100 | xargs -P 100 -I{} curl -s -o /dev/null -w '%{http_code}\n' "http://127.0.0.1:$GW/slow/items/burst" > "$work/burst.txt"
@@ -116,6 +139,8 @@ mkdir -p target/bench
   echo "|------------------------------|-------------:|---------:|---------:|"
   printf '%s\n' "${rows[@]}"
   echo
+  echo "Redis-tier row: $l2_hits hits from Redis, $l1_hits from the local tier."
+  echo "While Redis was paused (3 s, same load): $paused_rps req/s, p50 $paused_p50, p99 $paused_p99 ${paused_errors:-(no errors)}"
   echo "100 simultaneous requests for one cold key (origin delay 200 ms): $burst_ok x 200 OK," \
        "$burst_upstream upstream request(s), all answered within $burst_ms ms"
 } | tee target/bench/results.md
