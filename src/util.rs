@@ -36,6 +36,54 @@ pub fn did_you_mean<'c>(
         .map(|(_, c)| c)
 }
 
+/// Normalises a request path the way the gateway routes, keys and forwards it: merges repeated
+/// slashes and resolves `.` and `..` segments (also written `%2e`), keeping a trailing slash.
+/// Returns `None` when `..` climbs above the root, which a request must never do. Other escapes,
+/// including `%2F`, are left as written (they are not separators).
+pub fn normalize_path(path: &str) -> Option<std::borrow::Cow<'_, str>> {
+    let dot = |seg: &str| seg == "." || seg.eq_ignore_ascii_case("%2e");
+    let dotdot = |seg: &str| {
+        seg.len() >= 2
+            && seg.len() <= 6
+            && matches!(
+                seg.to_ascii_lowercase().as_str(),
+                ".." | "%2e." | ".%2e" | "%2e%2e"
+            )
+    };
+    let clean = !path.contains("//") && !path.split('/').any(|s| dot(s) || dotdot(s));
+    if clean && path.starts_with('/') {
+        return Some(std::borrow::Cow::Borrowed(path));
+    }
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path.split('/').collect();
+    let last = segments.len().saturating_sub(1);
+    let mut trailing = false;
+    for (i, seg) in segments.iter().enumerate() {
+        if seg.is_empty() {
+            trailing = i == last && i > 0;
+            continue;
+        }
+        if dot(seg) {
+            trailing = i == last;
+        } else if dotdot(seg) {
+            out.pop()?;
+            trailing = i == last;
+        } else {
+            out.push(seg);
+            trailing = false;
+        }
+    }
+    let mut norm = String::with_capacity(path.len());
+    for seg in &out {
+        norm.push('/');
+        norm.push_str(seg);
+    }
+    if norm.is_empty() || trailing {
+        norm.push('/');
+    }
+    Some(std::borrow::Cow::Owned(norm))
+}
+
 /// Decodes `%XX` escapes and `+` as space (query-string convention). Invalid escapes stay as
 /// written; invalid UTF-8 is replaced, never a panic.
 pub fn percent_decode(s: &str) -> String {
@@ -182,6 +230,39 @@ mod tests {
         );
         let leap = std::time::UNIX_EPOCH + std::time::Duration::from_secs(951_782_400);
         assert_eq!(http_date(leap), "Tue, 29 Feb 2000 00:00:00 GMT");
+    }
+
+    #[test]
+    fn path_normalisation() {
+        assert_eq!(
+            normalize_path("/prod/items/1").as_deref(),
+            Some("/prod/items/1")
+        );
+        assert_eq!(
+            normalize_path("/prod//items/./1").as_deref(),
+            Some("/prod/items/1")
+        );
+        assert_eq!(
+            normalize_path("/prod/items/../items/1").as_deref(),
+            Some("/prod/items/1")
+        );
+        assert_eq!(
+            normalize_path("/prod/%2e%2e/dev/x").as_deref(),
+            Some("/dev/x")
+        );
+        assert_eq!(
+            normalize_path("/prod/items/").as_deref(),
+            Some("/prod/items/")
+        );
+        assert_eq!(
+            normalize_path("/prod/items/.").as_deref(),
+            Some("/prod/items/")
+        );
+        assert_eq!(normalize_path("/").as_deref(), Some("/"));
+        assert_eq!(normalize_path("/a/..").as_deref(), Some("/"));
+        assert_eq!(normalize_path("/prod/../../etc/passwd"), None);
+        assert_eq!(normalize_path("/.."), None);
+        assert_eq!(normalize_path("/a%2Fb").as_deref(), Some("/a%2Fb"));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use pingora::http::ResponseHeader;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
-use pingora::{Error, ErrorSource, ErrorType, Result};
+use pingora::{Error, ErrorSource, ErrorType, OrErr, Result};
 
 use crate::cache::decide::{self, Bypass, CachePlan, Freshness, Reject, RequestFacts};
 use crate::cache::invalidation;
@@ -85,6 +85,8 @@ pub struct Ctx {
     upstream_sent: Option<Instant>,
     /// The tier that served a hit.
     tier: Option<crate::cache::entry::Tier>,
+    /// The path's `..` segments climb above the root: answered with 400.
+    bad_path: bool,
 }
 
 /// A response body being collected for a PopulateCache with `<Source>response.content</Source>`.
@@ -379,11 +381,35 @@ impl ProxyHttp for Gateway {
             replacement: None,
             upstream_sent: None,
             tier: None,
+            bad_path: false,
         }
     }
 
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
         let snapshot = self.handle.snapshot();
+        // Route, key and forward one and the same path: dot segments and repeated slashes are
+        // resolved first, so `/prod/x/../y` cannot be keyed as one path and served as another,
+        // and `..` can never climb out of a stage or its target's path.
+        let normalized = match crate::util::normalize_path(session.req_header().uri.path()) {
+            Some(std::borrow::Cow::Borrowed(_)) => None,
+            Some(std::borrow::Cow::Owned(p)) => Some(p),
+            None => {
+                ctx.bad_path = true;
+                ctx.snapshot = Some(snapshot);
+                return Ok(());
+            }
+        };
+        if let Some(path) = normalized {
+            let req = session.req_header_mut();
+            let pq = match req.uri.query() {
+                Some(q) => format!("{path}?{q}"),
+                None => path,
+            };
+            let uri: http::Uri = pq
+                .parse()
+                .or_err(ErrorType::InvalidHTTPHeader, "normalized path is invalid")?;
+            req.set_uri(uri);
+        }
         if let Some((stage, suffix)) = snapshot.config.route(session.req_header().uri.path()) {
             ctx.stage = Some(Arc::clone(stage));
             ctx.suffix = suffix.to_owned();
@@ -393,6 +419,13 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        if ctx.bad_path {
+            let body = bytes::Bytes::from_static(
+                br#"{"error":"bad_request","message":"the path climbs above the root"}"#,
+            );
+            respond::bytes(session, 400, body).await?;
+            return Ok(true);
+        }
         let (Some(stage), Some(snapshot)) = (ctx.stage.clone(), ctx.snapshot.clone()) else {
             let path = session.req_header().uri.path().to_owned();
             respond::json(session, 404, &respond::not_found(&path)).await?;

@@ -234,3 +234,52 @@ name = "other"
     let (status, _, _) = get_json(&gw.url("/prod/echo")).await;
     assert_eq!(status, 200);
 }
+
+/// One raw HTTP/1.1 GET (clients like reqwest normalise dot segments themselves).
+fn raw_get(addr: &str, target: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn dot_segments_are_resolved_before_routing_keying_and_forwarding() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    d.stage(
+        "prod",
+        "target = \"http://{{ORIGIN}}/echo/prefix\"\n[cache]\nenabled = true\n",
+    );
+    d.stage("dev", "target = \"http://{{ORIGIN}}/echo/dev\"\n");
+    let gw = TestGateway::start(d);
+    let addr = gw.url.trim_start_matches("http://").to_owned();
+    let r = raw_get(&addr, "/prod/a/../b//c/./d");
+    assert!(
+        r.to_ascii_lowercase()
+            .contains("x-echo-path: /echo/prefix/b/c/d"),
+        "{r}"
+    );
+    // The same entry as the plain path.
+    let r = raw_get(&addr, "/prod/b/c/d");
+    assert!(r.to_ascii_lowercase().contains("x-cache: hit"), "{r}");
+    // `..` (also `%2e%2e`) cannot leave the target's path prefix; it moves between stages the
+    // way a browser would resolve it.
+    let r = raw_get(&addr, "/prod/%2e%2e/dev/x");
+    assert!(
+        r.to_ascii_lowercase().contains("x-echo-path: /echo/dev/x"),
+        "{r}"
+    );
+    let r = raw_get(&addr, "/prod/../../etc/passwd");
+    assert!(r.starts_with("HTTP/1.1 400"), "{r}");
+    assert!(r.contains("bad_request"), "{r}");
+    assert_eq!(o.count("/etc/passwd"), 0);
+}
