@@ -32,6 +32,47 @@ pub struct Entry {
     /// Hashes of the key's prefixes (see `BuiltKey::prefix_hashes`), so an admin prefix purge
     /// can count and drop the local entries it covers. Empty when unknown.
     pub prefixes: std::sync::Arc<[[u8; 16]]>,
+    /// A decoded form of `meta` the reader may cache (the bridge keeps pingora's parsed cache
+    /// header here, so a hit does not decompress and re-parse it every time).
+    pub decoded: DecodedSlot,
+}
+
+/// A write-once slot for a decoded form of an entry's metadata. Shared by clones of the same
+/// entry; a new entry (new metadata) must get a new slot.
+#[derive(Clone, Default)]
+pub struct DecodedSlot(
+    std::sync::Arc<std::sync::OnceLock<std::sync::Arc<dyn std::any::Any + Send + Sync>>>,
+);
+
+impl DecodedSlot {
+    /// The decoded value, if a reader stored one.
+    pub fn get(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
+        self.0.get().map(|v| &**v)
+    }
+
+    /// Stores the decoded value (the first one wins).
+    pub fn set(&self, value: std::sync::Arc<dyn std::any::Any + Send + Sync>) {
+        let _ = self.0.set(value);
+    }
+}
+
+impl PartialEq for DecodedSlot {
+    /// A cache of `meta`, which is compared itself: never a difference of its own.
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for DecodedSlot {}
+
+impl std::fmt::Debug for DecodedSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "DecodedSlot(set)"
+        } else {
+            "DecodedSlot(empty)"
+        })
+    }
 }
 
 impl Entry {

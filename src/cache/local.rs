@@ -272,6 +272,7 @@ mod tests {
             created: now,
             expires_at: now + ttl,
             prefixes: Default::default(),
+            decoded: Default::default(),
         })
     }
 
@@ -321,6 +322,7 @@ mod tests {
             created: now - Duration::from_secs(10),
             expires_at: now - Duration::from_secs(1),
             prefixes: Default::default(),
+            decoded: Default::default(),
         });
         tier.insert(key(1), past);
         assert_eq!(tier.get(&key(1)), None);

@@ -327,6 +327,7 @@ fn decode_entry(buf: Bytes) -> Option<Entry> {
         created: from_unix_ms(created),
         expires_at: from_unix_ms(expires),
         prefixes: prefixes.into(),
+        decoded: Default::default(),
     })
 }
 
@@ -1341,6 +1342,7 @@ mod tests {
             created,
             expires_at: created + ttl,
             prefixes: vec![[1u8; 16], [2u8; 16]].into(),
+            decoded: Default::default(),
         }
     }
 
@@ -1401,6 +1403,7 @@ mod tests {
             meta: Bytes::new(),
             body: Bytes::new(),
             prefixes: Vec::new().into(),
+            decoded: Default::default(),
             ..e
         };
         assert_eq!(

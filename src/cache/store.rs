@@ -513,6 +513,7 @@ mod tests {
             created: now,
             expires_at: now + Duration::from_secs(600),
             prefixes: Default::default(),
+            decoded: Default::default(),
         })
     }
 

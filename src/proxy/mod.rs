@@ -87,6 +87,8 @@ pub struct Ctx {
     tier: Option<crate::cache::entry::Tier>,
     /// The path's `..` segments climb above the root: answered with 400.
     bad_path: bool,
+    /// The client's IP address, formatted once.
+    client_ip: String,
 }
 
 /// A response body being collected for a PopulateCache with `<Source>response.content</Source>`.
@@ -326,7 +328,7 @@ impl Gateway {
             .as_deref()
             .and_then(|n| stage.flows.iter().find(|f| f.name == n));
         let flow_steps: Vec<Step> = flow.map(|f| f.steps.response.clone()).unwrap_or_default();
-        let ip = client_ip(session);
+        let ip = ctx.client_ip.clone();
         let steps_list: Vec<Step> = stage
             .preflow
             .response
@@ -382,11 +384,13 @@ impl ProxyHttp for Gateway {
             upstream_sent: None,
             tier: None,
             bad_path: false,
+            client_ip: String::new(),
         }
     }
 
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
         let snapshot = self.handle.snapshot();
+        ctx.client_ip = client_ip(session);
         // Route, key and forward one and the same path: dot segments and repeated slashes are
         // resolved first, so `/prod/x/../y` cannot be keyed as one path and served as another,
         // and `..` can never climb out of a stage or its target's path.
@@ -445,7 +449,7 @@ impl ProxyHttp for Gateway {
                     .collect()
             })
             .unwrap_or_default();
-        let ip = client_ip(session);
+        let ip = ctx.client_ip.clone();
         let flow_index = {
             let params = ctx.params();
             let vars = request_vars(session, ctx, &stage, &snapshot, &params, &ip, None);
@@ -638,7 +642,7 @@ impl ProxyHttp for Gateway {
         else {
             return Ok(RespCacheable::Uncacheable(NoCacheReason::NeverEnabled));
         };
-        let ip = client_ip(session);
+        let ip = ctx.client_ip.clone();
         let params = ctx.params();
         let vars = request_vars(session, ctx, stage, snapshot, &params, &ip, Some(resp));
         let decision = decide::store(
@@ -730,13 +734,7 @@ impl ProxyHttp for Gateway {
                 fwd.query = Some(upstream::declared_query(query, &declared));
             }
         }
-        upstream::rewrite_request(
-            upstream_request,
-            stage,
-            &ctx.suffix,
-            &client_ip(session),
-            &fwd,
-        )
+        upstream::rewrite_request(upstream_request, stage, &ctx.suffix, &ctx.client_ip, &fwd)
     }
 
     async fn upstream_response_filter(

@@ -49,6 +49,7 @@ fn value_entry(value: Bytes, ttl: Duration, key: &BuiltKey) -> Entry {
         created: now,
         expires_at: now + ttl,
         prefixes: std::sync::Arc::from(key.prefix_hashes()),
+        decoded: Default::default(),
     }
 }
 

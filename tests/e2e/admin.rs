@@ -44,6 +44,25 @@ async fn health_config_and_metrics() {
             .expect("req");
     }
     client().get(gw.url("/missing")).send().await.expect("req");
+    // Metrics are recorded in the logging phase, after the response is sent: poll.
+    crate::harness::eventually(
+        "the 404 is counted",
+        std::time::Duration::from_secs(5),
+        || async {
+            let text = client()
+                .get(gw.admin("/metrics"))
+                .send()
+                .await
+                .expect("req")
+                .text()
+                .await
+                .expect("text");
+            text.contains(
+                "cachegate_requests_total{method=\"GET\",stage=\"none\",status_class=\"4xx\"}",
+            )
+        },
+    )
+    .await;
     let resp = client()
         .get(gw.admin("/metrics"))
         .send()

@@ -690,6 +690,23 @@ async fn cache_metrics_are_labelled_by_stage_resource_method_policy_and_tier() {
         get(&gw.url("/metricsstage/items/7")).await;
     }
     get(&gw.url("/metricsstage/items/8?cookie=1")).await;
+    // Metrics are recorded in the logging phase, after the response is sent: poll.
+    eventually(
+        "the last request is counted",
+        Duration::from_secs(5),
+        || async {
+            get(&gw.admin("/metrics"))
+                .await
+                .body
+                .contains("reason=\"cookie\",stage=\"metricsstage\"")
+                && get(&gw.admin("/metrics")).await.body.lines().any(|l| {
+                    l.starts_with("cachegate_cache_misses_total")
+                        && l.contains("metricsstage")
+                        && l.ends_with(" 2")
+                })
+        },
+    )
+    .await;
     let text = get(&gw.admin("/metrics")).await.body;
     let value = |needle: &str| -> f64 {
         text.lines()

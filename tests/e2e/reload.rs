@@ -181,6 +181,25 @@ async fn metrics_text_passes_promtool_and_has_the_catalog() {
         .send()
         .await
         .expect("req");
+    // Metrics are recorded in the logging phase, after the response is sent: poll.
+    crate::harness::eventually(
+        "the hits are counted",
+        std::time::Duration::from_secs(5),
+        || async {
+            let text = client()
+                .get(gw.admin("/metrics"))
+                .send()
+                .await
+                .expect("req")
+                .text()
+                .await
+                .expect("text");
+            text.lines().any(|l| {
+                l.starts_with("cachegate_cache_hits_total") && l.contains("stage=\"prod\"")
+            })
+        },
+    )
+    .await;
     let text = client()
         .get(gw.admin("/metrics"))
         .send()

@@ -59,8 +59,13 @@ async fn a_response_cached_by_one_instance_is_a_hit_on_another() {
     )
     .await;
     assert_eq!(o.count("/items/1"), 1);
-    let text = metrics(&g2).await;
-    assert!(text.contains("tier=\"shared\""), "{text}");
+    // Metrics are recorded after the response is sent: poll.
+    eventually(
+        "the shared hit is counted",
+        Duration::from_secs(5),
+        || async { metrics(&g2).await.contains("tier=\"shared\"") },
+    )
+    .await;
     // The shared hit refilled instance 2's local tier.
     let (_, xc, _) = x_cache(&g2.url("/prod/items/1")).await;
     assert_eq!(xc, "HIT");
