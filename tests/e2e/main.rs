@@ -14,4 +14,5 @@ mod reload;
 mod routing;
 mod schemas;
 mod shared;
+mod smuggling;
 mod validation;
