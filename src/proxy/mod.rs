@@ -423,6 +423,11 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        if let Some(message) = respond::ambiguous_framing(session.req_header()) {
+            // The connection is closed after this answer: its framing cannot be trusted.
+            respond::reject(session, message).await?;
+            return Ok(true);
+        }
         if ctx.bad_path {
             let body = bytes::Bytes::from_static(
                 br#"{"error":"bad_request","message":"the path climbs above the root"}"#,

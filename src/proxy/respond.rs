@@ -35,6 +35,38 @@ pub(super) async fn bytes(session: &mut Session, status: u16, body: Bytes) -> Re
     Ok(())
 }
 
+/// Why a request is refused before anything is forwarded, if it is: an HTTP/1.1 request without
+/// `Host` (RFC 9112 §3.2). (A request with both `Content-Length` and `Transfer-Encoding` never gets
+/// here in that shape: Pingora drops `Content-Length`, frames by `Transfer-Encoding` and closes the
+/// connection afterwards, as RFC 9112 §6.1 allows.)
+pub(super) fn ambiguous_framing(req: &pingora::http::RequestHeader) -> Option<&'static str> {
+    let h = &req.headers;
+    if req.version == http::Version::HTTP_11 && !h.contains_key(http::header::HOST) {
+        return Some("an HTTP/1.1 request needs a Host header");
+    }
+    None
+}
+
+/// Answers 400 and closes the connection (the rest of the request cannot be trusted).
+pub(super) async fn reject(session: &mut Session, message: &str) -> Result<()> {
+    let body =
+        Bytes::from(serde_json::json!({ "error": "bad_request", "message": message }).to_string());
+    json_and_close(session, 400, body).await
+}
+
+/// Writes a JSON error that must not be stored and closes the connection afterwards.
+async fn json_and_close(session: &mut Session, code: u16, body: Bytes) -> Result<()> {
+    let mut h = ResponseHeader::build(code, Some(4))?;
+    h.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+    h.insert_header(http::header::CONTENT_LENGTH, body.len())?;
+    h.insert_header(http::header::CACHE_CONTROL, "no-store")?;
+    h.insert_header(http::header::CONNECTION, "close")?;
+    session
+        .as_downstream_mut()
+        .write_error_response(h, body)
+        .await
+}
+
 /// The body of a policy failure (names the policy; never values, which may be secret).
 pub(super) fn fault_body(fault: &super::steps::Fault) -> Bytes {
     Bytes::from(
@@ -86,16 +118,7 @@ pub(super) fn error_status(e: &Error) -> u16 {
 /// Answers a failed proxy attempt with a JSON error. The connection is closed afterwards
 /// (Pingora's error path does not reuse it), which the header says.
 pub(super) async fn error(session: &mut Session, code: u16, stage: Option<&Stage>) -> Result<()> {
-    let body = upstream_error(code, stage);
-    let mut h = ResponseHeader::build(code, Some(4))?;
-    h.insert_header(http::header::CONTENT_TYPE, "application/json")?;
-    h.insert_header(http::header::CONTENT_LENGTH, body.len())?;
-    h.insert_header(http::header::CACHE_CONTROL, "no-store")?;
-    h.insert_header(http::header::CONNECTION, "close")?;
-    session
-        .as_downstream_mut()
-        .write_error_response(h, body)
-        .await
+    json_and_close(session, code, upstream_error(code, stage)).await
 }
 
 /// The JSON body of an error answered in `fail_to_proxy`. It names the stage but never the

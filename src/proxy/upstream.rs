@@ -44,6 +44,10 @@ const UNKEYED_OVERRIDES: &[&str] = &[
     "forwarded",
     "x-forwarded-host",
     "x-forwarded-server",
+    "x-forwarded-port",
+    "x-forwarded-scheme",
+    "x-forwarded-prefix",
+    "x-forwarded-path",
     "x-host",
 ];
 

@@ -921,14 +921,34 @@ async fn unkeyed_request_inputs_cannot_poison_entries() {
             .header("host", "evil.test")
             .header("x-forwarded-host", "evil.test")
             .header("x-http-method-override", "DELETE")
-            .header("x-original-url", "/admin"),
+            .header("x-http-method", "DELETE")
+            .header("x-method-override", "DELETE")
+            .header("x-original-url", "/admin")
+            .header("x-rewrite-url", "/admin")
+            .header("forwarded", "host=evil.test;proto=http")
+            .header("x-forwarded-server", "evil.test")
+            .header("x-forwarded-port", "8443")
+            .header("x-forwarded-scheme", "http")
+            .header("x-forwarded-prefix", "/evil")
+            .header("x-forwarded-path", "/evil")
+            .header("x-host", "evil.test"),
     )
     .await;
     let h = &r.json()["headers"];
     for name in [
         "x-forwarded-host",
         "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
         "x-original-url",
+        "x-rewrite-url",
+        "forwarded",
+        "x-forwarded-server",
+        "x-forwarded-port",
+        "x-forwarded-scheme",
+        "x-forwarded-prefix",
+        "x-forwarded-path",
+        "x-host",
     ] {
         assert!(h.get(name).is_none(), "{name} reached the target: {h}");
     }
