@@ -127,6 +127,26 @@ fn error(status: StatusCode, message: &str) -> Response<Vec<u8>> {
     json(status, &serde_json::json!({ "error": message }))
 }
 
+/// A 405 with the `Allow` header RFC 9110 §15.5.6 requires, so a client using the wrong method
+/// learns which one the resource takes instead of concluding it does not exist.
+fn method_not_allowed(allow: &'static str) -> Response<Vec<u8>> {
+    let mut resp = error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    resp.headers_mut()
+        .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
+    resp
+}
+
+/// `/stages/{stage}/cache/{flush|invalidate}`: the shape of a stage cache operation.
+fn is_stage_operation(path: &str) -> bool {
+    matches!(
+        path.trim_start_matches('/')
+            .split('/')
+            .collect::<Vec<_>>()
+            .as_slice(),
+        ["stages", _, "cache", "flush" | "invalidate"]
+    )
+}
+
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
@@ -182,9 +202,9 @@ impl ServeHttp for AdminApp {
                 };
                 self.stage_operation(p, &body)
             }
-            (_, "/healthz" | "/metrics" | "/config" | "/reload") => {
-                error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
-            }
+            (_, "/healthz" | "/metrics" | "/config") => method_not_allowed("GET"),
+            (_, "/reload") => method_not_allowed("POST"),
+            (_, p) if is_stage_operation(p) => method_not_allowed("POST"),
             _ => error(StatusCode::NOT_FOUND, "not found"),
         }
     }

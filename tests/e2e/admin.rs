@@ -95,6 +95,29 @@ async fn health_config_and_metrics() {
 
     let resp = client().get(gw.admin("/nope")).send().await.expect("req");
     assert_eq!(resp.status(), 404);
+    // A known resource with the wrong method is a 405 naming the right one, not a 404.
+    for (path, allow) in [
+        ("/reload", "POST"),
+        ("/stages/prod/cache/flush", "POST"),
+        ("/stages/prod/cache/invalidate", "POST"),
+    ] {
+        let resp = client().get(gw.admin(path)).send().await.expect("req");
+        assert_eq!(resp.status(), 405, "{path}");
+        assert_eq!(resp.headers()["allow"], allow, "{path}");
+    }
+    let resp = client()
+        .post(gw.admin("/healthz"))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "GET");
+    let resp = client()
+        .get(gw.admin("/stages/prod/cache/other"))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(resp.status(), 404);
 }
 
 #[tokio::test]
