@@ -17,7 +17,7 @@ use super::file::{FileGateway, FileGrant, FileStage, FileSteps};
 use super::resource::ResourcePattern;
 use super::runtime::{
     CacheMode, Flow, FlowSteps, GatewaySettings, Grant, InvalidationSettings, KeyParameter,
-    MethodOverride, RedisSettings, StageCache, Step, Target, UnauthorizedStrategy,
+    MethodOverride, RedisSettings, RequestLimits, StageCache, Step, Target, UnauthorizedStrategy,
 };
 use crate::diag::{Diagnostic, Diagnostics, Pos};
 use crate::flow::condition::Condition;
@@ -112,6 +112,26 @@ pub(crate) fn gateway(cx: &mut FileCtx, g: &FileGateway) -> Option<GatewaySettin
             Some("write a number from 1 to 256".into()),
         );
     }
+    let limits = RequestLimits {
+        max_uri_bytes: bounded(
+            cx,
+            &g.server.max_uri_bytes,
+            "max_uri_bytes",
+            256..=PINGORA_HEADER_BYTES,
+        ),
+        max_header_bytes: bounded(
+            cx,
+            &g.server.max_request_header_bytes,
+            "max_request_header_bytes",
+            1024..=PINGORA_HEADER_BYTES,
+        ),
+        max_headers: bounded(
+            cx,
+            &g.server.max_request_headers,
+            "max_request_headers",
+            1..=256,
+        ),
+    };
     if let (Some(a), Some(b)) = (listen, admin_listen) {
         if a == b {
             cx.error(
@@ -210,10 +230,38 @@ pub(crate) fn gateway(cx: &mut FileCtx, g: &FileGateway) -> Option<GatewaySettin
         listen: listen?,
         threads: threads as usize,
         grace_period: Duration::from_secs(g.server.grace_period_secs),
+        limits,
         admin_listen: admin_listen?,
         admin_token_env,
         redis,
     })
+}
+
+/// The most request header bytes Pingora 0.9 reads before refusing the request itself.
+const PINGORA_HEADER_BYTES: u32 = 1_048_575;
+
+/// A request size limit within `range`, whose top is what Pingora itself accepts (1 MiB of header
+/// bytes, 256 header fields): a larger limit could never be reached and would mislead the
+/// operator.
+fn bounded(
+    cx: &mut FileCtx,
+    v: &Spanned<u32>,
+    name: &str,
+    range: std::ops::RangeInclusive<u32>,
+) -> usize {
+    let n = *v.get_ref();
+    if !range.contains(&n) {
+        cx.error(
+            v,
+            format!("{name} = {n} is out of range"),
+            Some(format!(
+                "write a number from {} to {}",
+                range.start(),
+                range.end()
+            )),
+        );
+    }
+    n.clamp(*range.start(), *range.end()) as usize
 }
 
 /// Hides a password in a URL for messages.

@@ -32,6 +32,18 @@ pub(crate) fn threads() -> Spanned<u32> {
 pub(crate) fn grace_period_secs() -> u64 {
     5
 }
+/// NGINX's default for one header line (`large_client_header_buffers 4 8k`).
+pub(crate) fn max_uri_bytes() -> Spanned<u32> {
+    unspanned(8192)
+}
+/// NGINX's default total (`large_client_header_buffers 4 8k`).
+pub(crate) fn max_request_header_bytes() -> Spanned<u32> {
+    unspanned(32768)
+}
+/// Apache's `LimitRequestFields` default.
+pub(crate) fn max_request_headers() -> Spanned<u32> {
+    unspanned(100)
+}
 pub(crate) fn redis_key_prefix() -> Spanned<String> {
     unspanned("cachegate".to_owned())
 }

@@ -59,6 +59,20 @@ pub struct FileServer {
     /// Seconds a graceful shutdown (SIGTERM) waits for in-flight requests.
     #[serde(default = "defaults::grace_period_secs")]
     pub grace_period_secs: u64,
+    /// Longest request target (path and query) accepted, in bytes; longer ones get `414`.
+    #[serde(default = "defaults::max_uri_bytes")]
+    #[schemars(with = "u32")]
+    pub max_uri_bytes: Spanned<u32>,
+    /// Largest total size of the request's header fields (names, values and `": "`/CRLF), in
+    /// bytes; larger ones get `431`. Every header is hashed, matched and maybe keyed, so a bound
+    /// well below Pingora's 1 MiB keeps one request from costing megabytes of work.
+    #[serde(default = "defaults::max_request_header_bytes")]
+    #[schemars(with = "u32")]
+    pub max_request_header_bytes: Spanned<u32>,
+    /// Most header fields a request may carry; more get `431`.
+    #[serde(default = "defaults::max_request_headers")]
+    #[schemars(with = "u32")]
+    pub max_request_headers: Spanned<u32>,
 }
 
 impl Default for FileServer {
@@ -67,6 +81,9 @@ impl Default for FileServer {
             listen: defaults::server_listen(),
             threads: defaults::threads(),
             grace_period_secs: defaults::grace_period_secs(),
+            max_uri_bytes: defaults::max_uri_bytes(),
+            max_request_header_bytes: defaults::max_request_header_bytes(),
+            max_request_headers: defaults::max_request_headers(),
         }
     }
 }

@@ -58,12 +58,25 @@ pub struct GatewaySettings {
     pub threads: usize,
     /// Graceful shutdown period.
     pub grace_period: Duration,
+    /// Size limits checked on every request before anything else.
+    pub limits: RequestLimits,
     /// Admin listener.
     pub admin_listen: SocketAddr,
     /// Environment variable with the admin token, if configured.
     pub admin_token_env: Option<String>,
     /// The shared tier, if configured.
     pub redis: Option<RedisSettings>,
+}
+
+/// `[server] max_*`: request size limits (reloadable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// Longest request target in bytes (`414` beyond).
+    pub max_uri_bytes: usize,
+    /// Largest total header size in bytes (`431` beyond).
+    pub max_header_bytes: usize,
+    /// Most header fields (`431` beyond).
+    pub max_headers: usize,
 }
 
 /// `[redis]`, validated.

@@ -87,6 +87,8 @@ pub struct Ctx {
     tier: Option<crate::cache::entry::Tier>,
     /// The path's `..` segments climb above the root: answered with 400.
     bad_path: bool,
+    /// The request exceeds a `[server] max_*` limit: the status and message it is refused with.
+    over_limit: Option<(u16, &'static str)>,
     /// The client's IP address, formatted once.
     client_ip: String,
 }
@@ -384,6 +386,7 @@ impl ProxyHttp for Gateway {
             upstream_sent: None,
             tier: None,
             bad_path: false,
+            over_limit: None,
             client_ip: String::new(),
         }
     }
@@ -391,6 +394,13 @@ impl ProxyHttp for Gateway {
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
         let snapshot = self.handle.snapshot();
         ctx.client_ip = client_ip(session);
+        // Checked on the request as received, before any work that scales with its size.
+        ctx.over_limit =
+            respond::over_limits(session.req_header(), &snapshot.config.gateway.limits);
+        if ctx.over_limit.is_some() {
+            ctx.snapshot = Some(snapshot);
+            return Ok(());
+        }
         // Route, key and forward one and the same path: dot segments and repeated slashes are
         // resolved first, so `/prod/x/../y` cannot be keyed as one path and served as another,
         // and `..` can never climb out of a stage or its target's path.
@@ -425,7 +435,11 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         if let Some(message) = respond::ambiguous_framing(session.req_header()) {
             // The connection is closed after this answer: its framing cannot be trusted.
-            respond::reject(session, message).await?;
+            respond::reject(session, 400, message).await?;
+            return Ok(true);
+        }
+        if let Some((code, message)) = ctx.over_limit {
+            respond::reject(session, code, message).await?;
             return Ok(true);
         }
         if ctx.bad_path {

@@ -47,11 +47,49 @@ pub(super) fn ambiguous_framing(req: &pingora::http::RequestHeader) -> Option<&'
     None
 }
 
-/// Answers 400 and closes the connection (the rest of the request cannot be trusted).
-pub(super) async fn reject(session: &mut Session, message: &str) -> Result<()> {
-    let body =
-        Bytes::from(serde_json::json!({ "error": "bad_request", "message": message }).to_string());
-    json_and_close(session, 400, body).await
+/// Which `[server] max_*` limit a request exceeds, if any: `414` for the request target, `431`
+/// for the header fields (RFC 9110 §15.5.15, RFC 6585 §5).
+pub(super) fn over_limits(
+    req: &pingora::http::RequestHeader,
+    limits: &crate::config::runtime::RequestLimits,
+) -> Option<(u16, &'static str)> {
+    if req.raw_path().len() > limits.max_uri_bytes {
+        return Some((
+            414,
+            "the request target is longer than this gateway accepts",
+        ));
+    }
+    if req.headers.len() > limits.max_headers {
+        return Some((
+            431,
+            "the request has more header fields than this gateway accepts",
+        ));
+    }
+    // As on the wire: `name: value` plus CRLF.
+    let bytes: usize = req
+        .headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    if bytes > limits.max_header_bytes {
+        return Some((
+            431,
+            "the request header fields are larger than this gateway accepts",
+        ));
+    }
+    None
+}
+
+/// Refuses a request with a JSON error and closes the connection (the rest of what the client
+/// sends cannot be trusted, or is not worth reading).
+pub(super) async fn reject(session: &mut Session, code: u16, message: &str) -> Result<()> {
+    let error = match code {
+        414 => "uri_too_long",
+        431 => "request_header_fields_too_large",
+        _ => "bad_request",
+    };
+    let body = Bytes::from(serde_json::json!({ "error": error, "message": message }).to_string());
+    json_and_close(session, code, body).await
 }
 
 /// Writes a JSON error that must not be stored and closes the connection afterwards.

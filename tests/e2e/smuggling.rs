@@ -916,3 +916,144 @@ fn upgrade_request_does_not_forward_pipelined_bytes() {
         assert_smuggled_never_seen(&f, "Upgrade + pipelined request", "up");
     }
 }
+
+/// `GET /prod/items/<id>` with `extra` raw header lines, on a closing connection.
+fn get_with(path: &str, extra: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{extra}\r\n")
+        .into_bytes()
+}
+
+/// `n` distinct header lines.
+fn header_lines(n: usize) -> String {
+    (0..n).map(|i| format!("X-Filler-{i}: v\r\n")).collect()
+}
+
+/// Asserts one JSON refusal with `status` and `error`, the connection closed.
+fn assert_refused(f: &Fixture, case: &str, payload: &[u8], status: u16, error: &str) {
+    let ex = exchange(&f.addr, payload);
+    let resps = responses(&ex.text);
+    assert_eq!(resps.len(), 1, "{case}: {:?}", ex.text);
+    assert_eq!(resps[0].status, status, "{case}: {:?}", resps[0]);
+    assert_eq!(resps[0].json()["error"], error, "{case}: {:?}", resps[0]);
+    assert!(ex.closed, "{case}: the connection stayed open");
+}
+
+#[test]
+fn oversized_requests_are_refused_before_the_origin() {
+    let f = fixture();
+    let before = f.o.total();
+    // Defaults: 8 KiB request target, 100 header fields, 32 KiB of header fields.
+    let long = "a".repeat(8200);
+    assert_refused(
+        &f,
+        "long target",
+        &get_with(&format!("/prod/items/{long}"), ""),
+        414,
+        "uri_too_long",
+    );
+    assert_refused(
+        &f,
+        "101 fields",
+        &get_with("/prod/items/many", &header_lines(99)),
+        431,
+        "request_header_fields_too_large",
+    );
+    let big = format!("X-Big: {}\r\n", "b".repeat(33_000));
+    assert_refused(
+        &f,
+        "33 KB field",
+        &get_with("/prod/items/big", &big),
+        431,
+        "request_header_fields_too_large",
+    );
+    // The reference's SEC-17 sizes: a 16 KiB URL, one 64 KiB header, 300 small headers (more than
+    // Pingora parses at all: its own 400).
+    assert_refused(
+        &f,
+        "16 KiB target",
+        &get_with(&format!("/prod/items/{}", "u".repeat(16 * 1024)), ""),
+        414,
+        "uri_too_long",
+    );
+    assert_refused(
+        &f,
+        "64 KiB field",
+        &get_with(
+            "/prod/items/big",
+            &format!("X-Big: {}\r\n", "b".repeat(64 * 1024)),
+        ),
+        431,
+        "request_header_fields_too_large",
+    );
+    let ex = exchange(&f.addr, &get_with("/prod/items/many", &header_lines(300)));
+    let resps = responses(&ex.text);
+    assert_eq!(resps.len(), 1, "300 fields: {:?}", ex.text);
+    assert!(
+        [400, 431].contains(&resps[0].status),
+        "300 fields: {:?}",
+        resps[0]
+    );
+    assert!(ex.closed, "300 fields: the connection stayed open");
+    assert_eq!(f.o.total(), before, "a refused request reached the origin");
+
+    // Just inside every limit: served.
+    let near = "a".repeat(8000);
+    let fine = [
+        get_with(&format!("/prod/items/{near}"), ""),
+        get_with("/prod/items/many", &header_lines(98)),
+        get_with(
+            "/prod/items/big",
+            &format!("X-Big: {}\r\n", "b".repeat(32_000)),
+        ),
+    ];
+    for payload in fine {
+        let text = raw(&f.addr, &payload);
+        let resps = responses(&text);
+        assert_eq!(resps.len(), 1, "{text:?}");
+        assert_eq!(resps[0].status, 200, "{:?}", resps[0]);
+    }
+    assert_eq!(f.o.total(), before + 3);
+}
+
+#[test]
+fn request_limits_come_from_gateway_toml() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    d.stage("prod", "target = \"http://{{ORIGIN}}\"\n");
+    let path = d.path().join("gateway.toml");
+    let text = std::fs::read_to_string(&path).expect("gateway.toml");
+    std::fs::write(
+        &path,
+        text.replace(
+            "threads = 1\n",
+            "threads = 1\nmax_request_headers = 10\nmax_uri_bytes = 300\n",
+        ),
+    )
+    .expect("write");
+    let addr = format!("127.0.0.1:{}", d.proxy_port);
+    let gw = TestGateway::start(d);
+    let f = Fixture { _gw: gw, o, addr };
+    // Host and Connection are two of the ten.
+    assert_refused(
+        &f,
+        "11 fields",
+        &get_with("/prod/items/1", &header_lines(9)),
+        431,
+        "request_header_fields_too_large",
+    );
+    assert_refused(
+        &f,
+        "301-byte target",
+        &get_with(&format!("/prod/items/{}", "a".repeat(301 - 12)), ""),
+        414,
+        "uri_too_long",
+    );
+    assert_eq!(f.o.total(), 0);
+    let text = raw(&f.addr, &get_with("/prod/items/1", &header_lines(8)));
+    assert_eq!(responses(&text)[0].status, 200, "{text:?}");
+    let text = raw(
+        &f.addr,
+        &get_with(&format!("/prod/items/{}", "a".repeat(300 - 12)), ""),
+    );
+    assert_eq!(responses(&text)[0].status, 200, "{text:?}");
+}

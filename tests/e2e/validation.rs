@@ -111,6 +111,33 @@ fn misspelt_keys_get_a_did_you_mean() {
 }
 
 #[test]
+fn request_limits_out_of_range_name_the_range() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    d.stage("prod", "target = \"http://{{ORIGIN}}\"\n");
+    d.write(
+        "gateway.toml",
+        "[server]\nmax_request_headers = 300\nmax_request_header_bytes = 2000000\nmax_uri_bytes = 10\n",
+    );
+    let (ok, text) = diagnostics(&d);
+    assert!(!ok);
+    assert_has(
+        &text,
+        "gateway.toml:2:23: error: max_request_headers = 300 is out of range",
+    );
+    assert_has(&text, "hint: write a number from 1 to 256");
+    assert_has(
+        &text,
+        "gateway.toml:3:28: error: max_request_header_bytes = 2000000 is out of range",
+    );
+    assert_has(&text, "hint: write a number from 1024 to 1048575");
+    assert_has(
+        &text,
+        "gateway.toml:4:17: error: max_uri_bytes = 10 is out of range",
+    );
+}
+
+#[test]
 fn cross_file_problems_are_reported_together() {
     let o = origin();
     let d = PolicyDir::new(&o);

@@ -378,9 +378,12 @@ async fn serve_connection(
         let state = Arc::clone(&state);
         async move { Ok::<_, Infallible>(handle(&state, req).await) }
     });
+    // Accept as many header fields as Pingora forwards (hyper's default is 100), so the gateway's
+    // own limits are what tests observe.
     let conn = http1::Builder::new()
         .keep_alive(true)
         .pipeline_flush(true)
+        .max_headers(256)
         .serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
     tokio::select! {
