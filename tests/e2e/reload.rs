@@ -76,14 +76,7 @@ async fn broken_edits_are_rejected_and_the_old_config_keeps_serving() {
         .expect("req");
     assert_eq!(r.headers()["x-cache"], "HIT");
     assert_eq!(gw.handle.snapshot().generation, 1);
-    let metrics = client()
-        .get(gw.admin("/metrics"))
-        .send()
-        .await
-        .expect("req")
-        .text()
-        .await
-        .expect("text");
+    let metrics = gw.metrics().await;
     assert!(
         metrics
             .lines()
@@ -141,6 +134,20 @@ async fn reloads_during_traffic_fail_no_request() {
         );
         let (status, body) = reload(&gw).await;
         assert_eq!(status, 200, "{body}");
+        // Let traffic run against each new generation before the next swap, however the
+        // scheduler interleaves the workers with this task (a busy 2-core machine starves them).
+        let seen = ok.load(Ordering::Relaxed) + failed.load(Ordering::Relaxed);
+        crate::harness::eventually(
+            "requests against the new generation",
+            std::time::Duration::from_secs(10),
+            || {
+                let (ok, failed) = (ok.clone(), failed.clone());
+                async move {
+                    ok.load(Ordering::Relaxed) + failed.load(Ordering::Relaxed) >= seen + 4
+                }
+            },
+        )
+        .await;
     }
     stop.store(true, Ordering::Relaxed);
     for w in workers {
@@ -186,28 +193,14 @@ async fn metrics_text_passes_promtool_and_has_the_catalog() {
         "the hits are counted",
         std::time::Duration::from_secs(5),
         || async {
-            let text = client()
-                .get(gw.admin("/metrics"))
-                .send()
-                .await
-                .expect("req")
-                .text()
-                .await
-                .expect("text");
+            let text = gw.metrics().await;
             text.lines().any(|l| {
                 l.starts_with("cachegate_cache_hits_total") && l.contains("stage=\"prod\"")
             })
         },
     )
     .await;
-    let text = client()
-        .get(gw.admin("/metrics"))
-        .send()
-        .await
-        .expect("req")
-        .text()
-        .await
-        .expect("text");
+    let text = gw.metrics().await;
     for name in [
         "cachegate_requests_total",
         "cachegate_request_duration_seconds_bucket",
