@@ -73,6 +73,19 @@ pub enum PolicyKind {
 }
 
 impl PolicyKind {
+    /// Every kind's name as `open name close`, in a readable list ("A, B or C"), for
+    /// diagnostics in either syntax (`<ResponseCache>` in XML, `[ResponseCache]` in TOML).
+    pub fn list(open: &str, close: &str) -> String {
+        let names: Vec<String> = Self::ALL
+            .iter()
+            .map(|k| format!("{open}{}{close}", k.as_str()))
+            .collect();
+        match names.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => names.join(""),
+        }
+    }
+
     /// All kinds, in documentation order.
     pub const ALL: [PolicyKind; 5] = [
         PolicyKind::ResponseCache,

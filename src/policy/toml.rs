@@ -346,17 +346,6 @@ impl<'de> Deserialize<'de> for StrOrInt {
 // Entry point.
 // ---------------------------------------------------------------------------------------------
 
-fn kind_list() -> String {
-    let names: Vec<String> = PolicyKind::ALL
-        .iter()
-        .map(|k| format!("[{}]", k.as_str()))
-        .collect();
-    match names.split_last() {
-        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
-        _ => names.join(""),
-    }
-}
-
 /// Parses a TOML policy file. `path` is used in diagnostics as given.
 pub fn parse(path: &Path, text: &str) -> ParseOutcome {
     let mut sink = Sink::new(path);
@@ -433,7 +422,7 @@ impl Mapper<'_, '_, '_> {
             if let Some(kind) = PolicyKind::from_name(name) {
                 policies.push((kind, pos));
             } else if value.is_table() {
-                let supported = format!("cachegate supports {}", kind_list());
+                let supported = format!("cachegate supports {}", PolicyKind::list("[", "]"));
                 let hint = match check::did_you_mean(name, &kind_names) {
                     Some(s) => format!("did you mean [{s}]? {supported}"),
                     None => supported,
@@ -458,7 +447,7 @@ impl Mapper<'_, '_, '_> {
                     "no policy table in the file",
                     Some(format!(
                         "start the file with a table named by the policy kind: {}",
-                        kind_list()
+                        PolicyKind::list("[", "]")
                     )),
                 );
             }

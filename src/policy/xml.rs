@@ -576,7 +576,10 @@ impl<'t, 's, 'p> TreeBuilder<'t, 's, 'p> {
             self.sink.error(
                 Pos::new(1, 1),
                 "no policy in the file: it has no root element",
-                Some(format!("write one of {} as the root element", root_list())),
+                Some(format!(
+                    "write one of {} as the root element",
+                    PolicyKind::list("<", ">")
+                )),
             );
         }
         self.root
@@ -702,17 +705,6 @@ impl<'t, 's, 'p> TreeBuilder<'t, 's, 'p> {
                 }
             }
         }
-    }
-}
-
-fn root_list() -> String {
-    let names: Vec<String> = PolicyKind::ALL
-        .iter()
-        .map(|k| format!("<{}>", k.as_str()))
-        .collect();
-    match names.split_last() {
-        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
-        _ => names.join(""),
     }
 }
 
@@ -882,7 +874,7 @@ impl Mapper<'_, '_> {
     fn policy_file(&mut self, path: &Path, root: &Node) -> Option<PolicyFile> {
         let Some(kind) = PolicyKind::from_name(&root.name) else {
             let names: Vec<&str> = PolicyKind::ALL.iter().map(|k| k.as_str()).collect();
-            let supported = format!("cachegate supports {}", root_list());
+            let supported = format!("cachegate supports {}", PolicyKind::list("<", ">"));
             let hint = match check::did_you_mean(&root.name, &names) {
                 Some(s) => format!("did you mean <{s}>? {supported}"),
                 None => supported,

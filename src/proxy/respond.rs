@@ -14,14 +14,7 @@ pub(super) async fn json(
     status: u16,
     body: &serde_json::Value,
 ) -> Result<()> {
-    let body = Bytes::from(body.to_string());
-    let mut h = ResponseHeader::build(status, Some(3))?;
-    h.insert_header(http::header::CONTENT_TYPE, "application/json")?;
-    h.insert_header(http::header::CONTENT_LENGTH, body.len())?;
-    h.insert_header(http::header::CACHE_CONTROL, "no-store")?;
-    session.write_response_header(Box::new(h), false).await?;
-    session.write_response_body(Some(body), true).await?;
-    Ok(())
+    bytes(session, status, Bytes::from(body.to_string())).await
 }
 
 /// Writes a complete response with a prepared JSON body.

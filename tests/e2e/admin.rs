@@ -49,14 +49,7 @@ async fn health_config_and_metrics() {
         "the 404 is counted",
         std::time::Duration::from_secs(5),
         || async {
-            let text = client()
-                .get(gw.admin("/metrics"))
-                .send()
-                .await
-                .expect("req")
-                .text()
-                .await
-                .expect("text");
+            let text = gw.metrics().await;
             text.contains(
                 "cachegate_requests_total{method=\"GET\",stage=\"none\",status_class=\"4xx\"}",
             )

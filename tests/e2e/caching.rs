@@ -2,50 +2,7 @@
 
 use std::time::Duration;
 
-use reqwest::header::HeaderMap;
-use serde_json::Value;
-
-use crate::harness::{client, eventually, origin, PolicyDir, TestGateway};
-
-struct Resp {
-    status: u16,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Resp {
-    fn x_cache(&self) -> &str {
-        self.headers
-            .get("x-cache")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or(Value::Null)
-    }
-}
-
-async fn send(req: reqwest::RequestBuilder) -> Resp {
-    let r = req.send().await.expect("request");
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    let body = r.text().await.expect("body");
-    Resp {
-        status,
-        headers,
-        body,
-    }
-}
-
-async fn get(url: &str) -> Resp {
-    send(client().get(url)).await
-}
+use crate::harness::{client, eventually, get, origin, send, PolicyDir, TestGateway};
 
 fn stage(d: &PolicyDir, toml: &str) {
     d.stage(
@@ -695,11 +652,10 @@ async fn cache_metrics_are_labelled_by_stage_resource_method_policy_and_tier() {
         "the last request is counted",
         Duration::from_secs(5),
         || async {
-            get(&gw.admin("/metrics"))
+            gw.metrics()
                 .await
-                .body
                 .contains("reason=\"cookie\",stage=\"metricsstage\"")
-                && get(&gw.admin("/metrics")).await.body.lines().any(|l| {
+                && gw.metrics().await.lines().any(|l| {
                     l.starts_with("cachegate_cache_misses_total")
                         && l.contains("metricsstage")
                         && l.ends_with(" 2")
@@ -707,7 +663,7 @@ async fn cache_metrics_are_labelled_by_stage_resource_method_policy_and_tier() {
         },
     )
     .await;
-    let text = get(&gw.admin("/metrics")).await.body;
+    let text = gw.metrics().await;
     let value = |needle: &str| -> f64 {
         text.lines()
             .find(|l| l.starts_with(needle))

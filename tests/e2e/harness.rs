@@ -163,6 +163,18 @@ impl TestGateway {
         format!("{}{path}", self.url)
     }
 
+    /// The admin listener's Prometheus exposition.
+    pub async fn metrics(&self) -> String {
+        client()
+            .get(self.admin("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+
     pub fn admin(&self, path: &str) -> String {
         format!("{}{path}", self.admin_url)
     }
@@ -281,4 +293,49 @@ impl Drop for RedisServer {
 /// The repository root (for fixtures and shipped policies).
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A response read whole through reqwest: status, headers and body text.
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Resp {
+    /// `X-Cache` (`HIT`/`MISS`/…), empty when absent.
+    pub fn x_cache(&self) -> &str {
+        self.header("x-cache")
+    }
+
+    /// A header's value, empty when absent or not text.
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// The body as JSON (`Null` when it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// Sends `req` and reads the whole response.
+pub async fn send(req: reqwest::RequestBuilder) -> Resp {
+    let r = req.send().await.expect("request");
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let body = r.text().await.expect("body");
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A plain GET through the shared client.
+pub async fn get(url: &str) -> Resp {
+    send(client().get(url)).await
 }

@@ -2,48 +2,10 @@
 
 use std::time::Duration;
 
-use reqwest::header::HeaderMap;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::harness::{client, eventually, origin, PolicyDir, TestGateway, ADMIN_TOKEN};
-
-struct Resp {
-    status: u16,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Resp {
-    fn x_cache(&self) -> &str {
-        self.header("x-cache")
-    }
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or(Value::Null)
-    }
-}
-
-async fn send(req: reqwest::RequestBuilder) -> Resp {
-    let r = req.send().await.expect("request");
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    let body = r.text().await.expect("body");
-    Resp {
-        status,
-        headers,
-        body,
-    }
-}
-
-async fn get(url: &str) -> Resp {
-    send(client().get(url)).await
-}
+use crate::harness::{client, eventually, get, origin, send, PolicyDir, TestGateway, ADMIN_TOKEN};
 
 fn sha(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -266,7 +228,7 @@ request = ["IC-item", "IC-list"]
     );
     assert_eq!(get(&gw.url("/prod/items/8")).await.x_cache(), "HIT");
     assert_eq!(get(&gw.url("/prod/items")).await.x_cache(), "MISS");
-    let text = get(&gw.admin("/metrics")).await.body;
+    let text = gw.metrics().await;
     assert!(text.contains("cachegate_cache_invalidations_total{outcome=\"done\",source=\"policy\",stage=\"prod\"}"), "{text}");
 }
 

@@ -29,17 +29,6 @@ async fn x_cache(url: &str) -> (u16, String, String) {
     (status, xc, r.text().await.unwrap_or_default())
 }
 
-async fn metrics(gw: &TestGateway) -> String {
-    client()
-        .get(gw.admin("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_response_cached_by_one_instance_is_a_hit_on_another() {
     let redis = RedisServer::start();
@@ -63,7 +52,7 @@ async fn a_response_cached_by_one_instance_is_a_hit_on_another() {
     eventually(
         "the shared hit is counted",
         Duration::from_secs(5),
-        || async { metrics(&g2).await.contains("tier=\"shared\"") },
+        || async { g2.metrics().await.contains("tier=\"shared\"") },
     )
     .await;
     // The shared hit refilled instance 2's local tier.
@@ -139,7 +128,7 @@ async fn redis_down_or_paused_never_fails_a_request() {
         let (status, _, _) = x_cache(&g.url(&format!("/prod/items/k{}", i % 4))).await;
         assert_eq!(status, 200);
     }
-    let text = metrics(&g).await;
+    let text = g.metrics().await;
     assert!(text.contains("cachegate_redis_errors_total"), "{text}");
     // Restarted: the tier recovers (breaker probe, reconnect) and entries are shared again.
     redis.restart();
