@@ -11,6 +11,7 @@ pub mod cache;
 pub mod config;
 pub mod diag;
 pub mod flow;
+pub mod header_deadline;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;

@@ -58,6 +58,8 @@ pub struct Metrics {
     pub redis_write_dropped: IntCounterVec,
     /// Invalidation subscriptions lost (each one clears the local tier).
     pub redis_subscription_lost: IntCounter,
+    /// Connections closed because the client was too slow, by phase (`header`, `body`).
+    pub client_timeouts: IntCounterVec,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -168,6 +170,13 @@ fn build() -> Result<Metrics, prometheus::Error> {
         ),
         &["stage", "kind"],
     )?;
+    let client_timeouts = IntCounterVec::new(
+        Opts::new(
+            "cachegate_client_timeouts_total",
+            "Requests refused because the client sent its header or body too slowly.",
+        ),
+        &["phase"],
+    )?;
     let config_reloads = IntCounterVec::new(
         Opts::new(
             "cachegate_config_reloads_total",
@@ -237,6 +246,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(redis_breaker_open.clone()))?;
     registry.register(Box::new(redis_write_dropped.clone()))?;
     registry.register(Box::new(redis_subscription_lost.clone()))?;
+    registry.register(Box::new(client_timeouts.clone()))?;
     Ok(Metrics {
         registry,
         requests,
@@ -261,6 +271,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         redis_breaker_open,
         redis_write_dropped,
         redis_subscription_lost,
+        client_timeouts,
     })
 }
 

@@ -14,6 +14,7 @@ use crate::admin::{AdminApp, AdminAuth};
 use crate::cache::fanout::SharedTierService;
 use crate::cache::pingora_bridge::GatewayCache;
 use crate::cache::store::TieredStore;
+use crate::header_deadline::HeaderDeadlineApp;
 use crate::proxy::Gateway;
 use crate::reload::ConfigHandle;
 use crate::watch::ConfigWatcher;
@@ -43,10 +44,14 @@ pub fn build(handle: Arc<ConfigHandle>, options: &ServerOptions) -> Server {
         None => GatewayCache::new(),
     };
     handle.attach_store(cache.store());
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
+    let mut app = pingora::proxy::HttpProxy::new(
         Gateway::new(Arc::clone(&handle), cache),
-        "cachegate proxy",
+        Arc::clone(&server.configuration),
+    );
+    app.handle_init_modules();
+    let mut proxy = Service::new(
+        "cachegate proxy".to_owned(),
+        HeaderDeadlineApp::new(app, Arc::clone(&handle)),
     );
     proxy.add_tcp(&g.listen.to_string());
 

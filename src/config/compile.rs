@@ -131,6 +131,18 @@ pub(crate) fn gateway(cx: &mut FileCtx, g: &FileGateway) -> Option<GatewaySettin
             "max_request_headers",
             1..=256,
         ),
+        client_header_timeout: Duration::from_millis(bounded(
+            cx,
+            &g.server.client_header_timeout_ms,
+            "client_header_timeout_ms",
+            100..=120_000,
+        ) as u64),
+        client_body_timeout: Duration::from_millis(bounded(
+            cx,
+            &g.server.client_body_timeout_ms,
+            "client_body_timeout_ms",
+            100..=600_000,
+        ) as u64),
     };
     if let (Some(a), Some(b)) = (listen, admin_listen) {
         if a == b {

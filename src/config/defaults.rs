@@ -44,6 +44,14 @@ pub(crate) fn max_request_header_bytes() -> Spanned<u32> {
 pub(crate) fn max_request_headers() -> Spanned<u32> {
     unspanned(100)
 }
+/// Total, unlike NGINX's 60 s between reads: a trickling client gets no extension.
+pub(crate) fn client_header_timeout_ms() -> Spanned<u32> {
+    unspanned(10_000)
+}
+/// NGINX's `client_body_timeout` default (between two reads).
+pub(crate) fn client_body_timeout_ms() -> Spanned<u32> {
+    unspanned(60_000)
+}
 pub(crate) fn redis_key_prefix() -> Spanned<String> {
     unspanned("cachegate".to_owned())
 }

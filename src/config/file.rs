@@ -73,6 +73,16 @@ pub struct FileServer {
     #[serde(default = "defaults::max_request_headers")]
     #[schemars(with = "u32")]
     pub max_request_headers: Spanned<u32>,
+    /// Milliseconds a client has from the first byte of a request to the end of its header
+    /// section (NGINX's `client_header_timeout`); slower ones get `408` and are disconnected.
+    #[serde(default = "defaults::client_header_timeout_ms")]
+    #[schemars(with = "u32")]
+    pub client_header_timeout_ms: Spanned<u32>,
+    /// Longest wait, in milliseconds, between two reads of a request body (NGINX's
+    /// `client_body_timeout`); a client that stalls longer is disconnected.
+    #[serde(default = "defaults::client_body_timeout_ms")]
+    #[schemars(with = "u32")]
+    pub client_body_timeout_ms: Spanned<u32>,
 }
 
 impl Default for FileServer {
@@ -84,6 +94,8 @@ impl Default for FileServer {
             max_uri_bytes: defaults::max_uri_bytes(),
             max_request_header_bytes: defaults::max_request_header_bytes(),
             max_request_headers: defaults::max_request_headers(),
+            client_header_timeout_ms: defaults::client_header_timeout_ms(),
+            client_body_timeout_ms: defaults::client_body_timeout_ms(),
         }
     }
 }

@@ -77,6 +77,10 @@ pub struct RequestLimits {
     pub max_header_bytes: usize,
     /// Most header fields (`431` beyond).
     pub max_headers: usize,
+    /// From a request's first byte to the end of its header section (`408` beyond).
+    pub client_header_timeout: Duration,
+    /// Longest wait between two reads of a request body.
+    pub client_body_timeout: Duration,
 }
 
 /// `[redis]`, validated.

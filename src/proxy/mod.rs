@@ -5,6 +5,7 @@
 //! error responses to `respond.rs`. Per-request state lives in [`Ctx`], which holds the
 //! configuration snapshot the request started with, so a reload never changes a request midway.
 
+mod body;
 mod caching;
 mod message;
 mod respond;
@@ -91,6 +92,8 @@ pub struct Ctx {
     over_limit: Option<(u16, &'static str)>,
     /// The client's IP address, formatted once.
     client_ip: String,
+    /// The start of a long chunked request body, read ahead and not yet forwarded.
+    held_body: Option<body::Held>,
 }
 
 /// A response body being collected for a PopulateCache with `<Source>response.content</Source>`.
@@ -388,11 +391,19 @@ impl ProxyHttp for Gateway {
             bad_path: false,
             over_limit: None,
             client_ip: String::new(),
+            held_body: None,
         }
     }
 
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
         let snapshot = self.handle.snapshot();
+        // Pipelined requests are answered one after the other, in order (RFC 9112 §9.3.2), as
+        // NGINX does; Pingora's default drops every request after the first.
+        if let pingora::protocols::http::ServerSession::H1(h1) = session.as_downstream_mut() {
+            h1.set_pipelining_enabled(true);
+        }
+        // Bounds each read of the body (the header had its own deadline, see header_deadline).
+        session.set_read_timeout(Some(snapshot.config.gateway.limits.client_body_timeout));
         ctx.client_ip = client_ip(session);
         // Checked on the request as received, before any work that scales with its size.
         ctx.over_limit =
@@ -433,7 +444,13 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        if let Some(message) = respond::ambiguous_framing(session.req_header()) {
+        if let Some(message) = respond::ambiguous_framing(session.req_header(), || {
+            session
+                .as_downstream()
+                .as_http1()
+                .map(|h1| h1.get_headers_raw_bytes())
+                .unwrap_or_default()
+        }) {
             // The connection is closed after this answer: its framing cannot be trusted.
             respond::reject(session, 400, message).await?;
             return Ok(true);
@@ -454,6 +471,16 @@ impl ProxyHttp for Gateway {
             respond::json(session, 404, &respond::not_found(&path)).await?;
             return Ok(true);
         };
+        // A chunked body is read (and its framing checked) before any policy runs or anything is
+        // forwarded, so a malformed one reaches neither the target nor an InvalidateCache.
+        match body::read_ahead(session).await? {
+            body::ReadAhead::Forward => {}
+            body::ReadAhead::Stream(held) => ctx.held_body = Some(held),
+            body::ReadAhead::Refuse(code, message) => {
+                respond::reject(session, code, message).await?;
+                return Ok(true);
+            }
+        }
         let suffix = if ctx.suffix.is_empty() {
             "/".to_owned()
         } else {
@@ -598,6 +625,19 @@ impl ProxyHttp for Gateway {
             Err(b) => ctx.bypass = Some(b),
         }
         Ok(false)
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(held) = ctx.held_body.take() {
+            held.prepend(body);
+        }
+        Ok(())
     }
 
     fn request_cache_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
@@ -884,6 +924,11 @@ impl ProxyHttp for Gateway {
                 .upstream_errors
                 .with_label_values(&[ctx.stage_label(), e.etype().as_str()])
                 .inc();
+        }
+        if matches!(e.esource(), ErrorSource::Downstream)
+            && matches!(e.etype(), ErrorType::ReadTimedout)
+        {
+            METRICS.client_timeouts.with_label_values(&["body"]).inc();
         }
         if code > 0 {
             if let Err(err) = respond::error(session, code, ctx.stage.as_deref()).await {

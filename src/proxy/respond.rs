@@ -29,15 +29,36 @@ pub(super) async fn bytes(session: &mut Session, status: u16, body: Bytes) -> Re
 }
 
 /// Why a request is refused before anything is forwarded, if it is: an HTTP/1.1 request without
-/// `Host` (RFC 9112 §3.2). (A request with both `Content-Length` and `Transfer-Encoding` never gets
-/// here in that shape: Pingora drops `Content-Length`, frames by `Transfer-Encoding` and closes the
-/// connection afterwards, as RFC 9112 §6.1 allows.)
-pub(super) fn ambiguous_framing(req: &pingora::http::RequestHeader) -> Option<&'static str> {
+/// `Host` (RFC 9112 §3.2), or one with both `Transfer-Encoding` and `Content-Length`.
+///
+/// RFC 9112 §6.1 lets a server frame such a request by `Transfer-Encoding` instead, which is what
+/// Pingora does (it drops `Content-Length` before any hook runs, so `raw` — the header section as
+/// received — is the only place it can still be seen). A gateway in front of other HTTP parts
+/// must not guess: one that disagrees about the framing is how requests are smuggled, so the
+/// request is refused, as NGINX and most CDNs do.
+pub(super) fn ambiguous_framing(
+    req: &pingora::http::RequestHeader,
+    raw: impl FnOnce() -> Bytes,
+) -> Option<&'static str> {
     let h = &req.headers;
     if req.version == http::Version::HTTP_11 && !h.contains_key(http::header::HOST) {
         return Some("an HTTP/1.1 request needs a Host header");
     }
+    if h.contains_key(http::header::TRANSFER_ENCODING)
+        && (h.contains_key(http::header::CONTENT_LENGTH) || has_field(&raw(), b"content-length"))
+    {
+        return Some("a request must not carry both Transfer-Encoding and Content-Length");
+    }
     None
+}
+
+/// Whether a raw header section (request line first) has a field named `name` (lower case).
+fn has_field(raw: &[u8], name: &[u8]) -> bool {
+    raw.split(|&b| b == b'\n').skip(1).any(|line| {
+        line.len() > name.len()
+            && line[name.len()] == b':'
+            && line[..name.len()].eq_ignore_ascii_case(name)
+    })
 }
 
 /// Which `[server] max_*` limit a request exceeds, if any: `414` for the request target, `431`
@@ -77,6 +98,8 @@ pub(super) fn over_limits(
 /// sends cannot be trusted, or is not worth reading).
 pub(super) async fn reject(session: &mut Session, code: u16, message: &str) -> Result<()> {
     let error = match code {
+        408 => "request_timeout",
+        413 => "content_too_large",
         414 => "uri_too_long",
         431 => "request_header_fields_too_large",
         _ => "bad_request",
@@ -139,6 +162,8 @@ pub(super) fn error_status(e: &Error) -> u16 {
             ErrorSource::Downstream => match e.etype() {
                 // The client is gone: nothing to answer.
                 ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                // `[server] client_body_timeout_ms` passed between two reads of the body.
+                ErrorType::ReadTimedout => 408,
                 _ => 400,
             },
             ErrorSource::Internal | ErrorSource::Unset => 500,
@@ -165,6 +190,7 @@ fn upstream_error(code: u16, stage: Option<&Stage>) -> Bytes {
             "the stage's target did not answer in time",
         ),
         400 => ("bad_request", "the request could not be read"),
+        408 => ("request_timeout", "the request body did not arrive in time"),
         _ => (
             "internal_error",
             "the gateway failed to process the request",
@@ -176,4 +202,31 @@ fn upstream_error(code: u16, stage: Option<&Stage>) -> Bytes {
         "stage": stage.map(|s| s.name.as_str()),
     });
     Bytes::from(body.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_field;
+
+    #[test]
+    fn fields_are_found_by_name_in_any_case_and_never_in_the_request_line() {
+        let raw = b"POST /content-length: HTTP/1.1\r\nHost: a\r\nCONTENT-LENGTH: 4\r\n\r\n";
+        assert!(has_field(raw, b"content-length"));
+        assert!(has_field(
+            b"GET / HTTP/1.1\nContent-length:4\n\n",
+            b"content-length"
+        ));
+        assert!(!has_field(
+            b"GET /content-length: HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"content-length"
+        ));
+        assert!(!has_field(
+            b"GET / HTTP/1.1\r\nX-Content-Length: 4\r\n\r\n",
+            b"content-length"
+        ));
+        assert!(!has_field(
+            b"GET / HTTP/1.1\r\nContent-Lengthy: 4\r\n\r\n",
+            b"content-length"
+        ));
+    }
 }

@@ -98,6 +98,26 @@ impl PolicyDir {
         self
     }
 
+    /// Sets `lines` (`key = value`, each ending in a newline) in gateway.toml's `[server]`
+    /// section, replacing the harness's own value of a key.
+    pub fn server_settings(&self, lines: &str) -> &Self {
+        let path = self.dir.path().join("gateway.toml");
+        let keys: Vec<String> = lines
+            .lines()
+            .filter_map(|l| l.split('=').next())
+            .map(|k| format!("{} =", k.trim()))
+            .collect();
+        let text: String = std::fs::read_to_string(&path)
+            .expect("gateway.toml")
+            .lines()
+            .filter(|l| !keys.iter().any(|k| l.starts_with(k.as_str())))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let text = text.replacen("threads = 1\n", &format!("threads = 1\n{lines}"), 1);
+        std::fs::write(path, text).expect("write");
+        self
+    }
+
     /// Writes `rel` (creating folders), substituting `{{ORIGIN}}`.
     pub fn write(&self, rel: &str, text: &str) -> &Self {
         let path = self.dir.path().join(rel);
@@ -177,6 +197,19 @@ impl TestGateway {
 
     pub fn admin(&self, path: &str) -> String {
         format!("{}{path}", self.admin_url)
+    }
+}
+
+impl TestGateway {
+    /// Stops the gateway as SIGTERM does (stop accepting, let in-flight requests finish within
+    /// `grace_period_secs`) and waits until it has stopped.
+    pub fn stop_gracefully(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(ShutdownSignal::GracefulTerminate);
+        }
+        if let Some(t) = self.thread.take() {
+            t.join().expect("the server thread ends without panicking");
+        }
     }
 }
 

@@ -8,6 +8,7 @@ mod harness;
 mod admin;
 mod caching;
 mod cli;
+mod connections;
 mod harness_selftest;
 mod invalidation;
 mod reload;

@@ -1,0 +1,132 @@
+//! Chunked request bodies are read ahead before anything is forwarded or any policy runs.
+//!
+//! A body framed by `Content-Length` cannot be malformed, only cut short, and a target sees the
+//! shortfall. A chunked body can be malformed half-way (a chunk size that is not hex, a bare LF),
+//! and when it is streamed the target has already received the request line and headers: an
+//! origin that acts on headers (or on what arrived) would process a request the gateway then
+//! refuses. So, as NGINX's `proxy_request_buffering` does, the gateway reads the body first and
+//! answers a malformed one with `400` before the target, the cache or an InvalidateCache policy
+//! sees the request.
+//!
+//! Up to [`READ_AHEAD_BYTES`] are read ahead: Pingora forwards a body read before the upstream
+//! request from its retry buffer, which holds 64 KiB. A longer body has its first
+//! [`READ_AHEAD_BYTES`] validated and held, then streams: the held part is put back in front of
+//! the next piece ([`Held::prepend`]), and a malformation further on aborts the upstream request
+//! mid-body (the target sees an incomplete request, never a complete one).
+
+use bytes::{Bytes, BytesMut};
+use pingora::proxy::Session;
+use pingora::{Error, ErrorType};
+
+/// How much of a chunked body is read before the upstream request is sent (Pingora 0.9's retry
+/// buffer, `BODY_BUF_LIMIT`).
+pub(super) const READ_AHEAD_BYTES: usize = 64 * 1024;
+
+/// What reading ahead found.
+pub(super) enum ReadAhead {
+    /// No chunked body, or the whole body was read and is valid: Pingora forwards it.
+    Forward,
+    /// The body is longer than the read-ahead: what was read is held for [`Held::prepend`].
+    Stream(Held),
+    /// The body is malformed (or timed out): refuse with this status and message.
+    Refuse(u16, &'static str),
+}
+
+/// The part of a long chunked body read ahead, to go in front of the first piece streamed.
+#[derive(Debug, Default)]
+pub(super) struct Held(Vec<Bytes>);
+
+impl Held {
+    /// Puts the held part in front of `data` (a piece of the body on its way to the target).
+    pub(super) fn prepend(self, data: &mut Option<Bytes>) {
+        let mut joined = BytesMut::with_capacity(
+            self.0.iter().map(Bytes::len).sum::<usize>() + data.as_ref().map_or(0, Bytes::len),
+        );
+        for part in self.0 {
+            joined.extend_from_slice(&part);
+        }
+        if let Some(d) = data.as_ref() {
+            joined.extend_from_slice(d);
+        }
+        *data = Some(joined.freeze());
+    }
+}
+
+/// Reads a chunked request body ahead (see the module documentation). Errors are those of a
+/// connection that is gone: nothing can be answered on it.
+pub(super) async fn read_ahead(session: &mut Session) -> pingora::Result<ReadAhead> {
+    if !is_chunked(session.req_header()) {
+        return Ok(ReadAhead::Forward);
+    }
+    // Pingora fills this buffer with what is read and sends it upstream before streaming the rest.
+    session.as_downstream_mut().enable_retry_buffering();
+    let mut held = Vec::new();
+    let mut read = 0usize;
+    loop {
+        match session.read_request_body().await {
+            Ok(None) => return Ok(ReadAhead::Forward),
+            Ok(Some(part)) => {
+                read += part.len();
+                held.push(part);
+                if read > READ_AHEAD_BYTES {
+                    if session.is_body_done() {
+                        // Pingora's buffer overflowed and no more pieces will pass the body
+                        // filter: the body could not be forwarded whole. (A chunked body's end is
+                        // only seen by a read that returns no data, so this does not happen.)
+                        return Ok(ReadAhead::Refuse(
+                            413,
+                            "the chunked request body could not be buffered; send it with Content-Length",
+                        ));
+                    }
+                    return Ok(ReadAhead::Stream(Held(held)));
+                }
+            }
+            Err(e) => return refusal(e),
+        }
+    }
+}
+
+fn refusal(e: Box<Error>) -> pingora::Result<ReadAhead> {
+    match e.etype() {
+        ErrorType::ReadTimedout => {
+            crate::metrics::METRICS
+                .client_timeouts
+                .with_label_values(&["body"])
+                .inc();
+            Ok(ReadAhead::Refuse(
+                408,
+                "the request body did not arrive in time",
+            ))
+        }
+        ErrorType::ConnectionClosed | ErrorType::ReadError => Err(e),
+        _ => Ok(ReadAhead::Refuse(
+            400,
+            "the chunked request body is malformed",
+        )),
+    }
+}
+
+/// Whether the request's body is framed by `Transfer-Encoding` (Pingora has already refused any
+/// coding list that does not end in `chunked`).
+fn is_chunked(req: &pingora::http::RequestHeader) -> bool {
+    req.headers.contains_key(http::header::TRANSFER_ENCODING)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Held;
+    use bytes::Bytes;
+
+    #[test]
+    fn held_parts_go_in_front_of_the_next_piece_in_order() {
+        let held = Held(vec![Bytes::from_static(b"ab"), Bytes::from_static(b"cd")]);
+        let mut data = Some(Bytes::from_static(b"ef"));
+        held.prepend(&mut data);
+        assert_eq!(data.as_deref(), Some(&b"abcdef"[..]));
+
+        let held = Held(vec![Bytes::from_static(b"ab")]);
+        let mut end = None;
+        held.prepend(&mut end);
+        assert_eq!(end.as_deref(), Some(&b"ab"[..]));
+    }
+}

@@ -1,0 +1,246 @@
+//! Connection-level behaviour: slow clients are cut off at the configured deadlines without
+//! slowing anyone else (SEC-16), idle keep-alive connections are not, and a graceful stop lets
+//! in-flight requests finish while refusing new connections (REL-14).
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use cachegate_origin::Origin;
+
+use crate::harness::{client, get, origin, PolicyDir, TestGateway};
+
+/// A gateway on a cached stage with 1 s header and body deadlines.
+fn strict_gateway() -> (TestGateway, Origin, String) {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    d.stage(
+        "prod",
+        "target = \"http://{{ORIGIN}}\"\n[cache]\nenabled = true\n",
+    )
+    .server_settings("client_header_timeout_ms = 1000\nclient_body_timeout_ms = 1000\n");
+    let addr = format!("127.0.0.1:{}", d.proxy_port);
+    (TestGateway::start(d), o, addr)
+}
+
+fn connect(addr: &str) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_nodelay(true).expect("nodelay");
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("read timeout");
+    s
+}
+
+/// What a slow client saw: everything read back, and when the gateway closed (if it did).
+struct Outcome {
+    text: String,
+    closed_after: Option<Duration>,
+}
+
+impl Outcome {
+    /// The gateway must have answered `408` and closed the connection at the 1 s deadline: never
+    /// before it, and well before the slow client would have given up.
+    fn assert_cut_off(&self, case: &str) {
+        let (status, min, max) = ("408", Duration::from_millis(900), Duration::from_secs(4));
+        let closed = self
+            .closed_after
+            .unwrap_or_else(|| panic!("{case}: never cut off: {:?}", self.text));
+        assert!(
+            self.text.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{case}: expected {status}, got {:?}",
+            self.text
+        );
+        assert!(
+            self.text.contains("request_timeout"),
+            "{case}: {:?}",
+            self.text
+        );
+        assert!(
+            closed >= min && closed < max,
+            "{case}: closed after {closed:?}"
+        );
+    }
+}
+
+/// Writes `first`, then `line` every 100 ms (when `line` is not empty), reading all the while,
+/// until the gateway closes the connection or `give_up` passes.
+fn trickle(addr: &str, first: &[u8], line: &[u8], give_up: Duration) -> Outcome {
+    let mut s = connect(addr);
+    let start = Instant::now();
+    s.write_all(first).expect("first write");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut next_write = start + Duration::from_millis(100);
+    let closed_after = loop {
+        if start.elapsed() >= give_up {
+            break None;
+        }
+        if !line.is_empty() && Instant::now() >= next_write {
+            // A refused write means the gateway is closing: the read below tells.
+            let _ = s.write_all(line);
+            next_write += Duration::from_millis(100);
+        }
+        match s.read(&mut buf) {
+            Ok(0) => break Some(start.elapsed()),
+            Ok(n) => got.extend_from_slice(buf.get(..n).expect("read length")),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break Some(start.elapsed()),
+        }
+    };
+    Outcome {
+        text: String::from_utf8_lossy(&got).into_owned(),
+        closed_after,
+    }
+}
+
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// A header trickled one line every 100 ms is cut off at the 1 s header deadline with a 408 and
+/// never reaches the origin, while a normal client keeps being served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_header_is_cut_off_at_the_deadline() {
+    let (gw, o, addr) = strict_gateway();
+    let slow = std::thread::spawn(move || {
+        trickle(
+            &addr,
+            b"GET /prod/items/slow HTTP/1.1\r\nHost: localhost\r\n",
+            b"X-Slow: y\r\n",
+            Duration::from_secs(8),
+        )
+    });
+    let url = gw.url("/prod/items/normal");
+    let mut served = 0;
+    while !slow.is_finished() {
+        assert_eq!(get(&url).await.status, 200);
+        served += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = slow.join().expect("slow client thread");
+    assert!(served > 0);
+    out.assert_cut_off("trickled header");
+    assert_eq!(
+        o.count("/items/slow"),
+        0,
+        "the slow request reached the origin"
+    );
+    let m = gw.metrics().await;
+    assert!(
+        metric(&m, "cachegate_client_timeouts_total{phase=\"header\"}") >= 1.0,
+        "{m}"
+    );
+}
+
+/// A body that stalls is cut off at the body deadline: a chunked one before anything reaches the
+/// origin (it is read ahead), one with Content-Length while the origin waits for the rest.
+#[test]
+fn a_stalled_body_is_cut_off_at_the_deadline() {
+    let (_gw, o, addr) = strict_gateway();
+    for (case, id, framing, partial) in [
+        (
+            "stalled chunked body",
+            "stall-ck",
+            "Transfer-Encoding: chunked",
+            "5\r\nhel",
+        ),
+        ("stalled sized body", "stall-cl", "Content-Length: 10", "he"),
+    ] {
+        let request = format!(
+            "POST /prod/items/{id} HTTP/1.1\r\nHost: localhost\r\n{framing}\r\n\r\n{partial}"
+        );
+        trickle(&addr, request.as_bytes(), b"", Duration::from_secs(6)).assert_cut_off(case);
+    }
+    assert_eq!(
+        o.count("/items/stall-ck"),
+        0,
+        "the origin saw the chunked request"
+    );
+}
+
+/// The header deadline runs from a request's first byte: a keep-alive connection idle for longer
+/// than it between two requests is still served.
+#[test]
+fn idle_keep_alive_connections_are_not_cut_off() {
+    let (_gw, _o, addr) = strict_gateway();
+    let mut s = connect(&addr);
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("read timeout");
+    let request = b"GET /prod/items/idle HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    for round in 0..2 {
+        if round == 1 {
+            // Idle for longer than the 1 s header deadline: the condition under test.
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+        s.write_all(request).expect("write");
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        // One whole response: header plus the Content-Length it announces.
+        let complete = |got: &[u8]| {
+            let text = String::from_utf8_lossy(got);
+            let Some(end) = text.find("\r\n\r\n") else {
+                return false;
+            };
+            let len: usize = text
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().to_owned())
+                })
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            got.len() >= end + 4 + len
+        };
+        while !complete(&got) {
+            let n = s.read(&mut buf).expect("read");
+            assert!(
+                n > 0,
+                "round {round}: closed: {:?}",
+                String::from_utf8_lossy(&got)
+            );
+            got.extend_from_slice(buf.get(..n).expect("read length"));
+        }
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.starts_with("HTTP/1.1 200 "), "round {round}: {text:?}");
+    }
+}
+
+/// A graceful stop (SIGTERM) lets a request in flight finish with its full response, and the
+/// gateway then stops accepting connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_stop_finishes_in_flight_requests() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    d.stage("prod", "target = \"http://{{ORIGIN}}\"\n")
+        .server_settings("grace_period_secs = 2\n");
+    let addr = format!("127.0.0.1:{}", d.proxy_port);
+    let gw = TestGateway::start(d);
+    let url = gw.url("/prod/slow?ms=700");
+    let in_flight = tokio::spawn(async move { client().get(url).send().await });
+    // Stop once the origin has the request, i.e. while it is in flight.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while o.count("/slow") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the request never reached the origin"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stopped = tokio::task::spawn_blocking(move || gw.stop_gracefully());
+    let resp = in_flight
+        .await
+        .expect("task")
+        .expect("the in-flight request was answered");
+    assert_eq!(resp.status(), 200);
+    let body = resp.text().await.expect("the whole body arrived");
+    assert!(body.contains("\"slept_ms\":700"), "{body}");
+    stopped.await.expect("the gateway stopped");
+    assert!(
+        TcpStream::connect(&addr).is_err(),
+        "the stopped gateway still accepts connections"
+    );
+}
