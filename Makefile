@@ -10,17 +10,17 @@ ORIGIN_DELAY_MS ?= 200
 export CACHEGATE_ADMIN_TOKEN CACHEGATE_PROD_TOKEN
 
 .DEFAULT_GOAL := help
-.PHONY: help deps run test lint fmt validate schemas bench build
+.PHONY: help deps bench-deps run test lint fmt validate schemas bench build
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-deps: ## Install missing build/test prerequisites (Debian: cmake, redis-server, promtool)
+# Installs the Debian packages named in $(1) whose command (before the colon) is missing.
+define install_missing
 	@missing=""; \
-	command -v cmake >/dev/null 2>&1 || missing="$$missing cmake"; \
-	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
-	command -v cc >/dev/null 2>&1 || missing="$$missing build-essential"; \
-	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	for pair in $(1); do \
+	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
+	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing:$$missing"; \
 	  if command -v apt-get >/dev/null 2>&1; then \
@@ -30,6 +30,13 @@ deps: ## Install missing build/test prerequisites (Debian: cmake, redis-server, 
 	    echo "Please install:$$missing (no apt-get here)"; exit 1; \
 	  fi; \
 	fi
+endef
+
+deps: ## Install missing build/test prerequisites (Debian: cmake, redis-server, promtool)
+	$(call install_missing,cmake:cmake redis-server:redis-server cc:build-essential promtool:prometheus)
+
+bench-deps: ## Install the benchmark's load generator and comparison proxy (Debian: wrk, nginx)
+	$(call install_missing,wrk:wrk nginx:nginx)
 
 build: deps ## Build the gateway and the example origin
 	$(CARGO) build --workspace --bins
@@ -73,5 +80,5 @@ validate: ## Validate policies/ and every example's policies
 schemas: ## Regenerate schemas/*.schema.json from the config types
 	$(CARGO) run --quiet --bin cachegate -- schema --out schemas
 
-bench: deps ## Throughput of the origin alone and through the gateway (needs wrk, nginx optional)
+bench: deps bench-deps ## Side-by-side throughput: origin, NGINX, gateway miss/hit/Redis hit
 	./tests/bench/bench.sh

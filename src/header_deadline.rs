@@ -2,28 +2,30 @@
 //!
 //! Pingora reads the request header before any proxy hook runs and only bounds each single read
 //! (60 s), so a client trickling one byte every few seconds (slowloris) holds a connection and a
-//! task for as long as it likes. The deadline has to sit below Pingora, on the connection: the
-//! proxy's [`ServerApp`] is wrapped so every accepted connection's stream is a
-//! [`DeadlineStream`], which watches the bytes it hands to Pingora. From the first byte of a
-//! request to the blank line that ends its header section it allows
-//! `[server] client_header_timeout_ms`; past that it answers `408`, best effort, and fails the
-//! read, and Pingora closes the connection. Idle keep-alive connections are not affected (Pingora's
-//! keep-alive timeout covers them), nor are bodies (`client_body_timeout_ms` bounds each read).
+//! task for as long as it likes. The deadline has to sit below Pingora, on the connection: every
+//! accepted connection's stream is wrapped in a [`DeadlineStream`] ([`HeaderDeadlineApp`]).
 //!
-//! A response written marks the end of a request, so the next byte read starts the next header.
-//! (A response that starts while a slow client is still sending its body would restart the
-//! clock on body bytes; Pingora closes such connections after the response anyway.)
+//! The stream does not guess where requests start and end from the bytes (bodies drained after an
+//! early answer, pipelined requests and uploads that outlive their response would fool it). It is
+//! told: [`ArmingApp`] arms it just before Pingora reads each request's header, and the proxy's
+//! first hook disarms it ([`header_complete`]). While armed, the clock starts at the first byte
+//! and `[server] client_header_timeout_ms` later a waiting read fails: the client gets a `408`
+//! (best effort) and Pingora closes the connection. An idle keep-alive connection (armed, no byte
+//! yet) is Pingora's keep-alive timeout's business; bodies have `client_body_timeout_ms` per read.
+//! No response is ever in progress while the stream is armed, so the `408` cannot land inside one.
 
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use pingora::apps::ServerApp;
+use pingora::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream, ServerApp};
+use pingora::protocols::http::ServerSession;
 use pingora::protocols::raw_connect::ProxyDigest;
 use pingora::protocols::tls::{SslDigest, TlsRef};
 use pingora::protocols::{
@@ -43,7 +45,7 @@ const TIMEOUT_RESPONSE: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nContent-Type: 
 
 /// The proxy application with a header deadline on every connection.
 pub struct HeaderDeadlineApp<A> {
-    inner: Arc<A>,
+    inner: Arc<ArmingApp<A>>,
     handle: Arc<ConfigHandle>,
 }
 
@@ -52,122 +54,121 @@ impl<A> HeaderDeadlineApp<A> {
     /// so a reload applies to connections accepted afterwards.
     pub fn new(inner: A, handle: Arc<ConfigHandle>) -> Self {
         Self {
-            inner: Arc::new(inner),
+            inner: Arc::new(ArmingApp {
+                inner: Arc::new(inner),
+            }),
             handle,
         }
     }
 }
 
 #[async_trait]
-impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeaderDeadlineApp<A> {
+impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for HeaderDeadlineApp<A> {
     async fn process_new(
         self: &Arc<Self>,
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        // A connection handed back for reuse is already wrapped.
-        let stream: Stream = if stream.as_any().is::<DeadlineStream>() {
-            stream
-        } else {
-            let limit = self
-                .handle
-                .snapshot()
-                .config
-                .gateway
-                .limits
-                .client_header_timeout;
-            Box::new(DeadlineStream::new(stream, limit))
-        };
-        self.inner.process_new(stream, shutdown).await
+        let limit = self
+            .handle
+            .snapshot()
+            .config
+            .gateway
+            .limits
+            .client_header_timeout;
+        let stream: Stream = Box::new(DeadlineStream::new(stream, limit));
+        // Pingora's HTTP/1 connection loop (the blanket `ServerApp` of an `HttpServerApp`).
+        ServerApp::process_new(&self.inner, stream, shutdown).await
     }
 
     async fn cleanup(&self) {
-        self.inner.cleanup().await;
+        ServerApp::cleanup(self.inner.as_ref()).await;
     }
 }
 
-/// Where the connection is in its current request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// Between requests: nothing of the next one read yet.
-    Idle,
-    /// Reading a header section that started at `started`.
-    Header {
-        started: Instant,
-        /// Whether a non-empty line was seen (leading empty lines do not end the section).
-        seen_line: bool,
-        /// Whether the current line is empty so far (ignoring CR).
-        line_empty: bool,
-    },
-    /// The header section is complete: body bytes and whatever follows are not watched.
-    Body,
+/// Arms the connection's deadline before Pingora reads each request on it.
+pub struct ArmingApp<A> {
+    inner: Arc<A>,
 }
 
-/// A connection stream that fails a read when a request's header section takes too long.
+#[async_trait]
+impl<A: HttpServerApp + Send + Sync + 'static> HttpServerApp for ArmingApp<A> {
+    async fn process_new_http(
+        self: &Arc<Self>,
+        session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        if let Some(s) = deadline_stream(&session) {
+            s.arm();
+        }
+        self.inner.process_new_http(session, shutdown).await
+    }
+
+    fn h2_options(&self) -> Option<pingora::protocols::http::v2::server::H2Options> {
+        self.inner.h2_options()
+    }
+
+    fn server_options(&self) -> Option<&HttpServerOptions> {
+        self.inner.server_options()
+    }
+
+    async fn http_cleanup(&self) {
+        self.inner.http_cleanup().await;
+    }
+}
+
+fn deadline_stream(session: &ServerSession) -> Option<&DeadlineStream> {
+    session.stream()?.as_any().downcast_ref::<DeadlineStream>()
+}
+
+/// Stops the header clock of `session`'s connection: its header section has been read.
+pub fn header_complete(session: &ServerSession) {
+    if let Some(s) = deadline_stream(session) {
+        s.disarm();
+    }
+}
+
+/// A connection stream that fails a read when an armed header read takes too long.
 pub struct DeadlineStream {
     inner: Stream,
     limit: Duration,
-    phase: Phase,
-    /// Armed only while a header read is waiting (a fast client never creates it).
+    /// Set while Pingora reads a request header (atomics: armed through shared references).
+    armed: AtomicBool,
+    /// Set by [`Self::arm`]: the next read starts a new header (forget the old clock).
+    fresh: AtomicBool,
+    /// When the first byte of the current header arrived.
+    started: Option<Instant>,
+    /// Created only when an armed read has to wait (a fast client never creates it).
     timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl DeadlineStream {
-    /// Wraps `inner` with a deadline of `limit` per header section.
+    /// Wraps `inner` with a deadline of `limit` per header section (unarmed).
     pub fn new(inner: Stream, limit: Duration) -> Self {
         Self {
             inner,
             limit,
-            phase: Phase::Idle,
+            armed: AtomicBool::new(false),
+            fresh: AtomicBool::new(false),
+            started: None,
             timer: None,
         }
     }
 
-    /// Follows the bytes just read to the end of the header section.
-    fn observe(&mut self, bytes: &[u8]) {
-        if bytes.is_empty() {
-            return;
-        }
-        if self.phase == Phase::Idle {
-            self.phase = Phase::Header {
-                started: Instant::now(),
-                seen_line: false,
-                line_empty: true,
-            };
-        }
-        let Phase::Header {
-            started,
-            mut seen_line,
-            mut line_empty,
-        } = self.phase
-        else {
-            return;
-        };
-        for &b in bytes {
-            match b {
-                b'\n' if line_empty && seen_line => {
-                    self.phase = Phase::Body;
-                    self.timer = None;
-                    return;
-                }
-                b'\n' => {
-                    seen_line |= !line_empty;
-                    line_empty = true;
-                }
-                b'\r' => {}
-                _ => line_empty = false,
-            }
-        }
-        self.phase = Phase::Header {
-            started,
-            seen_line,
-            line_empty,
-        };
+    /// A request header is about to be read: its clock starts at its first byte.
+    pub fn arm(&self) {
+        self.fresh.store(true, Ordering::Relaxed);
+        self.armed.store(true, Ordering::Relaxed);
     }
 
-    /// Whether the current header section's time is up (arming the timer if needed).
+    /// The header has been read: reads are no longer timed.
+    pub fn disarm(&self) {
+        self.armed.store(false, Ordering::Relaxed);
+    }
+
+    /// Whether the current header's time is up (arming the timer if needed).
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        let Phase::Header { started, .. } = self.phase else {
+        let Some(started) = self.started else {
             return false;
         };
         let deadline = started + self.limit;
@@ -183,7 +184,7 @@ impl fmt::Debug for DeadlineStream {
         f.debug_struct("DeadlineStream")
             .field("inner", &self.inner)
             .field("limit", &self.limit)
-            .field("phase", &self.phase)
+            .field("armed", &self.armed)
             .finish()
     }
 }
@@ -195,18 +196,24 @@ impl AsyncRead for DeadlineStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        let armed = this.armed.load(Ordering::Relaxed);
+        if this.fresh.swap(false, Ordering::Relaxed) || !armed {
+            this.started = None;
+            this.timer = None;
+        }
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                let got = buf.filled().get(before..).unwrap_or_default();
-                this.observe(got);
+                if armed && this.started.is_none() && buf.filled().len() > before {
+                    this.started = Some(Instant::now());
+                }
                 Poll::Ready(Ok(()))
             }
-            Poll::Pending if this.expired(cx) => {
+            Poll::Pending if armed && this.expired(cx) => {
                 // Best effort: a socket whose send buffer is empty takes this at once; a client
                 // that does not read it loses nothing it was owed.
                 let _ = Pin::new(&mut this.inner).poll_write(cx, TIMEOUT_RESPONSE);
-                this.phase = Phase::Body;
+                this.disarm();
                 this.timer = None;
                 METRICS.client_timeouts.with_label_values(&["header"]).inc();
                 Poll::Ready(Err(io::Error::new(
@@ -225,13 +232,7 @@ impl AsyncWrite for DeadlineStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        // A response (not an interim `100 Continue`) ends the request it answers.
-        if buf.starts_with(b"HTTP/") && !buf.starts_with(b"HTTP/1.1 1") {
-            this.phase = Phase::Idle;
-            this.timer = None;
-        }
-        Pin::new(&mut this.inner).poll_write(cx, buf)
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -239,14 +240,7 @@ impl AsyncWrite for DeadlineStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if let Some(first) = bufs.iter().find(|b| !b.is_empty()) {
-            if first.starts_with(b"HTTP/") && !first.starts_with(b"HTTP/1.1 1") {
-                this.phase = Phase::Idle;
-                this.timer = None;
-            }
-        }
-        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -333,53 +327,40 @@ impl Peek for DeadlineStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
-    fn phase_after(chunks: &[&[u8]]) -> &'static str {
-        let (a, _b) = tokio::io::duplex(64);
-        let mut s = DeadlineStream::new(Box::new(a), Duration::from_secs(1));
-        for c in chunks {
-            s.observe(c);
-        }
-        match s.phase {
-            Phase::Idle => "idle",
-            Phase::Header { .. } => "header",
-            Phase::Body => "body",
-        }
+    fn pair() -> (DeadlineStream, DuplexStream) {
+        let (a, client) = tokio::io::duplex(4096);
+        (
+            DeadlineStream::new(Box::new(a), Duration::from_secs(10)),
+            client,
+        )
     }
 
-    #[tokio::test]
-    async fn the_blank_line_ends_the_header_section_however_it_is_split() {
-        assert_eq!(phase_after(&[]), "idle");
-        assert_eq!(phase_after(&[b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"]), "body");
-        assert_eq!(
-            phase_after(&[b"GET / HTTP/1.1\r\nHost: a\r\n\r", b"\n"]),
-            "body"
-        );
-        assert_eq!(
-            phase_after(&[b"GET / HTTP/1.1\r\n", b"Host: a\r", b"\n", b"\r\n"]),
-            "body"
-        );
-        assert_eq!(phase_after(&[b"GET / HTTP/1.1\nHost: a\n\n"]), "body");
-        assert_eq!(phase_after(&[b"GET / HTTP/1.1\r\nHost: a\r\n"]), "header");
-        // Empty lines before the request line do not end anything.
-        assert_eq!(phase_after(&[b"\r\n\r\nGET / HTTP/1.1\r\n"]), "header");
+    /// A read that does not finish within a minute (of paused time).
+    async fn waits(s: &mut DeadlineStream) -> bool {
+        let mut buf = [0u8; 64];
+        tokio::time::timeout(Duration::from_secs(60), s.read(&mut buf))
+            .await
+            .is_err()
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_trickled_header_fails_at_the_deadline_with_a_408() {
-        let (a, mut client) = tokio::io::duplex(4096);
-        let mut s = DeadlineStream::new(Box::new(a), Duration::from_secs(10));
+        let (mut s, mut client) = pair();
+        s.arm();
         client.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
         let mut buf = [0u8; 64];
         assert!(s.read(&mut buf).await.unwrap() > 0);
+        let before = Instant::now();
         let err = s.read(&mut buf).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(before.elapsed(), Duration::from_secs(10));
         let mut answer = vec![0u8; TIMEOUT_RESPONSE.len()];
         client.read_exact(&mut answer).await.unwrap();
         assert!(answer.starts_with(b"HTTP/1.1 408 "));
-        let body_at = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
         let text = String::from_utf8_lossy(&answer);
+        let body_at = text.find("\r\n\r\n").unwrap() + 4;
         let announced: usize = text
             .lines()
             .find_map(|l| l.strip_prefix("Content-Length: "))
@@ -394,31 +375,38 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn idle_connections_and_bodies_are_not_timed() {
-        let (a, mut client) = tokio::io::duplex(4096);
-        let mut s = DeadlineStream::new(Box::new(a), Duration::from_secs(10));
+    async fn unarmed_reads_and_idle_armed_reads_are_not_timed() {
+        let (mut s, mut client) = pair();
+        // Unarmed (a body, a drained body, anything after the header): never timed.
+        client.write_all(b"partial").await.unwrap();
         let mut buf = [0u8; 64];
-        // Idle: no byte yet, the deadline does not run.
-        let idle = tokio::time::timeout(Duration::from_secs(60), s.read(&mut buf)).await;
-        assert!(
-            idle.is_err(),
-            "an idle read is Pingora's keep-alive timeout's business"
-        );
-        // A whole header, then a body that takes its time.
-        client
-            .write_all(b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n")
-            .await
-            .unwrap();
         assert!(s.read(&mut buf).await.unwrap() > 0);
-        let body = tokio::time::timeout(Duration::from_secs(60), s.read(&mut buf)).await;
-        assert!(
-            body.is_err(),
-            "a body read is not bounded by the header deadline"
-        );
-        // The response ends the request; the next one starts its own clock.
-        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-            .await
-            .unwrap();
-        assert_eq!(s.phase, Phase::Idle);
+        assert!(waits(&mut s).await);
+        // Armed but nothing of the next request yet: keep-alive idle time, not timed.
+        s.arm();
+        assert!(waits(&mut s).await);
+        // Armed, a first byte, then disarmed (header read): no longer timed.
+        client.write_all(b"G").await.unwrap();
+        assert!(s.read(&mut buf).await.unwrap() > 0);
+        s.disarm();
+        assert!(waits(&mut s).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_arming_starts_a_new_clock() {
+        let (mut s, mut client) = pair();
+        let mut buf = [0u8; 64];
+        s.arm();
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        assert!(s.read(&mut buf).await.unwrap() > 0);
+        s.disarm();
+        // Long after the first header's deadline, the next request gets its own 10 s.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        s.arm();
+        client.write_all(b"GET").await.unwrap();
+        assert!(s.read(&mut buf).await.unwrap() > 0);
+        let before = Instant::now();
+        assert!(s.read(&mut buf).await.is_err());
+        assert_eq!(before.elapsed(), Duration::from_secs(10));
     }
 }

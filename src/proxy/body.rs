@@ -58,6 +58,23 @@ pub(super) async fn read_ahead(session: &mut Session) -> pingora::Result<ReadAhe
     if !is_chunked(session.req_header()) {
         return Ok(ReadAhead::Forward);
     }
+    // A client waiting for `100 Continue` would otherwise wait for its own timeout (curl: 1 s)
+    // before sending the body; Pingora sends none of its own.
+    if session
+        .req_header()
+        .headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+    {
+        session
+            .as_downstream_mut()
+            .write_continue_response()
+            .await?;
+        // Answered here: the target must not send another.
+        session
+            .req_header_mut()
+            .remove_header(&http::header::EXPECT);
+    }
     // Pingora fills this buffer with what is read and sends it upstream before streaming the rest.
     session.as_downstream_mut().enable_retry_buffering();
     let mut held = Vec::new();
@@ -98,7 +115,8 @@ fn refusal(e: Box<Error>) -> pingora::Result<ReadAhead> {
                 "the request body did not arrive in time",
             ))
         }
-        ErrorType::ConnectionClosed | ErrorType::ReadError => Err(e),
+        // The client is gone: nothing to answer, nothing to blame on the gateway.
+        ErrorType::ConnectionClosed | ErrorType::ReadError => Err(e.into_down()),
         _ => Ok(ReadAhead::Refuse(
             400,
             "the chunked request body is malformed",

@@ -396,6 +396,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        crate::header_deadline::header_complete(session.as_downstream());
         let snapshot = self.handle.snapshot();
         // Pipelined requests are answered one after the other, in order (RFC 9112 §9.3.2), as
         // NGINX does; Pingora's default drops every request after the first.

@@ -65,7 +65,13 @@ impl Outcome {
 /// Writes `first`, then `line` every 100 ms (when `line` is not empty), reading all the while,
 /// until the gateway closes the connection or `give_up` passes.
 fn trickle(addr: &str, first: &[u8], line: &[u8], give_up: Duration) -> Outcome {
-    let mut s = connect(addr);
+    trickle_on(connect(addr), first, line, give_up)
+}
+
+/// [`trickle`] on an open connection (whose read timeout is short).
+fn trickle_on(mut s: TcpStream, first: &[u8], line: &[u8], give_up: Duration) -> Outcome {
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("read timeout");
     let start = Instant::now();
     s.write_all(first).expect("first write");
     let mut got = Vec::new();
@@ -166,24 +172,26 @@ fn a_stalled_body_is_cut_off_at_the_deadline() {
 #[test]
 fn idle_keep_alive_connections_are_not_cut_off() {
     let (_gw, _o, addr) = strict_gateway();
-    let mut s = connect(&addr);
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("read timeout");
-    let request = b"GET /prod/items/idle HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let mut s = patient(&addr);
     for round in 0..2 {
         if round == 1 {
             // Idle for longer than the 1 s header deadline: the condition under test.
             std::thread::sleep(Duration::from_millis(1500));
         }
-        s.write_all(request).expect("write");
-        let mut got = Vec::new();
-        let mut buf = [0u8; 4096];
-        // One whole response: header plus the Content-Length it announces.
-        let complete = |got: &[u8]| {
-            let text = String::from_utf8_lossy(got);
-            let Some(end) = text.find("\r\n\r\n") else {
-                return false;
-            };
+        s.write_all(b"GET /prod/items/idle HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .expect("write");
+        let text = read_response(&mut s);
+        assert!(text.starts_with("HTTP/1.1 200 "), "round {round}: {text:?}");
+    }
+}
+
+/// Reads one whole response (header plus the Content-Length it announces) from `s`.
+fn read_response(s: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
             let len: usize = text
                 .lines()
                 .find_map(|l| {
@@ -193,20 +201,66 @@ fn idle_keep_alive_connections_are_not_cut_off() {
                 })
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
-            got.len() >= end + 4 + len
-        };
-        while !complete(&got) {
-            let n = s.read(&mut buf).expect("read");
-            assert!(
-                n > 0,
-                "round {round}: closed: {:?}",
-                String::from_utf8_lossy(&got)
-            );
-            got.extend_from_slice(buf.get(..n).expect("read length"));
+            if got.len() >= end + 4 + len {
+                return text;
+            }
         }
-        let text = String::from_utf8_lossy(&got);
-        assert!(text.starts_with("HTTP/1.1 200 "), "round {round}: {text:?}");
+        let n = s.read(&mut buf).expect("read");
+        assert!(n > 0, "closed after {text:?}");
+        got.extend_from_slice(buf.get(..n).expect("read length"));
     }
+}
+
+/// A connection with a 5 s read timeout.
+fn patient(addr: &str) -> TcpStream {
+    let s = connect(addr);
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("read timeout");
+    s
+}
+
+/// The second request on a keep-alive connection has its own header deadline: trickled, it is
+/// cut off like a first one.
+#[test]
+fn a_trickled_second_header_is_cut_off_too() {
+    let (_gw, o, addr) = strict_gateway();
+    let mut s = patient(&addr);
+    s.write_all(b"GET /prod/items/first HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .expect("write");
+    assert!(read_response(&mut s).starts_with("HTTP/1.1 200 "));
+    trickle_on(
+        s,
+        b"GET /prod/items/second HTTP/1.1\r\n",
+        b"X-Slow: y\r\n",
+        Duration::from_secs(8),
+    )
+    .assert_cut_off("trickled second header");
+    assert_eq!(o.count("/items/second"), 0);
+}
+
+/// A client that waits for `100 Continue` before sending a chunked body gets it from the gateway
+/// (which reads the body ahead), once, and its body arrives whole.
+#[test]
+fn expect_100_continue_is_answered_before_a_chunked_body() {
+    let (_gw, _o, addr) = strict_gateway();
+    let mut s = patient(&addr);
+    s.write_all(
+        b"POST /prod/echo/continue HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n",
+    )
+    .expect("write");
+    let mut buf = [0u8; 25];
+    s.read_exact(&mut buf)
+        .expect("an interim response before the body is sent");
+    assert_eq!(&buf, b"HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(b"5\r\nhello\r\n0\r\n\r\n").expect("body");
+    let text = read_response(&mut s);
+    assert!(text.starts_with("HTTP/1.1 200 "), "{text:?}");
+    assert!(text.contains("\"body_len\":5"), "{text:?}");
+    assert!(!text.contains("100 Continue"), "a second 100: {text:?}");
+    assert!(
+        !text.contains("\"expect\""),
+        "Expect was forwarded: {text:?}"
+    );
 }
 
 /// A graceful stop (SIGTERM) lets a request in flight finish with its full response, and the

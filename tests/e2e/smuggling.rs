@@ -620,13 +620,24 @@ fn valid_chunked_bodies_reach_the_origin_whole() {
         (300 * 1024, 7001),
     ] {
         let mut body = String::new();
-        let data = "x".repeat(size);
+        // Every position distinct enough that a reordered, lost or repeated piece changes the
+        // digest.
+        let data: String = (0..size)
+            .map(|i| char::from(b'a' + ((i * 7 + i / 26) % 26) as u8))
+            .collect();
         for piece in data.as_bytes().chunks(chunk) {
             body.push_str(&format!("{:x}\r\n", piece.len()));
             body.push_str(std::str::from_utf8(piece).expect("ascii"));
             body.push_str("\r\n");
         }
         body.push_str("0\r\n\r\n");
+        let digest: String = {
+            use sha2::Digest;
+            sha2::Sha256::digest(data.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        };
         let ex = exchange(
             &f.addr,
             format!(
@@ -639,6 +650,7 @@ fn valid_chunked_bodies_reach_the_origin_whole() {
         let r = resps.first().expect("one response");
         assert_eq!(r.status, 200, "{size} bytes: {r:?}");
         assert_eq!(r.json()["body_len"], size, "{size} bytes: {}", r.body);
+        assert_eq!(r.json()["body_sha256"], digest, "{size} bytes: {}", r.body);
     }
 }
 

@@ -13,7 +13,7 @@
 //! | `GET /items` | 200 JSON list of known items, with `ETag` |
 //! | `PUT\|POST\|PATCH /items/{id}` | bumps the item version, 200 JSON |
 //! | `DELETE /items/{id}` | bumps the item version, 204 |
-//! | `ANY /echo/...` | 200 JSON describing the request as received (method, path, query, headers, body length) |
+//! | `ANY /echo/...` | 200 JSON describing the request as received (method, path, query, headers, body length and SHA-256) |
 //! | `GET /slow?ms=N` | waits `N` ms, then 200 JSON |
 //! | `GET /big?bytes=N[&chunked=1]` | `N` bytes of `text/plain` (up to 64 MiB), optionally chunked |
 //! | `GET /reset-mid-body` | announces `Content-Length: 100000`, sends 1000 bytes, closes the connection |
@@ -928,6 +928,7 @@ fn echo(ctx: &Ctx<'_>) -> Resp {
         "query": ctx.raw_query,
         "headers": headers,
         "body_len": ctx.body.len(),
+        "body_sha256": sha256_hex(&ctx.body),
         "request_count": ctx.count,
         "seq": ctx.seq,
     });
@@ -937,6 +938,15 @@ fn echo(ctx: &Ctx<'_>) -> Resp {
             .insert(HeaderName::from_static("x-echo-path"), v);
     }
     resp
+}
+
+/// Lower-case hex SHA-256 of `data`.
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn big(ctx: &Ctx<'_>) -> Resp {
