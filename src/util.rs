@@ -84,6 +84,24 @@ pub fn normalize_path(path: &str) -> Option<std::borrow::Cow<'_, str>> {
     Some(std::borrow::Cow::Owned(norm))
 }
 
+/// The raw (still encoded) values of query parameter `name` (compared decoded), in order.
+pub fn query_values<'q>(query: &'q str, name: &'q str) -> impl Iterator<Item = &'q str> + 'q {
+    query.split('&').filter_map(move |pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let matches = if k.contains(['%', '+']) {
+            percent_decode(k) == name
+        } else {
+            k == name
+        };
+        matches.then_some(v)
+    })
+}
+
+/// How many times query parameter `name` appears.
+pub fn query_param_count(query: &str, name: &str) -> usize {
+    query_values(query, name).count()
+}
+
 /// Decodes `%XX` escapes and `+` as space (query-string convention). Invalid escapes stay as
 /// written; invalid UTF-8 is replaced, never a panic.
 pub fn percent_decode(s: &str) -> String {
@@ -230,6 +248,16 @@ mod tests {
         );
         let leap = std::time::UNIX_EPOCH + std::time::Duration::from_secs(951_782_400);
         assert_eq!(http_date(leap), "Tue, 29 Feb 2000 00:00:00 GMT");
+    }
+
+    #[test]
+    fn query_values_match_decoded_names_in_order() {
+        let q = "v=1&x=0&%76=2&v&v+w=3";
+        assert_eq!(query_values(q, "v").collect::<Vec<_>>(), ["1", "2", ""]);
+        assert_eq!(query_values(q, "v w").collect::<Vec<_>>(), ["3"]);
+        assert_eq!(query_param_count(q, "v"), 3);
+        assert_eq!(query_param_count("", "v"), 0);
+        assert_eq!(query_param_count("vv=1", "v"), 0);
     }
 
     #[test]

@@ -171,6 +171,7 @@ fn by_request(
     let facts = RequestFacts {
         method: &method,
         suffix: path,
+        query,
         has_authorization: false,
         has_cookie: false,
         has_body: false,

@@ -29,6 +29,9 @@ pub enum Bypass {
     Body,
     /// `Connection` asks to drop an end-to-end header before forwarding.
     HopByHop,
+    /// A query parameter the ResponseCache key reads appears more than once: the key holds the
+    /// first value while the target, which gets the whole query, may use another.
+    RepeatedParameter,
 }
 
 impl Bypass {
@@ -41,6 +44,7 @@ impl Bypass {
             Bypass::Cookie => "cookie",
             Bypass::Body => "body",
             Bypass::HopByHop => "hop_by_hop",
+            Bypass::RepeatedParameter => "repeated_parameter",
         }
     }
 }
@@ -121,6 +125,15 @@ pub fn plan(
         return Err(Bypass::Body);
     }
     let spec = policy.as_ref().map_or(&stage.default_key, |p| &p.key);
+    // Stage caching forwards only the first value of each declared parameter, so its key and
+    // the upstream request agree; a ResponseCache forwards the whole query.
+    if policy.is_some()
+        && spec
+            .query_params()
+            .any(|name| crate::util::query_param_count(req.query, name) > 1)
+    {
+        return Err(Bypass::RepeatedParameter);
+    }
     let mut key = if cache.allow_authorization {
         spec.clone().with_authorization().build(vars)
     } else {
@@ -151,6 +164,8 @@ pub struct RequestFacts<'a> {
     pub method: &'a str,
     /// The path below the stage's base path (`/` at least).
     pub suffix: &'a str,
+    /// The raw query string (without `?`; empty when there is none).
+    pub query: &'a str,
     /// `Authorization` present.
     pub has_authorization: bool,
     /// `Cookie` present.

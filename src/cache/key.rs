@@ -321,6 +321,14 @@ impl KeySpec {
     }
 
     /// The namespace the key addresses.
+    /// The query parameters the key reads (`request.queryparam.{name}` fragments).
+    pub fn query_params(&self) -> impl Iterator<Item = &str> {
+        self.fragments.iter().filter_map(|f| match &f.source {
+            Source::Ref { name, .. } => name.strip_prefix("request.queryparam."),
+            Source::Const(_) => None,
+        })
+    }
+
     pub fn namespace(&self) -> Namespace {
         self.namespace
     }

@@ -256,6 +256,11 @@ fn classify(e: &redis::RedisError) -> (&'static str, bool) {
     if e.is_timeout() {
         return ("timeout", true);
     }
+    // `maxmemory` reached under `noeviction`: Redis is healthy, just full (writes fail, reads
+    // work), so the breaker stays closed.
+    if is_out_of_memory(e) {
+        return ("oom", false);
+    }
     match e.kind() {
         redis::ErrorKind::Io => ("io", true),
         redis::ErrorKind::AuthenticationFailed => ("auth", true),
@@ -263,6 +268,15 @@ fn classify(e: &redis::RedisError) -> (&'static str, bool) {
         redis::ErrorKind::Server(_) | redis::ErrorKind::Extension => ("response", false),
         _ => ("client", e.is_unrecoverable_error()),
     }
+}
+
+/// Whether Redis refused a command for lack of memory (also inside a failed pipeline, whose
+/// error carries one server error per failed command).
+fn is_out_of_memory(e: &redis::RedisError) -> bool {
+    e.code() == Some("OOM")
+        || e.clone()
+            .into_server_errors()
+            .is_some_and(|errs| errs.iter().any(|(_, s)| s.code() == "OOM"))
 }
 
 fn count_error(op: &str, kind: &str) {

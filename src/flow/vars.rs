@@ -199,11 +199,9 @@ impl RequestVars<'_> {
 
     fn query_param(&self, name: &str) -> Option<Cow<'_, str>> {
         // First occurrence wins, as in Apigee; values are percent-decoded.
-        self.query.split('&').find_map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (crate::util::percent_decode(k) == name)
-                .then(|| Cow::Owned(crate::util::percent_decode(v)))
-        })
+        crate::util::query_values(self.query, name)
+            .next()
+            .map(|v| Cow::Owned(crate::util::percent_decode(v)))
     }
 }
 

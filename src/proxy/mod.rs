@@ -555,6 +555,7 @@ impl ProxyHttp for Gateway {
         let facts = RequestFacts {
             method: req.method.as_str(),
             suffix: &suffix,
+            query: req.uri.query().unwrap_or(""),
             has_authorization: header(http::header::AUTHORIZATION).is_some()
                 && !invalidation_request,
             has_cookie: header(http::header::COOKIE).is_some(),

@@ -242,16 +242,21 @@ async fn method_override_ttl_and_caching_off() {
     );
 }
 
-#[tokio::test]
-async fn concurrent_cold_requests_collapse_into_one_upstream_request() {
-    let o = cachegate_origin::Origin::start_background(
+/// An origin that waits `delay` before every answer.
+fn slow_origin(delay: Duration) -> cachegate_origin::Origin {
+    cachegate_origin::Origin::start_background(
         "127.0.0.1:0",
         cachegate_origin::OriginConfig {
-            delay: Duration::from_millis(300),
+            delay,
             ..Default::default()
         },
     )
-    .expect("origin");
+    .expect("origin")
+}
+
+#[tokio::test]
+async fn concurrent_cold_requests_collapse_into_one_upstream_request() {
+    let o = slow_origin(Duration::from_millis(300));
     let d = PolicyDir::new(&o);
     stage(&d, "[cache]\nenabled = true\n");
     let gw = TestGateway::start(d);
@@ -272,6 +277,49 @@ async fn concurrent_cold_requests_collapse_into_one_upstream_request() {
         1,
         "100 concurrent cold requests must reach the target once"
     );
+}
+
+/// Concurrent requests whose response turns out uncacheable (`Set-Cookie`, `private`) each get
+/// their own origin response — never another client's cookie — and the burst is not serialised
+/// behind the cache lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uncacheable_responses_under_collapsing_are_not_shared_or_serialised() {
+    let o = slow_origin(Duration::from_millis(300));
+    let d = PolicyDir::new(&o);
+    stage(
+        &d,
+        "[cache]\nenabled = true\nkey_parameters = [\"method.request.querystring.cookie\", \"method.request.querystring.cache_control\"]\n",
+    );
+    let gw = TestGateway::start(d);
+    let c = client();
+    for (case, query) in [("cookie", "cookie=1"), ("private", "cache_control=private")] {
+        let url = gw.url(&format!("/prod/items/burst-{case}?{query}"));
+        let started = std::time::Instant::now();
+        let tasks: Vec<_> = (0..20).map(|_| tokio::spawn(send(c.get(&url)))).collect();
+        let mut seen = std::collections::HashSet::new();
+        let mut cookies = std::collections::HashSet::new();
+        for t in tasks {
+            let r = t.await.expect("task");
+            assert_eq!(r.status, 200, "{case}");
+            assert!(
+                seen.insert(r.json()["request_count"].clone()),
+                "{case}: two clients got the same origin response"
+            );
+            if case == "cookie" {
+                assert!(
+                    cookies.insert(r.header("set-cookie").to_owned()),
+                    "{case}: a session cookie was handed to two clients"
+                );
+            }
+        }
+        assert_eq!(o.count(&format!("/items/burst-{case}")), 20, "{case}");
+        // Serialised, 20 origin round trips of 300 ms would take 6 s.
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(3),
+            "{case}: the burst took {took:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -454,6 +502,42 @@ async fn response_cache_key_fragments_decide_what_splits() {
     assert_eq!(o.count("/items/1"), 2);
     // Outside the flow the policy does not apply.
     assert_eq!(get(&gw.url("/prod/echo/x")).await.x_cache(), "BYPASS");
+}
+
+/// A keyed query parameter sent twice is not cached: the key would hold the first value while the
+/// target, which gets the whole query, may use the last (parameter cloaking). Other parameters
+/// may repeat freely.
+#[tokio::test]
+async fn repeated_keyed_query_parameters_bypass_a_response_cache() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    rc_stage(
+        &d,
+        "",
+        r#"<ResponseCache name="RC"><CacheKey><KeyFragment ref="request.queryparam.v"/></CacheKey></ResponseCache>"#,
+    );
+    let gw = TestGateway::start(d);
+    let req = |q: &str| {
+        let url = gw.url(&format!("/prod/items/1?{q}"));
+        async move { get(&url).await }
+    };
+    assert_eq!(req("v=1").await.x_cache(), "MISS");
+    assert_eq!(req("v=1").await.x_cache(), "HIT");
+    for cloaked in ["v=1&v=2", "v=2&v=1", "v=1&%76=2", "v=1&x=0&v=1"] {
+        let r = req(cloaked).await;
+        assert_eq!(r.x_cache(), "BYPASS", "{cloaked}");
+        assert!(
+            r.header("cache-status").contains("repeated_parameter"),
+            "{cloaked}: {}",
+            r.header("cache-status")
+        );
+    }
+    // Nothing the cloaked requests fetched was stored.
+    assert_eq!(req("v=1").await.x_cache(), "HIT");
+    assert_eq!(req("v=2").await.x_cache(), "MISS");
+    // An unkeyed parameter may repeat.
+    assert_eq!(req("v=1&x=1&x=2").await.x_cache(), "HIT");
+    assert_eq!(o.count("/items/1"), 6);
 }
 
 #[tokio::test]

@@ -263,8 +263,8 @@ fn expect_100_continue_is_answered_before_a_chunked_body() {
     );
 }
 
-/// A graceful stop (SIGTERM) lets a request in flight finish with its full response, and the
-/// gateway then stops accepting connections.
+/// A graceful stop (SIGTERM) lets 20 requests in flight finish with their full responses, and
+/// the gateway then stops accepting connections.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_stop_finishes_in_flight_requests() {
     let o = origin();
@@ -274,24 +274,32 @@ async fn graceful_stop_finishes_in_flight_requests() {
     let addr = format!("127.0.0.1:{}", d.proxy_port);
     let gw = TestGateway::start(d);
     let url = gw.url("/prod/slow?ms=700");
-    let in_flight = tokio::spawn(async move { client().get(url).send().await });
-    // Stop once the origin has the request, i.e. while it is in flight.
+    let c = client();
+    let in_flight: Vec<_> = (0..20)
+        .map(|_| {
+            let req = c.get(&url);
+            tokio::spawn(async move { req.send().await })
+        })
+        .collect();
+    // Stop once the origin has all of them, i.e. while they are in flight.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while o.count("/slow") == 0 {
+    while o.count("/slow") < 20 {
         assert!(
             Instant::now() < deadline,
-            "the request never reached the origin"
+            "the requests never all reached the origin"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let stopped = tokio::task::spawn_blocking(move || gw.stop_gracefully());
-    let resp = in_flight
-        .await
-        .expect("task")
-        .expect("the in-flight request was answered");
-    assert_eq!(resp.status(), 200);
-    let body = resp.text().await.expect("the whole body arrived");
-    assert!(body.contains("\"slept_ms\":700"), "{body}");
+    for r in in_flight {
+        let resp = r
+            .await
+            .expect("task")
+            .expect("the in-flight request was answered");
+        assert_eq!(resp.status(), 200);
+        let body = resp.text().await.expect("the whole body arrived");
+        assert!(body.contains("\"slept_ms\":700"), "{body}");
+    }
     stopped.await.expect("the gateway stopped");
     assert!(
         TcpStream::connect(&addr).is_err(),

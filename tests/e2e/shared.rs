@@ -232,3 +232,53 @@ async fn encrypted_entries_leave_no_plaintext_in_redis() {
     }
     assert!(saw_entry, "no entry key in Redis: {keys}");
 }
+
+/// Redis full (`maxmemory` reached under `noeviction`): writes fail with `OOM` and are counted,
+/// every request is still answered, the local tier still serves hits, and once Redis has room
+/// again entries are shared again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_redis_never_fails_a_request() {
+    let redis = RedisServer::start();
+    redis.command(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    redis.command(&["CONFIG", "SET", "maxmemory", "1"]);
+    let o = origin();
+    let g1 = gateway_with(&o, &redis, STAGE);
+    let g2 = gateway_with(&o, &redis, STAGE);
+    for i in 0..20 {
+        let (status, xc, _) = x_cache(&g1.url(&format!("/prod/items/full-{i}"))).await;
+        assert_eq!((status, xc.as_str()), (200, "MISS"), "item {i}");
+    }
+    eventually(
+        "OOM write errors are counted",
+        Duration::from_secs(5),
+        || async {
+            g1.metrics().await.lines().any(|l| {
+                l.starts_with("cachegate_redis_errors_total")
+                    && l.contains("op=\"put\"")
+                    && l.contains("kind=\"oom\"")
+            })
+        },
+    )
+    .await;
+    assert_eq!(
+        redis.command(&["DBSIZE"]).trim(),
+        ":0",
+        "an entry reached a full Redis"
+    );
+    // Nothing is shared, but nothing fails: the other instance goes to the origin.
+    let (status, xc, _) = x_cache(&g2.url("/prod/items/full-1")).await;
+    assert_eq!((status, xc.as_str()), (200, "MISS"));
+    // Room again: entries are shared again.
+    redis.command(&["CONFIG", "SET", "maxmemory", "0"]);
+    let (_, xc, body) = x_cache(&g1.url("/prod/items/roomy")).await;
+    assert_eq!(xc, "MISS");
+    eventually(
+        "instance 2 hits the shared tier again",
+        Duration::from_secs(5),
+        || async {
+            let (_, xc, b) = x_cache(&g2.url("/prod/items/roomy")).await;
+            xc == "HIT" && b == body
+        },
+    )
+    .await;
+}
