@@ -60,6 +60,8 @@ pub struct Metrics {
     pub redis_subscription_lost: IntCounter,
     /// Connections closed because the client was too slow, by phase (`header`, `body`).
     pub client_timeouts: IntCounterVec,
+    /// Mutating admin requests refused with `429`.
+    pub admin_throttled: IntCounter,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -177,6 +179,10 @@ fn build() -> Result<Metrics, prometheus::Error> {
         ),
         &["phase"],
     )?;
+    let admin_throttled = IntCounter::new(
+        "cachegate_admin_throttled_total",
+        "Mutating admin requests refused with 429 ([admin] mutations_per_second).",
+    )?;
     let config_reloads = IntCounterVec::new(
         Opts::new(
             "cachegate_config_reloads_total",
@@ -247,6 +253,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(redis_write_dropped.clone()))?;
     registry.register(Box::new(redis_subscription_lost.clone()))?;
     registry.register(Box::new(client_timeouts.clone()))?;
+    registry.register(Box::new(admin_throttled.clone()))?;
     Ok(Metrics {
         registry,
         requests,
@@ -272,6 +279,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         redis_write_dropped,
         redis_subscription_lost,
         client_timeouts,
+        admin_throttled,
     })
 }
 

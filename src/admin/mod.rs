@@ -6,6 +6,7 @@
 
 mod auth;
 mod cache;
+mod limit;
 
 use std::sync::Arc;
 
@@ -23,12 +24,17 @@ use crate::reload::ConfigHandle;
 pub struct AdminApp {
     handle: Arc<ConfigHandle>,
     auth: AdminAuth,
+    limiter: limit::Limiter,
 }
 
 impl AdminApp {
     /// An admin app over `handle`, authenticating mutations with `auth`.
     pub fn new(handle: Arc<ConfigHandle>, auth: AdminAuth) -> Self {
-        Self { handle, auth }
+        Self {
+            handle,
+            auth,
+            limiter: limit::Limiter::new(),
+        }
     }
 
     fn config_json(&self) -> serde_json::Value {
@@ -129,6 +135,20 @@ fn error(status: StatusCode, message: &str) -> Response<Vec<u8>> {
 
 /// A 405 with the `Allow` header RFC 9110 §15.5.6 requires, so a client using the wrong method
 /// learns which one the resource takes instead of concluding it does not exist.
+/// `429` with `Retry-After` (whole seconds, at least 1).
+fn throttled(wait: std::time::Duration) -> Response<Vec<u8>> {
+    let mut resp = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many admin requests; see [admin] mutations_per_second",
+    );
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    resp.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from(secs.max(1)),
+    );
+    resp
+}
+
 fn method_not_allowed(allow: &'static str) -> Response<Vec<u8>> {
     let mut resp = error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
     resp.headers_mut()
@@ -154,6 +174,19 @@ impl ServeHttp for AdminApp {
         let method = req.method.clone();
         let path = req.uri.path().to_owned();
         let authorization = req.headers.get(http::header::AUTHORIZATION).cloned();
+        if method == Method::POST {
+            let rate = self
+                .handle
+                .snapshot()
+                .config
+                .gateway
+                .admin_mutations_per_second;
+            if let Err(wait) = self.limiter.admit(rate, std::time::Instant::now()) {
+                tracing::warn!(target: "cachegate::audit", action = %path, outcome = "throttled", "Admin request refused.");
+                METRICS.admin_throttled.inc();
+                return throttled(wait);
+            }
+        }
         match (&method, path.as_str()) {
             (&Method::GET, "/healthz") => json(
                 StatusCode::OK,

@@ -245,6 +245,12 @@ pub(crate) fn gateway(cx: &mut FileCtx, g: &FileGateway) -> Option<GatewaySettin
         limits,
         admin_listen: admin_listen?,
         admin_token_env,
+        admin_mutations_per_second: bounded(
+            cx,
+            &g.admin.mutations_per_second,
+            "mutations_per_second",
+            1..=10_000,
+        ) as u32,
         redis,
     })
 }

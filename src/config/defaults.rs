@@ -26,6 +26,10 @@ pub(crate) fn server_listen() -> Spanned<String> {
 pub(crate) fn admin_listen() -> Spanned<String> {
     unspanned("127.0.0.1:9901".to_owned())
 }
+/// Enough for scripted purges, too few for token guessing or a flush storm.
+pub(crate) fn admin_mutations_per_second() -> Spanned<u32> {
+    unspanned(10)
+}
 pub(crate) fn threads() -> Spanned<u32> {
     unspanned(2)
 }

@@ -113,6 +113,12 @@ pub struct FileAdmin {
     /// mutating admin endpoint refuses.
     #[schemars(with = "Option<String>")]
     pub token_env: Option<Spanned<String>>,
+    /// Most mutating admin requests (POST: reload, flush, invalidate) accepted per second, with
+    /// a burst of as many; more get `429`. Counted before the token is checked, so it also slows
+    /// down token guessing.
+    #[serde(default = "defaults::admin_mutations_per_second")]
+    #[schemars(with = "u32")]
+    pub mutations_per_second: Spanned<u32>,
 }
 
 impl Default for FileAdmin {
@@ -120,6 +126,7 @@ impl Default for FileAdmin {
         Self {
             listen: defaults::admin_listen(),
             token_env: None,
+            mutations_per_second: defaults::admin_mutations_per_second(),
         }
     }
 }

@@ -64,6 +64,8 @@ pub struct GatewaySettings {
     pub admin_listen: SocketAddr,
     /// Environment variable with the admin token, if configured.
     pub admin_token_env: Option<String>,
+    /// Mutating admin requests accepted per second (and burst).
+    pub admin_mutations_per_second: u32,
     /// The shared tier, if configured.
     pub redis: Option<RedisSettings>,
 }

@@ -198,3 +198,74 @@ async fn reload_requires_the_token_and_swaps_the_config() {
         .expect("last_error")
         .contains("base_pth"));
 }
+
+/// A flush storm (100 requests at once) gets `429` with `Retry-After` beyond the configured rate
+/// — wrong tokens count too, so guessing is throttled — and the admin API recovers afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutations_are_rate_limited() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    d.stage(
+        "prod",
+        "target = \"http://{{ORIGIN}}\"\n[cache]\nenabled = true\n",
+    )
+    .admin_settings("mutations_per_second = 5\n");
+    let gw = TestGateway::start(d);
+    let c = client();
+    let flush = gw.admin("/stages/prod/cache/flush");
+    let started = std::time::Instant::now();
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let req = c
+                .post(&flush)
+                .bearer_auth(if i % 2 == 0 { ADMIN_TOKEN } else { "guess" });
+            tokio::spawn(async move { req.send().await })
+        })
+        .collect();
+    let mut admitted = 0usize;
+    let mut throttled = 0u32;
+    for t in tasks {
+        let r = t.await.expect("task").expect("response");
+        match r.status().as_u16() {
+            200 | 403 => admitted += 1,
+            429 => {
+                throttled += 1;
+                let retry: u64 = r
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+                    .expect("Retry-After in whole seconds");
+                assert_eq!(retry, 1, "a token is back within a second at 5/s");
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    // A burst of 5, then 5 per second for as long as the storm lasted.
+    let allowed = 5 + (started.elapsed().as_secs_f64() * 5.0).ceil() as usize;
+    assert!(
+        admitted <= allowed,
+        "{admitted} admitted, at most {allowed} allowed"
+    );
+    assert_eq!(admitted + throttled as usize, 100);
+    let m = gw.metrics().await;
+    assert!(
+        m.lines()
+            .filter_map(|l| l.strip_prefix("cachegate_admin_throttled_total "))
+            .any(|v| v.parse::<f64>().is_ok_and(|n| n >= f64::from(throttled))),
+        "{m}"
+    );
+    // The bucket refills: a flush goes through again.
+    crate::harness::eventually(
+        "a flush is admitted again",
+        std::time::Duration::from_secs(5),
+        || async {
+            c.post(&flush)
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        },
+    )
+    .await;
+}

@@ -101,19 +101,40 @@ impl PolicyDir {
     /// Sets `lines` (`key = value`, each ending in a newline) in gateway.toml's `[server]`
     /// section, replacing the harness's own value of a key.
     pub fn server_settings(&self, lines: &str) -> &Self {
+        self.settings("server", lines)
+    }
+
+    /// Sets `lines` in gateway.toml's `[admin]` section (see [`Self::server_settings`]).
+    pub fn admin_settings(&self, lines: &str) -> &Self {
+        self.settings("admin", lines)
+    }
+
+    fn settings(&self, section: &str, lines: &str) -> &Self {
         let path = self.dir.path().join("gateway.toml");
         let keys: Vec<String> = lines
             .lines()
             .filter_map(|l| l.split('=').next())
             .map(|k| format!("{} =", k.trim()))
             .collect();
-        let text: String = std::fs::read_to_string(&path)
+        let header = format!("[{section}]");
+        let mut current = String::new();
+        let mut text = String::new();
+        for l in std::fs::read_to_string(&path)
             .expect("gateway.toml")
             .lines()
-            .filter(|l| !keys.iter().any(|k| l.starts_with(k.as_str())))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        let text = text.replacen("threads = 1\n", &format!("threads = 1\n{lines}"), 1);
+        {
+            if l.starts_with('[') {
+                current = l.to_owned();
+            }
+            if current == header && keys.iter().any(|k| l.starts_with(k.as_str())) {
+                continue;
+            }
+            text.push_str(l);
+            text.push('\n');
+            if l == header {
+                text.push_str(lines);
+            }
+        }
         std::fs::write(path, text).expect("write");
         self
     }
