@@ -11,6 +11,7 @@ mod cli;
 mod connections;
 mod harness_selftest;
 mod invalidation;
+mod load;
 mod reload;
 mod routing;
 mod schemas;

@@ -29,6 +29,15 @@ async fn x_cache(url: &str) -> (u16, String, String) {
     (status, xc, r.text().await.unwrap_or_default())
 }
 
+/// Waits until an (empty) Redis holds a key: writes are asynchronous, and another instance asked
+/// too early would fetch, and keep, its own copy.
+async fn reaches_redis(redis: &RedisServer) {
+    eventually("an entry reaches Redis", Duration::from_secs(5), || async {
+        redis.command(&["DBSIZE"]).trim() != ":0"
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_response_cached_by_one_instance_is_a_hit_on_another() {
     let redis = RedisServer::start();
@@ -37,7 +46,7 @@ async fn a_response_cached_by_one_instance_is_a_hit_on_another() {
     let g2 = gateway_with(&o, &redis, STAGE);
     let (_, xc, body) = x_cache(&g1.url("/prod/items/1")).await;
     assert_eq!(xc, "MISS");
-    // The write to Redis is asynchronous: poll until the other instance sees it.
+    reaches_redis(&redis).await;
     eventually(
         "instance 2 hits the shared tier",
         Duration::from_secs(5),
@@ -211,12 +220,7 @@ async fn encrypted_entries_leave_no_plaintext_in_redis() {
     let g = TestGateway::start(d);
     let (_, _, body) = x_cache(&g.url("/prod/items/secret-item-42")).await;
     assert!(body.contains("secret-item-42"));
-    eventually(
-        "the entry reaches Redis",
-        Duration::from_secs(5),
-        || async { redis.command(&["DBSIZE"]).trim() != ":0" },
-    )
-    .await;
+    reaches_redis(&redis).await;
     let keys = redis.command(&["KEYS", "*"]);
     let mut saw_entry = false;
     for key in keys
@@ -272,6 +276,7 @@ async fn a_full_redis_never_fails_a_request() {
     redis.command(&["CONFIG", "SET", "maxmemory", "0"]);
     let (_, xc, body) = x_cache(&g1.url("/prod/items/roomy")).await;
     assert_eq!(xc, "MISS");
+    reaches_redis(&redis).await;
     eventually(
         "instance 2 hits the shared tier again",
         Duration::from_secs(5),
