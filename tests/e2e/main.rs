@@ -10,6 +10,7 @@ mod caching;
 mod cli;
 mod connections;
 mod harness_selftest;
+mod hostile;
 mod invalidation;
 mod load;
 mod reload;

@@ -1,0 +1,286 @@
+//! Hostile inputs and failing parts against a caching stage: deception paths never share a
+//! credentialed response (SEC-07), CR/LF in a request target never becomes a header (SEC-12), a
+//! client leaving mid-body never leaves a partial entry (SEC-15), a target that is down is never
+//! cached and releases everyone waiting (REL-15), `Age` follows time (REL-16), and the request
+//! counters add up (REL-18).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use cachegate_origin::{Origin, OriginConfig};
+
+use crate::harness::{client, eventually, free_port, get, origin, send, PolicyDir, TestGateway};
+
+/// A gateway whose `prod` stage caches (with `extra` in its `[cache]`) in front of `o`.
+fn cached(o: &Origin, extra: &str) -> TestGateway {
+    let d = PolicyDir::new(o);
+    d.stage(
+        "prod",
+        &format!("target = \"http://{{{{ORIGIN}}}}\"\n[cache]\nenabled = true\n{extra}"),
+    );
+    TestGateway::start(d)
+}
+
+/// Writes `bytes` on a fresh connection and reads until the gateway closes it.
+fn raw(addr: &str, bytes: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s.write_all(bytes).expect("write");
+    let mut got = Vec::new();
+    // A reset after the answer is as good as a close here.
+    let _ = s.read_to_end(&mut got);
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// The header section of a raw response, lower-cased.
+fn head(text: &str) -> String {
+    text.split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+}
+
+/// Web cache deception: a victim with credentials asks for its private page under names that
+/// look static (`/user/x.css`, `;x.css`, `%3b`, `%23`, `/.js`); an attacker without credentials
+/// then asks for the same names and never gets the victim's response.
+#[tokio::test]
+async fn deception_paths_never_share_a_credentialed_response() {
+    let o = origin();
+    let gw = cached(&o, "");
+    let paths = [
+        "/prod/echo/user/x.css",
+        "/prod/echo/user;x.css",
+        "/prod/echo/user%3bx.css",
+        "/prod/echo/user%23.css",
+        "/prod/echo/user/.js",
+    ];
+    let credentials = [
+        ("authorization", "Bearer victim-canary-token"),
+        ("cookie", "sid=victim-canary-cookie"),
+    ];
+    for (name, value) in credentials {
+        for path in paths {
+            let victim = send(client().get(gw.url(path)).header(name, value)).await;
+            assert_eq!(victim.status, 200, "{path}");
+            assert!(
+                victim.body.contains("victim-canary"),
+                "{path}: {}",
+                victim.body
+            );
+            assert_eq!(victim.x_cache(), "BYPASS", "{path} with {name}");
+            let attacker = get(&gw.url(path)).await;
+            assert!(
+                !attacker.body.contains("victim-canary"),
+                "{path}: the attacker got the victim's response"
+            );
+        }
+    }
+}
+
+/// CR/LF smuggled into the path or query, encoded or raw, never becomes a response or request
+/// header: it stays data or is refused.
+#[test]
+fn crlf_in_the_request_target_never_becomes_a_header() {
+    let o = origin();
+    let gw = cached(&o, "");
+    let addr = gw.url.trim_start_matches("http://").to_owned();
+    let encoded = raw(
+        &addr,
+        b"GET /prod/echo/a%0d%0aX-Injected:%20yes?q=%0d%0aX-Q:%20yes HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    assert!(encoded.starts_with("HTTP/1.1 200 "), "{encoded:?}");
+    let h = head(&encoded);
+    assert!(
+        !h.contains("\r\nx-injected") && !h.contains("\r\nx-q"),
+        "{encoded:?}"
+    );
+    // The origin saw no such request header either (its echo lists what it received).
+    assert!(!encoded.contains("\"x-injected\""), "{encoded:?}");
+    // A raw CR is percent-encoded by Pingora's parser (it becomes data); a raw LF ends the
+    // request line early and is refused. Neither is ever a header.
+    for target in [
+        "/prod/echo/a\rX-Injected: yes",
+        "/prod/echo/a\nX-Injected: yes",
+    ] {
+        let text = raw(
+            &addr,
+            format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        );
+        let h = head(&text);
+        assert!(
+            h.starts_with("http/1.1 400 ")
+                || (h.starts_with("http/1.1 200 ")
+                    && text.contains("\"path\":\"/echo/a%0DX-Injected:%20yes\"")),
+            "{target:?}: {text:?}"
+        );
+        assert!(!h.contains("\r\nx-injected"), "{target:?}: {text:?}");
+        assert!(!text.contains("\"x-injected\""), "{target:?}: {text:?}");
+    }
+}
+
+/// A client that goes away after 1 MiB of a 4 MiB cacheable response never leaves a partial
+/// entry behind: every later answer is the whole body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_leaving_mid_body_never_leaves_a_partial_entry() {
+    const SIZE: usize = 4 * 1024 * 1024;
+    let o = origin();
+    let gw = cached(
+        &o,
+        "max_object_size = \"8MiB\"\nkey_parameters = [\"method.request.querystring.bytes\"]\n",
+    );
+    let addr = gw.url.trim_start_matches("http://").to_owned();
+    let path = format!("/prod/big?bytes={SIZE}");
+    {
+        let mut s = TcpStream::connect(&addr).expect("connect");
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+            .expect("write");
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut read = 0;
+        while read < 1024 * 1024 {
+            let n = s.read(&mut buf).expect("read");
+            assert!(n > 0, "closed early");
+            read += n;
+        }
+        // Dropped here, mid-body.
+    }
+    for round in 0..5 {
+        let r = client().get(gw.url(&path)).send().await.expect("request");
+        assert_eq!(r.status(), 200);
+        let x_cache = r
+            .headers()
+            .get("x-cache")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let body = r.bytes().await.expect("the whole body");
+        assert_eq!(
+            body.len(),
+            SIZE,
+            "round {round} ({x_cache}): a partial body"
+        );
+    }
+}
+
+/// A cached stage whose target is down answers every concurrent request with a fast 502, stores
+/// none of them (no waiter is left behind the cache lock), and caches normally once the target is
+/// back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_is_down_is_never_cached_and_recovery_works() {
+    let port = free_port();
+    let placeholder = origin();
+    let d = PolicyDir::new(&placeholder);
+    d.stage(
+        "prod",
+        &format!("target = \"http://127.0.0.1:{port}\"\n[cache]\nenabled = true\n"),
+    );
+    let gw = TestGateway::start(d);
+    let url = gw.url("/prod/items/down");
+    let c = client();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..10).map(|_| tokio::spawn(send(c.get(&url)))).collect();
+    for t in tasks {
+        let r = t.await.expect("task");
+        assert_eq!(r.status, 502, "{}", r.body);
+    }
+    // Waiters held until the 5 s lock timeout would show here.
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(4), "the 502s took {took:?}");
+    let back = Origin::start_background(&format!("127.0.0.1:{port}"), OriginConfig::default())
+        .expect("the target comes back on its port");
+    let first = get(&url).await;
+    assert_eq!((first.status, first.x_cache()), (200, "MISS"));
+    let second = get(&url).await;
+    assert_eq!((second.status, second.x_cache()), (200, "HIT"));
+    assert_eq!(second.body, first.body);
+    assert_eq!(back.count("/items/down"), 1);
+}
+
+/// `Age` on a hit is the entry's age in whole seconds: 0 at first, then growing with time, never
+/// ahead of it.
+#[tokio::test]
+async fn age_grows_with_time() {
+    let o = origin();
+    let gw = cached(&o, "");
+    let url = gw.url("/prod/items/aging");
+    let stored = Instant::now();
+    assert_eq!(get(&url).await.x_cache(), "MISS");
+    let hit = get(&url).await;
+    assert_eq!(hit.x_cache(), "HIT");
+    assert_eq!(hit.header("age"), "0");
+    eventually("Age reaches 1", Duration::from_secs(5), || async {
+        let r = get(&url).await;
+        let age: u64 = r.header("age").parse().expect("Age in whole seconds");
+        assert!(
+            age <= stored.elapsed().as_secs() + 1,
+            "Age {age} is ahead of time"
+        );
+        age >= 1
+    })
+    .await;
+}
+
+/// Sums every sample of `name` whose labels include `stage="{stage}"` (and `extra`).
+fn sum(text: &str, name: &str, stage: &str, extra: &str) -> f64 {
+    let stage = format!("stage=\"{stage}\"");
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
+        .filter(|l| l.contains(&stage) && l.contains(extra))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Every request on a stage is counted once, and as exactly one of hit, miss or bypass: the
+/// request counter equals the per-outcome latency counts, and the hit and miss counters match
+/// theirs.
+#[tokio::test]
+async fn request_counters_reconcile() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    // A stage name no other test uses: the metrics registry is shared by the process.
+    d.stage(
+        "reconcile",
+        "target = \"http://{{ORIGIN}}\"\n[cache]\nenabled = true\n",
+    );
+    let gw = TestGateway::start(d);
+    for id in ["a", "b", "c"] {
+        for _ in 0..3 {
+            assert_eq!(
+                get(&gw.url(&format!("/reconcile/items/{id}"))).await.status,
+                200
+            );
+        }
+    }
+    for _ in 0..2 {
+        let r = send(client().post(gw.url("/reconcile/items/a")).body("{}")).await;
+        assert_eq!(r.x_cache(), "BYPASS");
+    }
+    let total = 11.0;
+    let hist = "cachegate_request_duration_seconds_count";
+    eventually(
+        "all requests are counted",
+        Duration::from_secs(5),
+        || async {
+            sum(
+                &gw.metrics().await,
+                "cachegate_requests_total",
+                "reconcile",
+                "",
+            ) >= total
+        },
+    )
+    .await;
+    let m = gw.metrics().await;
+    let requests = sum(&m, "cachegate_requests_total", "reconcile", "");
+    let hits = sum(&m, "cachegate_cache_hits_total", "reconcile", "");
+    let misses = sum(&m, "cachegate_cache_misses_total", "reconcile", "");
+    let by_outcome = |cache: &str| sum(&m, hist, "reconcile", &format!("cache=\"{cache}\""));
+    assert_eq!(requests, total, "{m}");
+    assert_eq!((hits, misses), (6.0, 3.0), "{m}");
+    assert_eq!(by_outcome("hit"), hits);
+    assert_eq!(by_outcome("miss"), misses);
+    assert_eq!(by_outcome("bypass"), 2.0);
+    assert_eq!(sum(&m, hist, "reconcile", ""), requests);
+}
