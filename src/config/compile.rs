@@ -143,6 +143,12 @@ pub(crate) fn gateway(cx: &mut FileCtx, g: &FileGateway) -> Option<GatewaySettin
             "client_body_timeout_ms",
             100..=600_000,
         ) as u64),
+        client_send_timeout: Duration::from_millis(bounded(
+            cx,
+            &g.server.client_send_timeout_ms,
+            "client_send_timeout_ms",
+            100..=600_000,
+        ) as u64),
     };
     if let (Some(a), Some(b)) = (listen, admin_listen) {
         if a == b {

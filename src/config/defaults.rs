@@ -56,6 +56,10 @@ pub(crate) fn client_header_timeout_ms() -> Spanned<u32> {
 pub(crate) fn client_body_timeout_ms() -> Spanned<u32> {
     unspanned(60_000)
 }
+/// NGINX's `send_timeout` default (between two writes).
+pub(crate) fn client_send_timeout_ms() -> Spanned<u32> {
+    unspanned(60_000)
+}
 pub(crate) fn redis_key_prefix() -> Spanned<String> {
     unspanned("cachegate".to_owned())
 }

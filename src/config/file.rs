@@ -83,6 +83,11 @@ pub struct FileServer {
     #[serde(default = "defaults::client_body_timeout_ms")]
     #[schemars(with = "u32")]
     pub client_body_timeout_ms: Spanned<u32>,
+    /// Longest wait, in milliseconds, for a client to accept more of a response (NGINX's
+    /// `send_timeout`); a client that stops reading is disconnected.
+    #[serde(default = "defaults::client_send_timeout_ms")]
+    #[schemars(with = "u32")]
+    pub client_send_timeout_ms: Spanned<u32>,
 }
 
 impl Default for FileServer {
@@ -96,6 +101,7 @@ impl Default for FileServer {
             max_request_headers: defaults::max_request_headers(),
             client_header_timeout_ms: defaults::client_header_timeout_ms(),
             client_body_timeout_ms: defaults::client_body_timeout_ms(),
+            client_send_timeout_ms: defaults::client_send_timeout_ms(),
         }
     }
 }

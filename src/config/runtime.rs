@@ -83,6 +83,8 @@ pub struct RequestLimits {
     pub client_header_timeout: Duration,
     /// Longest wait between two reads of a request body.
     pub client_body_timeout: Duration,
+    /// Longest wait for the client to accept more of a response.
+    pub client_send_timeout: Duration,
 }
 
 /// `[redis]`, validated.

@@ -161,7 +161,10 @@ pub(super) fn error_status(e: &Error) -> u16 {
             ErrorSource::Upstream => 502,
             ErrorSource::Downstream => match e.etype() {
                 // The client is gone: nothing to answer.
-                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                ErrorType::WriteError
+                | ErrorType::WriteTimedout
+                | ErrorType::ReadError
+                | ErrorType::ConnectionClosed => 0,
                 // `[server] client_body_timeout_ms` passed between two reads of the body.
                 ErrorType::ReadTimedout => 408,
                 _ => 400,

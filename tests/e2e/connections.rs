@@ -10,7 +10,8 @@ use cachegate_origin::Origin;
 
 use crate::harness::{client, get, origin, PolicyDir, TestGateway};
 
-/// A gateway on a cached stage with 1 s header and body deadlines.
+/// A gateway with a cached stage (`prod`), an uncached one (`raw`) and 1 s header, body and
+/// send deadlines.
 fn strict_gateway() -> (TestGateway, Origin, String) {
     let o = origin();
     let d = PolicyDir::new(&o);
@@ -18,7 +19,10 @@ fn strict_gateway() -> (TestGateway, Origin, String) {
         "prod",
         "target = \"http://{{ORIGIN}}\"\n[cache]\nenabled = true\n",
     )
-    .server_settings("client_header_timeout_ms = 1000\nclient_body_timeout_ms = 1000\n");
+    .stage("raw", "target = \"http://{{ORIGIN}}\"\n")
+    .server_settings(
+        "client_header_timeout_ms = 1000\nclient_body_timeout_ms = 1000\nclient_send_timeout_ms = 1000\n",
+    );
     let addr = format!("127.0.0.1:{}", d.proxy_port);
     (TestGateway::start(d), o, addr)
 }
@@ -164,6 +168,41 @@ fn a_stalled_body_is_cut_off_at_the_deadline() {
         o.count("/items/stall-ck"),
         0,
         "the origin saw the chunked request"
+    );
+}
+
+/// A client that stops reading a response is let go at the send deadline instead of holding its
+/// connection (and the upstream one) for as long as it likes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_let_go() {
+    const SIZE: usize = 32 * 1024 * 1024;
+    let (gw, _o, addr) = strict_gateway();
+    let mut s = connect(&addr);
+    s.write_all(
+        format!("GET /raw/big?bytes={SIZE} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes(),
+    )
+    .expect("write");
+    // Not reading for longer than the 1 s send deadline: the condition under test.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("read timeout");
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    assert!(got > 0, "nothing was sent before the deadline");
+    assert!(
+        got < SIZE,
+        "the whole {SIZE}-byte response arrived: the client was not let go"
+    );
+    let m = gw.metrics().await;
+    assert!(
+        metric(&m, "cachegate_client_timeouts_total{phase=\"send\"}") >= 1.0,
+        "{m}"
     );
 }
 
