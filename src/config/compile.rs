@@ -131,24 +131,24 @@ pub(crate) fn gateway(cx: &mut FileCtx, g: &FileGateway) -> Option<GatewaySettin
             "max_request_headers",
             1..=256,
         ),
-        client_header_timeout: Duration::from_millis(bounded(
+        client_header_timeout: bounded_ms(
             cx,
             &g.server.client_header_timeout_ms,
             "client_header_timeout_ms",
             100..=120_000,
-        ) as u64),
-        client_body_timeout: Duration::from_millis(bounded(
+        ),
+        client_body_timeout: bounded_ms(
             cx,
             &g.server.client_body_timeout_ms,
             "client_body_timeout_ms",
             100..=600_000,
-        ) as u64),
-        client_send_timeout: Duration::from_millis(bounded(
+        ),
+        client_send_timeout: bounded_ms(
             cx,
             &g.server.client_send_timeout_ms,
             "client_send_timeout_ms",
             100..=600_000,
-        ) as u64),
+        ),
     };
     if let (Some(a), Some(b)) = (listen, admin_listen) {
         if a == b {
@@ -286,6 +286,16 @@ fn bounded(
         );
     }
     n.clamp(*range.start(), *range.end()) as usize
+}
+
+/// [`bounded`] for a number of milliseconds.
+fn bounded_ms(
+    cx: &mut FileCtx,
+    v: &Spanned<u32>,
+    name: &str,
+    range: std::ops::RangeInclusive<u32>,
+) -> Duration {
+    Duration::from_millis(bounded(cx, v, name, range) as u64)
 }
 
 /// Hides a password in a URL for messages.
