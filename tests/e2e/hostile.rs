@@ -284,3 +284,106 @@ async fn request_counters_reconcile() {
     assert_eq!(by_outcome("bypass"), 2.0);
     assert_eq!(sum(&m, hist, "reconcile", ""), requests);
 }
+
+/// The body of a `Connection: close` response.
+fn body_of(text: &str) -> serde_json::Value {
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
+}
+
+/// Path variants that differ in case, `;` parameters, encoded bytes, separators, dot segments or a
+/// trailing `?` are keyed exactly as they are forwarded: whatever a variant is answered with —
+/// fresh or from the cache — is what the target returns for that variant's own forwarded path.
+#[test]
+fn path_variants_are_keyed_as_they_are_forwarded() {
+    let o = origin();
+    let gw = cached(&o, "");
+    let addr = gw.url.trim_start_matches("http://").to_owned();
+    let fetch = |target: &str, extra: &str| {
+        let text = raw(
+            &addr,
+            format!("GET {target} HTTP/1.1\r\nHost: localhost\r\n{extra}Connection: close\r\n\r\n")
+                .as_bytes(),
+        );
+        let status = text.split(' ').nth(1).unwrap_or("").to_owned();
+        (status, head(&text), body_of(&text))
+    };
+    let variants = [
+        "/prod/echo/case",
+        "/prod/echo/Case",
+        "/prod/echo/CASE",
+        "/prod/echo/case;x",
+        "/prod/echo/case;x=1",
+        "/prod/echo/case%3bx",
+        "/prod/echo/case%00",
+        "/prod/echo/case%2fx",
+        "/prod/echo/case/x",
+        "/prod/echo/case?",
+        "/prod/echo/case%3f",
+        "/prod/echo/%63ase",
+        "/prod/echo/case/",
+        "/prod/echo//case",
+        "/prod/echo/./case",
+        "/prod/echo/x/../case",
+    ];
+    for round in 0..2 {
+        for v in variants {
+            // What the target gets for this variant, asked past the cache (a Cookie bypasses it).
+            let (status, _, direct) = fetch(v, "Cookie: probe=1\r\n");
+            if status == "400" {
+                continue;
+            }
+            assert_eq!(status, "200", "{v}");
+            let (status, h, cached) = fetch(v, "");
+            assert_eq!(status, "200", "{v}");
+            assert_eq!(
+                cached["path"], direct["path"],
+                "round {round}: {v} was answered with another path's response ({h:?})"
+            );
+            if round == 1 {
+                assert!(h.contains("x-cache: hit"), "{v} was not cached: {h:?}");
+            }
+        }
+    }
+}
+
+/// Client `Cache-Control` directives cannot make the cache serve what it would not: `max-stale`
+/// does not bring back an expired entry, `min-fresh` and `only-if-cached` change nothing; and a
+/// target's `s-maxage=0` (over `max-age=60`) makes every reuse a revalidation in the RFC 9111
+/// mode.
+#[tokio::test]
+async fn client_directives_cannot_extend_freshness() {
+    let o = origin();
+    let gw = cached(&o, "ttl = 1\n");
+    let url = gw.url("/prod/items/fresh");
+    assert_eq!(get(&url).await.x_cache(), "MISS");
+    for directive in ["min-fresh=100", "only-if-cached", "max-stale=100"] {
+        let r = send(client().get(&url).header("cache-control", directive)).await;
+        assert_eq!((r.status, r.x_cache()), (200, "HIT"), "{directive}");
+    }
+    // Past the 1 s TTL, max-stale does not make the expired entry acceptable.
+    eventually("the entry expires", Duration::from_secs(5), || async {
+        let r = send(client().get(&url).header("cache-control", "max-stale=3600")).await;
+        r.x_cache() == "MISS"
+    })
+    .await;
+
+    let d = PolicyDir::new(&o);
+    d.stage(
+        "prod",
+        "target = \"http://{{ORIGIN}}\"\n[cache]\nenabled = true\nmode = \"http\"\nttl = 300\n",
+    );
+    let gw = TestGateway::start(d);
+    let url = gw.url("/prod/items/shared?cache_control=max-age%3D60%2C%20s-maxage%3D0");
+    // Stored only to be revalidated: every request is checked with the target.
+    for n in 1..=3 {
+        let r = get(&url).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            o.count("/items/shared"),
+            n,
+            "s-maxage=0 was reused unchecked: {}",
+            r.header("cache-status")
+        );
+    }
+}
