@@ -51,9 +51,26 @@ enum Command {
     },
 }
 
+/// Pingora's own records below `info` print whole request and response headers —
+/// `Authorization`, `Cookie`, `Set-Cookie` — so they stay at `info` however verbose `RUST_LOG`
+/// is, unless it names a `pingora` target itself (an operator debugging Pingora, knowingly).
+const PINGORA_CAPS: [&str; 3] = [
+    "pingora_core=info",
+    "pingora_proxy=info",
+    "pingora_cache=info",
+];
+
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let explicit = std::env::var("RUST_LOG").is_ok_and(|v| v.contains("pingora"));
+    if !explicit {
+        for cap in PINGORA_CAPS {
+            if let Ok(directive) = cap.parse() {
+                filter = filter.add_directive(directive);
+            }
+        }
+    }
     // `init` also routes Pingora's `log` records into tracing.
     tracing_subscriber::fmt()
         .with_env_filter(filter)

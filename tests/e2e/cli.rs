@@ -85,3 +85,97 @@ fn run_refuses_an_invalid_directory() {
     );
     assert!(stderr.contains("not starting"), "{stderr}");
 }
+
+/// SEC-23: secrets never reach the logs. The real binary runs at `debug` verbosity while requests
+/// carry canary credentials — client Authorization and Cookie, a granted and a wrong invalidation
+/// token, the admin token and a wrong one — and nothing it prints contains any of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_the_logs() {
+    use crate::harness::{client, free_port, wait_listening};
+    use std::time::Duration;
+
+    const ADMIN: &str = "admin-canary-5f1e";
+    const GRANT: &str = "grant-canary-9c2d";
+    let canaries = [
+        ADMIN,
+        GRANT,
+        "client-auth-canary-77aa",
+        "cookie-canary-31bb",
+        "wrong-grant-canary-04cc",
+        "wrong-admin-canary-e8dd",
+    ];
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    let (proxy, admin) = (free_port(), free_port());
+    d.write(
+        "gateway.toml",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:{proxy}\"\nthreads = 1\ngrace_period_secs = 0\n[admin]\nlisten = \"127.0.0.1:{admin}\"\ntoken_env = \"CANARY_ADMIN_TOKEN\"\n"
+        ),
+    );
+    d.stage(
+        "prod",
+        "target = \"http://{{ORIGIN}}\"\n[cache]\nenabled = true\n[[cache.invalidation.grants]]\nname = \"ops\"\ntoken_env = \"CANARY_GRANT_TOKEN\"\nresources = [\"GET/items/*\"]\n",
+    );
+    let mut child = cachegate()
+        .args(["run", "--config"])
+        .arg(d.path())
+        .env("RUST_LOG", "debug")
+        .env("CANARY_ADMIN_TOKEN", ADMIN)
+        .env("CANARY_GRANT_TOKEN", GRANT)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start cachegate");
+    let p = |path: &str| format!("http://127.0.0.1:{proxy}{path}");
+    let a = |path: &str| format!("http://127.0.0.1:{admin}{path}");
+    wait_listening(
+        format!("127.0.0.1:{proxy}").parse().expect("addr"),
+        Duration::from_secs(20),
+    );
+    let c = client();
+    let requests = [
+        c.get(p("/prod/items/1"))
+            .bearer_auth("client-auth-canary-77aa")
+            .header("cookie", "sid=cookie-canary-31bb"),
+        c.get(p("/prod/items/1")),
+        c.get(p("/prod/items/1"))
+            .header("cache-control", "max-age=0")
+            .bearer_auth(GRANT),
+        c.get(p("/prod/items/1"))
+            .header("cache-control", "max-age=0")
+            .bearer_auth("wrong-grant-canary-04cc"),
+        c.post(a("/stages/prod/cache/flush")).bearer_auth(ADMIN),
+        c.post(a("/stages/prod/cache/flush"))
+            .bearer_auth("wrong-admin-canary-e8dd"),
+        c.post(a("/reload")).bearer_auth(ADMIN),
+        c.get(a("/config")),
+    ];
+    let mut statuses = Vec::new();
+    for r in requests {
+        statuses.push(r.send().await.expect("request").status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 403, 200, 200]);
+    let metrics = c
+        .get(a("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    child.kill().expect("stop cachegate");
+    let out = child.wait_with_output().expect("output");
+    let logs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The run was logged (so an empty log cannot pass), and audited.
+    assert!(logs.contains("DEBUG"), "no debug output:\n{logs}");
+    assert!(logs.contains("Admin reload requested"), "{logs}");
+    for canary in canaries {
+        assert!(!logs.contains(canary), "{canary} is in the logs:\n{logs}");
+        assert!(!metrics.contains(canary), "{canary} is in the metrics");
+    }
+}
