@@ -1115,3 +1115,102 @@ async fn response_cache_can_set_its_own_stale_windows() {
     )
     .await;
 }
+
+/// Stale-if-error against a target answering `503` (not just down): the stored copy is served
+/// and counted while the window lasts, the target's error comes through once it has passed, and a
+/// zero window never serves stale.
+#[tokio::test]
+async fn stale_if_error_covers_5xx_for_its_window_only() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    // Keyed on the path alone, so `?status=503` reaches the same entry.
+    let policy = |window: u32| {
+        format!(
+            r#"<ResponseCache name="SIE">
+  <CacheKey><KeyFragment ref="proxy.pathsuffix"/></CacheKey>
+  <ExpirySettings><TimeoutInSeconds>1</TimeoutInSeconds></ExpirySettings>
+  <ExcludeErrorResponse>true</ExcludeErrorResponse>
+  <StaleIfErrorInSeconds>{window}</StaleIfErrorInSeconds>
+</ResponseCache>"#
+        )
+    };
+    // A policy name of its own: the metrics registry is shared with the other tests.
+    stage(
+        &d,
+        "[[flows]]\nname = \"items\"\ncondition = 'proxy.pathsuffix MatchesPath \"/items/**\"'\nrequest = [\"SIE\"]\nresponse = [\"SIE\"]\n",
+    );
+    d.write("prod/SIE.xml", &policy(2));
+    let gw = TestGateway::start(d);
+    let first = get(&gw.url("/prod/items/sie")).await;
+    assert_eq!(first.x_cache(), "MISS");
+    let stale_before = stale_errors(&gw).await;
+    eventually(
+        "a stale copy covers the 503",
+        Duration::from_secs(5),
+        || async {
+            let r = get(&gw.url("/prod/items/sie?status=503")).await;
+            r.status == 200 && r.x_cache() == "STALE" && r.body == first.body
+        },
+    )
+    .await;
+    eventually(
+        "the stale answer is counted",
+        Duration::from_secs(5),
+        || async { stale_errors(&gw).await > stale_before },
+    )
+    .await;
+    // TTL 1 s + window 2 s: afterwards the target's 503 is the answer.
+    eventually("the window ends", Duration::from_secs(8), || async {
+        get(&gw.url("/prod/items/sie?status=503")).await.status == 503
+    })
+    .await;
+
+    // A zero window: the 503 comes through as soon as the entry is stale.
+    gw.dir.write("prod/SIE.xml", &policy(0));
+    gw.handle.reload().await.expect("reload");
+    let first = get(&gw.url("/prod/items/sie0")).await;
+    assert_eq!(first.x_cache(), "MISS");
+    eventually("the entry goes stale", Duration::from_secs(5), || async {
+        let r = get(&gw.url("/prod/items/sie0?status=503")).await;
+        assert_ne!(r.x_cache(), "STALE", "served stale with a zero window");
+        r.status == 503
+    })
+    .await;
+}
+
+/// `cachegate_cache_stale_served_total{reason="error"}` of policy `SIE`, summed.
+async fn stale_errors(gw: &TestGateway) -> f64 {
+    gw.metrics()
+        .await
+        .lines()
+        .filter(|l| {
+            l.starts_with("cachegate_cache_stale_served_total{")
+                && l.contains("reason=\"error\"")
+                && l.contains("policy=\"SIE\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Requests collapsed behind a slow fill wait at most `lock_timeout_ms`, then go to the target
+/// themselves: every one is answered, none waits for the others in turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collapsed_waiters_give_up_at_the_lock_timeout() {
+    let o = slow_origin(Duration::from_millis(1500));
+    let d = PolicyDir::new(&o);
+    stage(&d, "[cache]\nenabled = true\nlock_timeout_ms = 200\n");
+    let gw = TestGateway::start(d);
+    let c = client();
+    let url = gw.url("/prod/items/locked");
+    let started = std::time::Instant::now();
+    let tasks: Vec<_> = (0..5).map(|_| tokio::spawn(send(c.get(&url)))).collect();
+    for t in tasks {
+        let r = t.await.expect("task");
+        assert_eq!((r.status, r.json()["id"].as_str()), (200, Some("locked")));
+    }
+    // The waiters went to the target after 200 ms rather than waiting for the 1.5 s fill.
+    assert!(o.count("/items/locked") > 1, "nobody gave up waiting");
+    // In turn, 5 fills of 1.5 s would take 7.5 s.
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(4), "the requests took {took:?}");
+}
