@@ -122,6 +122,8 @@ pub struct LookupOptions {
     pub deadline: Option<Duration>,
     /// The entry is sealed in the shared tier.
     pub encrypted: bool,
+    /// The stored entry replaces the current one on every instance (an authorized refresh).
+    pub replaces: bool,
 }
 
 /// The pingora cache key for an entry of `stage` whose framed key hashes to `key`.
@@ -368,6 +370,10 @@ impl Storage for Bridge {
                 .extensions
                 .get::<KeyInfo>()
                 .is_some_and(|i| i.opts.encrypted),
+            replaces: key
+                .extensions
+                .get::<KeyInfo>()
+                .is_some_and(|i| i.opts.replaces),
             prefixes: key
                 .extensions
                 .get::<KeyInfo>()
@@ -480,6 +486,7 @@ struct BufferingMiss {
     body: BytesMut,
     prefixes: Arc<[[u8; 16]]>,
     encrypted: bool,
+    replaces: bool,
 }
 
 #[async_trait]
@@ -499,8 +506,14 @@ impl HandleMiss for BufferingMiss {
             prefixes: self.prefixes,
             decoded: Default::default(),
         };
-        self.store
-            .put_tiered(&self.stage, self.key, Arc::new(entry), self.encrypted);
+        let entry = Arc::new(entry);
+        if self.replaces {
+            self.store
+                .put_replacing(&self.stage, self.key, entry, self.encrypted);
+        } else {
+            self.store
+                .put_tiered(&self.stage, self.key, entry, self.encrypted);
+        }
         Ok(MissFinishType::Created(size))
     }
 }

@@ -1174,6 +1174,45 @@ impl SharedTier {
         Some((values.into_iter().map(parse).collect(), floor))
     }
 
+    /// Writes `entry` at once (not through the write queue) and then tells every other instance
+    /// to drop its local copy, so the next lookup anywhere reads this one: an authorized client
+    /// refresh replaces the entry for everybody, not only here. Nothing is published when the
+    /// write fails (the others would only reread the old value).
+    pub async fn replace(
+        &self,
+        stage: &str,
+        key: StoreKey,
+        entry: Arc<Entry>,
+        encrypted: bool,
+    ) -> Result<(), SharedError> {
+        let left = entry
+            .expires_at
+            .duration_since(SystemTime::now())
+            .map_or(0, duration_ms);
+        let rkey = self.inner.entry_key(stage, &key);
+        if left > 0 {
+            if let Some(value) = self.inner.encode_value(&rkey, &entry, encrypted) {
+                let mut conn = self.inner.usable("put")?;
+                let res = tokio::time::timeout(
+                    self.inner.connect_timeout,
+                    redis::cmd("SET")
+                        .arg(&rkey)
+                        .arg(value)
+                        .arg("PX")
+                        .arg(left)
+                        .query_async::<()>(&mut conn),
+                )
+                .await;
+                self.inner.outcome("put", res)?;
+            }
+        }
+        self.publish(&Invalidation::Remove {
+            stage: stage.to_owned(),
+            keys: vec![key],
+        })
+        .await
+    }
+
     /// Publishes an invalidation to every instance (this one ignores it), within
     /// `connect_timeout`.
     pub async fn publish(&self, msg: &Invalidation) -> Result<(), SharedError> {

@@ -280,6 +280,19 @@ impl TieredStore {
         self.put(stage, key, entry);
     }
 
+    /// Like [`TieredStore::put_tiered`], for an entry that replaces the current one everywhere
+    /// (an authorized client refresh): written to Redis at once, after which every other
+    /// instance drops its local copy.
+    pub fn put_replacing(&self, stage: &str, key: StoreKey, entry: Arc<Entry>, encrypted: bool) {
+        if let Some(shared) = self.shared.get().cloned() {
+            let (stage, entry) = (stage.to_owned(), Arc::clone(&entry));
+            spawn(async move {
+                let _ = shared.replace(&stage, key, entry, encrypted).await;
+            });
+        }
+        self.put(stage, key, entry);
+    }
+
     /// Invalidates one entry everywhere: this instance's tier, Redis, and (by a message) every
     /// other instance's tier; a purge record stops an in-flight write from bringing it back.
     /// Returns whether this instance held it.

@@ -667,6 +667,7 @@ impl ProxyHttp for Gateway {
                     check_purges: self.cache.store().has_prefix_purges(&stage.name),
                     deadline: plan.policy.as_ref().and_then(|p| p.lookup_timeout),
                     encrypted: plan.encrypted,
+                    replaces: ctx.refresh,
                 };
                 Ok(bridge::cache_key(
                     &stage.name,

@@ -287,3 +287,62 @@ async fn a_full_redis_never_fails_a_request() {
     )
     .await;
 }
+
+/// A client's authorized refresh (`Cache-Control: max-age=0`) on one instance replaces the entry
+/// everywhere: the other instance serves the new body within a bound that only the invalidation
+/// message can meet (local copies would otherwise live for a minute here), trial after trial.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_refresh_on_one_instance_reaches_the_other_within_a_bound() {
+    use sha2::Digest;
+    const TOKEN: &str = "refresh-token-for-the-test";
+    let digest: String = sha2::Sha256::digest(TOKEN.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let redis = RedisServer::start();
+    let o = origin();
+    let stage = format!(
+        "{STAGE}[[cache.invalidation.grants]]\nname = \"ops\"\ntoken_sha256 = \"{digest}\"\nresources = [\"GET/items/*\"]\n"
+    );
+    let start = || {
+        let d = PolicyDir::new(&o);
+        d.with_redis(&redis.url(), "max_local_ttl_ms = 60000");
+        d.stage("prod", &stage);
+        TestGateway::start(d)
+    };
+    let (g1, g2) = (start(), start());
+    let mut slowest = Duration::ZERO;
+    for trial in 0..10 {
+        let path = format!("/prod/items/refresh-{trial}");
+        let (_, xc, _) = x_cache(&g1.url(&path)).await;
+        assert_eq!(xc, "MISS");
+        reaches_redis(&redis).await;
+        eventually(
+            "instance 2 holds the entry",
+            Duration::from_secs(5),
+            || async { x_cache(&g2.url(&path)).await.1 == "HIT" },
+        )
+        .await;
+        let refreshed = client()
+            .get(g1.url(&path))
+            .header("cache-control", "max-age=0")
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("refresh");
+        let sent = std::time::Instant::now();
+        assert_eq!(refreshed.status(), 200);
+        let new_body = refreshed.text().await.expect("body");
+        eventually(
+            "instance 2 serves the new body",
+            Duration::from_secs(5),
+            || async { x_cache(&g2.url(&path)).await.2 == new_body },
+        )
+        .await;
+        slowest = slowest.max(sent.elapsed());
+    }
+    assert!(
+        slowest < Duration::from_secs(1),
+        "an invalidation took {slowest:?} to reach the other instance"
+    );
+}
