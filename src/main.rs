@@ -31,6 +31,11 @@ enum Command {
         /// Directory holding gateway.toml and the stage folders.
         #[arg(long, short, default_value = "policies")]
         config: PathBuf,
+        /// Take the listening sockets over from the running gateway (through `[server]
+        /// upgrade_socket`) instead of binding them; then send the old process SIGQUIT. No
+        /// connection is refused during the hand-over.
+        #[arg(long)]
+        upgrade: bool,
     },
     /// Check a policies directory without starting anything; exits non-zero on any error.
     ///
@@ -90,7 +95,7 @@ fn summary(diags: &Diagnostics) -> String {
     format!("{errors} error(s), {warnings} warning(s)")
 }
 
-fn run(config: &Path) -> anyhow::Result<ExitCode> {
+fn run(config: &Path, upgrade: bool) -> anyhow::Result<ExitCode> {
     let (handle, warnings) = match ConfigHandle::load(config) {
         Ok(v) => v,
         Err(diags) => {
@@ -116,7 +121,11 @@ fn run(config: &Path) -> anyhow::Result<ExitCode> {
         tracing::info!(stage = %s.name, base_path = %s.base_path, target = %s.target.url, "Stage loaded.");
     }
     drop(snap);
-    let server = server::build(handle, &ServerOptions::default());
+    let options = ServerOptions {
+        upgrade,
+        ..ServerOptions::default()
+    };
+    let server = server::build(handle, &options);
     server::run(server, Box::new(pingora::server::UnixShutdownSignalWatch));
     Ok(ExitCode::SUCCESS)
 }
@@ -167,9 +176,9 @@ fn schema(out: &Path, check: bool) -> anyhow::Result<ExitCode> {
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config } => {
+        Command::Run { config, upgrade } => {
             init_logging();
-            run(&config)
+            run(&config, upgrade)
         }
         Command::Validate { dir } => Ok(validate(&dir)),
         Command::Schema { out, check } => schema(&out, check),

@@ -24,6 +24,9 @@ use crate::watch::ConfigWatcher;
 pub struct ServerOptions {
     /// Admin token to use instead of reading `[admin] token_env` from the environment.
     pub admin_token: Option<String>,
+    /// Take the listening sockets over from a running gateway (`cachegate run --upgrade`)
+    /// instead of binding them.
+    pub upgrade: bool,
 }
 
 /// Builds a ready-to-run server for `handle`'s configuration.
@@ -34,9 +37,14 @@ pub fn build(handle: Arc<ConfigHandle>, options: &ServerOptions) -> Server {
         threads: g.threads,
         grace_period_seconds: Some(g.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(g.grace_period.as_secs().max(1)),
+        upgrade_sock: g.upgrade_socket.clone(),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let opt = pingora::server::configuration::Opt {
+        upgrade: options.upgrade,
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
 
     let cache = match &g.redis {

@@ -248,6 +248,7 @@ pub(crate) fn gateway(cx: &mut FileCtx, g: &FileGateway) -> Option<GatewaySettin
         listen: listen?,
         threads: threads as usize,
         grace_period: Duration::from_secs(g.server.grace_period_secs),
+        upgrade_socket: g.server.upgrade_socket.clone(),
         limits,
         admin_listen: admin_listen?,
         admin_token_env,

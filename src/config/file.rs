@@ -88,6 +88,11 @@ pub struct FileServer {
     #[serde(default = "defaults::client_send_timeout_ms")]
     #[schemars(with = "u32")]
     pub client_send_timeout_ms: Spanned<u32>,
+    /// Unix socket through which a running gateway hands its listening sockets to a new one
+    /// started with `cachegate run --upgrade` (zero-downtime restart: start the new process, then
+    /// send the old one SIGQUIT). Changing it needs a restart.
+    #[serde(default = "defaults::upgrade_socket")]
+    pub upgrade_socket: String,
 }
 
 impl Default for FileServer {
@@ -102,6 +107,7 @@ impl Default for FileServer {
             client_header_timeout_ms: defaults::client_header_timeout_ms(),
             client_body_timeout_ms: defaults::client_body_timeout_ms(),
             client_send_timeout_ms: defaults::client_send_timeout_ms(),
+            upgrade_socket: defaults::upgrade_socket(),
         }
     }
 }

@@ -58,6 +58,8 @@ pub struct GatewaySettings {
     pub threads: usize,
     /// Graceful shutdown period.
     pub grace_period: Duration,
+    /// Where listening sockets are handed over on a graceful upgrade.
+    pub upgrade_socket: String,
     /// Size limits checked on every request before anything else.
     pub limits: RequestLimits,
     /// Admin listener.

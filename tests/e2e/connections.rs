@@ -345,3 +345,110 @@ async fn graceful_stop_finishes_in_flight_requests() {
         "the stopped gateway still accepts connections"
     );
 }
+
+/// A zero-downtime upgrade (REL-14): a second `cachegate run --upgrade` takes the listening
+/// sockets over from the running one, which is then sent SIGQUIT and finishes; a client opening a
+/// new connection for every request all along sees no refused connection and no failed request,
+/// and the new process serves afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_hands_the_listeners_over_without_refusing_anyone() {
+    use std::process::{Command, Stdio};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    d.stage("prod", "target = \"http://{{ORIGIN}}\"\n");
+    let socket = d.path().join("upgrade.sock");
+    d.server_settings(&format!(
+        "grace_period_secs = 1\nupgrade_socket = \"{}\"\n",
+        socket.display()
+    ));
+    let start = |upgrade: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cachegate"));
+        cmd.args(["run", "--config"]).arg(d.path());
+        if upgrade {
+            cmd.arg("--upgrade");
+        }
+        cmd.env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start cachegate")
+    };
+    let mut old = start(false);
+    let addr = format!("127.0.0.1:{}", d.proxy_port);
+    crate::harness::wait_listening(addr.parse().expect("addr"), Duration::from_secs(20));
+
+    // A client that opens a fresh connection for every request, all through the hand-over.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let load = {
+        let (stop, ok, failed) = (Arc::clone(&stop), Arc::clone(&ok), Arc::clone(&failed));
+        let url = format!("http://{addr}/prod/items/up");
+        tokio::spawn(async move {
+            let c = reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("client");
+            let mut errors = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                match c.get(&url).send().await {
+                    Ok(r) if r.status() == 200 => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    other => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        errors.push(format!("{other:?}"));
+                    }
+                }
+            }
+            errors
+        })
+    };
+    let served = |n: usize| {
+        let ok = Arc::clone(&ok);
+        async move {
+            let target = ok.load(Ordering::Relaxed) + n;
+            crate::harness::eventually("requests are served", Duration::from_secs(10), || {
+                let ok = Arc::clone(&ok);
+                async move { ok.load(Ordering::Relaxed) >= target }
+            })
+            .await;
+        }
+    };
+    served(20).await;
+    let mut new = start(true);
+    // The new process waits on the socket; the old one hands over on SIGQUIT (retrying until
+    // the new one listens), stops accepting and finishes what it has.
+    let quit = Command::new("kill")
+        .args(["-QUIT", &old.id().to_string()])
+        .status()
+        .expect("kill -QUIT");
+    assert!(quit.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exited = loop {
+        if let Some(status) = old.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the old process did not exit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exited.success(), "the old process exited with {exited}");
+    // The new process serves on its own now.
+    served(50).await;
+    stop.store(true, Ordering::Relaxed);
+    let errors = load.await.expect("client task");
+    let _ = Command::new("kill")
+        .args(["-TERM", &new.id().to_string()])
+        .status();
+    let _ = new.wait();
+    assert!(
+        errors.is_empty(),
+        "{} of {} requests failed during the upgrade: {:?}",
+        errors.len(),
+        errors.len() + ok.load(Ordering::Relaxed),
+        errors.iter().take(3).collect::<Vec<_>>()
+    );
+}

@@ -178,6 +178,7 @@ impl TestGateway {
             Arc::clone(&handle),
             &ServerOptions {
                 admin_token: Some(ADMIN_TOKEN.to_owned()),
+                ..ServerOptions::default()
             },
         );
         let (signal, tx) = ChannelShutdown::new();
