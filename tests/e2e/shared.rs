@@ -346,3 +346,56 @@ async fn a_client_refresh_on_one_instance_reaches_the_other_within_a_bound() {
         "an invalidation took {slowest:?} to reach the other instance"
     );
 }
+
+/// An instance that loses its invalidation subscription cannot know what it missed, so it drops
+/// its local copies (REL-10): after the subscription is killed, the next hit comes from Redis
+/// again although the local copy would have lived for a minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_subscription_clears_the_local_tier() {
+    let redis = RedisServer::start();
+    let o = origin();
+    let start = || {
+        let d = PolicyDir::new(&o);
+        d.with_redis(&redis.url(), "max_local_ttl_ms = 60000");
+        // A stage name of its own: the metrics registry is shared by the process.
+        d.stage("lossy", STAGE);
+        TestGateway::start(d)
+    };
+    let (g1, g2) = (start(), start());
+    let hits = |tier: &'static str| {
+        let g2 = &g2;
+        async move {
+            g2.metrics()
+                .await
+                .lines()
+                .filter(|l| {
+                    l.starts_with("cachegate_cache_hits_total{")
+                        && l.contains("stage=\"lossy\"")
+                        && l.contains(&format!("tier=\"{tier}\""))
+                })
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>()
+        }
+    };
+    assert_eq!(x_cache(&g1.url("/lossy/items/1")).await.1, "MISS");
+    reaches_redis(&redis).await;
+    assert_eq!(x_cache(&g2.url("/lossy/items/1")).await.1, "HIT");
+    assert_eq!(x_cache(&g2.url("/lossy/items/1")).await.1, "HIT");
+    eventually(
+        "one shared and one local hit",
+        Duration::from_secs(5),
+        || async { hits("shared").await == 1.0 && hits("local").await == 1.0 },
+    )
+    .await;
+    redis.command(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    eventually(
+        "the next hit comes from Redis again",
+        Duration::from_secs(10),
+        || async {
+            assert_eq!(x_cache(&g2.url("/lossy/items/1")).await.1, "HIT");
+            hits("shared").await >= 2.0
+        },
+    )
+    .await;
+    assert_eq!(o.count("/items/1"), 1);
+}
