@@ -10,7 +10,7 @@ ORIGIN_DELAY_MS ?= 200
 export CACHEGATE_ADMIN_TOKEN CACHEGATE_PROD_TOKEN
 
 .DEFAULT_GOAL := help
-.PHONY: help deps bench-deps run test lint fmt validate schemas bench build
+.PHONY: help deps bench-deps run test lint fmt validate schemas bench soak build
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -82,3 +82,7 @@ schemas: ## Regenerate schemas/*.schema.json from the config types
 
 bench: deps bench-deps ## Side-by-side throughput: origin, NGINX, gateway miss/hit/Redis hit
 	./tests/bench/bench.sh
+
+SOAK_SECONDS ?= 300
+soak: deps bench-deps ## Long run under mixed load with Redis pauses/kill, reloads and flushes (REL-17)
+	./tests/soak/soak.sh $(SOAK_SECONDS)

@@ -57,8 +57,9 @@ enum Command {
 }
 
 /// Pingora's own records below `info` print whole request and response headers —
-/// `Authorization`, `Cookie`, `Set-Cookie` — so they stay at `info` however verbose `RUST_LOG`
-/// is, unless it names a `pingora` target itself (an operator debugging Pingora, knowingly).
+/// `Authorization`, `Cookie`, `Set-Cookie` — so when `RUST_LOG`'s default level is `debug` or
+/// `trace` they are held at `info`, unless it names a `pingora` target itself (an operator
+/// debugging Pingora, knowingly). A quieter `RUST_LOG` is left alone.
 const PINGORA_CAPS: [&str; 3] = [
     "pingora_core=info",
     "pingora_proxy=info",
@@ -68,8 +69,13 @@ const PINGORA_CAPS: [&str; 3] = [
 fn init_logging() {
     let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let explicit = std::env::var("RUST_LOG").is_ok_and(|v| v.contains("pingora"));
-    if !explicit {
+    let spec = std::env::var("RUST_LOG")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let verbose = spec
+        .split(',')
+        .any(|d| matches!(d.trim(), "debug" | "trace"));
+    if verbose && !spec.contains("pingora") {
         for cap in PINGORA_CAPS {
             if let Ok(directive) = cap.parse() {
                 filter = filter.add_directive(directive);

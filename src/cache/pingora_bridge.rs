@@ -110,6 +110,9 @@ pub fn overrides(wait_timeout: Duration) -> CacheOptionOverrides {
 struct KeyInfo {
     built: Arc<BuiltKey>,
     opts: LookupOptions,
+    /// When the request looked the key up: a body fetched for it can be no newer, so an
+    /// invalidation after this moment must cover it (see `BufferingMiss`).
+    requested: SystemTime,
 }
 
 /// How a request's entry is looked up and stored.
@@ -135,7 +138,11 @@ pub fn cache_key(
 ) -> CacheKey {
     let mut k = CacheKey::new(Vec::new(), stage);
     k.set_primary_bin_override(key.0);
-    k.extensions.insert(KeyInfo { built, opts });
+    k.extensions.insert(KeyInfo {
+        built,
+        opts,
+        requested: SystemTime::now(),
+    });
     k
 }
 
@@ -363,7 +370,13 @@ impl Storage for Bridge {
             stage: key.user_tag.clone(),
             key: store_key(key),
             meta: encode_meta(meta)?,
-            created: meta.created(),
+            // Purge records compare against this: an invalidation that lands while the target
+            // is still answering must cover the body it answers with (its response time is
+            // after the invalidation, its content may be from before it).
+            created: key
+                .extensions
+                .get::<KeyInfo>()
+                .map_or(meta.created(), |i| i.requested.min(meta.created())),
             expires_at: expires_at(meta),
             body: BytesMut::new(),
             encrypted: key

@@ -10,31 +10,11 @@ cd "$(dirname "$0")/../.."
 DURATION=${1:-10}
 THREADS=2
 CONNS=64
-command -v wrk >/dev/null || { echo "wrk is required: apt-get install -y wrk" >&2; exit 1; }
-
-cargo build --release --workspace --bins >&2
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
-
-ORIGIN=$(port); GW=$(port); ADMIN=$(port); REDIS=$(port)
-command -v redis-server >/dev/null || { echo "redis-server is required: make deps" >&2; exit 1; }
-redis-server --port "$REDIS" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" >/dev/null & pids+=($!)
+. tests/bench/common.sh
+start_redis
 ./target/release/cachegate-origin --listen 127.0.0.1:$ORIGIN --delay-ms 0 >/dev/null & pids+=($!)
 mkdir -p "$work/policies/bench"
-cat > "$work/policies/gateway.toml" <<TOML
-[server]
-listen = "127.0.0.1:$GW"
-threads = 2
-[admin]
-listen = "127.0.0.1:$ADMIN"
-[redis]
-url = "redis://127.0.0.1:$REDIS"
-TOML
+write_gateway_toml
 printf 'base_path = "/bench"\ntarget = "http://127.0.0.1:%s"\n' "$ORIGIN" > "$work/policies/bench/stage.toml"
 mkdir -p "$work/policies/cached" "$work/policies/slow" "$work/policies/l2"
 # A stage whose local tier is too small to hold the working set: its hits come from Redis.

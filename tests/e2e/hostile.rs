@@ -121,6 +121,23 @@ fn crlf_in_the_request_target_never_becomes_a_header() {
     }
 }
 
+/// Status, `X-Cache` and body length of a GET read whole.
+async fn fetch_len(url: &str) -> (u16, String, usize) {
+    let r = client().get(url).send().await.expect("request");
+    let status = r.status().as_u16();
+    let x_cache = r
+        .headers()
+        .get("x-cache")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    (
+        status,
+        x_cache,
+        r.bytes().await.expect("the whole body").len(),
+    )
+}
+
 /// A client that goes away after 1 MiB of a 4 MiB cacheable response never leaves a partial
 /// entry behind: every later answer is the whole body.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,20 +164,9 @@ async fn a_client_leaving_mid_body_never_leaves_a_partial_entry() {
         // Dropped here, mid-body.
     }
     for round in 0..5 {
-        let r = client().get(gw.url(&path)).send().await.expect("request");
-        assert_eq!(r.status(), 200);
-        let x_cache = r
-            .headers()
-            .get("x-cache")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let body = r.bytes().await.expect("the whole body");
-        assert_eq!(
-            body.len(),
-            SIZE,
-            "round {round} ({x_cache}): a partial body"
-        );
+        let (status, x_cache, len) = fetch_len(&gw.url(&path)).await;
+        assert_eq!(status, 200);
+        assert_eq!(len, SIZE, "round {round} ({x_cache}): a partial body");
     }
 }
 
@@ -386,4 +392,46 @@ async fn client_directives_cannot_extend_freshness() {
             r.header("cache-status")
         );
     }
+}
+
+/// Huge bodies (SEC-15): a 50 MB response streams through whole and is not stored (over the
+/// object limit), and 50 simultaneous requests for one cold 4 MiB body all get all of it from a
+/// single upstream request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_bodies_stream_whole_and_concurrent_misses_share_one_fetch() {
+    const HUGE: usize = 50 * 1000 * 1000;
+    const BIG: usize = 4 * 1024 * 1024;
+    let o = origin();
+    let gw = cached(
+        &o,
+        "max_object_size = \"8MiB\"\nkey_parameters = [\"method.request.querystring.bytes\"]\n",
+    );
+    for round in 0..2 {
+        let (_, x_cache, len) = fetch_len(&gw.url(&format!("/prod/big?bytes={HUGE}"))).await;
+        assert_eq!(len, HUGE, "round {round}");
+        assert_ne!(
+            x_cache, "HIT",
+            "round {round}: a body over the limit was stored"
+        );
+    }
+    assert_eq!(o.count("/big"), 2);
+    let c = client();
+    let url = gw.url(&format!("/prod/big?bytes={BIG}"));
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let req = c.get(&url);
+            tokio::spawn(async move {
+                let r = req.send().await.expect("request");
+                r.bytes().await.expect("body").len()
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.expect("task"), BIG);
+    }
+    assert_eq!(
+        o.count("/big"),
+        3,
+        "the 50 cold requests were not collapsed"
+    );
 }

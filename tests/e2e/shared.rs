@@ -399,3 +399,67 @@ async fn a_lost_subscription_clears_the_local_tier() {
     .await;
     assert_eq!(o.count("/items/1"), 1);
 }
+
+/// The fill race (REL-10 b): an instance is still fetching a key from a slow target when another
+/// instance invalidates it. The body that arrives afterwards was produced before the
+/// invalidation, so it is answered but never served again: the next request anywhere is a miss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fill_that_started_before_an_invalidation_is_not_stored() {
+    let redis = RedisServer::start();
+    let o = cachegate_origin::Origin::start_background(
+        "127.0.0.1:0",
+        cachegate_origin::OriginConfig::with_delay(Duration::from_millis(800)),
+    )
+    .expect("origin");
+    let (g1, g2) = (
+        gateway_with(&o, &redis, STAGE),
+        gateway_with(&o, &redis, STAGE),
+    );
+    let url = g1.url("/prod/items/race");
+    let fill = tokio::spawn(async move { x_cache(&url).await });
+    eventually(
+        "the fill reaches the target",
+        Duration::from_secs(5),
+        || async { o.count("/items/race") == 1 },
+    )
+    .await;
+    let r = client()
+        .post(g2.admin("/stages/prod/cache/invalidate"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({"path": "/items/race"}))
+        .send()
+        .await
+        .expect("invalidate");
+    assert_eq!(r.status(), 200);
+    let (status, xc, _) = fill.await.expect("fill");
+    assert_eq!((status, xc.as_str()), (200, "MISS"));
+    // Writes reach Redis in order: once a later entry is there, the older body's write is done.
+    let (_, xc, _) = x_cache(&g1.url("/prod/items/barrier")).await;
+    assert_eq!(xc, "MISS");
+    let entries = || {
+        redis
+            .command(&["KEYS", "*"])
+            .lines()
+            .filter(|l| !l.starts_with('*') && !l.starts_with('$'))
+            .filter(|k| !k.contains(":purge") && !k.contains(":flush"))
+            .count()
+    };
+    eventually(
+        "the later entry reaches Redis",
+        Duration::from_secs(5),
+        || async { entries() >= 1 },
+    )
+    .await;
+    // The older body may sit in Redis, but the purge record beside it makes it a miss. With the
+    // target gone a miss cannot store anything new: only the older body could answer 200.
+    o.shutdown();
+    for (n, g) in [&g1, &g2].into_iter().enumerate() {
+        let (status, xc, _) = x_cache(&g.url("/prod/items/race")).await;
+        assert_ne!(
+            (status, xc.as_str()),
+            (200, "HIT"),
+            "instance {}: the pre-invalidation body was served",
+            n + 1
+        );
+    }
+}
