@@ -448,13 +448,12 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        if let Some(message) = respond::ambiguous_framing(session.req_header(), || {
-            session
-                .as_downstream()
-                .as_http1()
-                .map(|h1| h1.get_headers_raw_bytes())
-                .unwrap_or_default()
-        }) {
+        let raw = session
+            .as_downstream()
+            .as_http1()
+            .map(|h1| h1.get_headers_raw_bytes())
+            .unwrap_or_default();
+        if let Some(message) = respond::ambiguous_framing(session.req_header(), &raw) {
             // The connection is closed after this answer: its framing cannot be trusted.
             respond::reject(session, 400, message).await?;
             return Ok(true);

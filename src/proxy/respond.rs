@@ -28,8 +28,13 @@ pub(super) async fn bytes(session: &mut Session, status: u16, body: Bytes) -> Re
     Ok(())
 }
 
-/// Why a request is refused before anything is forwarded, if it is: an HTTP/1.1 request without
-/// `Host` (RFC 9112 §3.2), or one with both `Transfer-Encoding` and `Content-Length`.
+/// Why a request is refused before anything is forwarded, if it is: a bare LF ending a line of
+/// the header section, an HTTP/1.1 request without `Host` (RFC 9112 §3.2), or one with both
+/// `Transfer-Encoding` and `Content-Length`. `raw` is the header section as received.
+///
+/// RFC 9112 §2.2 lets a recipient accept a bare LF as a line ending, and Pingora does; but a part
+/// behind the gateway that does not would see other header lines than the gateway did, so such a
+/// request is refused.
 ///
 /// RFC 9112 §6.1 lets a server frame such a request by `Transfer-Encoding` instead, which is what
 /// Pingora does (it drops `Content-Length` before any hook runs, so `raw` — the header section as
@@ -38,14 +43,17 @@ pub(super) async fn bytes(session: &mut Session, status: u16, body: Bytes) -> Re
 /// request is refused, as NGINX and most CDNs do.
 pub(super) fn ambiguous_framing(
     req: &pingora::http::RequestHeader,
-    raw: impl FnOnce() -> Bytes,
+    raw: &[u8],
 ) -> Option<&'static str> {
+    if raw.first() == Some(&b'\n') || raw.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r') {
+        return Some("lines must end with CRLF, not a bare LF");
+    }
     let h = &req.headers;
     if req.version == http::Version::HTTP_11 && !h.contains_key(http::header::HOST) {
         return Some("an HTTP/1.1 request needs a Host header");
     }
     if h.contains_key(http::header::TRANSFER_ENCODING)
-        && (h.contains_key(http::header::CONTENT_LENGTH) || has_field(&raw(), b"content-length"))
+        && (h.contains_key(http::header::CONTENT_LENGTH) || has_field(raw, b"content-length"))
     {
         return Some("a request must not carry both Transfer-Encoding and Content-Length");
     }
@@ -209,7 +217,25 @@ fn upstream_error(code: u16, stage: Option<&Stage>) -> Bytes {
 
 #[cfg(test)]
 mod tests {
-    use super::has_field;
+    use super::{ambiguous_framing, has_field};
+
+    #[test]
+    fn a_bare_lf_anywhere_in_the_header_section_is_refused() {
+        let mut req = pingora::http::RequestHeader::build("GET", b"/", None).unwrap();
+        req.insert_header("host", "a").unwrap();
+        assert_eq!(
+            ambiguous_framing(&req, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+            None
+        );
+        for raw in [
+            &b"GET / HTTP/1.1\nHost: a\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nHost: a\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\n\n",
+            b"\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        ] {
+            assert!(ambiguous_framing(&req, raw).is_some(), "{raw:?}");
+        }
+    }
 
     #[test]
     fn fields_are_found_by_name_in_any_case_and_never_in_the_request_line() {

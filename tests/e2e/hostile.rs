@@ -435,3 +435,25 @@ async fn huge_bodies_stream_whole_and_concurrent_misses_share_one_fetch() {
         "the 50 cold requests were not collapsed"
     );
 }
+
+/// A target that resets the connection mid-body (after announcing a longer Content-Length) never
+/// leaves a partial entry: the client sees the failure, and the next request goes back to the
+/// target instead of being served the truncated body.
+#[tokio::test]
+async fn a_target_resetting_mid_body_leaves_nothing_stored() {
+    let o = origin();
+    let gw = cached(&o, "");
+    for round in 1..=2 {
+        let r = client().get(gw.url("/prod/reset-mid-body")).send().await;
+        let complete = match r {
+            Ok(r) => r.bytes().await.is_ok(),
+            Err(_) => false,
+        };
+        assert!(!complete, "round {round}: a truncated body looked complete");
+        assert_eq!(
+            o.count("/reset-mid-body"),
+            round,
+            "round {round}: served from the cache"
+        );
+    }
+}
