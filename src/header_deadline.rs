@@ -13,6 +13,12 @@
 //! (best effort) and Pingora closes the connection. An idle keep-alive connection (armed, no byte
 //! yet) is Pingora's keep-alive timeout's business; bodies have `client_body_timeout_ms` per read.
 //! No response is ever in progress while the stream is armed, so the `408` cannot land inside one.
+//!
+//! The same stream bounds writes: a write (or flush) that makes no progress for
+//! `[server] client_send_timeout_ms` fails, so a client that stops reading — a response, or the
+//! answers to requests it pipelines — is let go. (Pingora's own write timeout covers a whole
+//! buffer, so it would cut off a slow but steady reader of a large cached body, and it does not
+//! cover response headers.)
 
 use std::fmt;
 use std::future::Future;
@@ -69,14 +75,12 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for HeaderDeadlineApp<A
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let limit = self
-            .handle
-            .snapshot()
-            .config
-            .gateway
-            .limits
-            .client_header_timeout;
-        let stream: Stream = Box::new(DeadlineStream::new(stream, limit));
+        let snap = self.handle.snapshot();
+        let limits = &snap.config.gateway.limits;
+        let stream: Stream = Box::new(
+            DeadlineStream::new(stream, limits.client_header_timeout)
+                .with_send_timeout(limits.client_send_timeout),
+        );
         // Pingora's HTTP/1 connection loop (the blanket `ServerApp` of an `HttpServerApp`).
         ServerApp::process_new(&self.inner, stream, shutdown).await
     }
@@ -140,6 +144,10 @@ pub struct DeadlineStream {
     started: Option<Instant>,
     /// Created only when an armed read has to wait (a fast client never creates it).
     timer: Option<Pin<Box<Sleep>>>,
+    /// Longest a write may make no progress (`None`: unbounded).
+    send_limit: Option<Duration>,
+    /// Running while a write is stalled; cleared by any progress.
+    write_timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl DeadlineStream {
@@ -152,7 +160,43 @@ impl DeadlineStream {
             fresh: AtomicBool::new(false),
             started: None,
             timer: None,
+            send_limit: None,
+            write_timer: None,
         }
+    }
+
+    /// Also fails a write that makes no progress for `limit`.
+    pub fn with_send_timeout(mut self, limit: Duration) -> Self {
+        self.send_limit = Some(limit);
+        self
+    }
+
+    /// Follows a write's outcome: progress clears the stall timer, a stall runs it, and a stall
+    /// past the send limit becomes a `TimedOut` error.
+    fn write_outcome<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        res: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if res.is_ready() {
+            self.write_timer = None;
+            return res;
+        }
+        let Some(limit) = self.send_limit else {
+            return res;
+        };
+        let timer = self
+            .write_timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        if timer.as_mut().poll(cx).is_ready() {
+            self.write_timer = None;
+            METRICS.client_timeouts.with_label_values(&["send"]).inc();
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client accepted nothing within the send deadline",
+            )));
+        }
+        res
     }
 
     /// A request header is about to be read: its clock starts at its first byte.
@@ -232,7 +276,9 @@ impl AsyncWrite for DeadlineStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.write_outcome(cx, res)
     }
 
     fn poll_write_vectored(
@@ -240,7 +286,9 @@ impl AsyncWrite for DeadlineStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.write_outcome(cx, res)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -248,7 +296,9 @@ impl AsyncWrite for DeadlineStream {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.inner).poll_flush(cx);
+        this.write_outcome(cx, res)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -72,10 +72,16 @@ fn init_logging() {
     let spec = std::env::var("RUST_LOG")
         .unwrap_or_default()
         .to_ascii_lowercase();
-    let verbose = spec
-        .split(',')
-        .any(|d| matches!(d.trim(), "debug" | "trace"));
-    if verbose && !spec.contains("pingora") {
+    let directives: Vec<&str> = spec.split(',').map(str::trim).collect();
+    // A bare level is the default for every target; `target=level` names one.
+    let verbose = directives
+        .iter()
+        .any(|d| matches!(*d, "debug" | "trace" | "4" | "5"));
+    let names_pingora = directives.iter().any(|d| {
+        d.split_once('=')
+            .is_some_and(|(target, _)| target.starts_with("pingora"))
+    });
+    if verbose && !names_pingora {
         for cap in PINGORA_CAPS {
             if let Ok(directive) = cap.parse() {
                 filter = filter.add_directive(directive);

@@ -97,9 +97,16 @@ pub fn query_values<'q>(query: &'q str, name: &'q str) -> impl Iterator<Item = &
     })
 }
 
-/// How many times query parameter `name` appears.
+/// How many times query parameter `name` appears, its name compared without regard to ASCII
+/// case (some targets — ASP.NET — read `V` as `v`, so both spellings count as a repeat).
 pub fn query_param_count(query: &str, name: &str) -> usize {
-    query_values(query, name).count()
+    query
+        .split('&')
+        .filter(|pair| {
+            let k = pair.split_once('=').map_or(*pair, |(k, _)| k);
+            percent_decode(k).eq_ignore_ascii_case(name)
+        })
+        .count()
 }
 
 /// Decodes `%XX` escapes and `+` as space (query-string convention). Invalid escapes stay as
@@ -256,6 +263,7 @@ mod tests {
         assert_eq!(query_values(q, "v").collect::<Vec<_>>(), ["1", "2", ""]);
         assert_eq!(query_values(q, "v w").collect::<Vec<_>>(), ["3"]);
         assert_eq!(query_param_count(q, "v"), 3);
+        assert_eq!(query_param_count("v=1&V=2", "v"), 2);
         assert_eq!(query_param_count("", "v"), 0);
         assert_eq!(query_param_count("vv=1", "v"), 0);
     }

@@ -24,7 +24,11 @@ use crate::reload::ConfigHandle;
 pub struct AdminApp {
     handle: Arc<ConfigHandle>,
     auth: AdminAuth,
+    /// Mutations presenting the admin token.
     limiter: limit::Limiter,
+    /// Mutations without it (refused anyway): a bucket of their own, so token guessing is slowed
+    /// down without starving the operator's own requests.
+    refused: limit::Limiter,
 }
 
 impl AdminApp {
@@ -34,6 +38,7 @@ impl AdminApp {
             handle,
             auth,
             limiter: limit::Limiter::new(),
+            refused: limit::Limiter::new(),
         }
     }
 
@@ -181,7 +186,12 @@ impl ServeHttp for AdminApp {
                 .config
                 .gateway
                 .admin_mutations_per_second;
-            if let Err(wait) = self.limiter.admit(rate, std::time::Instant::now()) {
+            let bucket = if self.auth.check(authorization.as_ref()).is_ok() {
+                &self.limiter
+            } else {
+                &self.refused
+            };
+            if let Err(wait) = bucket.admit(rate, std::time::Instant::now()) {
                 tracing::warn!(target: "cachegate::audit", action = %path, outcome = "throttled", "Admin request refused.");
                 METRICS.admin_throttled.inc();
                 return throttled(wait);

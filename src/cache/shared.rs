@@ -1190,22 +1190,30 @@ impl SharedTier {
             .duration_since(SystemTime::now())
             .map_or(0, duration_ms);
         let rkey = self.inner.entry_key(stage, &key);
-        if left > 0 {
-            if let Some(value) = self.inner.encode_value(&rkey, &entry, encrypted) {
-                let mut conn = self.inner.usable("put")?;
-                let res = tokio::time::timeout(
-                    self.inner.connect_timeout,
-                    redis::cmd("SET")
-                        .arg(&rkey)
-                        .arg(value)
-                        .arg("PX")
-                        .arg(left)
-                        .query_async::<()>(&mut conn),
-                )
-                .await;
-                self.inner.outcome("put", res)?;
+        let value = (left > 0)
+            .then(|| self.inner.encode_value(&rkey, &entry, encrypted))
+            .flatten();
+        // Nothing storable (expired, or sealing impossible): the old value must go, or the
+        // others would reread it.
+        let cmd = match value {
+            Some(value) => {
+                let mut c = redis::cmd("SET");
+                c.arg(&rkey).arg(value).arg("PX").arg(left);
+                c
             }
-        }
+            None => {
+                let mut c = redis::cmd("UNLINK");
+                c.arg(&rkey);
+                c
+            }
+        };
+        let mut conn = self.inner.usable("put")?;
+        let res = tokio::time::timeout(
+            self.inner.connect_timeout,
+            cmd.query_async::<redis::Value>(&mut conn),
+        )
+        .await;
+        self.inner.outcome("put", res)?;
         self.publish(&Invalidation::Remove {
             stage: stage.to_owned(),
             keys: vec![key],

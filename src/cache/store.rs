@@ -260,6 +260,15 @@ impl TieredStore {
         if floor.is_some_and(|f| created <= f) || times.iter().flatten().any(|t| created <= *t) {
             return None;
         }
+        // Purges this instance knows of (its own, and those other instances published) count
+        // too: Redis may have refused to record one (full, or briefly unreachable).
+        let known = self.purges.load();
+        if known
+            .get(stage)
+            .is_some_and(|p| p.is_purged(&prefixes, entry.created))
+        {
+            return None;
+        }
         let entry = Arc::new(entry);
         // Refill the local tier with the entry's remaining lifetime (never a fresh one).
         self.put(stage, *key, Arc::clone(&entry));

@@ -403,11 +403,9 @@ impl ProxyHttp for Gateway {
         if let pingora::protocols::http::ServerSession::H1(h1) = session.as_downstream_mut() {
             h1.set_pipelining_enabled(true);
         }
-        // Bounds each read of the body (the header had its own deadline, see header_deadline)
-        // and each write of the response (a client that stops reading is let go).
-        let limits = &snapshot.config.gateway.limits;
-        session.set_read_timeout(Some(limits.client_body_timeout));
-        session.set_write_timeout(Some(limits.client_send_timeout));
+        // Bounds each read of the body (the header and the writes have their own deadlines on
+        // the connection, see header_deadline).
+        session.set_read_timeout(Some(snapshot.config.gateway.limits.client_body_timeout));
         ctx.client_ip = client_ip(session);
         // Checked on the request as received, before any work that scales with its size.
         ctx.over_limit =
@@ -930,16 +928,10 @@ impl ProxyHttp for Gateway {
                 .with_label_values(&[ctx.stage_label(), e.etype().as_str()])
                 .inc();
         }
-        if matches!(e.esource(), ErrorSource::Downstream) {
-            match e.etype() {
-                ErrorType::ReadTimedout => {
-                    METRICS.client_timeouts.with_label_values(&["body"]).inc()
-                }
-                ErrorType::WriteTimedout => {
-                    METRICS.client_timeouts.with_label_values(&["send"]).inc()
-                }
-                _ => {}
-            }
+        if matches!(e.esource(), ErrorSource::Downstream)
+            && matches!(e.etype(), ErrorType::ReadTimedout)
+        {
+            METRICS.client_timeouts.with_label_values(&["body"]).inc();
         }
         if code > 0 {
             if let Err(err) = respond::error(session, code, ctx.stage.as_deref()).await {

@@ -10,8 +10,8 @@ use cachegate_origin::Origin;
 
 use crate::harness::{client, get, origin, PolicyDir, TestGateway};
 
-/// A gateway with a cached stage (`prod`), an uncached one (`raw`) and 1 s header, body and
-/// send deadlines.
+/// A gateway with a cached stage (`prod`), an uncached one (`raw`), one caching large bodies
+/// (`bigc`) and 1 s header, body and send deadlines.
 fn strict_gateway() -> (TestGateway, Origin, String) {
     let o = origin();
     let d = PolicyDir::new(&o);
@@ -20,6 +20,10 @@ fn strict_gateway() -> (TestGateway, Origin, String) {
         "target = \"http://{{ORIGIN}}\"\n[cache]\nenabled = true\n",
     )
     .stage("raw", "target = \"http://{{ORIGIN}}\"\n")
+    .stage(
+        "bigc",
+        "target = \"http://{{ORIGIN}}\"\n[cache]\nenabled = true\nmax_object_size = \"32MiB\"\nkey_parameters = [\"method.request.querystring.bytes\"]\n",
+    )
     .server_settings(
         "client_header_timeout_ms = 1000\nclient_body_timeout_ms = 1000\nclient_send_timeout_ms = 1000\n",
     );
@@ -204,6 +208,64 @@ async fn a_client_that_stops_reading_is_let_go() {
         metric(&m, "cachegate_client_timeouts_total{phase=\"send\"}") >= 1.0,
         "{m}"
     );
+}
+
+/// The send deadline is about progress, not duration: a slow but steady reader of a 16 MiB cached
+/// body (3 s and more at 256 KiB per 50 ms) gets all of it, while one that stops reading the same
+/// hit is let go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_send_deadline_lets_steady_readers_finish_and_stalled_ones_go() {
+    const SIZE: usize = 16 * 1024 * 1024;
+    let (gw, _o, addr) = strict_gateway();
+    let path = format!("/bigc/big?bytes={SIZE}");
+    let warm = client().get(gw.url(&path)).send().await.expect("warm");
+    assert_eq!(warm.bytes().await.expect("body").len(), SIZE);
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+
+    let steady = {
+        let (addr, request) = (addr.clone(), request.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut s = connect(&addr);
+            s.set_read_timeout(Some(Duration::from_secs(5)))
+                .expect("read timeout");
+            s.write_all(request.as_bytes()).expect("write");
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                std::thread::sleep(Duration::from_millis(50));
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(buf.get(..n).expect("read length")),
+                }
+            }
+            got
+        })
+    };
+    let got = steady.await.expect("steady reader");
+    let head = String::from_utf8_lossy(got.get(..1024).unwrap_or_default()).to_ascii_lowercase();
+    assert!(head.contains("x-cache: hit"), "not a hit: {head:?}");
+    let head_end = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header")
+        + 4;
+    assert_eq!(got.len() - head_end, SIZE, "the steady reader was cut off");
+
+    let mut s = connect(&addr);
+    s.write_all(request.as_bytes()).expect("write");
+    // Not reading for longer than the 1 s send deadline: the condition under test.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("read timeout");
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => total += n,
+        }
+    }
+    assert!(total < SIZE, "the stalled reader got the whole hit");
 }
 
 /// The header deadline runs from a request's first byte: a keep-alive connection idle for longer
