@@ -248,7 +248,7 @@ pub(crate) fn gateway(cx: &mut FileCtx, g: &FileGateway) -> Option<GatewaySettin
         listen: listen?,
         threads: threads as usize,
         grace_period: Duration::from_secs(g.server.grace_period_secs),
-        upgrade_socket: g.server.upgrade_socket.clone(),
+        upgrade_socket: upgrade_socket(cx, &g.server.upgrade_socket),
         limits,
         admin_listen: admin_listen?,
         admin_token_env,
@@ -287,6 +287,23 @@ fn bounded(
         );
     }
     n.clamp(*range.start(), *range.end()) as usize
+}
+
+/// `[server] upgrade_socket`: Pingora binds it with `unwrap`, so a path it cannot bind (relative,
+/// or longer than a Unix socket address holds) would crash the upgrade instead of failing here.
+fn upgrade_socket(cx: &mut FileCtx, v: &Spanned<String>) -> String {
+    let path = v.get_ref();
+    if !path.starts_with('/') || path.len() > 100 {
+        cx.error(
+            v,
+            format!("upgrade_socket = {path:?} cannot be a Unix socket path"),
+            Some(
+                "write an absolute path of at most 100 bytes, e.g. \"/run/cachegate/upgrade.sock\""
+                    .into(),
+            ),
+        );
+    }
+    path.clone()
 }
 
 /// [`bounded`] for a number of milliseconds.

@@ -60,8 +60,8 @@ pub(crate) fn client_body_timeout_ms() -> Spanned<u32> {
 pub(crate) fn client_send_timeout_ms() -> Spanned<u32> {
     unspanned(60_000)
 }
-pub(crate) fn upgrade_socket() -> String {
-    "/tmp/cachegate-upgrade.sock".to_owned()
+pub(crate) fn upgrade_socket() -> Spanned<String> {
+    unspanned("/tmp/cachegate-upgrade.sock".to_owned())
 }
 pub(crate) fn redis_key_prefix() -> Spanned<String> {
     unspanned("cachegate".to_owned())

@@ -90,9 +90,11 @@ pub struct FileServer {
     pub client_send_timeout_ms: Spanned<u32>,
     /// Unix socket through which a running gateway hands its listening sockets to a new one
     /// started with `cachegate run --upgrade` (zero-downtime restart: start the new process, then
-    /// send the old one SIGQUIT). Changing it needs a restart.
+    /// send the old one SIGQUIT). An absolute path of at most 100 bytes, in a directory only the
+    /// gateway's user can write. Changing it needs a restart.
     #[serde(default = "defaults::upgrade_socket")]
-    pub upgrade_socket: String,
+    #[schemars(with = "String")]
+    pub upgrade_socket: Spanned<String>,
 }
 
 impl Default for FileServer {

@@ -138,6 +138,24 @@ fn request_limits_out_of_range_name_the_range() {
 }
 
 #[test]
+fn an_upgrade_socket_that_cannot_be_bound_is_named() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    d.stage("prod", "target = \"http://{{ORIGIN}}\"\n");
+    d.write(
+        "gateway.toml",
+        "[server]\nupgrade_socket = \"relative.sock\"\n",
+    );
+    let (ok, text) = diagnostics(&d);
+    assert!(!ok);
+    assert_has(
+        &text,
+        "gateway.toml:2:18: error: upgrade_socket = \"relative.sock\" cannot be a Unix socket path",
+    );
+    assert_has(&text, "hint: write an absolute path of at most 100 bytes");
+}
+
+#[test]
 fn cross_file_problems_are_reported_together() {
     let o = origin();
     let d = PolicyDir::new(&o);

@@ -11,6 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${1:-300}
+(( DURATION >= 20 )) || { echo "soak: run at least 20 s" >&2; exit 2; }
 . tests/bench/common.sh
 redis_cmd() { # args... (RESP over bash's /dev/tcp: redis-cli may be missing)
   local req="*$#\r\n" a
@@ -39,15 +40,16 @@ wait_port "$ORIGIN"; wait_port "$GW"
 
 rss() { awk '/VmRSS/ {print $2}' "/proc/$gw_pid/status"; }
 wrk -t2 -c32 -d"${DURATION}s" -s "$work/mix.lua" "http://127.0.0.1:$GW" > "$work/wrk.txt" & wrk_pid=$!
-samples=(); killed=0
-for ((t = 0; t < DURATION; t += 5)); do
+samples=(); killed=0; admin_failures=0
+# Sampled and faulted while wrk runs (it stops at DURATION).
+for ((t = 0; t + 5 < DURATION; t += 5)); do
   sleep 5
   samples+=("$(rss)")
   if (( t % 30 == 25 )); then redis_cmd CLIENT PAUSE 3000 ALL; fi
   if (( t % 20 == 15 )); then
     touch "$work/policies/soak/stage.toml"
-    curl -s -o /dev/null -X POST -H "Authorization: Bearer $SOAK_ADMIN_TOKEN" "http://127.0.0.1:$ADMIN/reload"
-    curl -s -o /dev/null -X POST -H "Authorization: Bearer $SOAK_ADMIN_TOKEN" "http://127.0.0.1:$ADMIN/stages/soak/cache/flush"
+    curl -sf -o /dev/null -X POST -H "Authorization: Bearer $SOAK_ADMIN_TOKEN" "http://127.0.0.1:$ADMIN/reload" || admin_failures=$((admin_failures + 1))
+    curl -sf -o /dev/null -X POST -H "Authorization: Bearer $SOAK_ADMIN_TOKEN" "http://127.0.0.1:$ADMIN/stages/soak/cache/flush" || admin_failures=$((admin_failures + 1))
   fi
   if (( killed == 0 && t >= DURATION / 2 )); then
     kill -9 "$redis_pid"; sleep 5; start_redis; killed=1
@@ -76,9 +78,11 @@ mkdir -p target/soak
   echo "| RSS midpoint → end | $mid → $last KiB |"
   echo "| Redis errors counted | $redis_errors |"
   echo "| subscriptions lost | ${lost:-0} |"
+  echo "| admin reload/flush failures | $admin_failures |"
 } | tee target/soak/report.md
 fail=0
 [ "$non2xx" = 0 ] || { echo "FAIL: $non2xx failed requests" >&2; fail=1; }
 [ -z "$sockerr" ] || { echo "FAIL: $sockerr" >&2; fail=1; }
 (( last * 4 <= mid * 5 )) || { echo "FAIL: RSS kept growing ($mid → $last KiB)" >&2; fail=1; }
+(( admin_failures == 0 )) || { echo "FAIL: $admin_failures admin reloads/flushes failed" >&2; fail=1; }
 exit $fail
