@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Side-by-side throughput from one run, all on loopback: the example origin alone, NGINX
-# pass-through and proxy_cache hit (when nginx is installed), cachegate pass-through (a stage
-# without caching), cachegate miss path (every request a new key) and cachegate hit (one hot key);
-# then 100 simultaneous requests for one cold key against a 200 ms origin, counting upstream
-# requests.
+# Side-by-side throughput from one run, all on loopback: the example origin alone; NGINX
+# pass-through and proxy_cache hits (one hot key, 10,000 keys, one 256 KiB body) when nginx is
+# installed; cachegate pass-through (a stage without caching), miss path (every request a new key),
+# local-tier hits (the same three workloads) and Redis-tier hits; the same load with Redis paused;
+# then 100 simultaneous requests for one cold key against a 200 ms origin (upstream requests, p50),
+# and the gateway's peak RSS. Writes target/bench/results.md.
 # Usage: tests/bench/bench.sh [seconds per run, default 10]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -35,10 +36,30 @@ request = function()
   return wrk.format("GET", "/cached/items/" .. math.random(1, 1000000000))
 end
 LUA
-RUST_LOG=error ./target/release/cachegate run --config "$work/policies" >/dev/null 2>&1 & pids+=($!)
+# 10,000 keys (path prefix from the command line) and a stage that caches 256 KiB bodies.
+cat > "$work/keys.lua" <<'LUA'
+local prefix
+init = function(args) prefix = args[1] end
+request = function()
+  return wrk.format("GET", prefix .. math.random(1, 10000))
+end
+LUA
+mkdir -p "$work/policies/big"
+printf 'target = "http://127.0.0.1:%s"\n[cache]\nenabled = true\nttl = 3600\nmax_object_size = "1MiB"\nkey_parameters = ["method.request.querystring.bytes"]\n' "$ORIGIN" > "$work/policies/big/stage.toml"
+RUST_LOG=error ./target/release/cachegate run --config "$work/policies" >/dev/null 2>&1 & gw_pid=$!; pids+=($gw_pid)
 wait_port "$ORIGIN"; wait_port "$GW"
 
 rows=()
+# name base-url path-prefix: 10,000 keys, warmed by a first (unrecorded) pass.
+measure_keys() {
+  wrk -t$THREADS -c$CONNS -d3s -s "$work/keys.lua" "$2" -- "$3" >/dev/null
+  local out rps p50 p99
+  out=$(wrk -t$THREADS -c$CONNS -d"${DURATION}s" --latency -s "$work/keys.lua" "$2" -- "$3")
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  rows+=("$(printf '| %-28s | %12s | %8s | %8s |' "$1" "$rps" "$p50" "$p99")")
+}
 measure() { # name url [wrk args...]
   local out rps p50 p99 name=$1 url=$2
   shift 2
@@ -87,11 +108,17 @@ NGINX
   measure "nginx pass-through" "http://127.0.0.1:$NG/bench/items/1"
   curl -s -o /dev/null "http://127.0.0.1:$NG/cached/items/1"
   measure "nginx proxy_cache hit" "http://127.0.0.1:$NG/cached/items/1"
+  measure_keys "nginx proxy_cache, 10k keys" "http://127.0.0.1:$NG" "/cached/items/k"
+  curl -s -o /dev/null "http://127.0.0.1:$NG/cached/big?bytes=262144"
+  measure "nginx proxy_cache, 256 KiB" "http://127.0.0.1:$NG/cached/big?bytes=262144"
 fi
 measure "cachegate pass-through" "http://127.0.0.1:$GW/bench/items/1"
 measure "cachegate miss (new keys)" "http://127.0.0.1:$GW" -s "$work/random.lua"
 curl -s -o /dev/null "http://127.0.0.1:$GW/cached/items/1"
 measure "cachegate hit (local tier)" "http://127.0.0.1:$GW/cached/items/1"
+measure_keys "cachegate hit, 10k keys" "http://127.0.0.1:$GW" "/cached/items/k"
+curl -s -o /dev/null "http://127.0.0.1:$GW/big/big?bytes=262144"
+measure "cachegate hit, 256 KiB" "http://127.0.0.1:$GW/big/big?bytes=262144"
 
 for i in $(seq 1 200); do curl -s -o /dev/null "http://127.0.0.1:$GW/l2/items/$i"; done
 sleep 1
@@ -106,9 +133,11 @@ paused_rps=$(awk '/Requests\/sec/ {print $2}' <<<"$paused"); paused_errors=$(awk
 
 # 100 simultaneous requests for one cold key, origin delay 200 ms.
 burst_start=$(date +%s%N)
-seq 1 100 | xargs -P 100 -I{} curl -s -o /dev/null -w '%{http_code}\n' "http://127.0.0.1:$GW/slow/items/burst" > "$work/burst.txt"
+seq 1 100 | xargs -P 100 -I{} curl -s -o /dev/null -w '%{http_code} %{time_total}\n' "http://127.0.0.1:$GW/slow/items/burst" > "$work/burst.txt"
 burst_ms=$(( ($(date +%s%N) - burst_start) / 1000000 ))
-burst_ok=$(grep -c '^200$' "$work/burst.txt" || true)
+burst_p50=$(awk '{print $2 * 1000}' "$work/burst.txt" | sort -n | awk '{a[NR]=$1} END {printf "%.0f", a[int((NR + 1) / 2)]}')
+gw_peak_rss=$(awk '/VmHWM/ {printf "%.1f MiB", $2 / 1024}' "/proc/$gw_pid/status")
+burst_ok=$(grep -c '^200 ' "$work/burst.txt" || true)
 burst_upstream=$(curl -s "http://127.0.0.1:$SLOW/__counts?path=/items/burst" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
 
 mkdir -p target/bench
@@ -122,5 +151,6 @@ mkdir -p target/bench
   echo "Redis-tier row: $l2_hits hits from Redis, $l1_hits from the local tier."
   echo "While Redis was paused (3 s, same load): $paused_rps req/s, p50 $paused_p50, p99 $paused_p99 ${paused_errors:-(no errors)}"
   echo "100 simultaneous requests for one cold key (origin delay 200 ms): $burst_ok x 200 OK," \
-       "$burst_upstream upstream request(s), all answered within $burst_ms ms"
+       "$burst_upstream upstream request(s), p50 $burst_p50 ms, all answered within $burst_ms ms"
+  echo "Gateway peak RSS over the whole run: $gw_peak_rss."
 } | tee target/bench/results.md
