@@ -1180,16 +1180,11 @@ async fn stale_if_error_covers_5xx_for_its_window_only() {
 
 /// `cachegate_cache_stale_served_total{reason="error"}` of policy `SIE`, summed.
 async fn stale_errors(gw: &TestGateway) -> f64 {
-    gw.metrics()
-        .await
-        .lines()
-        .filter(|l| {
-            l.starts_with("cachegate_cache_stale_served_total{")
-                && l.contains("reason=\"error\"")
-                && l.contains("policy=\"SIE\"")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    crate::harness::metric_sum(
+        &gw.metrics().await,
+        "cachegate_cache_stale_served_total",
+        &["reason=\"error\"", "policy=\"SIE\""],
+    )
 }
 
 /// Requests collapsed behind a slow fill wait at most `lock_timeout_ms`, then go to the target

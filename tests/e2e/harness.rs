@@ -73,10 +73,15 @@ pub struct PolicyDir {
 impl PolicyDir {
     /// An empty directory whose gateway.toml listens on fresh ports.
     pub fn new(origin: &Origin) -> Self {
+        let proxy_port = free_port();
+        // Two probes can hand out the same just-released port while other tests run.
+        let admin_port = std::iter::repeat_with(free_port)
+            .find(|p| *p != proxy_port)
+            .expect("a second free port");
         let d = Self {
             dir: tempfile::tempdir().expect("tempdir"),
-            proxy_port: free_port(),
-            admin_port: free_port(),
+            proxy_port,
+            admin_port,
             origin: origin.addr().to_string(),
         };
         d.write(
@@ -244,6 +249,24 @@ impl Drop for TestGateway {
             let _ = t.join();
         }
     }
+}
+
+/// The value of one exact series (`name{labels}` as exposed) in a Prometheus text, 0 when absent.
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The sum of every sample of metric `name` whose labels include each of `labels`
+/// (`key="value"` fragments).
+pub fn metric_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name)?.strip_prefix('{'))
+        .filter(|l| labels.iter().all(|f| l.contains(f)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// An HTTP client that does not pool connections across tests.

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use cachegate_origin::{Origin, OriginConfig};
 
-use crate::harness::{client, eventually, free_port, get, origin, send, PolicyDir, TestGateway};
+use crate::harness::{
+    client, eventually, free_port, get, metric_sum, origin, send, PolicyDir, TestGateway,
+};
 
 /// A gateway whose `prod` stage caches (with `extra` in its `[cache]`) in front of `o`.
 fn cached(o: &Origin, extra: &str) -> TestGateway {
@@ -228,16 +230,6 @@ async fn age_grows_with_time() {
     .await;
 }
 
-/// Sums every sample of `name` whose labels include `stage="{stage}"` (and `extra`).
-fn sum(text: &str, name: &str, stage: &str, extra: &str) -> f64 {
-    let stage = format!("stage=\"{stage}\"");
-    text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
-        .filter(|l| l.contains(&stage) && l.contains(extra))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// Every request on a stage is counted once, and as exactly one of hit, miss or bypass: the
 /// request counter equals the per-outcome latency counts, and the hit and miss counters match
 /// theirs.
@@ -263,32 +255,26 @@ async fn request_counters_reconcile() {
         let r = send(client().post(gw.url("/reconcile/items/a")).body("{}")).await;
         assert_eq!(r.x_cache(), "BYPASS");
     }
+    const STAGE: &str = "stage=\"reconcile\"";
     let total = 11.0;
     let hist = "cachegate_request_duration_seconds_count";
     eventually(
         "all requests are counted",
         Duration::from_secs(5),
-        || async {
-            sum(
-                &gw.metrics().await,
-                "cachegate_requests_total",
-                "reconcile",
-                "",
-            ) >= total
-        },
+        || async { metric_sum(&gw.metrics().await, "cachegate_requests_total", &[STAGE]) >= total },
     )
     .await;
     let m = gw.metrics().await;
-    let requests = sum(&m, "cachegate_requests_total", "reconcile", "");
-    let hits = sum(&m, "cachegate_cache_hits_total", "reconcile", "");
-    let misses = sum(&m, "cachegate_cache_misses_total", "reconcile", "");
-    let by_outcome = |cache: &str| sum(&m, hist, "reconcile", &format!("cache=\"{cache}\""));
+    let requests = metric_sum(&m, "cachegate_requests_total", &[STAGE]);
+    let hits = metric_sum(&m, "cachegate_cache_hits_total", &[STAGE]);
+    let misses = metric_sum(&m, "cachegate_cache_misses_total", &[STAGE]);
+    let by_outcome = |cache: &str| metric_sum(&m, hist, &[STAGE, &format!("cache=\"{cache}\"")]);
     assert_eq!(requests, total, "{m}");
     assert_eq!((hits, misses), (6.0, 3.0), "{m}");
     assert_eq!(by_outcome("hit"), hits);
     assert_eq!(by_outcome("miss"), misses);
     assert_eq!(by_outcome("bypass"), 2.0);
-    assert_eq!(sum(&m, hist, "reconcile", ""), requests);
+    assert_eq!(metric_sum(&m, hist, &[STAGE]), requests);
 }
 
 /// The body of a `Connection: close` response.

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use crate::harness::{origin, PolicyDir, TestGateway};
+use crate::harness::{metric, origin, PolicyDir, TestGateway};
 
 /// Keys the cache-busting client sends.
 const KEYS: usize = 200_000;
@@ -62,13 +62,6 @@ fn read_responses(s: &mut TcpStream, buf: &mut Vec<u8>, n: usize) -> Vec<(u16, S
     }
     buf.drain(..at);
     out
-}
-
-fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
 }
 
 /// The resident set of this process, in bytes.

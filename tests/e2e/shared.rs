@@ -365,16 +365,11 @@ async fn a_lost_subscription_clears_the_local_tier() {
     let hits = |tier: &'static str| {
         let g2 = &g2;
         async move {
-            g2.metrics()
-                .await
-                .lines()
-                .filter(|l| {
-                    l.starts_with("cachegate_cache_hits_total{")
-                        && l.contains("stage=\"lossy\"")
-                        && l.contains(&format!("tier=\"{tier}\""))
-                })
-                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                .sum::<f64>()
+            crate::harness::metric_sum(
+                &g2.metrics().await,
+                "cachegate_cache_hits_total",
+                &["stage=\"lossy\"", &format!("tier=\"{tier}\"")],
+            )
         }
     };
     assert_eq!(x_cache(&g1.url("/lossy/items/1")).await.1, "MISS");
