@@ -10,7 +10,7 @@ ORIGIN_DELAY_MS ?= 200
 export CACHEGATE_ADMIN_TOKEN CACHEGATE_PROD_TOKEN
 
 .DEFAULT_GOAL := help
-.PHONY: help deps bench-deps run test lint fmt validate schemas bench soak build
+.PHONY: help deps bench-deps run test lint fmt validate schemas bench bench-micro soak build
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -80,8 +80,14 @@ validate: ## Validate policies/ and every example's policies
 schemas: ## Regenerate schemas/*.schema.json from the config types
 	$(CARGO) run --quiet --bin cachegate -- schema --out schemas
 
-bench: deps bench-deps ## Side-by-side throughput: origin, NGINX, gateway miss/hit/Redis hit
+bench: deps bench-deps ## Side-by-side throughput: origin, NGINX, gateway miss/hit/Redis hit; then bench-micro
 	./tests/bench/bench.sh
+	$(MAKE) --no-print-directory bench-micro
+
+bench-micro: deps ## Criterion micro-benchmarks: routing, flow conditions, cache plan and key
+	@mkdir -p target/bench
+	set -o pipefail; $(CARGO) bench --bench hotpath -- --warm-up-time 1 --measurement-time 3 --output-format bencher 2>/dev/null \
+	  | grep '^test ' | tee target/bench/micro.txt
 
 SOAK_SECONDS ?= 300
 soak: deps bench-deps ## Long run under mixed load with Redis pauses/kill, reloads and flushes (REL-17)

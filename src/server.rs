@@ -38,6 +38,7 @@ pub fn build(handle: Arc<ConfigHandle>, options: &ServerOptions) -> Server {
         grace_period_seconds: Some(g.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(g.grace_period.as_secs().max(1)),
         upgrade_sock: g.upgrade_socket.clone(),
+        work_stealing: g.work_stealing,
         ..ServerConf::default()
     };
     let opt = pingora::server::configuration::Opt {

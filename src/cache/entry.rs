@@ -37,12 +37,11 @@ pub struct Entry {
     pub decoded: DecodedSlot,
 }
 
-/// A write-once slot for a decoded form of an entry's metadata. Shared by clones of the same
-/// entry; a new entry (new metadata) must get a new slot.
+/// A write-once slot for a decoded form of an entry's metadata. Held inline (entries are
+/// already behind an `Arc`; a separate allocation cost 48 bytes per entry): a clone copies what
+/// was decoded so far. A new entry (new metadata) must get a new slot.
 #[derive(Clone, Default)]
-pub struct DecodedSlot(
-    std::sync::Arc<std::sync::OnceLock<std::sync::Arc<dyn std::any::Any + Send + Sync>>>,
-);
+pub struct DecodedSlot(std::sync::OnceLock<std::sync::Arc<dyn std::any::Any + Send + Sync>>);
 
 impl DecodedSlot {
     /// The decoded value, if a reader stored one.

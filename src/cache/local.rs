@@ -206,7 +206,15 @@ impl LocalTier {
     /// whose timer slot has passed, fires eviction notifications) so that the counters are exact.
     /// For the metrics refresh and tests; the request path never needs it.
     pub fn sync(&self) {
-        self.cache.run_pending_tasks();
+        // One run handles a bounded batch of buffered writes (moka caps its repeats), so a
+        // burst from many writers can need several: run until the counters stop moving.
+        for _ in 0..16 {
+            let before = (self.cache.entry_count(), self.cache.weighted_size());
+            self.cache.run_pending_tasks();
+            if (self.cache.entry_count(), self.cache.weighted_size()) == before {
+                break;
+            }
+        }
     }
 
     /// The configured bound in bytes; the store compares it on reload because moka cannot be

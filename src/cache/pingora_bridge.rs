@@ -172,6 +172,27 @@ fn encode_meta(meta: &CacheMeta) -> Result<Bytes> {
     Ok(out.freeze())
 }
 
+/// Bytes to reserve for a body about to be buffered: its `Content-Length` when it has one (up
+/// to 1 MiB; larger bodies grow as they arrive), so the stored body carries no slack.
+fn expected_body_len(meta: &CacheMeta) -> usize {
+    meta.headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .map_or(0, |n| n.min(1 << 20))
+}
+
+/// The buffered body as stored: a body that grew in steps (no `Content-Length`) can hold up to
+/// twice its length in capacity, which the tier would keep for the entry's lifetime; it is
+/// copied into an exact allocation when the slack is over an eighth.
+fn exact(body: BytesMut) -> Bytes {
+    if body.capacity() - body.len() > body.len() / 8 {
+        Bytes::copy_from_slice(&body)
+    } else {
+        body.freeze()
+    }
+}
+
 fn decode_meta(bytes: &[u8]) -> Option<CacheMeta> {
     let len_bytes: [u8; 4] = bytes.get(..4)?.try_into().ok()?;
     let len = usize::try_from(u32::from_be_bytes(len_bytes)).ok()?;
@@ -378,7 +399,7 @@ impl Storage for Bridge {
                 .get::<KeyInfo>()
                 .map_or(meta.created(), |i| i.requested.min(meta.created())),
             expires_at: expires_at(meta),
-            body: BytesMut::new(),
+            body: BytesMut::with_capacity(expected_body_len(meta)),
             encrypted: key
                 .extensions
                 .get::<KeyInfo>()
@@ -513,7 +534,7 @@ impl HandleMiss for BufferingMiss {
         let size = self.body.len();
         let entry = Entry {
             meta: self.meta,
-            body: self.body.freeze(),
+            body: exact(self.body),
             created: self.created,
             expires_at: self.expires_at,
             prefixes: self.prefixes,

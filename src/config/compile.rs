@@ -247,6 +247,7 @@ pub(crate) fn gateway(cx: &mut FileCtx, g: &FileGateway) -> Option<GatewaySettin
         organization: org.clone(),
         listen: listen?,
         threads: threads as usize,
+        work_stealing: g.server.work_stealing,
         grace_period: Duration::from_secs(g.server.grace_period_secs),
         upgrade_socket: upgrade_socket(cx, &g.server.upgrade_socket),
         limits,

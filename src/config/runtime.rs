@@ -56,6 +56,8 @@ pub struct GatewaySettings {
     pub listen: SocketAddr,
     /// Proxy worker threads.
     pub threads: usize,
+    /// Whether the proxy's threads share one work-stealing runtime.
+    pub work_stealing: bool,
     /// Graceful shutdown period.
     pub grace_period: Duration,
     /// Where listening sockets are handed over on a graceful upgrade.

@@ -140,6 +140,38 @@ gw_peak_rss=$(awk '/VmHWM/ {printf "%.1f MiB", $2 / 1024}' "/proc/$gw_pid/status
 burst_ok=$(grep -c '^200 ' "$work/burst.txt" || true)
 burst_upstream=$(curl -s "http://127.0.0.1:$SLOW/__counts?path=/items/burst" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
 
+# Memory: a second gateway (no Redis, nothing else cached) stores 100,000 distinct 1 KiB
+# responses; the growth of its RSS is compared with the body bytes it holds.
+MEM_GW=$(port); MEM_ADMIN=$(port)
+mkdir -p "$work/mem/mem"
+printf '[server]\nlisten = "127.0.0.1:%s"\nthreads = 2\n[admin]\nlisten = "127.0.0.1:%s"\n' "$MEM_GW" "$MEM_ADMIN" > "$work/mem/gateway.toml"
+printf 'target = "http://127.0.0.1:%s"\n[cache]\nenabled = true\nttl = 3600\ncapacity = "1GiB"\n' "$ORIGIN" > "$work/mem/mem/stage.toml"
+cat > "$work/fill.lua" <<'LUA'
+-- Each of wrk's threads requests its own 50,000 distinct keys once, then one warm key.
+-- (`id` is a global that setup() gives each thread.)
+local n, counter = 0, 0
+setup = function(thread) counter = counter + 1; thread:set("id", counter) end
+request = function()
+  n = n + 1
+  if n <= 50000 then return wrk.format("GET", "/mem/items/t" .. id .. "-" .. n) end
+  return wrk.format("GET", "/mem/items/warm")
+end
+LUA
+RUST_LOG=error ./target/release/cachegate run --config "$work/mem" >/dev/null 2>&1 & mem_pid=$!; pids+=($mem_pid)
+wait_port "$MEM_GW"
+for _ in $(seq 1 200); do curl -s -o /dev/null "http://127.0.0.1:$MEM_GW/mem/items/warm"; done
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+mem_before=$(rss_kib $mem_pid)
+wrk -t2 -c32 -d30s -s "$work/fill.lua" "http://127.0.0.1:$MEM_GW" >/dev/null
+mem_after=$(rss_kib $mem_pid)
+mem_metrics=$(curl -s "http://127.0.0.1:$MEM_ADMIN/metrics")
+mem_entries=$(awk '/^cachegate_cache_local_entries/ {s+=$2} END {print s+0}' <<<"$mem_metrics")
+mem_bytes=$(awk '/^cachegate_cache_local_bytes/ {s+=$2} END {print s+0}' <<<"$mem_metrics")
+mem_line=$(awk -v b="$mem_before" -v a="$mem_after" -v n="$mem_entries" -v w="$mem_bytes" 'BEGIN {
+  d = (a - b) * 1024; body = n * 1024
+  printf "Memory: %d entries of 1 KiB stored (tier weight %.1f MiB); RSS %.1f -> %.1f MiB, growth %.1f MiB = %.0f bytes per entry = %.2fx the body bytes (target <= 1.5x).",
+    n, w / 1048576, b / 1024, a / 1024, d / 1048576, (n ? d / n : 0), (body ? d / body : 0) }')
+
 mkdir -p target/bench
 {
   echo "wrk -t$THREADS -c$CONNS -d${DURATION}s, 1 KiB JSON, origin delay 0 ms, $(nproc) cores"
@@ -153,4 +185,5 @@ mkdir -p target/bench
   echo "100 simultaneous requests for one cold key (origin delay 200 ms): $burst_ok x 200 OK," \
        "$burst_upstream upstream request(s), p50 $burst_p50 ms, all answered within $burst_ms ms"
   echo "Gateway peak RSS over the whole run: $gw_peak_rss."
+  echo "$mem_line"
 } | tee target/bench/results.md

@@ -8,6 +8,29 @@ fn cachegate() -> Command {
     Command::new(env!("CARGO_BIN_EXE_cachegate"))
 }
 
+/// Starts `cachegate run` on `d` with `env`, its output sent to `output()`, and waits until its
+/// proxy listens on `proxy`.
+fn run_binary(
+    d: &PolicyDir,
+    proxy: u16,
+    env: &[(&str, &str)],
+    output: fn() -> std::process::Stdio,
+) -> std::process::Child {
+    let child = cachegate()
+        .args(["run", "--config"])
+        .arg(d.path())
+        .envs(env.iter().copied())
+        .stdout(output())
+        .stderr(output())
+        .spawn()
+        .expect("start cachegate");
+    crate::harness::wait_listening(
+        format!("127.0.0.1:{proxy}").parse().expect("addr"),
+        std::time::Duration::from_secs(20),
+    );
+    child
+}
+
 #[test]
 fn help_explains_the_commands() {
     let out = cachegate().arg("--help").output().expect("run");
@@ -91,8 +114,7 @@ fn run_refuses_an_invalid_directory() {
 /// token, the admin token and a wrong one — and nothing it prints contains any of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_never_reach_the_logs() {
-    use crate::harness::{client, free_port, wait_listening};
-    use std::time::Duration;
+    use crate::harness::client;
 
     const ADMIN: &str = "admin-canary-5f1e";
     const GRANT: &str = "grant-canary-9c2d";
@@ -106,33 +128,24 @@ async fn secrets_never_reach_the_logs() {
     ];
     let o = origin();
     let d = PolicyDir::new(&o);
-    let (proxy, admin) = (free_port(), free_port());
-    d.write(
-        "gateway.toml",
-        &format!(
-            "[server]\nlisten = \"127.0.0.1:{proxy}\"\nthreads = 1\ngrace_period_secs = 0\n[admin]\nlisten = \"127.0.0.1:{admin}\"\ntoken_env = \"CANARY_ADMIN_TOKEN\"\n"
-        ),
-    );
+    d.admin_settings("token_env = \"CANARY_ADMIN_TOKEN\"\n");
+    let (proxy, admin) = (d.proxy_port, d.admin_port);
     d.stage(
         "prod",
         "target = \"http://{{ORIGIN}}\"\n[cache]\nenabled = true\n[[cache.invalidation.grants]]\nname = \"ops\"\ntoken_env = \"CANARY_GRANT_TOKEN\"\nresources = [\"GET/items/*\"]\n",
     );
-    let mut child = cachegate()
-        .args(["run", "--config"])
-        .arg(d.path())
-        .env("RUST_LOG", "debug")
-        .env("CANARY_ADMIN_TOKEN", ADMIN)
-        .env("CANARY_GRANT_TOKEN", GRANT)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start cachegate");
+    let mut child = run_binary(
+        &d,
+        proxy,
+        &[
+            ("RUST_LOG", "debug"),
+            ("CANARY_ADMIN_TOKEN", ADMIN),
+            ("CANARY_GRANT_TOKEN", GRANT),
+        ],
+        std::process::Stdio::piped,
+    );
     let p = |path: &str| format!("http://127.0.0.1:{proxy}{path}");
     let a = |path: &str| format!("http://127.0.0.1:{admin}{path}");
-    wait_listening(
-        format!("127.0.0.1:{proxy}").parse().expect("addr"),
-        Duration::from_secs(20),
-    );
     let c = client();
     let requests = [
         c.get(p("/prod/items/1"))
@@ -177,5 +190,53 @@ async fn secrets_never_reach_the_logs() {
     for canary in canaries {
         assert!(!logs.contains(canary), "{canary} is in the logs:\n{logs}");
         assert!(!metrics.contains(canary), "{canary} is in the metrics");
+    }
+}
+
+/// The default runtime (`work_stealing = false`: each proxy thread serves its own connections)
+/// in the real binary: concurrent misses and hits over several keys all succeed, and every key
+/// is then a hit. The in-process gateways of the other tests run with work stealing (see the
+/// harness), so this is the test of the default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_runtime_serves_misses_and_hits() {
+    use crate::harness::get;
+
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    // The defaults: two threads, no work stealing.
+    d.server_settings("threads = 2\nwork_stealing = false\n");
+    let proxy = d.proxy_port;
+    d.stage(
+        "prod",
+        "target = \"http://{{ORIGIN}}\"\n[cache]\nenabled = true\n",
+    );
+    let mut child = run_binary(&d, proxy, &[], std::process::Stdio::null);
+    let url = |i: usize| format!("http://127.0.0.1:{proxy}/prod/items/{}", i % 20);
+    let burst: Vec<_> = (0..200).map(|i| tokio::spawn(get_status(url(i)))).collect();
+    let mut statuses = Vec::new();
+    for b in burst {
+        statuses.push(b.await.expect("request task"));
+    }
+    let then: Vec<String> = {
+        let mut v = Vec::new();
+        for i in 0..20 {
+            v.push(get(&url(i)).await.x_cache().to_owned());
+        }
+        v
+    };
+    child.kill().expect("stop cachegate");
+    let _ = child.wait();
+    assert!(statuses.iter().all(|s| *s == 200), "statuses: {statuses:?}");
+    assert!(
+        then.iter().all(|x| x == "HIT"),
+        "x-cache afterwards: {then:?}"
+    );
+
+    async fn get_status(url: String) -> u16 {
+        crate::harness::client()
+            .get(url)
+            .send()
+            .await
+            .map_or(0, |r| r.status().as_u16())
     }
 }

@@ -84,10 +84,16 @@ impl PolicyDir {
             admin_port,
             origin: origin.addr().to_string(),
         };
+        // Work stealing on: many gateways start and stop in this one process, and Pingora's
+        // no-steal runtime remembers its pool per thread ID in a `thread_local::ThreadLocal`,
+        // whose IDs are reused by later threads — a later gateway's threads then hand their
+        // connections to a stopped runtime and never listen. (One gateway per process, as in
+        // production, is unaffected; `cli::default_runtime_serves_misses_and_hits` runs the
+        // real binary with the default.)
         d.write(
             "gateway.toml",
             &format!(
-                "[server]\nlisten = \"127.0.0.1:{}\"\nthreads = 1\ngrace_period_secs = 0\n[admin]\nlisten = \"127.0.0.1:{}\"\n",
+                "[server]\nlisten = \"127.0.0.1:{}\"\nthreads = 1\nwork_stealing = true\ngrace_period_secs = 0\n[admin]\nlisten = \"127.0.0.1:{}\"\n",
                 d.proxy_port, d.admin_port
             ),
         );
