@@ -321,6 +321,70 @@ fn expires_at(meta: &CacheMeta) -> SystemTime {
     }
 }
 
+/// The hashes a purge of this key may be recorded under: exact invalidations under the primary
+/// key, prefix purges under the key's prefixes.
+fn purge_candidates(key: &CacheKey) -> Vec<[u8; 16]> {
+    match key.extensions.get::<KeyInfo>() {
+        Some(info) => {
+            let mut p = info.built.prefix_hashes();
+            p.push(key.primary_bin());
+            p
+        }
+        None => vec![key.primary_bin()],
+    }
+}
+
+/// A fresh local-tier entry the proxy can answer with directly (see [`fresh_local_hit`]).
+pub struct LocalHit {
+    /// The header exactly as pingora's hit path sends it before the proxy's response filter:
+    /// the stored header as HTTP/1.1, with `Age` and `Accept-Ranges: bytes`.
+    pub header: pingora::http::ResponseHeader,
+    /// The stored body.
+    pub body: Bytes,
+    /// The entry's metadata (for `Cache-Status`).
+    pub meta: CacheMeta,
+}
+
+/// The local tier's entry for `key` when it can be served without pingora's cache state
+/// machine: found by the same purge-checked lookup as [`Storage::lookup`], fresh at `now` (no
+/// stale serving, no revalidation), without Vary variants, a `200` with a `Content-Length`.
+/// Anything else is `None`, and the request takes pingora's path, which handles every case.
+/// The request itself must not be conditional, ranged, or carry cache directives (the caller
+/// checks): those are pingora's to answer.
+pub fn fresh_local_hit(cache: &GatewayCache, key: &CacheKey, now: SystemTime) -> Option<LocalHit> {
+    let opts = key.extensions.get::<KeyInfo>()?.opts;
+    let purges = if opts.check_purges {
+        purge_candidates(key)
+    } else {
+        Vec::new()
+    };
+    let entry = cache
+        .store
+        .get_checked(&key.user_tag, &store_key(key), &purges)?;
+    let meta = cached_meta(&entry).or_else(|| decode_and_remember(&entry))?;
+    if !meta.is_fresh(now) || meta.variance().is_some() {
+        return None;
+    }
+    let mut header = meta.response_header_copy();
+    if header.status != http::StatusCode::OK
+        || header.headers.get(http::header::CONTENT_LENGTH).is_none()
+    {
+        return None;
+    }
+    header
+        .insert_header(http::header::AGE, meta.age().as_secs())
+        .ok()?;
+    header.set_version(http::Version::HTTP_11);
+    header
+        .insert_header(http::header::ACCEPT_RANGES, "bytes")
+        .ok()?;
+    Some(LocalHit {
+        header,
+        body: entry.body.clone(),
+        meta,
+    })
+}
+
 /// `Storage` over the tiered store.
 struct Bridge {
     store: &'static TieredStore,
@@ -334,17 +398,12 @@ impl Storage for Bridge {
         _trace: &SpanHandle,
     ) -> Result<Option<(CacheMeta, HitHandler)>> {
         let sk = store_key(key);
-        // Exact invalidations are recorded under the primary key, prefix purges under prefixes.
-        let info = key.extensions.get::<KeyInfo>();
-        let opts = info.map(|i| i.opts).unwrap_or_default();
-        let all = || match info {
-            Some(info) => {
-                let mut p = info.built.prefix_hashes();
-                p.push(key.primary_bin());
-                p
-            }
-            None => vec![key.primary_bin()],
-        };
+        let opts = key
+            .extensions
+            .get::<KeyInfo>()
+            .map(|i| i.opts)
+            .unwrap_or_default();
+        let all = || purge_candidates(key);
         let local: Vec<[u8; 16]> = if opts.check_purges { all() } else { Vec::new() };
         let found = self.store.get_tiered(
             &key.user_tag,

@@ -3,7 +3,7 @@
 # pass-through and proxy_cache hits (one hot key, 10,000 keys, one 256 KiB body) when nginx is
 # installed; cachegate pass-through (a stage without caching), miss path (every request a new key),
 # local-tier hits (the same three workloads) and Redis-tier hits; the same load with Redis paused;
-# then 100 simultaneous requests for one cold key against a 200 ms origin (upstream requests, p50),
+# then 200 simultaneous requests for one cold key against a 200 ms origin (upstream requests, p50),
 # and the gateway's peak RSS. Writes target/bench/results.md.
 # Usage: tests/bench/bench.sh [seconds per run, default 10]
 set -euo pipefail
@@ -131,9 +131,9 @@ paused=$(wrk -t$THREADS -c$CONNS -d3s --latency -s "$work/l2.lua" "http://127.0.
 paused_p50=$(awk '$1=="50%" {print $2}' <<<"$paused"); paused_p99=$(awk '$1=="99%" {print $2}' <<<"$paused")
 paused_rps=$(awk '/Requests\/sec/ {print $2}' <<<"$paused"); paused_errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$paused")
 
-# 100 simultaneous requests for one cold key, origin delay 200 ms.
+# 200 simultaneous requests for one cold key, origin delay 200 ms.
 burst_start=$(date +%s%N)
-seq 1 100 | xargs -P 100 -I{} curl -s -o /dev/null -w '%{http_code} %{time_total}\n' "http://127.0.0.1:$GW/slow/items/burst" > "$work/burst.txt"
+seq 1 200 | xargs -P 200 -I{} curl -s -o /dev/null -w '%{http_code} %{time_total}\n' "http://127.0.0.1:$GW/slow/items/burst" > "$work/burst.txt"
 burst_ms=$(( ($(date +%s%N) - burst_start) / 1000000 ))
 burst_p50=$(awk '{print $2 * 1000}' "$work/burst.txt" | sort -n | awk '{a[NR]=$1} END {printf "%.0f", a[int((NR + 1) / 2)]}')
 gw_peak_rss=$(awk '/VmHWM/ {printf "%.1f MiB", $2 / 1024}' "/proc/$gw_pid/status")
@@ -182,7 +182,7 @@ mkdir -p target/bench
   echo
   echo "Redis-tier row: $l2_hits hits from Redis, $l1_hits from the local tier."
   echo "While Redis was paused (3 s, same load): $paused_rps req/s, p50 $paused_p50, p99 $paused_p99 ${paused_errors:-(no errors)}"
-  echo "100 simultaneous requests for one cold key (origin delay 200 ms): $burst_ok x 200 OK," \
+  echo "200 simultaneous requests for one cold key (origin delay 200 ms): $burst_ok x 200 OK," \
        "$burst_upstream upstream request(s), p50 $burst_p50 ms, all answered within $burst_ms ms"
   echo "Gateway peak RSS over the whole run: $gw_peak_rss."
   echo "$mem_line"

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{client, eventually, get, origin, send, PolicyDir, TestGateway};
+use crate::harness::{client, eventually, get, metric_sum, origin, send, PolicyDir, TestGateway};
 
 fn stage(d: &PolicyDir, toml: &str) {
     d.stage(
@@ -1208,4 +1208,64 @@ async fn collapsed_waiters_give_up_at_the_lock_timeout() {
     // In turn, 5 fills of 1.5 s would take 7.5 s.
     let took = started.elapsed();
     assert!(took < Duration::from_secs(4), "the requests took {took:?}");
+}
+
+/// A plain GET's hit is answered by the gateway's own fast path; a conditional one (here an
+/// `If-None-Match` that does not match) by pingora's hit path. The client cannot tell them apart:
+/// same status, headers (but `Date`, and `Age` a second apart at most) and body, and both are
+/// counted as local-tier hits.
+#[tokio::test]
+async fn fast_hits_look_exactly_like_pingora_hits() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    // Metrics are process-wide: a stage name of its own keeps other tests' hits out.
+    d.stage(
+        "fasthit",
+        "target = \"http://{{ORIGIN}}\"\n[cache]\nenabled = true\n",
+    );
+    let gw = TestGateway::start(d);
+    let url = gw.url("/fasthit/items/7");
+    assert_eq!(get(&url).await.x_cache(), "MISS");
+    let fast = get(&url).await;
+    let slow = send(
+        client()
+            .get(&url)
+            .header("if-none-match", "\"not-this-one\""),
+    )
+    .await;
+    assert_eq!((fast.status, slow.status), (200, 200));
+    assert_eq!(fast.x_cache(), "HIT");
+    assert_eq!(fast.body, slow.body);
+    let names = |r: &crate::harness::Resp| {
+        let mut v: Vec<String> = r.headers.keys().map(|k| k.to_string()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&fast), names(&slow));
+    for (name, value) in &fast.headers {
+        match name.as_str() {
+            "date" => {}
+            "age" => {
+                let age = |r: &crate::harness::Resp| r.header("age").parse::<i64>().expect("age");
+                assert!((age(&fast) - age(&slow)).abs() <= 1);
+            }
+            "cache-status" => {
+                // `ttl=` counts down: compare all but the number.
+                let stem = |r: &crate::harness::Resp| {
+                    r.header("cache-status")
+                        .rsplit_once('=')
+                        .map(|(s, _)| s.to_owned())
+                };
+                assert_eq!(stem(&fast), stem(&slow));
+            }
+            _ => assert_eq!(Some(value), slow.headers.get(name), "{name}"),
+        }
+    }
+    assert_eq!(o.count("/items/7"), 1);
+    let hits = metric_sum(
+        &gw.metrics().await,
+        "cachegate_cache_hits_total",
+        &["stage=\"fasthit\"", "tier=\"local\""],
+    );
+    assert_eq!(hits, 2.0);
 }
