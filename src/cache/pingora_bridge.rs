@@ -365,12 +365,18 @@ pub fn fresh_local_hit(cache: &GatewayCache, key: &CacheKey, now: SystemTime) ->
     if !meta.is_fresh(now) || meta.variance().is_some() {
         return None;
     }
-    let mut header = meta.response_header_copy();
-    if header.status != http::StatusCode::OK
-        || header.headers.get(http::header::CONTENT_LENGTH).is_none()
-    {
+    // pingora adds `Accept-Ranges` to a 200 whose length it can parse, and frames a body
+    // without one as chunked: only the first case is taken here.
+    let stored = meta.response_header();
+    let length = stored
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if stored.status != http::StatusCode::OK || length.is_none() {
         return None;
     }
+    let mut header = meta.response_header_copy();
     header
         .insert_header(http::header::AGE, meta.age().as_secs())
         .ok()?;
@@ -608,5 +614,93 @@ impl HandleMiss for BufferingMiss {
                 .put_tiered(&self.stage, self.key, entry, self.encrypted);
         }
         Ok(MissFinishType::Created(size))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::key::KeySpec;
+    use pingora::http::ResponseHeader;
+
+    const STAGE: &str = "t-bridge-fast";
+
+    fn cache() -> GatewayCache {
+        let cache = GatewayCache::new();
+        cache.store().configure(&[(STAGE.to_owned(), 1 << 20)]);
+        cache
+    }
+
+    fn key(n: u8) -> CacheKey {
+        let built = KeySpec::aws_default(STAGE, &[]).build(&std::collections::HashMap::new());
+        cache_key(
+            STAGE,
+            StoreKey([n; 16]),
+            Arc::new(built),
+            LookupOptions::default(),
+        )
+    }
+
+    /// Stores a response with `status`, `Content-Length` when `length`, fresh for `fresh_secs`
+    /// (negative: already stale), as the miss handler would.
+    fn store(cache: &GatewayCache, key: &CacheKey, status: u16, length: bool, fresh_secs: i64) {
+        let now = SystemTime::now();
+        let fresh_until = if fresh_secs >= 0 {
+            now + Duration::from_secs(fresh_secs as u64)
+        } else {
+            now - Duration::from_secs(fresh_secs.unsigned_abs())
+        };
+        let mut header = ResponseHeader::build(status, None).unwrap();
+        if length {
+            header.insert_header("content-length", "5").unwrap();
+        }
+        let meta = CacheMeta::new(fresh_until, now - Duration::from_secs(3), 60, 60, header);
+        let entry = Entry {
+            meta: encode_meta(&meta).unwrap(),
+            body: Bytes::from_static(b"hello"),
+            created: now,
+            expires_at: expires_at(&meta),
+            prefixes: Arc::from(Vec::new()),
+            decoded: Default::default(),
+        };
+        cache.store().put(STAGE, store_key(key), Arc::new(entry));
+    }
+
+    #[test]
+    fn a_fresh_200_is_served_with_pingoras_hit_headers() {
+        let c = cache();
+        let k = key(1);
+        store(&c, &k, 200, true, 60);
+        let hit = fresh_local_hit(&c, &k, SystemTime::now()).expect("a fresh hit");
+        assert_eq!(hit.body, Bytes::from_static(b"hello"));
+        assert_eq!(hit.header.status, 200);
+        assert_eq!(hit.header.version, http::Version::HTTP_11);
+        assert_eq!(hit.header.headers["accept-ranges"], "bytes");
+        let age: u64 = hit.header.headers["age"].to_str().unwrap().parse().unwrap();
+        assert!((3..=4).contains(&age), "age {age}");
+    }
+
+    #[test]
+    fn everything_else_is_left_to_pingora() {
+        let c = cache();
+        // Stale (within its stale windows: pingora decides whether to serve it).
+        store(&c, &key(2), 200, true, -1);
+        assert!(fresh_local_hit(&c, &key(2), SystemTime::now()).is_none());
+        // Not a 200, or no length to frame it with.
+        store(&c, &key(3), 404, true, 60);
+        assert!(fresh_local_hit(&c, &key(3), SystemTime::now()).is_none());
+        store(&c, &key(4), 200, false, 60);
+        assert!(fresh_local_hit(&c, &key(4), SystemTime::now()).is_none());
+        // Invalidated.
+        store(&c, &key(5), 200, true, 60);
+        assert!(fresh_local_hit(&c, &key(5), SystemTime::now()).is_some());
+        c.store().invalidate_exact(STAGE, &store_key(&key(5)));
+        assert!(fresh_local_hit(&c, &key(5), SystemTime::now()).is_none());
+        // Flushed after it was stored.
+        store(&c, &key(6), 200, true, 60);
+        c.store().flush(STAGE);
+        assert!(fresh_local_hit(&c, &key(6), SystemTime::now()).is_none());
+        // Absent.
+        assert!(fresh_local_hit(&c, &key(7), SystemTime::now()).is_none());
     }
 }

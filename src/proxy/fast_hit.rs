@@ -8,10 +8,17 @@
 //! directives, `HEAD`, a stale or varied entry, a shared-tier hit, response steps to run) takes
 //! pingora's path unchanged.
 
+use std::time::SystemTime;
+
 use http::header;
 use pingora::http::RequestHeader;
+use pingora::proxy::Session;
+use pingora::Result;
 
-use crate::cache::decide::CachePlan;
+use super::caching::{self, Outcome};
+use super::{Ctx, Gateway};
+use crate::cache::entry::Tier;
+use crate::cache::pingora_bridge::{self as bridge, CachePhase, LocalHit};
 use crate::config::runtime::{Flow, Stage};
 
 /// Request headers that make a hit pingora's business: validators and ranges (304/206),
@@ -27,6 +34,69 @@ const DEFERRED: [header::HeaderName; 8] = [
     header::PRAGMA,
 ];
 
+impl Gateway {
+    /// Answers a fresh local-tier hit itself, with the headers, variables and metrics pingora's
+    /// hit path and `response_filter` would give it. `Ok(false)`: pingora's cache path must run.
+    pub(super) async fn answer_fresh_hit(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        stage: &Stage,
+        flow: Option<&Flow>,
+        has_body: bool,
+    ) -> Result<bool> {
+        let Some(plan) = ctx.plan.as_ref() else {
+            return Ok(false);
+        };
+        // A background revalidation runs these hooks too: it must reach the target (and
+        // release the cache lock it holds), whatever another request stored meanwhile.
+        let plain = !ctx.refresh && ctx.warning.is_none() && session.subrequest_ctx.is_none();
+        if !eligible(
+            session.req_header(),
+            stage,
+            flow,
+            plan.skip_lookup,
+            has_body,
+            plain,
+        ) {
+            return Ok(false);
+        }
+        let now = SystemTime::now();
+        let key = self.lookup_key(plan, stage, ctx.refresh);
+        let Some(LocalHit {
+            mut header,
+            body,
+            meta,
+        }) = bridge::fresh_local_hit(&self.cache, &key, now)
+        else {
+            return Ok(false);
+        };
+        header.insert_header("x-cache", Outcome::Hit.header())?;
+        let status =
+            caching::cache_status(CachePhase::Hit, Outcome::Hit, Some(&meta), None, None, now);
+        header.insert_header("cache-status", status)?;
+        if let Some(p) = &plan.policy {
+            ctx.vars.insert(
+                format!("responsecache.{}.cachehit", p.name),
+                "true".to_owned(),
+            );
+        }
+        ctx.outcome = Some(Outcome::Hit);
+        ctx.tier = Some(Tier::Local);
+        // Failures here are the client's (gone, or not reading): marked as such, as pingora's
+        // hit path does, so they are not answered or logged as a gateway error.
+        session
+            .write_response_header(Box::new(header), false)
+            .await
+            .map_err(|e| e.into_down())?;
+        session
+            .write_response_body(Some(body), true)
+            .await
+            .map_err(|e| e.into_down())?;
+        Ok(true)
+    }
+}
+
 /// Whether this request may be answered by [`crate::cache::pingora_bridge::fresh_local_hit`]:
 /// a bodiless `GET` without [`DEFERRED`] headers, a plain lookup (no refresh, no warning to
 /// add), on a path whose response steps do nothing (only ResponseCache or disabled policies).
@@ -34,14 +104,14 @@ pub(super) fn eligible(
     req: &RequestHeader,
     stage: &Stage,
     flow: Option<&Flow>,
-    plan: &CachePlan,
+    skip_lookup: bool,
     has_body: bool,
     plain: bool,
 ) -> bool {
     req.method == http::Method::GET
         && plain
         && !has_body
-        && !plan.skip_lookup
+        && !skip_lookup
         && !DEFERRED.iter().any(|h| req.headers.contains_key(h))
         && response_steps_inert(stage, flow)
 }
@@ -62,4 +132,79 @@ fn response_steps_inert(stage: &Stage, flow: Option<&Flow>) -> bool {
                 .get(&s.policy)
                 .is_none_or(|p| !p.enabled())
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> crate::config::RuntimeConfig {
+        crate::config::load(std::path::Path::new("policies"))
+            .config
+            .expect("the shipped policies load")
+    }
+
+    fn get(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut req = RequestHeader::build("GET", b"/items/1", None).unwrap();
+        for (n, v) in headers {
+            req.insert_header(n.to_string(), *v).unwrap();
+        }
+        req
+    }
+
+    #[test]
+    fn only_plain_bodiless_gets_without_deferred_headers() {
+        let config = config();
+        let dev = config.stage("dev").unwrap();
+        assert!(eligible(&get(&[]), dev, None, false, false, true));
+        assert!(eligible(
+            &get(&[("accept", "application/json"), ("x-tenant", "a")]),
+            dev,
+            None,
+            false,
+            false,
+            true
+        ));
+        for h in &DEFERRED {
+            let req = get(&[(h.as_str(), "x")]);
+            assert!(!eligible(&req, dev, None, false, false, true), "{h}");
+        }
+        let mut head = get(&[]);
+        head.set_method(http::Method::HEAD);
+        assert!(!eligible(&head, dev, None, false, false, true));
+        assert!(
+            !eligible(&get(&[]), dev, None, true, false, true),
+            "skip lookup"
+        );
+        assert!(!eligible(&get(&[]), dev, None, false, true, true), "body");
+        assert!(
+            !eligible(&get(&[]), dev, None, false, false, false),
+            "not plain"
+        );
+    }
+
+    #[test]
+    fn flows_with_response_steps_take_pingoras_path() {
+        let config = config();
+        let prod = config.stage("prod").unwrap();
+        let flow = |name: &str| prod.flows.iter().find(|f| f.name == name);
+        // items-read runs PopulateCache and AssignMessage on the response (hits included).
+        assert!(!eligible(
+            &get(&[]),
+            prod,
+            flow("items-read"),
+            false,
+            false,
+            true
+        ));
+        // items-write has request steps only; the ResponseCache steps act on the request side.
+        assert!(eligible(
+            &get(&[]),
+            prod,
+            flow("items-write"),
+            false,
+            false,
+            true
+        ));
+    }
 }

@@ -156,7 +156,7 @@ fn request_vars<'a>(
 
 impl Gateway {
     /// The pingora cache key of `plan`'s entry, with what the bridge's lookup needs to know.
-    fn lookup_key(&self, plan: &CachePlan, stage: &Stage, refresh: bool) -> CacheKey {
+    pub(super) fn lookup_key(&self, plan: &CachePlan, stage: &Stage, refresh: bool) -> CacheKey {
         let opts = bridge::LookupOptions {
             check_purges: self.cache.store().has_prefix_purges(&stage.name),
             deadline: plan.policy.as_ref().and_then(|p| p.lookup_timeout),
@@ -164,53 +164,6 @@ impl Gateway {
             replaces: refresh,
         };
         bridge::cache_key(&stage.name, plan.store_key, Arc::clone(&plan.key), opts)
-    }
-
-    /// Answers a fresh local-tier hit itself (see `fast_hit`), with the headers, variables and
-    /// metrics pingora's hit path and `response_filter` would give it. `Ok(false)`: pingora's
-    /// cache path must run.
-    async fn answer_fresh_hit(
-        &self,
-        session: &mut Session,
-        ctx: &mut Ctx,
-        stage: &Stage,
-        flow: Option<&crate::config::runtime::Flow>,
-        has_body: bool,
-    ) -> Result<bool> {
-        let Some(plan) = ctx.plan.as_ref() else {
-            return Ok(false);
-        };
-        let plain = !ctx.refresh && ctx.warning.is_none();
-        if !fast_hit::eligible(session.req_header(), stage, flow, plan, has_body, plain) {
-            return Ok(false);
-        }
-        let now = SystemTime::now();
-        let key = self.lookup_key(plan, stage, ctx.refresh);
-        let Some(bridge::LocalHit {
-            mut header,
-            body,
-            meta,
-        }) = bridge::fresh_local_hit(&self.cache, &key, now)
-        else {
-            return Ok(false);
-        };
-        header.insert_header("x-cache", Outcome::Hit.header())?;
-        let status =
-            caching::cache_status(CachePhase::Hit, Outcome::Hit, Some(&meta), None, None, now);
-        header.insert_header("cache-status", status)?;
-        if let Some(p) = &plan.policy {
-            ctx.vars.insert(
-                format!("responsecache.{}.cachehit", p.name),
-                "true".to_owned(),
-            );
-        }
-        ctx.outcome = Some(Outcome::Hit);
-        ctx.tier = Some(crate::cache::entry::Tier::Local);
-        session
-            .write_response_header(Box::new(header), false)
-            .await?;
-        session.write_response_body(Some(body), true).await?;
-        Ok(true)
     }
 }
 
