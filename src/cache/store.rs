@@ -245,6 +245,32 @@ impl TieredStore {
         if let Some(e) = self.get_checked(stage, key, local_prefixes) {
             return Some((e, Tier::Local));
         }
+        self.shared.get()?;
+        match self
+            .get_shared(stage, key, all_prefixes, deadline, encrypted)
+            .await
+        {
+            Some(e) => Some((e, Tier::Shared)),
+            // The shared lookup took a round trip, during which this instance's own fetch of
+            // the key may have finished: pingora takes the cache lock right after a miss with
+            // no further look, so a miss here would become a second fetch (two upstream
+            // requests for one cold key under a burst). The local tier is asked again.
+            None => self
+                .get_checked(stage, key, local_prefixes)
+                .map(|e| (e, Tier::Local)),
+        }
+    }
+
+    /// The shared tier's entry for `key`, unless a purge (recorded in Redis or known here)
+    /// covers it; refills the local tier with it.
+    async fn get_shared(
+        &self,
+        stage: &str,
+        key: &StoreKey,
+        all_prefixes: impl FnOnce() -> Vec<[u8; 16]>,
+        deadline: Option<Duration>,
+        encrypted: bool,
+    ) -> Option<Arc<Entry>> {
         let shared = self.shared.get()?;
         let deadline = deadline.map_or(shared.lookup_timeout(), |d| d.min(shared.lookup_timeout()));
         // Another instance may have purged what Redis still holds: its purge records are read
@@ -272,7 +298,7 @@ impl TieredStore {
         let entry = Arc::new(entry);
         // Refill the local tier with the entry's remaining lifetime (never a fresh one).
         self.put(stage, *key, Arc::clone(&entry));
-        Some((entry, Tier::Shared))
+        Some(entry)
     }
 
     /// Whether a shared tier is configured.

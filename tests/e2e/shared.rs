@@ -17,7 +17,7 @@ fn gateway_with(o: &cachegate_origin::Origin, redis: &RedisServer, stage: &str) 
     TestGateway::start(d)
 }
 
-async fn x_cache(url: &str) -> (u16, String, String) {
+async fn x_cache(url: impl reqwest::IntoUrl) -> (u16, String, String) {
     let r = client().get(url).send().await.expect("request");
     let status = r.status().as_u16();
     let xc = r
@@ -457,4 +457,45 @@ async fn a_fill_that_started_before_an_invalidation_is_not_stored() {
             n + 1
         );
     }
+}
+
+/// Requests that arrive while the first request for a cold key is at the target, and whose
+/// shared-tier lookup is still waiting when that fetch completes, are answered from it: pingora
+/// takes the cache lock right after a miss, so a lookup that missed before the fill (but returned
+/// after it) would otherwise become a second fetch. Redis is paused to hold those lookups open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_shared_lookup_does_not_become_a_second_fetch() {
+    let redis = RedisServer::start();
+    let o = cachegate_origin::Origin::start_background(
+        "127.0.0.1:0",
+        cachegate_origin::OriginConfig {
+            delay: Duration::from_millis(300),
+            ..Default::default()
+        },
+    )
+    .expect("origin");
+    let d = PolicyDir::new(&o);
+    d.with_redis(&redis.url(), "lookup_timeout_ms = 2000");
+    d.stage("prod", STAGE);
+    let g = TestGateway::start(d);
+    let url = g.url("/prod/items/race");
+    let first = tokio::spawn(x_cache(url.clone()));
+    // The first request is at the target (its own lookups are done) ...
+    eventually(
+        "the first request reaches the target",
+        Duration::from_secs(5),
+        || async { o.count("/items/race") == 1 },
+    )
+    .await;
+    // ... when Redis stops answering for longer than the target takes.
+    redis.command(&["CLIENT", "PAUSE", "1000", "ALL"]);
+    let later: Vec<_> = (0..10)
+        .map(|_| tokio::spawn(x_cache(url.clone())))
+        .collect();
+    assert_eq!(first.await.expect("first").1, "MISS");
+    for l in later {
+        let (status, xc, _) = l.await.expect("later");
+        assert_eq!((status, xc.as_str()), (200, "HIT"));
+    }
+    assert_eq!(o.count("/items/race"), 1, "one fetch for one cold key");
 }
