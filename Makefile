@@ -86,7 +86,7 @@ bench: deps bench-deps ## Side-by-side throughput: origin, NGINX, gateway miss/h
 
 bench-micro: deps ## Criterion micro-benchmarks: routing, flow conditions, cache plan and key
 	@mkdir -p target/bench
-	set -o pipefail; $(CARGO) bench --bench hotpath -- --warm-up-time 1 --measurement-time 3 --output-format bencher 2>/dev/null \
+	set -o pipefail; $(CARGO) bench --bench hotpath -- --warm-up-time 1 --measurement-time 3 --output-format bencher 2>target/bench/micro.log \
 	  | grep '^test ' | tee target/bench/micro.txt
 
 SOAK_SECONDS ?= 300

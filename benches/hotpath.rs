@@ -160,6 +160,9 @@ fn keys(c: &mut Criterion) {
         host: Some("api.example.com"),
         drops_end_to_end: false,
     };
+    // A plan that bypassed the cache would measure an early return.
+    assert!(decide::plan(stage, flow, &facts, &v).is_ok());
+    assert!(decide::plan(stage, None, &facts, &v).is_ok());
     c.bench_function("cache plan + key: ResponseCache, 3 fragments", |b| {
         b.iter(|| decide::plan(stage, flow, black_box(&facts), &v).is_ok())
     });

@@ -228,6 +228,9 @@ fn restart_only_changes(old: &RuntimeConfig, new: &RuntimeConfig) -> Vec<String>
     if o.threads != n.threads {
         out.push(format!("[server] threads ({} -> {})", o.threads, n.threads));
     }
+    if o.work_stealing != n.work_stealing {
+        out.push("[server] work_stealing".to_owned());
+    }
     if o.upgrade_socket != n.upgrade_socket {
         out.push("[server] upgrade_socket".to_owned());
     }

@@ -206,8 +206,9 @@ impl LocalTier {
     /// whose timer slot has passed, fires eviction notifications) so that the counters are exact.
     /// For the metrics refresh and tests; the request path never needs it.
     pub fn sync(&self) {
-        // One run handles a bounded batch of buffered writes (moka caps its repeats), so a
-        // burst from many writers can need several: run until the counters stop moving.
+        // One run can stop short of the end: moka cuts maintenance off after a timeout when an
+        // eviction listener is set (ours counts evictions), and writers may still be adding.
+        // Run until the counters stop moving (bounded; "exact" as of the last run).
         for _ in 0..16 {
             let before = (self.cache.entry_count(), self.cache.weighted_size());
             self.cache.run_pending_tasks();

@@ -246,17 +246,21 @@ impl TieredStore {
             return Some((e, Tier::Local));
         }
         self.shared.get()?;
+        let prefixes = all_prefixes();
         match self
-            .get_shared(stage, key, all_prefixes, deadline, encrypted)
+            .get_shared(stage, key, &prefixes, deadline, encrypted)
             .await
         {
             Some(e) => Some((e, Tier::Shared)),
             // The shared lookup took a round trip, during which this instance's own fetch of
             // the key may have finished: pingora takes the cache lock right after a miss with
             // no further look, so a miss here would become a second fetch (two upstream
-            // requests for one cold key under a burst). The local tier is asked again.
+            // requests for one cold key under a burst). The local tier is asked again — with
+            // every prefix, since a first purge may also have landed meanwhile. (This narrows
+            // the window to the instant between this look and pingora's lock; it does not
+            // close it.)
             None => self
-                .get_checked(stage, key, local_prefixes)
+                .get_checked(stage, key, &prefixes)
                 .map(|e| (e, Tier::Local)),
         }
     }
@@ -267,7 +271,7 @@ impl TieredStore {
         &self,
         stage: &str,
         key: &StoreKey,
-        all_prefixes: impl FnOnce() -> Vec<[u8; 16]>,
+        prefixes: &[[u8; 16]],
         deadline: Option<Duration>,
         encrypted: bool,
     ) -> Option<Arc<Entry>> {
@@ -275,10 +279,9 @@ impl TieredStore {
         let deadline = deadline.map_or(shared.lookup_timeout(), |d| d.min(shared.lookup_timeout()));
         // Another instance may have purged what Redis still holds: its purge records are read
         // in the same round trip as the entry.
-        let prefixes = all_prefixes();
         let (entry, purges) = tokio::join!(
             shared.get(stage, key, encrypted, deadline),
-            shared.purge_times(stage, &prefixes, deadline)
+            shared.purge_times(stage, prefixes, deadline)
         );
         let entry = entry?;
         let (times, floor) = purges?;
@@ -291,7 +294,7 @@ impl TieredStore {
         let known = self.purges.load();
         if known
             .get(stage)
-            .is_some_and(|p| p.is_purged(&prefixes, entry.created))
+            .is_some_and(|p| p.is_purged(prefixes, entry.created))
         {
             return None;
         }

@@ -56,9 +56,9 @@ pub struct FileServer {
     #[serde(default = "defaults::threads")]
     #[schemars(with = "u32")]
     pub threads: Spanned<u32>,
-    /// Whether the proxy's worker threads steal each other's queued work (one shared Tokio
-    /// runtime) instead of each running its own connections on its own runtime, as NGINX workers
-    /// do. Off by default: without stealing, a request's tasks never hop between threads, which
+    /// Whether the worker threads of each service (proxy, admin, background tasks) steal each
+    /// other's queued work (one shared Tokio runtime per service) instead of each running its
+    /// own connections on its own runtime, as NGINX workers do. Off by default: without stealing, a request's tasks never hop between threads, which
     /// measured 10–25 % more requests per second on two cores (`make bench`); turn it on when a
     /// few long requests (large bodies, slow targets) should not hold up others on their thread.
     /// Changing it needs a restart.

@@ -30,10 +30,13 @@ async def main(host, port, path, n):
         writer.close()
 
     tasks = [asyncio.create_task(one()) for _ in range(n)]
-    await all_connected.wait()
+    try:
+        await asyncio.wait_for(all_connected.wait(), timeout=30)
+    except asyncio.TimeoutError:
+        sys.exit(f"only {connected} of {n} connections opened")
     start = time.perf_counter()
     go.set()
-    await asyncio.gather(*tasks)
+    await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
     times = sorted(t for _, t in results)
     ok = sum(1 for status, _ in results if status == b"200")
     print(f"{ok} {times[(len(times) - 1) // 2]:.0f} {times[-1]:.0f}")

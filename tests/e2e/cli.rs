@@ -8,6 +8,27 @@ fn cachegate() -> Command {
     Command::new(env!("CARGO_BIN_EXE_cachegate"))
 }
 
+/// A running `cachegate run`, killed when dropped (a failed assertion must not leave it running).
+struct Running(Option<std::process::Child>);
+
+impl Running {
+    /// Stops the process and returns what it printed.
+    fn stop(mut self) -> std::process::Output {
+        let mut child = self.0.take().expect("running");
+        child.kill().expect("stop cachegate");
+        child.wait_with_output().expect("output")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Starts `cachegate run` on `d` with `env`, its output sent to `output()`, and waits until its
 /// proxy listens on `proxy`.
 fn run_binary(
@@ -15,7 +36,7 @@ fn run_binary(
     proxy: u16,
     env: &[(&str, &str)],
     output: fn() -> std::process::Stdio,
-) -> std::process::Child {
+) -> Running {
     let child = cachegate()
         .args(["run", "--config"])
         .arg(d.path())
@@ -24,11 +45,12 @@ fn run_binary(
         .stderr(output())
         .spawn()
         .expect("start cachegate");
+    let running = Running(Some(child));
     crate::harness::wait_listening(
         format!("127.0.0.1:{proxy}").parse().expect("addr"),
         std::time::Duration::from_secs(20),
     );
-    child
+    running
 }
 
 #[test]
@@ -134,7 +156,7 @@ async fn secrets_never_reach_the_logs() {
         "prod",
         "target = \"http://{{ORIGIN}}\"\n[cache]\nenabled = true\n[[cache.invalidation.grants]]\nname = \"ops\"\ntoken_env = \"CANARY_GRANT_TOKEN\"\nresources = [\"GET/items/*\"]\n",
     );
-    let mut child = run_binary(
+    let child = run_binary(
         &d,
         proxy,
         &[
@@ -177,8 +199,7 @@ async fn secrets_never_reach_the_logs() {
         .text()
         .await
         .expect("text");
-    child.kill().expect("stop cachegate");
-    let out = child.wait_with_output().expect("output");
+    let out = child.stop();
     let logs = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -210,7 +231,7 @@ async fn default_runtime_serves_misses_and_hits() {
         "prod",
         "target = \"http://{{ORIGIN}}\"\n[cache]\nenabled = true\n",
     );
-    let mut child = run_binary(&d, proxy, &[], std::process::Stdio::null);
+    let child = run_binary(&d, proxy, &[], std::process::Stdio::null);
     let url = |i: usize| format!("http://127.0.0.1:{proxy}/prod/items/{}", i % 20);
     let burst: Vec<_> = (0..200).map(|i| tokio::spawn(get_status(url(i)))).collect();
     let mut statuses = Vec::new();
@@ -224,8 +245,7 @@ async fn default_runtime_serves_misses_and_hits() {
         }
         v
     };
-    child.kill().expect("stop cachegate");
-    let _ = child.wait();
+    drop(child);
     assert!(statuses.iter().all(|s| *s == 200), "statuses: {statuses:?}");
     assert!(
         then.iter().all(|x| x == "HIT"),
