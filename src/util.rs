@@ -36,6 +36,18 @@ pub fn did_you_mean<'c>(
         .map(|(_, c)| c)
 }
 
+/// The `Content-Length` of `headers` as a number; `None` when absent or not a plain decimal
+/// (one parse for every place that sizes, frames or bounds a body by it).
+pub fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// Normalises a request path the way the gateway routes, keys and forwards it: merges repeated
 /// slashes and resolves `.` and `..` segments (also written `%2e`), keeping a trailing slash.
 /// Returns `None` when `..` climbs above the root, which a request must never do. Other escapes,

@@ -291,11 +291,8 @@ pub fn store(
     }) {
         return Err(Reject::Vary);
     }
-    let too_big = headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .is_some_and(|len| len > cache.max_object_size);
+    let too_big =
+        crate::util::content_length(headers).is_some_and(|len| len > cache.max_object_size);
     if too_big {
         return Err(Reject::Size);
     }

@@ -175,11 +175,7 @@ fn encode_meta(meta: &CacheMeta) -> Result<Bytes> {
 /// Bytes to reserve for a body about to be buffered: its `Content-Length` when it has one (up
 /// to 1 MiB; larger bodies grow as they arrive), so the stored body carries no slack.
 fn expected_body_len(meta: &CacheMeta) -> usize {
-    meta.headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .map_or(0, |n| n.min(1 << 20))
+    crate::util::content_length(meta.headers()).map_or(0, |n| n.min(1 << 20) as usize)
 }
 
 /// The buffered body as stored: a body that grew in steps (no `Content-Length`) can hold up to
@@ -368,12 +364,9 @@ pub fn fresh_local_hit(cache: &GatewayCache, key: &CacheKey, now: SystemTime) ->
     // pingora adds `Accept-Ranges` to a 200 whose length it can parse, and frames a body
     // without one as chunked: only the first case is taken here.
     let stored = meta.response_header();
-    let length = stored
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if stored.status != http::StatusCode::OK || length.is_none() {
+    if stored.status != http::StatusCode::OK
+        || crate::util::content_length(&stored.headers).is_none()
+    {
         return None;
     }
     let mut header = meta.response_header_copy();
