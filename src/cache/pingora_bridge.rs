@@ -127,6 +127,9 @@ pub struct LookupOptions {
     pub encrypted: bool,
     /// The stored entry replaces the current one on every instance (an authorized refresh).
     pub replaces: bool,
+    /// Only the local tier is asked: the proxy's fast path asked both tiers for this request a
+    /// moment before and found nothing (see [`fresh_hit`]).
+    pub local_only: bool,
 }
 
 /// The pingora cache key for an entry of `stage` whose framed key hashes to `key`.
@@ -330,8 +333,8 @@ fn purge_candidates(key: &CacheKey) -> Vec<[u8; 16]> {
     }
 }
 
-/// A fresh local-tier entry the proxy can answer with directly (see [`fresh_local_hit`]).
-pub struct LocalHit {
+/// A fresh entry the proxy can answer with directly (see [`fresh_hit`]).
+pub struct FreshHit {
     /// The header exactly as pingora's hit path sends it before the proxy's response filter:
     /// the stored header as HTTP/1.1, with `Age` and `Accept-Ranges: bytes`.
     pub header: pingora::http::ResponseHeader,
@@ -339,25 +342,54 @@ pub struct LocalHit {
     pub body: Bytes,
     /// The entry's metadata (for `Cache-Status`).
     pub meta: CacheMeta,
+    /// The tier that held it.
+    pub tier: Tier,
 }
 
-/// The local tier's entry for `key` when it can be served without pingora's cache state
-/// machine: found by the same purge-checked lookup as [`Storage::lookup`], fresh at `now` (no
-/// stale serving, no revalidation), without Vary variants, a `200` with a `Content-Length`.
-/// Anything else is `None`, and the request takes pingora's path, which handles every case.
-/// The request itself must not be conditional, ranged, or carry cache directives (the caller
-/// checks): those are pingora's to answer.
-pub fn fresh_local_hit(cache: &GatewayCache, key: &CacheKey, now: SystemTime) -> Option<LocalHit> {
-    let opts = key.extensions.get::<KeyInfo>()?.opts;
-    let purges = if opts.check_purges {
-        purge_candidates(key)
-    } else {
-        Vec::new()
+/// What [`fresh_hit`] found.
+// Returned once per request and matched at once: a box would cost an allocation per hit.
+#[allow(clippy::large_enum_variant)]
+pub enum FastLookup {
+    /// A fresh entry the proxy can answer with itself.
+    Hit(FreshHit),
+    /// Neither tier has the key (or the lookup timed out): a miss. The key has been marked so
+    /// that pingora's own lookup only asks the local tier again (see [`LookupOptions`]).
+    Absent,
+    /// An entry only pingora's cache path can serve (stale, varied, not a `200` with a length,
+    /// unreadable): it looks the key up again and decides.
+    Other,
+}
+
+/// The entry for `key` when it can be served without pingora's cache state machine: found by
+/// the same lookup as [`Storage::lookup`] (local tier, then the shared tier; purge-checked),
+/// fresh at `now` (no stale serving, no revalidation), without Vary variants, a `200` with a
+/// `Content-Length`. The request itself must not be conditional, ranged, or carry cache
+/// directives (the caller checks): those are pingora's to answer.
+pub async fn fresh_hit(cache: &GatewayCache, key: &mut CacheKey, now: SystemTime) -> FastLookup {
+    let Some((entry, tier)) = find(cache.store, key).await else {
+        // The shared tier was asked just now: pingora's lookup, a moment later, need not ask
+        // it again (a second round trip per miss). The local tier still is (this instance's
+        // own fill may land in between).
+        if let Some(info) = key.extensions.get_mut::<KeyInfo>() {
+            info.opts.local_only = true;
+        }
+        return FastLookup::Absent;
     };
-    let entry = cache
-        .store
-        .get_checked(&key.user_tag, &store_key(key), &purges)?;
-    let meta = cached_meta(&entry).or_else(|| decode_and_remember(&entry))?;
+    match servable(&entry, now) {
+        Some((header, meta)) => FastLookup::Hit(FreshHit {
+            header,
+            body: entry.body.clone(),
+            meta,
+            tier,
+        }),
+        None => FastLookup::Other,
+    }
+}
+
+/// The header to answer `entry` with at `now`, when it is fresh, unvaried, and a `200` with a
+/// `Content-Length` (see [`fresh_hit`]).
+fn servable(entry: &Entry, now: SystemTime) -> Option<(pingora::http::ResponseHeader, CacheMeta)> {
+    let meta = cached_meta(entry).or_else(|| decode_and_remember(entry))?;
     if !meta.is_fresh(now) || meta.variance().is_some() {
         return None;
     }
@@ -377,11 +409,40 @@ pub fn fresh_local_hit(cache: &GatewayCache, key: &CacheKey, now: SystemTime) ->
     header
         .insert_header(http::header::ACCEPT_RANGES, "bytes")
         .ok()?;
-    Some(LocalHit {
-        header,
-        body: entry.body.clone(),
-        meta,
-    })
+    Some((header, meta))
+}
+
+/// Looks `key` up as its options say: the local tier, then (unless `local_only`) the shared
+/// tier within the lookup deadline; purge-checked. Shared by [`Storage::lookup`] and
+/// [`fresh_hit`], so both paths see exactly the same entries.
+async fn find(store: &TieredStore, key: &CacheKey) -> Option<(Arc<Entry>, Tier)> {
+    let sk = store_key(key);
+    let opts = key
+        .extensions
+        .get::<KeyInfo>()
+        .map(|i| i.opts)
+        .unwrap_or_default();
+    let all = || purge_candidates(key);
+    if opts.local_only {
+        // With every prefix, as the re-check after a shared-tier miss does.
+        return store
+            .get_checked(&key.user_tag, &sk, &all())
+            .map(|e| (e, Tier::Local));
+    }
+    let local: Vec<[u8; 16]> = if opts.check_purges { all() } else { Vec::new() };
+    let found = store.get_tiered(
+        &key.user_tag,
+        &sk,
+        &local,
+        all,
+        opts.deadline,
+        opts.encrypted,
+    );
+    match opts.deadline {
+        // `<CacheLookupTimeoutInSeconds>`: a lookup that takes longer is a miss.
+        Some(d) => tokio::time::timeout(d, found).await.ok().flatten(),
+        None => found.await,
+    }
 }
 
 /// `Storage` over the tiered store.
@@ -396,27 +457,7 @@ impl Storage for Bridge {
         key: &CacheKey,
         _trace: &SpanHandle,
     ) -> Result<Option<(CacheMeta, HitHandler)>> {
-        let sk = store_key(key);
-        let opts = key
-            .extensions
-            .get::<KeyInfo>()
-            .map(|i| i.opts)
-            .unwrap_or_default();
-        let all = || purge_candidates(key);
-        let local: Vec<[u8; 16]> = if opts.check_purges { all() } else { Vec::new() };
-        let found = self.store.get_tiered(
-            &key.user_tag,
-            &sk,
-            &local,
-            all,
-            opts.deadline,
-            opts.encrypted,
-        );
-        let found = match opts.deadline {
-            // `<CacheLookupTimeoutInSeconds>`: a lookup that takes longer is a miss.
-            Some(d) => tokio::time::timeout(d, found).await.ok().flatten(),
-            None => found.await,
-        };
+        let found = find(self.store, key).await;
         let Some((entry, tier)) = found else {
             return Ok(None);
         };
@@ -432,7 +473,7 @@ impl Storage for Bridge {
             }
             None => {
                 // An entry we cannot read (a format from another version): drop it, miss.
-                self.store.remove(&key.user_tag, &sk);
+                self.store.remove(&key.user_tag, &store_key(key));
                 Ok(None)
             }
         }
@@ -659,13 +700,35 @@ mod tests {
         cache.store().put(STAGE, store_key(key), Arc::new(entry));
     }
 
+    /// What the fast path makes of `key` now, and whether pingora's lookup was then limited
+    /// to the local tier.
+    fn fast(c: &GatewayCache, key: &CacheKey) -> (FastLookup, bool) {
+        let mut key = key.clone();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let found = rt.block_on(fresh_hit(c, &mut key, SystemTime::now()));
+        (
+            found,
+            key.extensions.get::<KeyInfo>().unwrap().opts.local_only,
+        )
+    }
+
+    fn is_other(c: &GatewayCache, key: &CacheKey) -> bool {
+        matches!(fast(c, key), (FastLookup::Other, false))
+    }
+
     #[test]
     fn a_fresh_200_is_served_with_pingoras_hit_headers() {
         let c = cache();
         let k = key(1);
         store(&c, &k, 200, true, 60);
-        let hit = fresh_local_hit(&c, &k, SystemTime::now()).expect("a fresh hit");
+        let (FastLookup::Hit(hit), false) = fast(&c, &k) else {
+            panic!("a fresh hit")
+        };
         assert_eq!(hit.body, Bytes::from_static(b"hello"));
+        assert_eq!(hit.tier, Tier::Local);
         assert_eq!(hit.header.status, 200);
         assert_eq!(hit.header.version, http::Version::HTTP_11);
         assert_eq!(hit.header.headers["accept-ranges"], "bytes");
@@ -678,22 +741,42 @@ mod tests {
         let c = cache();
         // Stale (within its stale windows: pingora decides whether to serve it).
         store(&c, &key(2), 200, true, -1);
-        assert!(fresh_local_hit(&c, &key(2), SystemTime::now()).is_none());
+        assert!(is_other(&c, &key(2)));
         // Not a 200, or no length to frame it with.
         store(&c, &key(3), 404, true, 60);
-        assert!(fresh_local_hit(&c, &key(3), SystemTime::now()).is_none());
+        assert!(is_other(&c, &key(3)));
         store(&c, &key(4), 200, false, 60);
-        assert!(fresh_local_hit(&c, &key(4), SystemTime::now()).is_none());
-        // Invalidated.
+        assert!(is_other(&c, &key(4)));
+        // Invalidated: absent.
         store(&c, &key(5), 200, true, 60);
-        assert!(fresh_local_hit(&c, &key(5), SystemTime::now()).is_some());
+        assert!(matches!(fast(&c, &key(5)), (FastLookup::Hit(_), false)));
         c.store().invalidate_exact(STAGE, &store_key(&key(5)));
-        assert!(fresh_local_hit(&c, &key(5), SystemTime::now()).is_none());
+        assert!(matches!(fast(&c, &key(5)), (FastLookup::Absent, true)));
         // Flushed after it was stored.
         store(&c, &key(6), 200, true, 60);
         c.store().flush(STAGE);
-        assert!(fresh_local_hit(&c, &key(6), SystemTime::now()).is_none());
+        assert!(matches!(fast(&c, &key(6)), (FastLookup::Absent, true)));
         // Absent.
-        assert!(fresh_local_hit(&c, &key(7), SystemTime::now()).is_none());
+        assert!(matches!(fast(&c, &key(7)), (FastLookup::Absent, true)));
+    }
+
+    /// After the fast path found nothing, pingora's lookup asks the local tier only — and
+    /// still finds what this instance stored in between.
+    #[test]
+    fn a_local_only_lookup_still_sees_the_local_tier() {
+        let c = cache();
+        let (FastLookup::Absent, true) = fast(&c, &key(8)) else {
+            panic!("absent")
+        };
+        let mut k = key(8);
+        k.extensions.get_mut::<KeyInfo>().unwrap().opts.local_only = true;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        assert!(rt.block_on(find(c.store, &k)).is_none());
+        store(&c, &k, 200, true, 60);
+        let (_, tier) = rt.block_on(find(c.store, &k)).expect("stored meanwhile");
+        assert_eq!(tier, Tier::Local);
     }
 }

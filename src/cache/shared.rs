@@ -8,7 +8,9 @@
 //!
 //! - **Connection**: one `redis::aio::ConnectionManager`, created lazily (never blocks), pipelined
 //!   by redis-rs across all tasks. Until the first successful `PING` the tier is *connecting*: a
-//!   background task retries with exponential backoff (100 ms doubling, capped at 2 s).
+//!   background task retries with exponential backoff (100 ms doubling, capped at 2 s). Lookups
+//!   made on a runtime thread use a connection of that thread once it is up (see
+//!   `Inner::lookup_conn`), and read the entry with its purge records in one pipeline.
 //! - **Circuit breaker**: after [`BREAKER_THRESHOLD`] consecutive connection-level failures
 //!   (timeouts, I/O errors; not server error replies) the breaker opens for a cool-down (2 s,
 //!   doubling to 30 s per failed probe). While open (and while connecting) lookups return `None`
@@ -99,6 +101,30 @@ if (not cur) or cur < tonumber(ARGV[1]) then
 end
 return 0
 ";
+
+/// A proxy thread's own connection to one tier (see [`Inner::lookup_conn`]).
+struct LookupConn {
+    tier: std::sync::Weak<Inner>,
+    conn: ConnectionManager,
+    /// `CONN_PENDING` until its first `PING` answers (`CONN_READY`) or fails (`CONN_FAILED`).
+    state: Arc<AtomicU8>,
+    /// When it was made: a failed one is replaced after [`LOOKUP_CONN_RETRY`].
+    created: Instant,
+}
+
+/// How long a thread whose lookup connection could not connect keeps using the shared one
+/// before trying again (not on every lookup: Redis may be refusing new clients).
+const LOOKUP_CONN_RETRY: Duration = Duration::from_secs(1);
+
+const CONN_PENDING: u8 = 0;
+const CONN_READY: u8 = 1;
+const CONN_FAILED: u8 = 2;
+
+thread_local! {
+    /// This thread's lookup connections, one per live tier.
+    static LOOKUP_CONNS: std::cell::RefCell<Vec<LookupConn>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
 
 const STATE_CONNECTING: u8 = 0;
 const STATE_CLOSED: u8 = 1;
@@ -208,6 +234,8 @@ struct Inner {
     lookup_timeout: Duration,
     connect_timeout: Duration,
     client: Option<redis::Client>,
+    /// How every connection of this tier is set up (the per-thread lookup connections too).
+    conn_config: ConnectionManagerConfig,
     conn: Option<ConnectionManager>,
     sealer: Option<Arc<Sealer>>,
     state: AtomicU8,
@@ -370,6 +398,28 @@ enum WireBody {
     },
 }
 
+/// Purge records as read: one time (unix ms) per prefix asked for, then the stage's flush floor.
+pub type PurgeTimes = (Vec<Option<u64>>, Option<u64>);
+
+/// The `MGET` reply for `prefixes` purge records and the flush floor; `None` (counted) when it
+/// has the wrong shape.
+fn parse_purge_times(mut values: Vec<Option<String>>, prefixes: usize) -> Option<PurgeTimes> {
+    if values.len() != prefixes + 1 {
+        count_error("purge_times", "decode");
+        return None;
+    }
+    let parse = |v: Option<String>| {
+        let v = v?;
+        let parsed = v.parse::<u64>().ok();
+        if parsed.is_none() {
+            count_error("purge_times", "decode");
+        }
+        parsed
+    };
+    let floor = values.pop().and_then(parse);
+    Some((values.into_iter().map(parse).collect(), floor))
+}
+
 fn hex16(s: &str) -> Option<[u8; 16]> {
     hex::decode(s).ok()?.try_into().ok()
 }
@@ -468,6 +518,60 @@ impl Inner {
         };
         count_error(op, kind);
         Err(err)
+    }
+
+    /// The connection for a lookup made on this thread: [`Inner::usable`]'s checks, then this
+    /// thread's own connection once it is up. Why: a lookup on the shared connection hands its
+    /// command to that connection's driver task on another thread and is woken from there
+    /// when the reply comes — cross-thread wake-ups that cost more CPU than the command itself
+    /// when proxy threads, Redis and clients share few cores. A connection created on a proxy
+    /// thread has its driver on that thread's runtime (Pingora's default no-steal runtime runs
+    /// one per thread), so the round trip stays on the thread. It is connected in the
+    /// background (a `PING`): until that answers — and off a runtime — lookups use the shared
+    /// connection, so a new thread never spends a lookup's deadline connecting.
+    fn lookup_conn(self: &Arc<Self>, op: &str) -> Result<ConnectionManager, SharedError> {
+        let shared = self.usable(op)?;
+        let Some(client) = &self.client else {
+            return Ok(shared);
+        };
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Ok(shared);
+        }
+        let local = LOOKUP_CONNS.try_with(|conns| {
+            let mut conns = conns.borrow_mut();
+            // Connections of tiers that are gone (replaced on reload) are dropped here, and
+            // ones that could not connect once they are old enough to retry (a new one is made
+            // below; meanwhile the shared connection serves).
+            conns.retain(|c| {
+                c.tier.strong_count() > 0
+                    && (c.state.load(Ordering::Acquire) != CONN_FAILED
+                        || c.created.elapsed() < LOOKUP_CONN_RETRY)
+            });
+            let mine = Arc::as_ptr(self);
+            if let Some(c) = conns.iter().find(|c| c.tier.as_ptr() == mine) {
+                return (c.state.load(Ordering::Acquire) == CONN_READY).then(|| c.conn.clone());
+            }
+            let conn =
+                ConnectionManager::new_lazy_with_config(client.clone(), self.conn_config.clone())
+                    .ok()?;
+            let state = Arc::new(AtomicU8::new(CONN_PENDING));
+            let (mut probe, done) = (conn.clone(), Arc::clone(&state));
+            let timeout = self.connect_timeout;
+            tokio::spawn(async move {
+                let cmd = redis::cmd("PING");
+                let ping = cmd.query_async::<redis::Value>(&mut probe);
+                let ok = matches!(tokio::time::timeout(timeout, ping).await, Ok(Ok(_)));
+                done.store(if ok { CONN_READY } else { CONN_FAILED }, Ordering::Release);
+            });
+            conns.push(LookupConn {
+                tier: Arc::downgrade(self),
+                conn,
+                state,
+                created: Instant::now(),
+            });
+            None
+        });
+        Ok(local.ok().flatten().unwrap_or(shared))
     }
 
     fn record_success(&self) {
@@ -940,7 +1044,7 @@ impl SharedTier {
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
         let conn = client.as_ref().and_then(|c| {
-            ConnectionManager::new_lazy_with_config(c.clone(), config)
+            ConnectionManager::new_lazy_with_config(c.clone(), config.clone())
                 .map_err(|e| {
                     tracing::error!(
                         url = %redacted_url,
@@ -958,6 +1062,7 @@ impl SharedTier {
             lookup_timeout: settings.lookup_timeout,
             connect_timeout: settings.connect_timeout,
             client,
+            conn_config: config,
             conn,
             sealer: options.sealer,
             state: AtomicU8::new(STATE_CONNECTING),
@@ -1018,7 +1123,7 @@ impl SharedTier {
         deadline: Duration,
     ) -> Option<Entry> {
         let inner = &self.inner;
-        let mut conn = inner.usable("get").ok()?;
+        let mut conn = inner.lookup_conn("get").ok()?;
         let rkey = inner.entry_key(stage, key);
         let start = Instant::now();
         let res = tokio::time::timeout(
@@ -1033,7 +1138,52 @@ impl SharedTier {
             .with_label_values(&["get"])
             .observe(start.elapsed().as_secs_f64());
         let raw = inner.outcome("get", res).ok()??;
-        match inner.decode_value(&rkey, raw, encrypted) {
+        self.accept(rkey, raw, encrypted)
+    }
+
+    /// [`SharedTier::get`] and [`SharedTier::purge_times`] in one pipelined round trip: the
+    /// entry, and the purge records that could cover it (`prefixes`, then the stage's flush
+    /// floor). Why one: each command costs Redis and this instance a message in each
+    /// direction, and a shared-tier hit always needs both answers. `None` when either part
+    /// fails (a purge that cannot be read makes the entry unusable) or there is no live entry.
+    pub async fn get_with_purges(
+        &self,
+        stage: &str,
+        key: &StoreKey,
+        prefixes: &[[u8; 16]],
+        encrypted: bool,
+        deadline: Duration,
+    ) -> Option<(Entry, PurgeTimes)> {
+        let inner = &self.inner;
+        let mut conn = inner.lookup_conn("get").ok()?;
+        let rkey = inner.entry_key(stage, key);
+        let mut pipe = redis::pipe();
+        pipe.cmd("GET").arg(&rkey);
+        let mget = pipe.cmd("MGET");
+        for p in prefixes {
+            mget.arg(inner.purge_key(stage, p));
+        }
+        mget.arg(inner.flush_key(stage));
+        let start = Instant::now();
+        let res = tokio::time::timeout(
+            deadline,
+            pipe.query_async::<(Option<Vec<u8>>, Vec<Option<String>>)>(&mut conn),
+        )
+        .await;
+        METRICS
+            .redis_lookup_duration
+            .with_label_values(&["get"])
+            .observe(start.elapsed().as_secs_f64());
+        let (raw, values) = inner.outcome("get", res).ok()?;
+        let entry = self.accept(rkey, raw?, encrypted)?;
+        let purges = parse_purge_times(values, prefixes.len())?;
+        Some((entry, purges))
+    }
+
+    /// A value read under `rkey` as a live entry; a value that does not decode or open is
+    /// counted and queued for removal.
+    fn accept(&self, rkey: String, raw: Vec<u8>, encrypted: bool) -> Option<Entry> {
+        match self.inner.decode_value(&rkey, raw, encrypted) {
             Ok(entry) if entry.expires_at > SystemTime::now() => Some(entry),
             Ok(_) => None,
             Err(e) => {
@@ -1142,9 +1292,9 @@ impl SharedTier {
         stage: &str,
         prefixes: &[[u8; 16]],
         deadline: Duration,
-    ) -> Option<(Vec<Option<u64>>, Option<u64>)> {
+    ) -> Option<PurgeTimes> {
         let inner = &self.inner;
-        let mut conn = inner.usable("purge_times").ok()?;
+        let mut conn = inner.lookup_conn("purge_times").ok()?;
         let mut cmd = redis::cmd("MGET");
         for p in prefixes {
             cmd.arg(inner.purge_key(stage, p));
@@ -1157,21 +1307,8 @@ impl SharedTier {
             .redis_lookup_duration
             .with_label_values(&["purge_times"])
             .observe(start.elapsed().as_secs_f64());
-        let mut values = inner.outcome("purge_times", res).ok()?;
-        if values.len() != prefixes.len() + 1 {
-            count_error("purge_times", "decode");
-            return None;
-        }
-        let parse = |v: Option<String>| {
-            let v = v?;
-            let parsed = v.parse::<u64>().ok();
-            if parsed.is_none() {
-                count_error("purge_times", "decode");
-            }
-            parsed
-        };
-        let floor = values.pop().and_then(parse);
-        Some((values.into_iter().map(parse).collect(), floor))
+        let values = inner.outcome("purge_times", res).ok()?;
+        parse_purge_times(values, prefixes.len())
     }
 
     /// Writes `entry` at once (not through the write queue) and then tells every other instance
@@ -2084,6 +2221,144 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(tier.purge_times("s", &[q], dl).await.unwrap().0, vec![None]);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn one_round_trip_reads_the_entry_and_its_purge_records() {
+        let server = RedisServer::start();
+        let tier = SharedTier::connect(&settings(&server.url()), 1).await;
+        let mut raw = server.client().await;
+        let dl = Duration::from_millis(500);
+        let (p, q) = ([1u8; 16], [2u8; 16]);
+        assert!(tier
+            .get_with_purges("s", &sk(1), &[p, q], false, dl)
+            .await
+            .is_none());
+        let e = entry("hello", Duration::from_secs(60));
+        let _: () = redis::cmd("SET")
+            .arg(tier.entry_key("s", &sk(1)))
+            .arg(encode_entry(&e).unwrap())
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        let now = now_ms();
+        tier.record_purge("s", q, now).await.unwrap();
+        tier.record_flush("s", now).await.unwrap();
+        let (got, purges) = tier
+            .get_with_purges("s", &sk(1), &[p, q], false, dl)
+            .await
+            .expect("the entry");
+        assert_eq!(got, e);
+        assert_eq!(purges, (vec![None, Some(unix_ms(now))], Some(unix_ms(now))));
+        assert_eq!(
+            Some(purges),
+            tier.purge_times("s", &[p, q], dl).await,
+            "the same records as purge_times reads"
+        );
+        // Encrypted-ness must match, as for `get`; garbage is a miss and is removed.
+        assert!(tier
+            .get_with_purges("s", &sk(1), &[p], true, dl)
+            .await
+            .is_none());
+        let rkey = tier.entry_key("s", &sk(2));
+        let _: () = redis::cmd("SET")
+            .arg(&rkey)
+            .arg("garbage")
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert!(tier
+            .get_with_purges("s", &sk(2), &[p], false, dl)
+            .await
+            .is_none());
+        eventually("the garbage is unlinked", Duration::from_secs(5), || {
+            let mut raw = raw.clone();
+            let rkey = rkey.clone();
+            async move {
+                let n: i64 = redis::cmd("EXISTS")
+                    .arg(rkey)
+                    .query_async(&mut raw)
+                    .await
+                    .unwrap();
+                (n == 0).then_some(())
+            }
+        })
+        .await;
+    }
+
+    /// Lookups made on a runtime thread get a connection of that thread (its driver runs
+    /// there); the connection closes when the thread ends.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn each_thread_looks_up_on_its_own_connection() {
+        let server = RedisServer::start();
+        let tier = SharedTier::connect(&settings(&server.url()), 1).await;
+        let mut raw = server.client().await;
+        let clients = |mut raw: redis::aio::MultiplexedConnection| async move {
+            let list: String = redis::cmd("CLIENT")
+                .arg("LIST")
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+            list.lines().count()
+        };
+        let before = clients(raw.clone()).await;
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let tier = tier.clone();
+                std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    rt.block_on(async {
+                        // The first lookup starts this thread's connection; lookups use it once
+                        // its PING has answered.
+                        let deadline = Instant::now() + Duration::from_secs(5);
+                        loop {
+                            let _ = tier
+                                .get("s", &sk(1), false, Duration::from_millis(500))
+                                .await;
+                            let ready = LOOKUP_CONNS.with(|c| {
+                                c.borrow()
+                                    .iter()
+                                    .any(|c| c.state.load(Ordering::Acquire) == CONN_READY)
+                            });
+                            if ready {
+                                break;
+                            }
+                            assert!(Instant::now() < deadline, "never connected");
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                        // Ten lookups: still one connection for this thread.
+                        for _ in 0..10 {
+                            let _ = tier
+                                .get("s", &sk(1), false, Duration::from_millis(500))
+                                .await;
+                        }
+                        LOOKUP_CONNS.with(|c| c.borrow().len())
+                    })
+                })
+            })
+            .collect();
+        // Both threads are done looking up but alive until joined: count their connections.
+        let conns: Vec<usize> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(conns, vec![1, 1]);
+        // Joined threads dropped their connections (thread-locals and runtimes are gone).
+        eventually(
+            "the threads' connections close",
+            Duration::from_secs(5),
+            || {
+                let raw = raw.clone();
+                async move { (clients(raw).await == before).then_some(()) }
+            },
+        )
+        .await;
+        // The shared connection still serves lookups off the runtime threads.
+        let _: () = redis::cmd("PING").query_async(&mut raw).await.unwrap();
+        assert!(tier
+            .get("s", &sk(1), false, Duration::from_millis(500))
+            .await
+            .is_none());
     }
 
     #[tokio::test(flavor = "multi_thread")]

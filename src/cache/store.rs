@@ -279,12 +279,9 @@ impl TieredStore {
         let deadline = deadline.map_or(shared.lookup_timeout(), |d| d.min(shared.lookup_timeout()));
         // Another instance may have purged what Redis still holds: its purge records are read
         // in the same round trip as the entry.
-        let (entry, purges) = tokio::join!(
-            shared.get(stage, key, encrypted, deadline),
-            shared.purge_times(stage, prefixes, deadline)
-        );
-        let entry = entry?;
-        let (times, floor) = purges?;
+        let (entry, (times, floor)) = shared
+            .get_with_purges(stage, key, prefixes, encrypted, deadline)
+            .await?;
         let created = millis(entry.created);
         if floor.is_some_and(|f| created <= f) || times.iter().flatten().any(|t| created <= *t) {
             return None;

@@ -1,12 +1,14 @@
-//! Fresh local-tier hits answered straight from `request_filter`.
+//! Fresh hits answered straight from `request_filter`.
 //!
 //! pingora-cache's hit path (lookup through boxed futures, a hit handler, the conditional and
 //! range filters, header copies, its state machine's bookkeeping) roughly halved the requests per
 //! second of a bare Pingora answer in `make bench`. The common hit — a plain `GET` whose entry
-//! is fresh in this instance's memory — needs none of it: it is written here, with the same
-//! headers, metrics and purge checks. Every other request (conditional, ranged, with cache
-//! directives, `HEAD`, a stale or varied entry, a shared-tier hit, response steps to run) takes
-//! pingora's path unchanged.
+//! is fresh in this instance's memory or in the shared tier — needs none of it: it is written
+//! here, after the same (purge-checked) lookup, with the same headers and metrics. Every other
+//! request (conditional, ranged, with cache directives, `HEAD`, a stale or varied entry,
+//! response steps to run) takes pingora's path unchanged. On a miss the lookup is not repeated
+//! in full: pingora's lookup then asks only the local tier again (see
+//! `pingora_bridge::fresh_hit`).
 
 use std::time::SystemTime;
 
@@ -17,8 +19,7 @@ use pingora::Result;
 
 use super::caching::{self, Outcome};
 use super::{Ctx, Gateway};
-use crate::cache::entry::Tier;
-use crate::cache::pingora_bridge::{self as bridge, CachePhase, LocalHit};
+use crate::cache::pingora_bridge::{self as bridge, CachePhase, FastLookup, FreshHit};
 use crate::config::runtime::{Flow, Stage};
 
 /// Request headers that make a hit pingora's business: validators and ranges (304/206),
@@ -62,14 +63,20 @@ impl Gateway {
             return Ok(false);
         }
         let now = SystemTime::now();
-        let key = self.lookup_key(plan, stage, ctx.refresh);
-        let Some(LocalHit {
+        let mut key = self.lookup_key(plan, stage, ctx.refresh);
+        let FreshHit {
             mut header,
             body,
             meta,
-        }) = bridge::fresh_local_hit(&self.cache, &key, now)
-        else {
-            return Ok(false);
+            tier,
+        } = match bridge::fresh_hit(&self.cache, &mut key, now).await {
+            FastLookup::Hit(hit) => hit,
+            FastLookup::Absent | FastLookup::Other => {
+                // pingora's lookup uses this key (built once, and marked when both tiers were
+                // just asked).
+                ctx.cache_key = Some(key);
+                return Ok(false);
+            }
         };
         header.insert_header("x-cache", Outcome::Hit.header())?;
         let status =
@@ -82,7 +89,7 @@ impl Gateway {
             );
         }
         ctx.outcome = Some(Outcome::Hit);
-        ctx.tier = Some(Tier::Local);
+        ctx.tier = Some(tier);
         // Failures here are the client's (gone, or not reading): marked as such, as pingora's
         // hit path does, so they are not answered or logged as a gateway error.
         session

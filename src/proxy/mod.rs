@@ -87,6 +87,8 @@ pub struct Ctx {
     upstream_sent: Option<Instant>,
     /// The tier that served a hit.
     tier: Option<crate::cache::entry::Tier>,
+    /// The cache key the fast path built and looked up (see `fast_hit`), for pingora's lookup.
+    cache_key: Option<CacheKey>,
     /// The path's `..` segments climb above the root: answered with 400.
     bad_path: bool,
     /// The request exceeds a `[server] max_*` limit: the status and message it is refused with.
@@ -162,6 +164,7 @@ impl Gateway {
             deadline: plan.policy.as_ref().and_then(|p| p.lookup_timeout),
             encrypted: plan.encrypted,
             replaces: refresh,
+            local_only: false,
         };
         bridge::cache_key(&stage.name, plan.store_key, Arc::clone(&plan.key), opts)
     }
@@ -402,6 +405,7 @@ impl ProxyHttp for Gateway {
             replacement: None,
             upstream_sent: None,
             tier: None,
+            cache_key: None,
             bad_path: false,
             over_limit: None,
             client_ip: String::new(),
@@ -673,6 +677,9 @@ impl ProxyHttp for Gateway {
     }
 
     fn cache_key_callback(&self, _session: &Session, ctx: &mut Ctx) -> Result<CacheKey> {
+        if let Some(key) = ctx.cache_key.take() {
+            return Ok(key);
+        }
         match (&ctx.plan, &ctx.stage) {
             (Some(plan), Some(stage)) => Ok(self.lookup_key(plan, stage, ctx.refresh)),
             _ => Error::e_explain(ErrorType::InternalError, "cache enabled without a plan"),

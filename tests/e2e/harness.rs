@@ -335,6 +335,16 @@ impl RedisServer {
         String::from_utf8_lossy(&buf[..n]).into_owned()
     }
 
+    /// How many times Redis has run `command` (lower case) since it started (`INFO commandstats`).
+    pub fn calls(&self, command: &str) -> u64 {
+        let info = self.command(&["INFO", "commandstats"]);
+        let tag = format!("cmdstat_{command}:calls=");
+        info.split(&tag)
+            .nth(1)
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |n| n.parse().expect("a call count"))
+    }
+
     /// Kills the server (to test Redis being down).
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -403,6 +413,38 @@ impl Resp {
     /// The body as JSON (`Null` when it is not JSON).
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// Asserts that two answers to the same request are the same to a client: status, body and
+/// every header, except `Date` and the counting-down `Age` (±1 s) and `Cache-Status` `ttl=`.
+/// For comparing the proxy's fast hit path with pingora's.
+pub fn assert_same_answer(fast: &Resp, slow: &Resp) {
+    assert_eq!(fast.status, slow.status);
+    assert_eq!(fast.body, slow.body);
+    let names = |r: &Resp| {
+        let mut v: Vec<String> = r.headers.keys().map(|k| k.to_string()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(fast), names(slow));
+    for (name, value) in &fast.headers {
+        match name.as_str() {
+            "date" => {}
+            "age" => {
+                let age = |r: &Resp| r.header("age").parse::<i64>().expect("age");
+                assert!((age(fast) - age(slow)).abs() <= 1);
+            }
+            "cache-status" => {
+                let stem = |r: &Resp| {
+                    r.header("cache-status")
+                        .rsplit_once('=')
+                        .map(|(s, _)| s.to_owned())
+                };
+                assert_eq!(stem(fast), stem(slow));
+            }
+            _ => assert_eq!(Some(value), slow.headers.get(name), "{name}"),
+        }
     }
 }
 

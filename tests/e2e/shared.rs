@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use crate::harness::{
-    client, eventually, origin, PolicyDir, RedisServer, TestGateway, ADMIN_TOKEN,
+    assert_same_answer, client, eventually, get, metric_sum, origin, send, PolicyDir, RedisServer,
+    TestGateway, ADMIN_TOKEN,
 };
 
 const STAGE: &str =
@@ -506,4 +507,60 @@ async fn a_slow_shared_lookup_does_not_become_a_second_fetch() {
         sent.elapsed()
     );
     assert_eq!(o.count("/items/race"), 1, "one fetch for one cold key");
+}
+
+/// A plain GET served from the shared tier (the proxy's fast path) answers exactly as pingora's
+/// cache path does for the same entry (reached here with a non-matching `If-None-Match` on a
+/// third instance), is counted as a shared hit; and a miss asks Redis once, not once on the fast
+/// path and again in pingora's lookup.
+#[tokio::test(flavor = "multi_thread")]
+async fn shared_fast_hits_answer_as_pingora_does_and_a_miss_asks_redis_once() {
+    let redis = RedisServer::start();
+    let o = origin();
+    // Metrics are process-wide: a stage name of its own keeps other tests' hits out.
+    let start = |o: &cachegate_origin::Origin| {
+        let d = PolicyDir::new(o);
+        d.with_redis(&redis.url(), "");
+        d.stage("sharedfast", STAGE);
+        TestGateway::start(d)
+    };
+    let (g1, g2, g3) = (start(&o), start(&o), start(&o));
+    let gets = redis.calls("get");
+    let first = get(&g1.url("/sharedfast/items/5")).await;
+    assert_eq!(first.x_cache(), "MISS");
+    assert_eq!(
+        redis.calls("get") - gets,
+        1,
+        "one Redis lookup for one miss"
+    );
+    reaches_redis(&redis).await;
+
+    let fast = get(&g2.url("/sharedfast/items/5")).await;
+    let slow = send(
+        client()
+            .get(g3.url("/sharedfast/items/5"))
+            .header("if-none-match", "\"not-this-one\""),
+    )
+    .await;
+    assert_eq!((fast.x_cache(), slow.x_cache()), ("HIT", "HIT"));
+    assert_eq!(fast.body, first.body);
+    assert_same_answer(&fast, &slow);
+    assert_eq!(o.count("/items/5"), 1);
+    // (The registry is process-wide: one scrape counts both instances.)
+    let shared_hits = || async {
+        metric_sum(
+            &g2.metrics().await,
+            "cachegate_cache_hits_total",
+            &["stage=\"sharedfast\"", "tier=\"shared\""],
+        )
+    };
+    eventually(
+        "both shared hits counted",
+        Duration::from_secs(5),
+        || async { shared_hits().await >= 2.0 },
+    )
+    .await;
+    assert_eq!(shared_hits().await, 2.0);
+    // The fast path refilled instance 2's local tier: its next hit is local.
+    assert_eq!(get(&g2.url("/sharedfast/items/5")).await.x_cache(), "HIT");
 }
