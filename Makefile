@@ -84,10 +84,11 @@ bench: deps bench-deps ## Side-by-side throughput: origin, NGINX, gateway miss/h
 	./tests/bench/bench.sh
 	$(MAKE) --no-print-directory bench-micro
 
-bench-micro: deps ## Criterion micro-benchmarks: routing, flow conditions, cache plan and key
+bench-micro: deps ## Criterion micro-benchmarks (routing, flow conditions, cache plan and key); memory per cached entry by layer
 	@mkdir -p target/bench
 	set -o pipefail; $(CARGO) bench --bench hotpath -- --warm-up-time 1 --measurement-time 3 --output-format bencher 2>target/bench/micro.log \
 	  | grep '^test ' | tee target/bench/micro.txt
+	$(CARGO) bench --bench memory 2>>target/bench/micro.log | tee -a target/bench/micro.txt
 
 SOAK_SECONDS ?= 300
 soak: deps bench-deps ## Long run under mixed load with Redis pauses/kill, reloads and flushes (REL-17)
