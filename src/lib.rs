@@ -15,6 +15,7 @@ pub mod header_deadline;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;
+pub mod rehome;
 pub mod reload;
 pub mod server;
 pub mod util;

@@ -104,7 +104,7 @@ impl Gateway {
     }
 }
 
-/// Whether this request may be answered by [`crate::cache::pingora_bridge::fresh_local_hit`]:
+/// Whether this request may be answered by [`crate::cache::pingora_bridge::fresh_hit`]:
 /// a bodiless `GET` without [`DEFERRED`] headers, a plain lookup (no refresh, no warning to
 /// add), on a path whose response steps do nothing (only ResponseCache or disabled policies).
 pub(super) fn eligible(

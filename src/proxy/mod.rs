@@ -768,7 +768,10 @@ impl ProxyHttp for Gateway {
         let stage = ctx.stage.as_ref().ok_or_else(|| {
             Error::explain(ErrorType::InternalError, "upstream_peer without a stage")
         })?;
-        Ok(Box::new(upstream::peer(&stage.target)))
+        Ok(Box::new(upstream::peer(
+            &stage.target,
+            crate::rehome::thread_has_own_driver(),
+        )))
     }
 
     async fn upstream_request_filter(

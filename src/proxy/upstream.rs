@@ -23,13 +23,37 @@ const HOP_BY_HOP: &[&str] = &[
 ];
 
 /// The peer for `target`, from its pre-resolved address (no DNS on the request path).
-pub(super) fn peer(target: &Target) -> HttpPeer {
+///
+/// `per_thread`: each thread reuses only the upstream connections it opened. On the no-steal
+/// runtime every proxy thread has an I/O driver of its own and a connection's socket stays
+/// registered with the driver of the thread that connected it; reused from another thread's
+/// pool entry, each of its readiness events would cross threads (an eventfd write and a
+/// wake-up per event). With one shared work-stealing runtime there is one driver, and one pool
+/// serves better.
+///
+/// Handing a connection back to the pool still crosses threads: Pingora 0.9 spawns the task
+/// that watches an idle connection on a random runtime (`TransportConnector::release_stream`),
+/// and taking the connection again waits for that task to let go (about one cross-thread
+/// wake-up per reused connection in `perf`; only a Pingora change removes it). Per-thread
+/// pools also split the global idle-pool size between the threads.
+pub(super) fn peer(target: &Target, per_thread: bool) -> HttpPeer {
     let mut peer = HttpPeer::new(target.addr, false, String::new());
+    if per_thread {
+        peer.group_key = thread_slot();
+    }
     peer.options.connection_timeout = Some(target.connect_timeout);
     peer.options.read_timeout = Some(target.read_timeout);
     peer.options.write_timeout = Some(target.write_timeout);
     peer.options.idle_timeout = Some(UPSTREAM_IDLE);
     peer
+}
+
+/// A number of the current thread's own (never 0: the key of connections shared by all).
+fn thread_slot() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local!(static SLOT: u64 = NEXT.fetch_add(1, Ordering::Relaxed));
+    SLOT.with(|s| *s)
 }
 
 /// Request headers that let a client override what the target does (method, URL, client

@@ -4,7 +4,7 @@
 command -v wrk >/dev/null || { echo "wrk is required: make bench-deps" >&2; exit 1; }
 command -v redis-server >/dev/null || { echo "redis-server is required: make deps" >&2; exit 1; }
 
-cargo build --release --workspace --bins >&2
+cargo build --release --workspace --bins --example bare_pingora >&2
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }

@@ -17,7 +17,7 @@
 //! | `GET /slow?ms=N` | waits `N` ms, then 200 JSON |
 //! | `GET /big?bytes=N[&chunked=1]` | `N` bytes of `text/plain` (up to 64 MiB), optionally chunked |
 //! | `GET /reset-mid-body` | announces `Content-Length: 100000`, sends 1000 bytes, closes the connection |
-//! | `GET /__counts[?path=P]` | request counters (not counted) |
+//! | `GET /__counts[?path=P]`, `GET /__counts?total` | request counters: all, one path's, or the total alone (not counted) |
 //! | `POST /__reset` | resets the counters (not counted) |
 //! | anything else | 404 JSON |
 //!
@@ -738,6 +738,10 @@ fn admin(state: &State, method: &Method, path: &str, query: &Query) -> Resp {
             }
             match query.get("path") {
                 Some(p) => json_value(StatusCode::OK, &json!({"path": p, "count": state.count(p)})),
+                // The total alone: after a load test the per-path map can hold millions of keys.
+                None if query.get("total").is_some() => {
+                    json_value(StatusCode::OK, &json!({"total": state.counters().total}))
+                }
                 None => {
                     let c = state.counters();
                     let paths: BTreeMap<&str, u64> =
@@ -1344,6 +1348,8 @@ mod tests {
             json!({"total": 4, "paths": {"/items/2": 3, "/echo/z": 1}})
         );
         assert_eq!(r.header("x-origin-seq"), Some("4"));
+        let r = get(addr, "/__counts?total").await;
+        assert_eq!(r.json(), json!({"total": 4}));
         // Admin requests are not counted.
         assert_eq!(origin.total(), 4);
 
