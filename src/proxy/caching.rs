@@ -88,6 +88,19 @@ pub fn outcome(phase: CachePhase, plan: Option<&CachePlan>, decided: bool) -> Ou
     }
 }
 
+/// `Cache-Status` of a fresh hit whose window ends at `fresh_until`.
+pub fn hit_status(fresh_until: SystemTime, now: SystemTime) -> String {
+    format!("cachegate; hit; ttl={}", ttl_secs(fresh_until, now))
+}
+
+/// Seconds left in a fresh window (negative once past it), as `Cache-Status` reports them.
+fn ttl_secs(fresh_until: SystemTime, now: SystemTime) -> i64 {
+    match fresh_until.duration_since(now) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    }
+}
+
 /// The RFC 9211 `Cache-Status` value.
 pub fn cache_status(
     phase: CachePhase,
@@ -97,10 +110,7 @@ pub fn cache_status(
     bypass: Option<Bypass>,
     now: SystemTime,
 ) -> String {
-    let ttl = |m: &CacheMeta| match m.fresh_until().duration_since(now) {
-        Ok(d) => d.as_secs() as i64,
-        Err(e) => -(e.duration().as_secs() as i64),
-    };
+    let ttl = |m: &CacheMeta| ttl_secs(m.fresh_until(), now);
     let stored = match store {
         Some(Ok(_)) => "; stored".to_owned(),
         Some(Err(r)) => format!("; detail={}", r.as_str()),
@@ -116,7 +126,7 @@ pub fn cache_status(
             "cachegate; fwd=stale; fwd-status=304".to_owned()
         }
         Outcome::Hit => match meta {
-            Some(m) => format!("cachegate; hit; ttl={}", ttl(m)),
+            Some(m) => hit_status(m.fresh_until(), now),
             None => "cachegate; hit".to_owned(),
         },
         Outcome::Stale => {

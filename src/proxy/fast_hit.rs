@@ -19,7 +19,7 @@ use pingora::Result;
 
 use super::caching::{self, Outcome};
 use super::{Ctx, Gateway};
-use crate::cache::pingora_bridge::{self as bridge, CachePhase, FastLookup, FreshHit};
+use crate::cache::pingora_bridge::{self as bridge, FastLookup, FreshHit};
 use crate::config::runtime::{Flow, Stage};
 
 /// Request headers that make a hit pingora's business: validators and ranges (304/206),
@@ -67,7 +67,7 @@ impl Gateway {
         let FreshHit {
             mut header,
             body,
-            meta,
+            fresh_until,
             tier,
         } = match bridge::fresh_hit(&self.cache, &mut key, now).await {
             FastLookup::Hit(hit) => hit,
@@ -79,9 +79,7 @@ impl Gateway {
             }
         };
         header.insert_header("x-cache", Outcome::Hit.header())?;
-        let status =
-            caching::cache_status(CachePhase::Hit, Outcome::Hit, Some(&meta), None, None, now);
-        header.insert_header("cache-status", status)?;
+        header.insert_header("cache-status", caching::hit_status(fresh_until, now))?;
         if let Some(p) = &plan.policy {
             ctx.vars.insert(
                 format!("responsecache.{}.cachehit", p.name),
