@@ -6,11 +6,11 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use cachegate::cache::decide::{self, RequestFacts};
-use cachegate::config::runtime::{KeyParameter, RuntimeConfig, Stage};
-use cachegate::flow::condition::Condition;
-use cachegate::flow::vars::RequestVars;
-use cachegate::flow::Variables;
+use cachegate::engine::plan::{self as decide, RequestFacts};
+use cachegate::runtime::flow::condition::Condition;
+use cachegate::runtime::flow::vars::RequestVars;
+use cachegate::runtime::flow::Variables;
+use cachegate::runtime::stage::{KeyParameter, RuntimeConfig, Stage};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use http::HeaderMap;
 
@@ -169,7 +169,7 @@ fn keys(c: &mut Criterion) {
     c.bench_function("cache plan + key: stage caching (AWS key)", |b| {
         b.iter(|| decide::plan(stage, None, black_box(&facts), &v).is_ok())
     });
-    let spec = cachegate::cache::key::KeySpec::aws_default(
+    let spec = cachegate::runtime::key::KeySpec::aws_default(
         "prod",
         &[
             KeyParameter::Query("type".to_owned()),

@@ -14,7 +14,7 @@ use crate::admin::{AdminApp, AdminAuth};
 use crate::cache::fanout::SharedTierService;
 use crate::cache::pingora_bridge::GatewayCache;
 use crate::cache::store::TieredStore;
-use crate::header_deadline::HeaderDeadlineApp;
+use crate::proxy::header_deadline::HeaderDeadlineApp;
 use crate::proxy::Gateway;
 use crate::reload::ConfigHandle;
 use crate::watch::ConfigWatcher;

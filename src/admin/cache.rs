@@ -16,14 +16,14 @@ use std::collections::HashMap;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde::Deserialize;
 
-use crate::cache::decide::{self, RequestFacts};
-use crate::cache::key::{KeySpec, Namespace};
-use crate::cache::purge::invalidate_key;
 use crate::cache::store::TieredStore;
-use crate::config::runtime::{Stage, StepPolicy};
-use crate::flow::vars::RequestVars;
+use crate::engine::invalidate::invalidate_key;
+use crate::engine::plan::{self as decide, RequestFacts};
 use crate::metrics::METRICS;
 use crate::reload::Snapshot;
+use crate::runtime::flow::vars::RequestVars;
+use crate::runtime::key::{KeySpec, Namespace};
+use crate::runtime::stage::{Stage, StepPolicy};
 
 /// An admin cache operation's outcome: status and JSON body.
 pub type Answer = (StatusCode, serde_json::Value);

@@ -4,17 +4,8 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
-/// A 16-byte storage key: a hash of the length-framed key material (see `key.rs`). The store
-/// never sees the readable key, so nothing secret or user-controlled ends up in its index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct StoreKey(pub [u8; 16]);
-
-impl StoreKey {
-    /// Lower-case hex, for Redis keys and logs.
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
-    }
-}
+/// The storage key type (defined with the key builder, which produces it).
+pub use crate::runtime::key::StoreKey;
 
 /// One cached object. Cloning is cheap (`Bytes`); the store keeps entries in an `Arc`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use pingora::services::background::BackgroundService;
 
 use super::shared::{SharedTier, SubscriptionEvent};
 use super::store::TieredStore;
-use crate::config::runtime::RedisSettings;
+use crate::runtime::stage::RedisSettings;
 
 /// A background service that owns the shared tier of one gateway.
 pub struct SharedTierService {

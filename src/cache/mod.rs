@@ -7,16 +7,11 @@
 //! - `pingora_bridge.rs`: the only module importing `pingora::cache` (its API changes between
 //!   versions).
 
-pub mod decide;
 pub mod entry;
 pub mod fanout;
-pub mod invalidation;
-pub mod key;
 pub mod local;
 pub mod pingora_bridge;
-pub mod policy;
 pub mod purge;
 pub mod seal;
 pub mod shared;
 pub mod store;
-pub mod ttl;

@@ -34,8 +34,8 @@ pub use pingora::cache::{
 };
 
 use super::entry::{Entry, StoreKey, Tier};
-use super::key::BuiltKey;
 use super::store::TieredStore;
+use crate::runtime::key::BuiltKey;
 
 /// How long a cache-lock holder may take before waiters give up on it (a writer that died).
 const LOCK_AGE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -689,7 +689,7 @@ impl HandleMiss for BufferingMiss {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::key::KeySpec;
+    use crate::runtime::key::KeySpec;
     use pingora::http::ResponseHeader;
 
     const STAGE: &str = "t-bridge-fast";

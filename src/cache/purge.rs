@@ -16,10 +16,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use moka::notification::RemovalCause;
 
-use super::key::BuiltKey;
-use super::store::TieredStore;
-use crate::metrics::METRICS;
-
 /// Longest time an entry can live: the maximum TTL plus the largest stale window (3600 s + one
 /// day), rounded up. Purge records older than this cover nothing.
 pub const MAX_ENTRY_LIFETIME: Duration = Duration::from_secs(3600 + 86_400 + 3600);
@@ -109,55 +105,6 @@ impl StagePurges {
             .iter()
             .any(|p| self.records.get(p).is_some_and(|t| c <= t))
     }
-}
-
-/// Removes (or purges under) a key in both namespaces. Returns how many entries were removed
-/// (prefix purges from policies report 0: on the request path they are O(1) records; the
-/// admin API also counts the local entries they cover). `source`/`who` go to the audit
-/// log and the invalidation metric.
-pub fn invalidate_key(
-    stage: &str,
-    store: &TieredStore,
-    value_key: &BuiltKey,
-    response_key: &BuiltKey,
-    children: bool,
-    source: &str,
-    who: &str,
-) -> u64 {
-    let removed = if children {
-        // Namespace-neutral: one record covers responses and values. Only the admin API pays
-        // for counting (a scan of the local tier); the request path records and moves on.
-        let hash = value_key.children_hash();
-        if source == "admin" {
-            store.purge_children_counted(stage, hash)
-        } else {
-            store.purge_prefix(stage, hash);
-            0
-        }
-    } else {
-        let mut n = 0;
-        for key in [value_key, response_key] {
-            // Also records a purge so a write that started before this invalidation cannot
-            // bring the entry back, and fans out to Redis and the other instances.
-            n += u64::from(store.invalidate_exact(stage, &key.store_key()));
-        }
-        n
-    };
-    METRICS
-        .cache_invalidations
-        .with_label_values(&[stage, source, "done"])
-        .inc();
-    tracing::info!(
-        target: "cachegate::audit",
-        stage,
-        source,
-        who,
-        key = %value_key.readable,
-        children,
-        removed,
-        "Cache invalidated."
-    );
-    removed
 }
 
 #[cfg(test)]

@@ -61,8 +61,8 @@ use tokio::sync::{mpsc, watch};
 use super::entry::{Entry, StoreKey};
 use super::purge::MAX_ENTRY_LIFETIME;
 use super::seal::Sealer;
-use crate::config::runtime::RedisSettings;
 use crate::metrics::METRICS;
+use crate::runtime::stage::RedisSettings;
 
 /// First byte of a plaintext entry value: the entry format version.
 pub const ENTRY_FORMAT: u8 = 1;

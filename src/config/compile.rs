@@ -14,13 +14,13 @@ use toml::Spanned;
 
 use super::defaults::MAX_TTL_SECS;
 use super::file::{FileGateway, FileGrant, FileStage, FileSteps};
-use super::resource::ResourcePattern;
-use super::runtime::{
+use crate::diag::{Diagnostic, Diagnostics, Pos};
+use crate::runtime::flow::condition::Condition;
+use crate::runtime::resource::ResourcePattern;
+use crate::runtime::stage::{
     CacheMode, Flow, FlowSteps, GatewaySettings, Grant, InvalidationSettings, KeyParameter,
     MethodOverride, RedisSettings, RequestLimits, StageCache, Step, Target, UnauthorizedStrategy,
 };
-use crate::diag::{Diagnostic, Diagnostics, Pos};
-use crate::flow::condition::Condition;
 
 /// Positions inside one file: turns TOML spans into line:col and records diagnostics.
 pub(crate) struct FileCtx<'a> {

@@ -11,12 +11,12 @@ use super::compile::FileCtx;
 use super::defaults::MAX_TTL_SECS;
 use super::file::{FileStage, FileStep};
 use crate::diag::{Diagnostic, Diagnostics, Pos};
-use crate::flow::condition::Condition;
-use crate::flow::template::Template;
-use crate::flow::vars::{classify, suggest, VarKind};
 use crate::policy::model::{
     CacheKey, Expiry, ExpirySettings, MessageTarget, Policy, PolicyFile, PolicyKind,
 };
+use crate::runtime::flow::condition::Condition;
+use crate::runtime::flow::template::Template;
+use crate::runtime::flow::vars::{classify, suggest, VarKind};
 
 /// Where a reference sits, and how strict to be about custom variables.
 struct RefSite<'a> {

@@ -2,12 +2,9 @@
 
 use toml::Spanned;
 
-use super::file::ByteSize;
+use super::units::ByteSize;
 
-/// AWS API Gateway's default cache TTL.
-pub const DEFAULT_TTL_SECS: u64 = 300;
-/// AWS API Gateway's maximum cache TTL; every policy TTL is bounded by it.
-pub const MAX_TTL_SECS: u64 = 3600;
+pub use crate::runtime::ttl::{DEFAULT_TTL_SECS, MAX_TTL_SECS};
 /// AWS API Gateway's largest cacheable response.
 pub const DEFAULT_MAX_OBJECT_SIZE: u64 = 1_048_576;
 /// Default local-tier capacity of one stage.

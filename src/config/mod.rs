@@ -14,9 +14,8 @@ mod compile;
 mod crossref;
 pub mod defaults;
 pub mod file;
-pub mod resource;
-pub mod runtime;
 pub mod schema;
+pub mod units;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -24,14 +23,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-pub use runtime::RuntimeConfig;
+use crate::runtime::stage;
+pub use crate::runtime::stage::RuntimeConfig;
 
-use crate::cache::key::{KeySpec, ScopeContext};
-use crate::cache::policy::{
-    InvalidateCachePolicy, LookupCachePolicy, PopulateCachePolicy, ResponseCachePolicy,
-};
 use crate::diag::{Diagnostic, Diagnostics, Pos};
 use crate::policy::model::{Policy, PolicyFile};
+use crate::runtime::key::{KeySpec, ScopeContext};
+use crate::runtime::policy::{
+    InvalidateCachePolicy, LookupCachePolicy, PopulateCachePolicy, ResponseCachePolicy,
+};
 use compile::{file_error, FileCtx};
 use file::{FileGateway, FileStage};
 
@@ -212,7 +212,7 @@ fn load_inner(dir: &Path, diags: &mut Diagnostics) -> Option<RuntimeConfig> {
             );
         }
     }
-    let mut stages: Vec<Arc<runtime::Stage>> = stages.into_iter().map(Arc::new).collect();
+    let mut stages: Vec<Arc<stage::Stage>> = stages.into_iter().map(Arc::new).collect();
     // Longest base path first: `/prod/v2` must win over `/prod`, and `/` comes last.
     stages.sort_by(|a, b| {
         b.base_path
@@ -248,7 +248,7 @@ fn http_mode_key(scope: &ScopeContext) -> KeySpec {
         ],
     };
     KeySpec::from_policy(
-        crate::cache::key::Namespace::Standard,
+        crate::runtime::key::Namespace::Standard,
         &key,
         crate::policy::model::Scope::Exclusive,
         None,
@@ -261,7 +261,7 @@ fn load_stage(
     stage_toml: &Path,
     org: Option<&str>,
     diags: &mut Diagnostics,
-) -> Option<runtime::Stage> {
+) -> Option<stage::Stage> {
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -397,20 +397,20 @@ fn load_stage(
             let compiled = match &p.policy {
                 Policy::ResponseCache(_) => return None,
                 Policy::LookupCache(lc) => {
-                    runtime::StepPolicy::LookupCache(LookupCachePolicy::compile(p, lc, &scope))
+                    stage::StepPolicy::LookupCache(LookupCachePolicy::compile(p, lc, &scope))
                 }
                 Policy::PopulateCache(pc) => {
-                    runtime::StepPolicy::PopulateCache(PopulateCachePolicy::compile(p, pc, &scope))
+                    stage::StepPolicy::PopulateCache(PopulateCachePolicy::compile(p, pc, &scope))
                 }
-                Policy::InvalidateCache(ic) => runtime::StepPolicy::InvalidateCache(
+                Policy::InvalidateCache(ic) => stage::StepPolicy::InvalidateCache(
                     InvalidateCachePolicy::compile(p, ic, &scope),
                 ),
                 Policy::AssignMessage(am) => {
-                    runtime::StepPolicy::AssignMessage(runtime::AssignMessagePolicy {
+                    stage::StepPolicy::AssignMessage(stage::AssignMessagePolicy {
                         name: p.name().to_owned(),
                         enabled: p.common.enabled,
                         continue_on_error: p.common.continue_on_error,
-                        assign: crate::flow::assign::CompiledAssignMessage::compile(am),
+                        assign: crate::runtime::flow::assign::CompiledAssignMessage::compile(am),
                     })
                 }
             };
@@ -418,11 +418,11 @@ fn load_stage(
         })
         .collect();
     let default_key = match cache.mode {
-        runtime::CacheMode::Aws => KeySpec::aws_default(&name, &cache.key_parameters),
-        runtime::CacheMode::Http => http_mode_key(&scope),
+        stage::CacheMode::Aws => KeySpec::aws_default(&name, &cache.key_parameters),
+        stage::CacheMode::Http => http_mode_key(&scope),
     };
 
-    Some(runtime::Stage {
+    Some(stage::Stage {
         name,
         base_path: base_path?,
         api_name,

@@ -7,9 +7,9 @@ use std::time::{Duration, SystemTime};
 use pingora::http::ResponseHeader;
 use pingora::Result;
 
-use crate::cache::decide::{Bypass, CachePlan, Freshness, Reject};
 use crate::cache::pingora_bridge::{self as bridge, CacheMeta, CachePhase, NoCacheReason};
-use crate::flow::Variables;
+use crate::engine::plan::{Bypass, CachePlan, Freshness, Reject};
+use crate::runtime::flow::Variables;
 
 /// What the client is told about the cache (`X-Cache`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,7 +20,7 @@ use pingora::Result;
 use super::caching::{self, Outcome};
 use super::{Ctx, Gateway};
 use crate::cache::pingora_bridge::{self as bridge, FastLookup, FreshHit};
-use crate::config::runtime::{Flow, Stage};
+use crate::runtime::stage::{Flow, Stage};
 
 /// Request headers that make a hit pingora's business: validators and ranges (304/206),
 /// and request cache directives (RFC 9111 `no-cache`, `max-age`, client invalidation).

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, StatusCode};
 use pingora::http::{RequestHeader, ResponseHeader};
 
-use crate::flow::assign::Message;
+use crate::runtime::flow::assign::Message;
 
 /// The request, before it is forwarded.
 pub(super) struct RequestMessage<'a> {

@@ -8,9 +8,11 @@
 mod body;
 mod caching;
 mod fast_hit;
+pub mod header_deadline;
 mod message;
+pub mod rehome;
 mod respond;
-mod steps;
+
 mod upstream;
 
 use std::collections::HashMap;
@@ -23,17 +25,18 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, OrErr, Result};
 
-use crate::cache::decide::{self, Bypass, CachePlan, Freshness, Reject, RequestFacts};
-use crate::cache::invalidation;
 use crate::cache::pingora_bridge::{
     self as bridge, CacheKey, CacheMeta, CachePhase, ForcedFreshness, HashBinary, HitHandler,
     NoCacheReason, RespCacheable,
 };
-use crate::config::runtime::{CacheMode, KeyParameter, Stage, Step, StepPolicy};
-use crate::flow::vars::RequestVars;
+use crate::engine::client_invalidation as invalidation;
+use crate::engine::plan::{self as decide, Bypass, CachePlan, Freshness, Reject, RequestFacts};
+use crate::engine::steps;
 use crate::metrics::{method_label, status_class, METRICS};
 use crate::policy::model::MessageTarget;
 use crate::reload::{ConfigHandle, Snapshot};
+use crate::runtime::flow::vars::RequestVars;
+use crate::runtime::stage::{CacheMode, KeyParameter, Stage, Step, StepPolicy};
 use caching::{KeyVars, Outcome};
 
 /// The gateway's proxy logic.
@@ -102,7 +105,7 @@ pub struct Ctx {
 /// A response body being collected for a PopulateCache with `<Source>response.content</Source>`.
 struct BodyCapture {
     policy: String,
-    key: crate::cache::key::BuiltKey,
+    key: crate::runtime::key::BuiltKey,
     ttl: std::time::Duration,
     body: bytes::BytesMut,
     overflow: bool,
@@ -414,7 +417,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
-        crate::header_deadline::header_complete(session.as_downstream());
+        crate::proxy::header_deadline::header_complete(session.as_downstream());
         let snapshot = self.handle.snapshot();
         // Pipelined requests are answered one after the other, in order (RFC 9112 §9.3.2), as
         // NGINX does; Pingora's default drops every request after the first.
@@ -770,7 +773,7 @@ impl ProxyHttp for Gateway {
         })?;
         Ok(Box::new(upstream::peer(
             &stage.target,
-            crate::rehome::thread_has_own_driver(),
+            crate::proxy::rehome::thread_has_own_driver(),
         )))
     }
 

@@ -6,7 +6,7 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
-use crate::config::runtime::Stage;
+use crate::runtime::stage::Stage;
 
 /// Writes a complete JSON response (with `Content-Length`, so the connection stays reusable).
 pub(super) async fn json(
@@ -73,7 +73,7 @@ fn has_field(raw: &[u8], name: &[u8]) -> bool {
 /// for the header fields (RFC 9110 §15.5.15, RFC 6585 §5).
 pub(super) fn over_limits(
     req: &pingora::http::RequestHeader,
-    limits: &crate::config::runtime::RequestLimits,
+    limits: &crate::runtime::stage::RequestLimits,
 ) -> Option<(u16, &'static str)> {
     if req.raw_path().len() > limits.max_uri_bytes {
         return Some((
@@ -130,7 +130,7 @@ async fn json_and_close(session: &mut Session, code: u16, body: Bytes) -> Result
 }
 
 /// The body of a policy failure (names the policy; never values, which may be secret).
-pub(super) fn fault_body(fault: &super::steps::Fault) -> Bytes {
+pub(super) fn fault_body(fault: &crate::engine::steps::Fault) -> Bytes {
     Bytes::from(
         serde_json::json!({
             "error": "policy_error",
@@ -142,7 +142,10 @@ pub(super) fn fault_body(fault: &super::steps::Fault) -> Bytes {
 }
 
 /// Answers a request whose request step failed (Apigee: the flow enters its error state).
-pub(super) async fn policy_fault(session: &mut Session, fault: &super::steps::Fault) -> Result<()> {
+pub(super) async fn policy_fault(
+    session: &mut Session,
+    fault: &crate::engine::steps::Fault,
+) -> Result<()> {
     tracing::warn!(policy = %fault.policy, error = %fault.message, "Policy failed.");
     bytes(session, 500, fault_body(fault)).await
 }

@@ -6,7 +6,7 @@ use pingora::http::RequestHeader;
 use pingora::prelude::HttpPeer;
 use pingora::{ErrorType, OrErr, Result};
 
-use crate::config::runtime::{Stage, Target};
+use crate::runtime::stage::{Stage, Target};
 
 /// How long an idle upstream connection is kept for reuse.
 const UPSTREAM_IDLE: Duration = Duration::from_secs(60);

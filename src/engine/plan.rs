@@ -8,11 +8,11 @@ use std::time::{Duration, SystemTime};
 use http::HeaderMap;
 
 use crate::cache::entry::StoreKey;
-use crate::cache::key::BuiltKey;
-use crate::cache::policy::ResponseCachePolicy;
-use crate::cache::ttl;
-use crate::config::runtime::{CacheMode, Flow, Stage};
-use crate::flow::Variables;
+use crate::runtime::flow::Variables;
+use crate::runtime::key::BuiltKey;
+use crate::runtime::policy::ResponseCachePolicy;
+use crate::runtime::stage::{CacheMode, Flow, Stage};
+use crate::runtime::ttl;
 
 /// Why a request does not use the cache (`Cache-Status: …; detail=<reason>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

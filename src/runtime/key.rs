@@ -31,10 +31,31 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use crate::cache::entry::StoreKey;
-use crate::config::runtime::KeyParameter;
-use crate::flow::Variables;
 use crate::policy::model::{CacheKey, Scope};
+use crate::runtime::flow::Variables;
+
+/// A 16-byte storage key: a hash of the length-framed key material (see `key.rs`). The store
+/// never sees the readable key, so nothing secret or user-controlled ends up in its index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StoreKey(pub [u8; 16]);
+
+impl StoreKey {
+    /// Lower-case hex, for Redis keys and logs.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+/// A declared cache key parameter (`method.request.<kind>.<name>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyParameter {
+    /// `method.request.querystring.<name>`
+    Query(String),
+    /// `method.request.header.<name>` (stored lower-case)
+    Header(String),
+    /// `method.request.path.<name>`
+    Path(String),
+}
 
 /// Version of the framing layout; bump it whenever the layout or the meaning of a component
 /// changes, so entries written by an older gateway (e.g. in the shared Redis tier) are never

@@ -11,9 +11,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::header::{CACHE_CONTROL, DATE, EXPIRES};
 use http::HeaderMap;
 
-use crate::config::defaults::MAX_TTL_SECS;
-use crate::flow::Variables;
 use crate::policy::model::{Expiry, ExpiryDate, TimeOfDay, ValueOrRef};
+use crate::runtime::flow::Variables;
+
+/// AWS API Gateway's default cache TTL; also the TTL of a policy without ExpirySettings on a
+/// stage whose own TTL is 0 (see `engine::plan::ttl_for`).
+pub const DEFAULT_TTL_SECS: u64 = 300;
+/// AWS API Gateway's maximum cache TTL; every policy TTL is bounded by it.
+pub const MAX_TTL_SECS: u64 = 3600;
 
 /// Seconds in a day.
 const DAY_SECS: u64 = 86_400;

@@ -11,15 +11,15 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 
 use crate::cache::entry::Entry;
-use crate::cache::key::BuiltKey;
-use crate::cache::policy::{InvalidateCachePolicy, LookupCachePolicy, PopulateCachePolicy};
 use crate::cache::store::TieredStore;
-use crate::cache::ttl;
 use crate::config::defaults::DEFAULT_TTL_SECS;
-use crate::config::runtime::{Stage, StepPolicy};
-use crate::flow::assign::{AssignError, Message};
-use crate::flow::Variables;
 use crate::metrics::METRICS;
+use crate::runtime::flow::assign::{AssignError, Message};
+use crate::runtime::flow::Variables;
+use crate::runtime::key::BuiltKey;
+use crate::runtime::policy::{InvalidateCachePolicy, LookupCachePolicy, PopulateCachePolicy};
+use crate::runtime::stage::{Stage, StepPolicy};
+use crate::runtime::ttl;
 
 /// A step that failed without `continueOnError`: the request is answered with an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -272,9 +272,9 @@ fn invalidate(
     let response_key = p
         .key
         .clone()
-        .with_namespace(crate::cache::key::Namespace::Response)
+        .with_namespace(crate::runtime::key::Namespace::Response)
         .build(vars);
-    crate::cache::purge::invalidate_key(
+    crate::engine::invalidate::invalidate_key(
         &stage.name,
         store,
         &value_key,

@@ -77,7 +77,7 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for HeaderDeadlineApp<A
     ) -> Option<Stream> {
         let snap = self.handle.snapshot();
         let limits = &snap.config.gateway.limits;
-        let stream = crate::rehome::rehome(stream);
+        let stream = crate::proxy::rehome::rehome(stream);
         let stream: Stream = Box::new(
             DeadlineStream::new(stream, limits.client_header_timeout)
                 .with_send_timeout(limits.client_send_timeout),

@@ -23,7 +23,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
-use crate::config::runtime::{Grant, InvalidationSettings, UnauthorizedStrategy};
+use crate::runtime::stage::{Grant, InvalidationSettings, UnauthorizedStrategy};
 
 /// What the request asked for and what it may do, so the proxy acts on one value.
 #[derive(Debug, Clone, PartialEq, Eq)]

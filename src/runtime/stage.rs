@@ -10,14 +10,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::cache::key::KeySpec;
-use crate::cache::policy::{
+use crate::policy::model::PolicyFile;
+use crate::runtime::flow::assign::CompiledAssignMessage;
+use crate::runtime::flow::condition::Condition;
+pub use crate::runtime::key::KeyParameter;
+use crate::runtime::key::KeySpec;
+use crate::runtime::policy::{
     InvalidateCachePolicy, LookupCachePolicy, PopulateCachePolicy, ResponseCachePolicy,
 };
-use crate::config::resource::ResourcePattern;
-use crate::flow::assign::CompiledAssignMessage;
-use crate::flow::condition::Condition;
-use crate::policy::model::PolicyFile;
+use crate::runtime::resource::ResourcePattern;
 
 /// One complete, valid configuration.
 #[derive(Debug)]
@@ -175,7 +176,7 @@ impl Stage {
     }
 
     /// The first conditional flow whose condition holds (Apigee: first match wins).
-    pub fn select_flow(&self, vars: &dyn crate::flow::Variables) -> Option<&Flow> {
+    pub fn select_flow(&self, vars: &dyn crate::runtime::flow::Variables) -> Option<&Flow> {
         self.flows
             .iter()
             .find(|f| f.condition.as_ref().is_none_or(|c| c.eval(vars)))
@@ -303,17 +304,6 @@ pub enum CacheMode {
     Aws,
     /// RFC 9111 shared cache: freshness from the target's headers, keys on the whole URI.
     Http,
-}
-
-/// A declared cache key parameter (`method.request.<kind>.<name>`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeyParameter {
-    /// `method.request.querystring.<name>`
-    Query(String),
-    /// `method.request.header.<name>` (stored lower-case)
-    Header(String),
-    /// `method.request.path.<name>`
-    Path(String),
 }
 
 /// `[[cache.method]]`, validated.

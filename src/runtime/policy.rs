@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use crate::cache::key::{KeySpec, Namespace, ScopeContext};
-use crate::flow::condition::Condition;
 use crate::policy::model::{Expiry, PolicyFile, ResponseCache};
+use crate::runtime::flow::condition::Condition;
+use crate::runtime::key::{KeySpec, Namespace, ScopeContext};
 
 /// A ResponseCache policy ready to run.
 #[derive(Debug)]

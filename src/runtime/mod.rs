@@ -1,0 +1,17 @@
+//! The runtime layer: the compiled, immutable configuration and its pure evaluation.
+//!
+//! Everything here is built once per load by `config` and then only read: stages and their
+//! flows (`stage`), resource templates (`resource`), compiled cache policies (`policy`), keys and
+//! their storage hashes (`key`), TTL arithmetic (`ttl`), and the flow language — variables,
+//! conditions, templates and AssignMessage (`flow`). Nothing here performs I/O or knows about
+//! Pingora; the per-request decisions built on it live in `engine`.
+//!
+//! Layering (checked by `scripts/layers.py`): `runtime` imports only `util`, `diag`, `metrics`
+//! and `policy`.
+
+pub mod flow;
+pub mod key;
+pub mod policy;
+pub mod resource;
+pub mod stage;
+pub mod ttl;
