@@ -233,6 +233,29 @@ pub fn http_date(t: std::time::SystemTime) -> String {
     )
 }
 
+/// Header names listed in `Connection` (lower case).
+pub fn connection_listed(headers: &http::HeaderMap) -> Vec<String> {
+    headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Whether `Connection` names a header other than the standard hop-by-hop ones: the client
+/// asks the gateway to drop an end-to-end header (possibly a cache key input) before
+/// forwarding, which would let the stored response differ from what its key describes.
+pub fn connection_drops_end_to_end(headers: &http::HeaderMap) -> bool {
+    connection_listed(headers).iter().any(|n| {
+        !matches!(
+            n.as_str(),
+            "close" | "keep-alive" | "upgrade" | "te" | "trailer"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

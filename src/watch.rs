@@ -62,6 +62,7 @@ impl ConfigWatcher {
     }
 
     /// Sets the quiet period a file change must be followed by before it is reloaded.
+    #[cfg(test)]
     pub fn with_debounce(self, d: Duration) -> Self {
         Self {
             debounce: d,

@@ -12,16 +12,17 @@
 //! Both are O(1) for the cache: a flush and a prefix purge are recorded times, not scans.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http::{HeaderName, HeaderValue, StatusCode};
+use pingora::http::RequestHeader;
 use serde::Deserialize;
 
 use crate::cache::store::TieredStore;
 use crate::engine::invalidate::invalidate_key;
-use crate::engine::plan::{self as decide, RequestFacts};
+use crate::engine::{self, Env, Mode};
 use crate::metrics::METRICS;
 use crate::reload::Snapshot;
-use crate::runtime::flow::vars::RequestVars;
 use crate::runtime::key::{KeySpec, Namespace};
 use crate::runtime::stage::{Stage, StepPolicy};
 
@@ -69,13 +70,18 @@ pub struct InvalidateRequest {
 }
 
 /// `POST /stages/{stage}/cache/invalidate`.
-pub fn invalidate(store: &TieredStore, snapshot: &Snapshot, stage: &Stage, body: &[u8]) -> Answer {
+pub async fn invalidate(
+    store: &TieredStore,
+    snapshot: &Snapshot,
+    stage: &Arc<Stage>,
+    body: &[u8],
+) -> Answer {
     let req: InvalidateRequest = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")),
     };
     match (&req.path, &req.policy) {
-        (Some(path), None) => by_request(store, snapshot, stage, path, &req),
+        (Some(path), None) => by_request(store, snapshot, stage, path, &req).await,
         (None, Some(policy)) => by_fragments(store, stage, policy, &req),
         _ => error(
             StatusCode::BAD_REQUEST,
@@ -96,10 +102,10 @@ fn answer(stage: &Stage, removed: u64, children: bool, readable: &str) -> Answer
     )
 }
 
-fn by_request(
+async fn by_request(
     store: &TieredStore,
     snapshot: &Snapshot,
-    stage: &Stage,
+    stage: &Arc<Stage>,
     path: &str,
     req: &InvalidateRequest,
 ) -> Answer {
@@ -109,18 +115,6 @@ fn by_request(
             "path must start with / (it is relative to the stage's base path)",
         );
     }
-    let mut headers = HeaderMap::new();
-    for (k, v) in &req.headers {
-        match (
-            HeaderName::from_bytes(k.as_bytes()),
-            HeaderValue::from_str(v),
-        ) {
-            (Ok(n), Ok(v)) => {
-                headers.append(n, v);
-            }
-            _ => return error(StatusCode::BAD_REQUEST, format!("invalid header `{k}`")),
-        }
-    }
     let method = req.method.as_deref().unwrap_or("GET").to_ascii_uppercase();
     let query = req.query.as_deref().unwrap_or("");
     let full_path = if stage.base_path == "/" {
@@ -129,56 +123,58 @@ fn by_request(
         format!("{}{path}", stage.base_path)
     };
     let uri = if query.is_empty() {
-        full_path.clone()
+        full_path
     } else {
         format!("{full_path}?{query}")
     };
-    let params: Vec<(String, String)> = stage
-        .resource_for(path)
-        .and_then(|r| r.captures(path))
-        .map(|c| {
-            c.into_iter()
-                .map(|(n, v)| (n.to_owned(), v.to_owned()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let param_refs: Vec<(&str, &str)> = params
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    let custom = HashMap::new();
-    let mut vars = RequestVars {
-        method: &method,
-        uri: &uri,
-        path: &full_path,
-        query,
-        headers: &headers,
-        base_path: &stage.base_path,
-        path_suffix: path,
-        path_params: &param_refs,
+    let Ok(mut request) = RequestHeader::build(method.as_str(), uri.as_bytes(), None) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("`{method} {uri}` is not a valid request line"),
+        );
+    };
+    for (k, v) in &req.headers {
+        match (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            (Ok(n), Ok(v)) => {
+                if request.append_header(n, v).is_err() {
+                    return error(StatusCode::BAD_REQUEST, format!("invalid header `{k}`"));
+                }
+            }
+            _ => return error(StatusCode::BAD_REQUEST, format!("invalid header `{k}`")),
+        }
+    }
+    // A stage that forwards the client's Host keys its entries by Host too: without one the
+    // request names no entry the proxy could have stored.
+    if stage.preserve_host && !request.headers.contains_key(http::header::HOST) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "stage `{}` has preserve_host = true, so its entries are keyed by Host: add \"headers\": {{\"host\": \"<the Host clients send>\"}}",
+                stage.name
+            ),
+        );
+    }
+    // The engine decides what the request means exactly as the proxy does (steps included),
+    // without storing or purging anything on the way.
+    let env = Env {
+        config: &snapshot.config,
+        stage,
         client_ip: "",
-        stage: &stage.name,
-        organization: &snapshot.config.gateway.organization,
-        api_name: &stage.api_name,
-        revision: stage.revision,
-        flow: None,
-        response_status: None,
-        response_headers: None,
-        custom: &custom,
     };
-    let flow = stage.select_flow(&vars);
-    vars.flow = flow.map(|f| f.name.as_str());
-    let facts = RequestFacts {
-        method: &method,
-        suffix: path,
-        query,
-        has_authorization: false,
-        has_cookie: false,
-        has_body: false,
-        host: None,
-        drops_end_to_end: false,
-    };
-    let plan = match decide::plan(stage, flow, &facts, &vars) {
+    let prepared = engine::prepare(env, store, &mut request, path, Mode::DryRun).await;
+    if let Some(fault) = prepared.fault {
+        return error(
+            StatusCode::CONFLICT,
+            format!(
+                "policy `{}` fails for such a request: {}",
+                fault.policy, fault.message
+            ),
+        );
+    }
+    let plan = match prepared.cache {
         Ok(p) => p,
         Err(b) => {
             return error(

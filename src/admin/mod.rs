@@ -92,7 +92,7 @@ async fn read_body(session: &mut ServerSession) -> Result<Vec<u8>, Response<Vec<
 
 impl AdminApp {
     /// `POST /stages/{stage}/cache/{flush|invalidate}`.
-    fn stage_operation(&self, path: &str, body: &[u8]) -> Response<Vec<u8>> {
+    async fn stage_operation(&self, path: &str, body: &[u8]) -> Response<Vec<u8>> {
         let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let (stage_name, op) = match parts.as_slice() {
             ["stages", stage, "cache", op] => (*stage, *op),
@@ -107,7 +107,7 @@ impl AdminApp {
         };
         let (status, value) = match op {
             "flush" => cache::flush(store, stage),
-            "invalidate" => cache::invalidate(store, &snap, stage, body),
+            "invalidate" => cache::invalidate(store, &snap, stage, body).await,
             _ => return error(StatusCode::NOT_FOUND, "not found"),
         };
         json(status, &value)
@@ -243,7 +243,7 @@ impl ServeHttp for AdminApp {
                     Ok(b) => b,
                     Err(r) => return r,
                 };
-                self.stage_operation(p, &body)
+                self.stage_operation(p, &body).await
             }
             (_, "/healthz" | "/metrics" | "/config") => method_not_allowed("GET"),
             (_, "/reload") => method_not_allowed("POST"),

@@ -95,9 +95,9 @@ pub fn is_invalidation_request(headers: &HeaderMap) -> bool {
     }
 }
 
-/// Decides what to do with a request: `method` is the request method (HEAD is checked as GET,
-/// since it is answered from the cached GET) and `resource_path` the path below the stage base
-/// path (e.g. `/items/7`; an empty path is taken as `/`).
+/// Decides what to do with a request: `method` is the method it is cached under and
+/// `resource_path` the path below the stage base path, both as [`crate::engine::facts`]
+/// normalises them (a HEAD is GET; an empty path is `/`).
 pub fn decide(
     settings: &InvalidationSettings,
     headers: &HeaderMap,
@@ -110,12 +110,7 @@ pub fn decide(
     if !settings.require_authorization {
         return Decision::Refresh { grant: None };
     }
-    let method = if method == "HEAD" { "GET" } else { method };
-    let path = if resource_path.is_empty() {
-        "/"
-    } else {
-        resource_path
-    };
+    let path = resource_path;
     let result = match bearer_token(headers) {
         None => Err(Refusal::MissingToken),
         Some(token) => authorize(&settings.grants, &token_digest(token), method, path),
@@ -335,6 +330,7 @@ fn split_outside_quotes(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::facts::{self, cache_method};
 
     const STRATEGIES: [UnauthorizedStrategy; 3] = [
         UnauthorizedStrategy::FailWith403,
@@ -509,7 +505,7 @@ mod tests {
             ] {
                 let h = headers(&[("cache-control", "max-age=0"), ("authorization", auth)]);
                 assert_eq!(
-                    decide(&s, &h, method, path),
+                    decide(&s, &h, cache_method(method), facts::resource_path(path)),
                     Decision::Refresh {
                         grant: Some(name.to_string())
                     },

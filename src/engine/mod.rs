@@ -1,15 +1,28 @@
 //! The request engine: every per-request decision, made in one place.
 //!
+//! - `facts`: what a request is, normalised once (HEAD→GET, the path below the base path, Host).
+//! - `request`: [`request::route`] and [`request::prepare`] — resource, flow, request steps,
+//!   cache plan and client invalidation; the one entry point of the proxy, the admin API and
+//!   `explain`.
+//! - `response`: the response steps, for hits and misses alike.
 //! - `plan`: whether a request uses the cache and with which key; whether a response is stored
-//!   and for how long.
+//!   and for how long (`ttl_for`, the one TTL rule).
 //! - `client_invalidation`: AWS-style client invalidation (`Cache-Control: max-age=0`) and its
 //!   authorisation.
-//! - `steps`: running flow steps (LookupCache, PopulateCache, InvalidateCache, AssignMessage).
+//! - `steps`: running one flow step (LookupCache, PopulateCache, InvalidateCache,
+//!   AssignMessage); `message`: AssignMessage's view of the request and response headers.
+//! - `invalidate`: removing an entry or its children everywhere.
 //!
 //! The proxy (Pingora glue), the admin API and the CLI call into this module; it never imports
 //! them (see `scripts/layers.py`).
 
 pub mod client_invalidation;
+pub mod facts;
 pub mod invalidate;
+pub mod message;
 pub mod plan;
+pub mod request;
+pub mod response;
 pub mod steps;
+
+pub use request::{prepare, route, Env, Mode, Prepared, RequestState, Routed};

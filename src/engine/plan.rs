@@ -7,12 +7,12 @@ use std::time::{Duration, SystemTime};
 
 use http::HeaderMap;
 
-use crate::cache::entry::StoreKey;
+pub use crate::engine::facts::RequestFacts;
 use crate::runtime::flow::Variables;
-use crate::runtime::key::BuiltKey;
+use crate::runtime::key::{BuiltKey, StoreKey};
 use crate::runtime::policy::ResponseCachePolicy;
-use crate::runtime::stage::{CacheMode, Flow, Stage};
-use crate::runtime::ttl;
+use crate::runtime::stage::{CacheMode, Flow, Side, Stage};
+use crate::runtime::ttl::{self, DEFAULT_TTL_SECS};
 
 /// Why a request does not use the cache (`Cache-Status: …; detail=<reason>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,8 +60,9 @@ pub struct CachePlan {
     pub store_key: StoreKey,
     /// Skip the lookup and re-populate (SkipCacheLookup, or an authorized client refresh).
     pub skip_lookup: bool,
-    /// TTL when neither the policy nor the response decides: override TTL, else stage TTL.
-    pub fallback_ttl: Duration,
+    /// The stage TTL for this method and resource (a `[[cache.method]]` override, else
+    /// `[cache] ttl`), in seconds: what [`ttl_for`] falls back to.
+    pub stage_ttl: u64,
     /// Seal the entry in the shared tier (stage `encrypted` or a method override).
     pub encrypted: bool,
 }
@@ -73,6 +74,41 @@ impl CachePlan {
     }
 }
 
+/// The one TTL rule for every entry a policy or stage caching writes (ResponseCache,
+/// PopulateCache, stage caching; the proxy, the admin API and `explain` alike):
+/// 1. what the policy itself says, when it resolves: the response's headers with
+///    `UseResponseCacheHeaders`, else its `ExpirySettings`;
+/// 2. else the stage TTL for the request's method and resource (`stage_ttl`: a
+///    `[[cache.method]]` override's `ttl`, else `[cache] ttl`);
+/// 3. else, when that is 0, 300 s (Apigee's default): a stage TTL of 0 turns AWS-style stage
+///    caching off, not the policies a flow attaches (stage caching never reaches this rule, as
+///    it does not plan a lookup with a TTL of 0);
+///
+/// always capped at the maximum TTL.
+pub fn ttl_for(own: Option<Duration>, stage_ttl: u64) -> Duration {
+    let fallback = if stage_ttl > 0 {
+        stage_ttl
+    } else {
+        DEFAULT_TTL_SECS
+    };
+    ttl::cap(own.unwrap_or(Duration::from_secs(fallback)))
+}
+
+/// Variables for key building: a HEAD is answered from a cached GET, so it must build the
+/// GET's key (`request.verb` reads GET).
+pub struct KeyVars<'a>(pub &'a dyn Variables);
+
+impl Variables for KeyVars<'_> {
+    fn get(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
+        match self.0.get(name) {
+            Some(v) if name == "request.verb" && v == "HEAD" => {
+                Some(std::borrow::Cow::Borrowed("GET"))
+            }
+            other => other,
+        }
+    }
+}
+
 /// The ResponseCache attached to this request path: the first enabled ResponseCache step of
 /// the pre-flow, the matched flow and the post-flow (request side) whose step condition holds.
 pub fn attached_response_cache(
@@ -80,13 +116,8 @@ pub fn attached_response_cache(
     flow: Option<&Flow>,
     vars: &dyn Variables,
 ) -> Option<Arc<ResponseCachePolicy>> {
-    let flow_steps = flow.map(|f| f.steps.request.as_slice()).unwrap_or(&[]);
     stage
-        .preflow
-        .request
-        .iter()
-        .chain(flow_steps)
-        .chain(&stage.postflow.request)
+        .steps(flow, Side::Request)
         .filter_map(|step| stage.response_caches.get(&step.policy).map(|p| (step, p)))
         .find(|(step, p)| p.enabled && step.condition.as_ref().is_none_or(|c| c.eval(vars)))
         .map(|(_, p)| Arc::clone(p))
@@ -101,6 +132,8 @@ pub fn plan(
 ) -> Result<CachePlan, Bypass> {
     let cache = &stage.cache;
     let (method, suffix) = (req.method, req.suffix);
+    // A HEAD builds the key of the GET it is answered from.
+    let vars = &KeyVars(vars);
     let policy = attached_response_cache(stage, flow, vars);
     let fallback = cache.override_ttl(method, suffix).unwrap_or(cache.ttl_secs);
     // Stage caching needs a non-zero TTL (0 disables it, as in AWS); a ResponseCache brings its
@@ -121,7 +154,7 @@ pub fn plan(
         return Err(Bypass::HopByHop);
     }
     // A body on a GET is not part of any key, yet it would reach the target.
-    if req.has_body && matches!(method, "GET" | "HEAD") {
+    if req.has_body && method == "GET" {
         return Err(Bypass::Body);
     }
     let spec = policy.as_ref().map_or(&stage.default_key, |p| &p.key);
@@ -152,30 +185,9 @@ pub fn plan(
         key: Arc::new(key),
         policy,
         skip_lookup,
-        fallback_ttl: Duration::from_secs(fallback),
+        stage_ttl: fallback,
         encrypted: cache.encrypted_for(method, suffix),
     })
-}
-
-/// The facts about a request that decide whether it may use the cache.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestFacts<'a> {
-    /// The method.
-    pub method: &'a str,
-    /// The path below the stage's base path (`/` at least).
-    pub suffix: &'a str,
-    /// The raw query string (without `?`; empty when there is none).
-    pub query: &'a str,
-    /// `Authorization` present.
-    pub has_authorization: bool,
-    /// `Cookie` present.
-    pub has_cookie: bool,
-    /// A request body is announced (`Content-Length` > 0 or `Transfer-Encoding`).
-    pub has_body: bool,
-    /// The `Host` header.
-    pub host: Option<&'a str>,
-    /// `Connection` lists an end-to-end header (which the gateway would then drop).
-    pub drops_end_to_end: bool,
 }
 
 /// Why a response is not stored (`cachegate_cache_store_rejections_total{reason}`).
@@ -316,11 +328,7 @@ pub fn store(
             .and_then(|p| p.expiry.as_ref())
             .and_then(|e| ttl::expiry_ttl(e, vars, now))
     };
-    let ttl = ttl::cap(
-        from_headers
-            .or_else(from_policy)
-            .unwrap_or(plan.fallback_ttl),
-    );
+    let ttl = ttl_for(from_headers.or_else(from_policy), plan.stage_ttl);
     if ttl.is_zero() {
         return Err(Reject::Ttl);
     }
@@ -403,4 +411,31 @@ fn http_freshness(
         f.keep = ttl::cap(Duration::from_secs(stage_ttl));
     }
     Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_ttl_rule() {
+        let s = Duration::from_secs;
+        // The policy's own TTL wins, capped at the maximum.
+        assert_eq!(ttl_for(Some(s(60)), 120), s(60));
+        assert_eq!(ttl_for(Some(s(10_000)), 120), s(ttl::MAX_TTL_SECS));
+        assert_eq!(ttl_for(Some(Duration::ZERO), 120), Duration::ZERO);
+        // Else the stage TTL for the resource, else (stage TTL 0) Apigee's default.
+        assert_eq!(ttl_for(None, 120), s(120));
+        assert_eq!(ttl_for(None, 0), s(DEFAULT_TTL_SECS));
+    }
+
+    #[test]
+    fn key_vars_read_head_as_get() {
+        let mut vars = std::collections::HashMap::new();
+        vars.insert("request.verb".to_owned(), "HEAD".to_owned());
+        vars.insert("other".to_owned(), "HEAD".to_owned());
+        let k = KeyVars(&vars);
+        assert_eq!(k.get("request.verb").as_deref(), Some("GET"));
+        assert_eq!(k.get("other").as_deref(), Some("HEAD"));
+    }
 }

@@ -12,7 +12,6 @@ use bytes::Bytes;
 
 use crate::cache::entry::Entry;
 use crate::cache::store::TieredStore;
-use crate::config::defaults::DEFAULT_TTL_SECS;
 use crate::metrics::METRICS;
 use crate::runtime::flow::assign::{AssignError, Message};
 use crate::runtime::flow::Variables;
@@ -53,19 +52,13 @@ fn value_entry(value: Bytes, ttl: Duration, key: &BuiltKey) -> Entry {
     }
 }
 
-/// The TTL of a PopulateCache entry: its ExpirySettings, else the stage TTL (300 s when stage
-/// caching is off), capped at the stage maximum.
-fn populate_ttl(p: &PopulateCachePolicy, stage: &Stage, vars: &dyn Variables) -> Duration {
-    let fallback = if stage.cache.ttl_secs > 0 {
-        stage.cache.ttl_secs
-    } else {
-        DEFAULT_TTL_SECS
-    };
-    let ttl = p
+/// The TTL of a PopulateCache entry: [`crate::engine::plan::ttl_for`] with its ExpirySettings.
+fn populate_ttl(p: &PopulateCachePolicy, stage_ttl: u64, vars: &dyn Variables) -> Duration {
+    let own = p
         .expiry
         .as_ref()
         .and_then(|e| ttl::expiry_ttl(e, vars, SystemTime::now()));
-    ttl::cap(ttl.unwrap_or(Duration::from_secs(fallback)))
+    crate::engine::plan::ttl_for(own, stage_ttl)
 }
 
 /// The lookups every read must pass: the key's prefixes (for child purges) and the key itself
@@ -166,13 +159,13 @@ impl PendingLookup {
 
 fn populate(
     p: &PopulateCachePolicy,
-    stage: &Stage,
-    store: &TieredStore,
+    cx: &StepContext<'_>,
     vars: &dyn Variables,
     fx: &mut Effects,
 ) -> Result<(), String> {
+    let (stage, store) = (cx.stage, cx.store);
     let key = p.key.build(vars);
-    let ttl = populate_ttl(p, stage, vars);
+    let ttl = populate_ttl(p, cx.stage_ttl, vars);
     let prefix = format!("populatecache.{}.", p.name);
     fx.assign
         .push((format!("{prefix}cachekey"), key.readable.clone()));
@@ -180,6 +173,9 @@ fn populate(
         format!("{prefix}cachename"),
         p.cache_resource.clone().unwrap_or_default(),
     ));
+    if cx.dry_run {
+        return Ok(());
+    }
     if p.source == "response.content" {
         fx.populate_from_body = Some((p.name.clone(), key, ttl));
         return Ok(());
@@ -241,11 +237,11 @@ pub fn populate_body(
 
 fn invalidate(
     p: &InvalidateCachePolicy,
-    stage: &Stage,
-    store: &TieredStore,
+    cx: &StepContext<'_>,
     vars: &dyn Variables,
     fx: &mut Effects,
 ) -> Result<(), String> {
+    let (stage, store) = (cx.stage, cx.store);
     let value_key = p.key.build(vars);
     let prefix = format!("invalidatecache.{}.", p.name);
     fx.assign
@@ -269,6 +265,9 @@ fn invalidate(
             value_key.unresolved.join(", ")
         ));
     }
+    if cx.dry_run {
+        return Ok(());
+    }
     let response_key = p
         .key
         .clone()
@@ -286,16 +285,29 @@ fn invalidate(
     Ok(())
 }
 
+/// What a step runs against.
+pub struct StepContext<'a> {
+    /// The request's stage.
+    pub stage: &'a Stage,
+    /// The store LookupCache reads and PopulateCache/InvalidateCache write.
+    pub store: &'a TieredStore,
+    /// The stage TTL for the request's method and resource (see `plan::ttl_for`).
+    pub stage_ttl: u64,
+    /// Decide only: PopulateCache and InvalidateCache set their variables but neither store
+    /// nor purge (the admin API and `explain` ask what a request means without acting on it).
+    pub dry_run: bool,
+}
+
 /// Runs one step. `msg` is the message the step may change (None when it cannot, e.g. a
 /// request step after the request was sent).
 pub fn run(
     policy: &StepPolicy,
-    stage: &Stage,
-    store: &TieredStore,
+    cx: &StepContext<'_>,
     vars: &dyn Variables,
     msg: Option<&mut dyn Message>,
     side: crate::policy::model::MessageTarget,
 ) -> Result<Effects, Fault> {
+    let (stage, store) = (cx.stage, cx.store);
     let mut fx = Effects::default();
     let fault = |message: String| Fault {
         policy: policy.name().to_owned(),
@@ -303,10 +315,8 @@ pub fn run(
     };
     match policy {
         StepPolicy::LookupCache(p) => lookup(p, store, stage, vars, &mut fx),
-        StepPolicy::PopulateCache(p) => populate(p, stage, store, vars, &mut fx).map_err(fault)?,
-        StepPolicy::InvalidateCache(p) => {
-            invalidate(p, stage, store, vars, &mut fx).map_err(fault)?
-        }
+        StepPolicy::PopulateCache(p) => populate(p, cx, vars, &mut fx).map_err(fault)?,
+        StepPolicy::InvalidateCache(p) => invalidate(p, cx, vars, &mut fx).map_err(fault)?,
         StepPolicy::AssignMessage(p) => {
             let result = match msg {
                 Some(m) if p.assign.target(side) == side => p.assign.apply(m, vars),

@@ -1,7 +1,6 @@
 //! The cache side of the proxy hooks: turning decisions (`cache::decide`) into pingora-cache
 //! calls, `X-Cache` / `Cache-Status` headers and metrics.
 
-use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 use pingora::http::ResponseHeader;
@@ -9,7 +8,6 @@ use pingora::Result;
 
 use crate::cache::pingora_bridge::{self as bridge, CacheMeta, CachePhase, NoCacheReason};
 use crate::engine::plan::{Bypass, CachePlan, Freshness, Reject};
-use crate::runtime::flow::Variables;
 
 /// What the client is told about the cache (`X-Cache`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,17 +204,4 @@ pub fn cache_meta(resp: &ResponseHeader, f: &Freshness) -> CacheMeta {
         bridge::keep_until(&mut meta, now + f.keep);
     }
     meta
-}
-
-/// Variables for key building: a HEAD is answered from a cached GET, so it must build the
-/// GET's key.
-pub struct KeyVars<'a>(pub &'a dyn Variables);
-
-impl Variables for KeyVars<'_> {
-    fn get(&self, name: &str) -> Option<Cow<'_, str>> {
-        match self.0.get(name) {
-            Some(v) if name == "request.verb" && v == "HEAD" => Some(Cow::Borrowed("GET")),
-            other => other,
-        }
-    }
 }

@@ -20,7 +20,7 @@ use pingora::Result;
 use super::caching::{self, Outcome};
 use super::{Ctx, Gateway};
 use crate::cache::pingora_bridge::{self as bridge, FastLookup, FreshHit};
-use crate::runtime::stage::{Flow, Stage};
+use crate::runtime::stage::{Flow, Side, Stage};
 
 /// Request headers that make a hit pingora's business: validators and ranges (304/206),
 /// and request cache directives (RFC 9111 `no-cache`, `max-age`, client invalidation).
@@ -81,7 +81,7 @@ impl Gateway {
         header.insert_header("x-cache", Outcome::Hit.header())?;
         header.insert_header("cache-status", caching::hit_status(fresh_until, now))?;
         if let Some(p) = &plan.policy {
-            ctx.vars.insert(
+            ctx.state.vars.insert(
                 format!("responsecache.{}.cachehit", p.name),
                 "true".to_owned(),
             );
@@ -124,19 +124,12 @@ pub(super) fn eligible(
 /// No response step would run: every one names a ResponseCache (which acts on the request side
 /// and through the store) or a disabled policy.
 fn response_steps_inert(stage: &Stage, flow: Option<&Flow>) -> bool {
-    let flow_steps = flow.map(|f| f.steps.response.as_slice()).unwrap_or(&[]);
-    stage
-        .preflow
-        .response
-        .iter()
-        .chain(flow_steps)
-        .chain(&stage.postflow.response)
-        .all(|s| {
-            stage
-                .step_policies
-                .get(&s.policy)
-                .is_none_or(|p| !p.enabled())
-        })
+    stage.steps(flow, Side::Response).all(|s| {
+        stage
+            .step_policies
+            .get(&s.policy)
+            .is_none_or(|p| !p.enabled())
+    })
 }
 
 #[cfg(test)]

@@ -9,13 +9,11 @@ mod body;
 mod caching;
 mod fast_hit;
 pub mod header_deadline;
-mod message;
+mod logging;
 pub mod rehome;
 mod respond;
-
 mod upstream;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -26,18 +24,17 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, OrErr, Result};
 
 use crate::cache::pingora_bridge::{
-    self as bridge, CacheKey, CacheMeta, CachePhase, ForcedFreshness, HashBinary, HitHandler,
-    NoCacheReason, RespCacheable,
+    self as bridge, CacheKey, CacheMeta, ForcedFreshness, HashBinary, HitHandler, NoCacheReason,
+    RespCacheable,
 };
-use crate::engine::client_invalidation as invalidation;
-use crate::engine::plan::{self as decide, Bypass, CachePlan, Freshness, Reject, RequestFacts};
-use crate::engine::steps;
-use crate::metrics::{method_label, status_class, METRICS};
-use crate::policy::model::MessageTarget;
+use crate::engine::client_invalidation::{self as invalidation, Decision};
+use crate::engine::plan::{self as decide, Bypass, CachePlan, Freshness, Reject};
+use crate::engine::response::BodyPopulate;
+use crate::engine::{self, Env, Mode, RequestState};
+use crate::metrics::METRICS;
 use crate::reload::{ConfigHandle, Snapshot};
-use crate::runtime::flow::vars::RequestVars;
-use crate::runtime::stage::{CacheMode, KeyParameter, Stage, Step, StepPolicy};
-use caching::{KeyVars, Outcome};
+use crate::runtime::stage::{CacheMode, KeyParameter, Stage};
+use caching::Outcome;
 
 /// The gateway's proxy logic.
 pub struct Gateway {
@@ -58,18 +55,11 @@ pub struct Ctx {
     snapshot: Option<Arc<Snapshot>>,
     /// The matched stage.
     stage: Option<Arc<Stage>>,
-    /// Path after the stage's base path.
-    suffix: String,
-    /// Name of the matched conditional flow.
-    flow: Option<String>,
-    /// Path parameters bound by the matched resource template.
-    path_params: Vec<(String, String)>,
-    /// Variables set by policies during this request.
-    vars: HashMap<String, String>,
+    /// Where the request matched (path below the base path, resource, flow) and the
+    /// variables its policies set: the engine's state of this request.
+    state: RequestState,
     /// When the request arrived.
     started: Instant,
-    /// Metrics label of the matched resource template (or flow), never the raw path.
-    resource: String,
     /// How this request uses the cache, if it does.
     plan: Option<CachePlan>,
     /// Why it does not, if it does not.
@@ -104,58 +94,23 @@ pub struct Ctx {
 
 /// A response body being collected for a PopulateCache with `<Source>response.content</Source>`.
 struct BodyCapture {
-    policy: String,
-    key: crate::runtime::key::BuiltKey,
-    ttl: std::time::Duration,
+    populate: BodyPopulate,
     body: bytes::BytesMut,
     overflow: bool,
 }
 
 impl Ctx {
-    /// The bound path parameters, borrowed in the shape `RequestVars` takes.
-    fn params(&self) -> Vec<(&str, &str)> {
-        self.path_params
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect()
-    }
-
     fn stage_label(&self) -> &str {
         self.stage.as_ref().map_or("none", |s| s.name.as_str())
     }
-}
 
-/// Builds the flow variables of this request. A free function over the parts it needs, so the
-/// borrow of the session's header does not overlap with the context's.
-fn request_vars<'a>(
-    session: &'a Session,
-    ctx: &'a Ctx,
-    stage: &'a Stage,
-    snapshot: &'a Snapshot,
-    params: &'a [(&'a str, &'a str)],
-    client_ip: &'a str,
-    response: Option<&'a ResponseHeader>,
-) -> RequestVars<'a> {
-    let req = session.req_header();
-    let uri = &req.uri;
-    RequestVars {
-        method: req.method.as_str(),
-        uri: uri.path_and_query().map_or("/", |pq| pq.as_str()),
-        path: uri.path(),
-        query: uri.query().unwrap_or(""),
-        headers: &req.headers,
-        base_path: &stage.base_path,
-        path_suffix: &ctx.suffix,
-        path_params: params,
-        client_ip,
-        stage: &stage.name,
-        organization: &snapshot.config.gateway.organization,
-        api_name: &stage.api_name,
-        revision: stage.revision,
-        flow: ctx.flow.as_deref(),
-        response_status: response.map(|r| r.status.as_u16()),
-        response_headers: response.map(|r| &r.headers),
-        custom: &ctx.vars,
+    /// The engine's view of this request's unchanging inputs.
+    fn env<'a>(&'a self, stage: &'a Stage, snapshot: &'a Snapshot) -> Env<'a> {
+        Env {
+            config: &snapshot.config,
+            stage,
+            client_ip: &self.client_ip,
+        }
     }
 }
 
@@ -170,6 +125,84 @@ impl Gateway {
             local_only: false,
         };
         bridge::cache_key(&stage.name, plan.store_key, Arc::clone(&plan.key), opts)
+    }
+
+    /// Acts on a client invalidation decision: audits it, refuses with 403, or notes the
+    /// warning to add. `Ok(true)` when the request has been answered.
+    async fn client_invalidation(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        stage: &Stage,
+        plan: &CachePlan,
+        decision: &Decision,
+    ) -> Result<bool> {
+        match decision {
+            Decision::Refresh { grant } => {
+                ctx.refresh = true;
+                audit_client_invalidation(&stage.name, grant.as_deref(), plan, "authorized");
+            }
+            Decision::Forbid { reason } => {
+                audit_client_invalidation(&stage.name, None, plan, reason.as_str());
+                respond::bytes(session, 403, invalidation::refusal_body(*reason)).await?;
+                return Ok(true);
+            }
+            Decision::Ignore { reason, warn } => {
+                audit_client_invalidation(&stage.name, None, plan, reason.as_str());
+                if *warn {
+                    ctx.warning = Some(invalidation::warning_header(*reason));
+                }
+            }
+            Decision::None => {}
+        }
+        Ok(false)
+    }
+
+    /// Runs the response steps (for hits and misses alike); a failure without
+    /// `continueOnError` turns the response into a 500 with the fault as its body.
+    async fn run_response_steps(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let (Some(stage), Some(snapshot)) = (ctx.stage.clone(), ctx.snapshot.clone()) else {
+            return Ok(());
+        };
+        let stage_ttl = ctx
+            .plan
+            .as_ref()
+            .map_or(stage.cache.ttl_secs, |p| p.stage_ttl);
+        let env = Env {
+            config: &snapshot.config,
+            stage: &stage,
+            client_ip: &ctx.client_ip,
+        };
+        let fx = engine::response::run_response_steps(
+            env,
+            self.cache.store(),
+            session.req_header(),
+            resp,
+            &mut ctx.state,
+            stage_ttl,
+        )
+        .await;
+        if let Some(populate) = fx.populate {
+            ctx.capture = Some(BodyCapture {
+                populate,
+                body: bytes::BytesMut::new(),
+                overflow: false,
+            });
+        }
+        if let Some(p) = fx.replacement {
+            ctx.replacement = Some((p, false));
+        }
+        if let Some(fault) = fx.fault {
+            resp.set_status(500)?;
+            resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+            ctx.replacement = Some((respond::fault_body(&fault), false));
+        }
+        Ok(())
     }
 }
 
@@ -190,192 +223,6 @@ fn audit_client_invalidation(stage: &str, grant: Option<&str>, plan: &CachePlan,
     );
 }
 
-impl Gateway {
-    /// Runs one request step; `Err` when it failed without `continueOnError`.
-    fn run_request_step(
-        &self,
-        session: &mut Session,
-        ctx: &mut Ctx,
-        stage: &Stage,
-        snapshot: &Snapshot,
-        ip: &str,
-        step: &Step,
-    ) -> std::result::Result<Option<steps::PendingLookup>, steps::Fault> {
-        let Some(policy) = stage.step_policies.get(&step.policy) else {
-            return Ok(None);
-        };
-        if !policy.enabled() {
-            return Ok(None);
-        }
-        let store = self.cache.store();
-        let params = ctx.params();
-        let vars = request_vars(session, ctx, stage, snapshot, &params, ip, None);
-        if step.condition.as_ref().is_some_and(|c| !c.eval(&vars)) {
-            return Ok(None);
-        }
-        let changes_request = matches!(&**policy, StepPolicy::AssignMessage(p) if p.assign.target(MessageTarget::Request) == MessageTarget::Request);
-        let (result, changed) = if changes_request {
-            // The variables read the request being changed: change a copy, then swap it in.
-            let mut header = session.req_header().clone();
-            let mut msg = message::RequestMessage {
-                header: &mut header,
-                new_suffix: None,
-                payload_ignored: false,
-            };
-            let r = steps::run(
-                policy,
-                stage,
-                store,
-                &vars,
-                Some(&mut msg),
-                MessageTarget::Request,
-            );
-            if msg.payload_ignored {
-                tracing::warn!(
-                    policy = policy.name(),
-                    "AssignMessage cannot change a request body; ignored."
-                );
-            }
-            let suffix = msg.new_suffix.take();
-            (r, Some((header, suffix)))
-        } else {
-            (
-                steps::run(policy, stage, store, &vars, None, MessageTarget::Request),
-                None,
-            )
-        };
-
-        drop(params);
-        match result {
-            Ok(mut fx) => {
-                if let Some((header, suffix)) = changed {
-                    *session.req_header_mut() = header;
-                    if let Some(s) = suffix {
-                        ctx.suffix = s;
-                    }
-                }
-                steps::apply(&mut ctx.vars, &mut fx);
-                Ok(fx.lookup.take())
-            }
-            Err(fault) if policy.continue_on_error() => {
-                tracing::warn!(policy = %fault.policy, error = %fault.message, "Policy failed; continuing (continueOnError).");
-                Ok(None)
-            }
-            Err(fault) => Err(fault),
-        }
-    }
-
-    /// Runs the response steps (for hits and misses alike); a failure without
-    /// `continueOnError` turns the response into a 500 with the fault as its body.
-    /// Runs one response step. `Err(())` when it failed without `continueOnError`: the
-    /// response has then become a 500 with the fault as its body.
-    #[allow(clippy::too_many_arguments)]
-    fn run_response_step(
-        &self,
-        session: &Session,
-        resp: &mut ResponseHeader,
-        ctx: &mut Ctx,
-        stage: &Stage,
-        snapshot: &Snapshot,
-        ip: &str,
-        step: &Step,
-    ) -> std::result::Result<Option<steps::PendingLookup>, ()> {
-        let Some(policy) = stage.step_policies.get(&step.policy) else {
-            return Ok(None);
-        };
-        if !policy.enabled() {
-            return Ok(None);
-        }
-        // The variables read a snapshot of the response as it is before this step.
-        let before = resp.clone();
-        let params = ctx.params();
-        let vars = request_vars(session, ctx, stage, snapshot, &params, ip, Some(&before));
-        if step.condition.as_ref().is_some_and(|c| !c.eval(&vars)) {
-            return Ok(None);
-        }
-        let mut msg = message::ResponseMessage {
-            header: resp,
-            payload: None,
-        };
-        let result = steps::run(
-            policy,
-            stage,
-            self.cache.store(),
-            &vars,
-            Some(&mut msg),
-            MessageTarget::Response,
-        );
-        let payload = msg.payload.take();
-        drop(params);
-        match result {
-            Ok(mut fx) => {
-                if let Some((name, key, ttl)) = fx.populate_from_body.take() {
-                    ctx.capture = Some(BodyCapture {
-                        policy: name,
-                        key,
-                        ttl,
-                        body: bytes::BytesMut::new(),
-                        overflow: false,
-                    });
-                }
-                if let Some(p) = payload {
-                    ctx.replacement = Some((p, false));
-                }
-                steps::apply(&mut ctx.vars, &mut fx);
-                Ok(fx.lookup.take())
-            }
-            Err(fault) if policy.continue_on_error() => {
-                tracing::warn!(policy = %fault.policy, error = %fault.message, "Policy failed; continuing (continueOnError).");
-                Ok(None)
-            }
-            Err(fault) => {
-                let _ = resp.set_status(500);
-                let _ = resp.insert_header(http::header::CONTENT_TYPE, "application/json");
-                ctx.replacement = Some((respond::fault_body(&fault), false));
-                Err(())
-            }
-        }
-    }
-
-    /// Runs the response steps (for hits and misses alike), awaiting LookupCache reads between
-    /// steps so later conditions see their results.
-    async fn run_response_steps(
-        &self,
-        session: &mut Session,
-        resp: &mut ResponseHeader,
-        ctx: &mut Ctx,
-    ) {
-        let (Some(stage), Some(snapshot)) = (ctx.stage.clone(), ctx.snapshot.clone()) else {
-            return;
-        };
-        let flow = ctx
-            .flow
-            .as_deref()
-            .and_then(|n| stage.flows.iter().find(|f| f.name == n));
-        let flow_steps: Vec<Step> = flow.map(|f| f.steps.response.clone()).unwrap_or_default();
-        let ip = ctx.client_ip.clone();
-        let steps_list: Vec<Step> = stage
-            .preflow
-            .response
-            .iter()
-            .chain(&flow_steps)
-            .chain(&stage.postflow.response)
-            .cloned()
-            .collect();
-        for step in &steps_list {
-            match self.run_response_step(session, resp, ctx, &stage, &snapshot, &ip, step) {
-                Ok(Some(lookup)) => {
-                    for (k, v) in lookup.finish(&stage.name, self.cache.store()).await {
-                        ctx.vars.insert(k, v);
-                    }
-                }
-                Ok(None) => {}
-                Err(()) => return,
-            }
-        }
-    }
-}
-
 fn client_ip(session: &Session) -> String {
     session
         .client_addr()
@@ -392,12 +239,8 @@ impl ProxyHttp for Gateway {
         Ctx {
             snapshot: None,
             stage: None,
-            suffix: String::new(),
-            flow: None,
-            path_params: Vec::new(),
-            vars: HashMap::new(),
+            state: RequestState::default(),
             started: Instant::now(),
-            resource: String::new(),
             plan: None,
             bypass: None,
             store: None,
@@ -458,9 +301,9 @@ impl ProxyHttp for Gateway {
                 .or_err(ErrorType::InvalidHTTPHeader, "normalized path is invalid")?;
             req.set_uri(uri);
         }
-        if let Some((stage, suffix)) = snapshot.config.route(session.req_header().uri.path()) {
-            ctx.stage = Some(Arc::clone(stage));
-            ctx.suffix = suffix.to_owned();
+        if let Some(routed) = engine::route(&snapshot.config, session.req_header().uri.path()) {
+            ctx.stage = Some(routed.stage);
+            ctx.state = RequestState::new(routed.suffix);
         }
         ctx.snapshot = Some(snapshot);
         Ok(())
@@ -503,150 +346,35 @@ impl ProxyHttp for Gateway {
                 return Ok(true);
             }
         }
-        let suffix = if ctx.suffix.is_empty() {
-            "/".to_owned()
-        } else {
-            ctx.suffix.clone()
-        };
-        let resource = stage.resource_for(&suffix);
-        ctx.path_params = resource
-            .and_then(|r| r.captures(&suffix))
-            .map(|c| {
-                c.into_iter()
-                    .map(|(n, v)| (n.to_owned(), v.to_owned()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let ip = ctx.client_ip.clone();
-        let flow_index = {
-            let params = ctx.params();
-            let vars = request_vars(session, ctx, &stage, &snapshot, &params, &ip, None);
-            stage
-                .flows
-                .iter()
-                .position(|f| f.condition.as_ref().is_none_or(|c| c.eval(&vars)))
-        };
-        let flow = flow_index.and_then(|i| stage.flows.get(i));
-        ctx.flow = flow.map(|f| f.name.clone());
-        ctx.resource = match resource {
-            Some(r) => r.as_str().to_owned(),
-            None => ctx.flow.clone().unwrap_or_else(|| "other".to_owned()),
-        };
-
-        // Request steps (LookupCache, PopulateCache, InvalidateCache, AssignMessage) run before
-        // the cache lookup, so what they set can be part of the key.
-        let flow_steps = flow.map(|f| f.steps.request.as_slice()).unwrap_or(&[]);
-        let request_steps = stage
-            .preflow
-            .request
-            .iter()
-            .chain(flow_steps)
-            .chain(&stage.postflow.request);
-        for step in request_steps {
-            match self.run_request_step(session, ctx, &stage, &snapshot, &ip, step) {
-                Ok(Some(lookup)) => {
-                    for (k, v) in lookup.finish(&stage.name, self.cache.store()).await {
-                        ctx.vars.insert(k, v);
-                    }
-                }
-                Ok(None) => {}
-                Err(fault) => {
-                    respond::policy_fault(session, &fault).await?;
-                    return Ok(true);
-                }
-            }
+        // Everything the request means is decided by the engine; this hook only acts on it.
+        let suffix = std::mem::take(&mut ctx.state.suffix);
+        let prepared = engine::prepare(
+            ctx.env(&stage, &snapshot),
+            self.cache.store(),
+            session.req_header_mut(),
+            &suffix,
+            Mode::Run,
+        )
+        .await;
+        ctx.state = prepared.state;
+        if let Some(fault) = prepared.fault {
+            respond::policy_fault(session, &fault).await?;
+            return Ok(true);
         }
-
-        let suffix = if ctx.suffix.is_empty() {
-            "/".to_owned()
-        } else {
-            ctx.suffix.clone()
-        };
-        let params = ctx.params();
-        let vars = request_vars(session, ctx, &stage, &snapshot, &params, &ip, None);
-        let req = session.req_header();
-        let header = |name: http::header::HeaderName| req.headers.get(name);
-        let has_body = header(http::header::TRANSFER_ENCODING).is_some()
-            || header(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.trim() != "0");
-        // On an invalidation request `Authorization` carries the invalidation token for the
-        // gateway: it is neither a credential for the target nor forwarded to it.
-        let invalidation_request = invalidation::is_invalidation_request(&req.headers);
-        let facts = RequestFacts {
-            method: req.method.as_str(),
-            suffix: &suffix,
-            query: req.uri.query().unwrap_or(""),
-            has_authorization: header(http::header::AUTHORIZATION).is_some()
-                && !invalidation_request,
-            has_cookie: header(http::header::COOKIE).is_some(),
-            has_body,
-            host: header(http::header::HOST).and_then(|h| h.to_str().ok()),
-            drops_end_to_end: upstream::connection_drops_end_to_end(&req.headers),
-        };
-        let plan = decide::plan(&stage, flow, &facts, &KeyVars(&vars));
-        // A client asking to invalidate its entry (AWS `Cache-Control: max-age=0`) is checked
-        // against the stage's grants.
-        let invalidation = match &plan {
-            Ok(_) if invalidation_request => {
-                let method = if req.method == http::Method::HEAD {
-                    "GET"
-                } else {
-                    req.method.as_str()
-                };
-                invalidation::decide(&stage.cache.invalidation, &req.headers, method, &suffix)
-            }
-            _ => invalidation::Decision::None,
-        };
-
-        match plan {
-            Ok(mut plan) => {
-                if invalidation_request {
-                    session
-                        .req_header_mut()
-                        .remove_header(&http::header::AUTHORIZATION);
-                }
-                match &invalidation {
-                    invalidation::Decision::Refresh { grant } => {
-                        plan.skip_lookup = true;
-                        ctx.refresh = true;
-                        audit_client_invalidation(
-                            &stage.name,
-                            grant.as_deref(),
-                            &plan,
-                            "authorized",
-                        );
-                    }
-                    invalidation::Decision::Forbid { reason } => {
-                        audit_client_invalidation(&stage.name, None, &plan, reason.as_str());
-                        respond::bytes(session, 403, invalidation::refusal_body(*reason)).await?;
-                        return Ok(true);
-                    }
-                    invalidation::Decision::Ignore { reason, warn } => {
-                        audit_client_invalidation(&stage.name, None, &plan, reason.as_str());
-                        if *warn {
-                            ctx.warning = Some(invalidation::warning_header(*reason));
-                        }
-                    }
-                    invalidation::Decision::None => {}
-                }
-                if let Some(p) = &plan.policy {
-                    let prefix = format!("responsecache.{}.", p.name);
-                    ctx.vars
-                        .insert(format!("{prefix}cachekey"), plan.key.readable.clone());
-                    ctx.vars.insert(
-                        format!("{prefix}cachename"),
-                        p.cache_resource.clone().unwrap_or_default(),
-                    );
-                    ctx.vars
-                        .insert(format!("{prefix}cachehit"), "false".to_owned());
-                    ctx.vars
-                        .insert(format!("{prefix}invalidentry"), "false".to_owned());
+        match prepared.cache {
+            Ok(plan) => {
+                if self
+                    .client_invalidation(session, ctx, &stage, &plan, &prepared.invalidation)
+                    .await?
+                {
+                    return Ok(true);
                 }
                 ctx.plan = Some(plan);
             }
             Err(b) => ctx.bypass = Some(b),
         }
+        let has_body = engine::facts::RequestFacts::of(session.req_header(), "").has_body;
+        let flow = ctx.state.flow(&stage);
         self.answer_fresh_hit(session, ctx, &stage, flow, has_body)
             .await
     }
@@ -716,9 +444,10 @@ impl ProxyHttp for Gateway {
         else {
             return Ok(RespCacheable::Uncacheable(NoCacheReason::NeverEnabled));
         };
-        let ip = ctx.client_ip.clone();
-        let params = ctx.params();
-        let vars = request_vars(session, ctx, stage, snapshot, &params, &ip, Some(resp));
+        let params = ctx.state.params();
+        let vars =
+            ctx.env(stage, snapshot)
+                .vars(session.req_header(), &ctx.state, &params, Some(resp));
         let decision = decide::store(
             plan,
             stage,
@@ -811,7 +540,13 @@ impl ProxyHttp for Gateway {
                 fwd.query = Some(upstream::declared_query(query, &declared));
             }
         }
-        upstream::rewrite_request(upstream_request, stage, &ctx.suffix, &ctx.client_ip, &fwd)
+        upstream::rewrite_request(
+            upstream_request,
+            stage,
+            &ctx.state.suffix,
+            &ctx.client_ip,
+            &fwd,
+        )
     }
 
     async fn upstream_response_filter(
@@ -865,7 +600,7 @@ impl ProxyHttp for Gateway {
         resp.insert_header("cache-status", status)?;
         if let Some(p) = ctx.plan.as_ref().and_then(|p| p.policy.as_ref()) {
             let hit = matches!(outcome, Outcome::Hit | Outcome::Stale);
-            ctx.vars.insert(
+            ctx.state.vars.insert(
                 format!("responsecache.{}.cachehit", p.name),
                 hit.to_string(),
             );
@@ -876,7 +611,7 @@ impl ProxyHttp for Gateway {
         ctx.outcome = Some(outcome);
         // Response steps run for hits too (Apigee runs the response flow on a cache hit).
         if session.subrequest_ctx.is_none() {
-            self.run_response_steps(session, resp, ctx).await;
+            self.run_response_steps(session, resp, ctx).await?;
         }
         if let Some((body, _)) = &ctx.replacement {
             resp.remove_header(&http::header::TRANSFER_ENCODING);
@@ -906,18 +641,19 @@ impl ProxyHttp for Gateway {
             }
             if end_of_stream {
                 if let (Some(cap), Some(stage)) = (ctx.capture.take(), ctx.stage.as_ref()) {
+                    let p = &cap.populate;
                     if cap.overflow {
                         METRICS
                             .cache_store_rejections
-                            .with_label_values(&[stage.name.as_str(), cap.policy.as_str(), "size"])
+                            .with_label_values(&[stage.name.as_str(), p.policy.as_str(), "size"])
                             .inc();
                     } else {
-                        steps::populate_body(
+                        engine::steps::populate_body(
                             stage,
                             self.cache.store(),
-                            &cap.policy,
-                            &cap.key,
-                            cap.ttl,
+                            &p.policy,
+                            &p.key,
+                            p.ttl,
                             cap.body.freeze(),
                         );
                     }
@@ -960,65 +696,6 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
-        // A background revalidation re-runs every hook with its own context: count the
-        // client's request once, not the refresh.
-        if session.subrequest_ctx.is_some() {
-            return;
-        }
-        let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        let stage = ctx.stage_label();
-        let method = method_label(session.req_header().method.as_str());
-        METRICS
-            .requests
-            .with_label_values(&[stage, method, status_class(status)])
-            .inc();
-        let outcome = ctx.outcome.map_or("none", Outcome::label);
-        METRICS
-            .request_duration
-            .with_label_values(&[stage, outcome])
-            .observe(ctx.started.elapsed().as_secs_f64());
-        let (Some(plan), Some(o)) = (&ctx.plan, ctx.outcome) else {
-            return;
-        };
-        let policy = plan.policy_label();
-        // A miss consulted every configured tier; a hit says which one served it.
-        let tier = match (o, ctx.tier) {
-            (Outcome::Hit | Outcome::Stale, Some(t)) => t.as_str(),
-            _ if self.cache.store().has_shared() => "shared",
-            _ => "local",
-        };
-        let labels = [stage, ctx.resource.as_str(), method, policy, tier];
-        match o {
-            Outcome::Hit => METRICS.cache_hits.with_label_values(&labels).inc(),
-            Outcome::Stale => {
-                METRICS.cache_hits.with_label_values(&labels).inc();
-                let reason = if session.cache.phase() == CachePhase::StaleUpdating {
-                    "revalidate"
-                } else {
-                    "error"
-                };
-                METRICS
-                    .cache_stale
-                    .with_label_values(&[stage, ctx.resource.as_str(), policy, reason])
-                    .inc();
-            }
-            Outcome::Miss | Outcome::Refresh => {
-                METRICS.cache_misses.with_label_values(&labels).inc()
-            }
-            Outcome::Bypass => {}
-        }
-        // Stored only if pingora kept the cache enabled to the end (a body over the size limit
-        // that had no Content-Length disables it while streaming).
-        let still_caching = !matches!(session.cache.phase(), CachePhase::Disabled(_));
-        if e.is_none()
-            && still_caching
-            && matches!(ctx.store, Some(Ok(_)))
-            && matches!(o, Outcome::Miss | Outcome::Refresh)
-        {
-            METRICS
-                .cache_stores
-                .with_label_values(&[stage, policy])
-                .inc();
-        }
+        logging::record(self, session, e, ctx);
     }
 }

@@ -94,6 +94,7 @@ impl HomeStream {
         // SAFETY: `l4` owns this descriptor (a real one: the caller checked it is not a
         // virtual stream's -1) and is borrowed for the whole call, so it is open; it is only
         // duplicated here, never closed or taken over.
+        #[allow(unsafe_code)] // The crate's only unsafe block: see SAFETY above.
         let borrowed = unsafe { BorrowedFd::borrow_raw(l4.as_raw_fd()) };
         let std = std::net::TcpStream::from(borrowed.try_clone_to_owned()?);
         std.set_nonblocking(true)?;

@@ -7,6 +7,9 @@ use pingora::prelude::HttpPeer;
 use pingora::{ErrorType, OrErr, Result};
 
 use crate::runtime::stage::{Stage, Target};
+#[cfg(test)]
+use crate::util::connection_drops_end_to_end;
+use crate::util::connection_listed;
 
 /// How long an idle upstream connection is kept for reuse.
 const UPSTREAM_IDLE: Duration = Duration::from_secs(60);
@@ -169,29 +172,6 @@ pub(super) fn rewrite_request(
     }
     req.insert_header("x-forwarded-proto", "http")?;
     Ok(())
-}
-
-/// Header names listed in `Connection` (lower case).
-pub(super) fn connection_listed(headers: &http::HeaderMap) -> Vec<String> {
-    headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
-        .filter(|s| !s.is_empty())
-        .collect()
-}
-
-/// Whether `Connection` names a header other than the standard hop-by-hop ones: the client
-/// asks the gateway to drop an end-to-end header (possibly a cache key input) before
-/// forwarding, which would let the stored response differ from what its key describes.
-pub(super) fn connection_drops_end_to_end(headers: &http::HeaderMap) -> bool {
-    connection_listed(headers).iter().any(|n| {
-        !matches!(
-            n.as_str(),
-            "close" | "keep-alive" | "upgrade" | "te" | "trailer"
-        )
-    })
 }
 
 /// The prefix of the weak ETags cachegate synthesizes.

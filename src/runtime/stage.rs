@@ -181,6 +181,24 @@ impl Stage {
             .iter()
             .find(|f| f.condition.as_ref().is_none_or(|c| c.eval(vars)))
     }
+
+    /// The steps one side of a request runs, in Apigee's order: PreFlow, then the matched
+    /// conditional flow, then PostFlow. The only place that chains them.
+    pub fn steps<'a>(
+        &'a self,
+        flow: Option<&'a Flow>,
+        side: Side,
+    ) -> impl Iterator<Item = &'a Step> + 'a {
+        let pick = move |s: &'a FlowSteps| match side {
+            Side::Request => s.request.as_slice(),
+            Side::Response => s.response.as_slice(),
+        };
+        let flow_steps = flow.map_or(&[][..], |f| pick(&f.steps));
+        pick(&self.preflow)
+            .iter()
+            .chain(flow_steps)
+            .chain(pick(&self.postflow))
+    }
 }
 
 /// A policy run as a flow step (ResponseCache is run by the cache machinery instead).
@@ -374,6 +392,15 @@ pub struct FlowSteps {
     pub response: Vec<Step>,
 }
 
+/// Which side of the exchange a step runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Before the target is called (and before the cache lookup).
+    Request,
+    /// On the response, for hits and misses alike.
+    Response,
+}
+
 /// A conditional flow.
 #[derive(Debug, Clone)]
 pub struct Flow {
@@ -394,6 +421,8 @@ pub struct Step {
     pub condition: Option<Condition>,
 }
 
+/// `method` below is the method a request is cached under (a HEAD is already GET: it is
+/// answered from the GET's entry, see `engine::facts::cache_method`).
 impl StageCache {
     /// The overrides matching `method` and `suffix`, most specific first.
     fn matching<'a>(
@@ -411,8 +440,6 @@ impl StageCache {
     /// method when the most specific override that says so allows it (AWS method settings).
     /// Each attribute falls through to the next matching override that sets it.
     pub fn caching_allowed(&self, method: &str, suffix: &str) -> bool {
-        // HEAD is answered from a cached GET, so it follows GET's settings.
-        let method = if method == "HEAD" { "GET" } else { method };
         self.matching(method, suffix)
             .find_map(|o| o.caching)
             .unwrap_or(method == "GET")
@@ -420,13 +447,11 @@ impl StageCache {
 
     /// The override TTL for `method` on `suffix`, if one sets it.
     pub fn override_ttl(&self, method: &str, suffix: &str) -> Option<u64> {
-        let method = if method == "HEAD" { "GET" } else { method };
         self.matching(method, suffix).find_map(|o| o.ttl_secs)
     }
 
     /// Whether entries for `method` on `suffix` are encrypted in the shared tier.
     pub fn encrypted_for(&self, method: &str, suffix: &str) -> bool {
-        let method = if method == "HEAD" { "GET" } else { method };
         self.matching(method, suffix)
             .find_map(|o| o.encrypted)
             .unwrap_or(self.encrypted)

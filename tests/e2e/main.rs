@@ -9,6 +9,7 @@ mod admin;
 mod caching;
 mod cli;
 mod connections;
+mod engine;
 mod guards;
 mod harness_selftest;
 mod hostile;

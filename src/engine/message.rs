@@ -8,7 +8,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use crate::runtime::flow::assign::Message;
 
 /// The request, before it is forwarded.
-pub(super) struct RequestMessage<'a> {
+pub struct RequestMessage<'a> {
     pub header: &'a mut RequestHeader,
     /// A new path below the base path, when `<Set><Path>` ran.
     pub new_suffix: Option<String>,
@@ -65,7 +65,7 @@ impl Message for RequestMessage<'_> {
 }
 
 /// The response, before it is sent to the client.
-pub(super) struct ResponseMessage<'a> {
+pub struct ResponseMessage<'a> {
     pub header: &'a mut ResponseHeader,
     /// A replacement body, when `<Set><Payload>` or `<Remove><Payload/>` ran.
     pub payload: Option<Bytes>,
