@@ -33,7 +33,7 @@ define install_missing
 endef
 
 deps: ## Install missing build/test prerequisites (Debian: cmake, redis-server, promtool)
-	$(call install_missing,cmake:cmake redis-server:redis-server cc:build-essential promtool:prometheus)
+	$(call install_missing,cmake:cmake redis-server:redis-server cc:build-essential promtool:prometheus python3:python3)
 
 bench-deps: ## Install the benchmark's load generator and comparison proxy (Debian: wrk, nginx)
 	$(call install_missing,wrk:wrk nginx:nginx)
@@ -56,18 +56,20 @@ run: build ## Build, start the example origin and the gateway on policies/, prin
 	echo; \
 	./target/debug/cachegate run --config policies
 
-test: deps ## Everything CI runs: format, lints, all tests, policy validation, schema drift
+test: deps ## Everything CI runs: format, lints, layering, all tests, policy validation, schema drift
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	python3 scripts/layers.py
 	@mkdir -p target
 	set -o pipefail; $(CARGO) test --workspace 2>&1 | tee target/test.log
 	$(MAKE) --no-print-directory validate
 	./target/debug/cachegate schema --out schemas --check
 	@awk '/^test result:/ {p+=$$4; f+=$$6} END {printf "all tests: %d passed, %d failed\n", p, f}' target/test.log
 
-lint: deps ## Format check and clippy
+lint: deps ## Format check, clippy, and the layering check (imports one way, no file cycles)
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	python3 scripts/layers.py
 
 fmt: ## Format the code
 	$(CARGO) fmt --all

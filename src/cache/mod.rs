@@ -1,11 +1,19 @@
-//! Caching: key building, TTL arithmetic, the tiered store, and the bridge to pingora-cache.
+//! Storage only: where entries live and how they are found, never what a request means.
 //!
-//! - `key.rs`: Apigee-style logical keys and collision-free storage keys.
-//! - `ttl.rs`: ExpirySettings, upstream Cache-Control and stage limits → a TTL.
-//! - `store.rs` (+ `local.rs`): `TieredStore`, the project's two-tier store (moka now, Redis later),
-//!   used by ResponseCache through the bridge and by the KV policies directly.
+//! - `entry.rs`: what the store holds (an opaque metadata blob, a body, its lifetime).
+//! - `local.rs`: the local tier (moka), bounded in bytes per stage.
+//! - `shared/`: the shared tier (Redis): wire format, sealing, breaker, connections,
+//!   background writer and invalidation subscriber.
+//! - `store.rs`: `TieredStore`, local then shared, with purge checks; used by the ResponseCache
+//!   machinery through the bridge and by the KV policies (via `engine::steps`) directly.
+//! - `purge.rs`: O(1) prefix purges and stage flushes, recorded as times.
+//! - `seal.rs`: AES-256-GCM sealing of shared-tier values (`encrypted` stages).
+//! - `fanout.rs`: attaching the shared tier and applying other instances' invalidations.
 //! - `pingora_bridge.rs`: the only module importing `pingora::cache` (its API changes between
 //!   versions).
+//!
+//! Keys are built by `runtime::key`; decisions are made by `engine`. Nothing here imports
+//! either of them except the key types (`scripts/layers.py`).
 
 pub mod entry;
 pub mod fanout;
