@@ -648,7 +648,7 @@ fn edits() -> impl Strategy<Value = Vec<(f64, u8, String)>> {
 
 proptest! {
     // Failures are not persisted to a proptest-regressions/ file; a found case becomes a unit test
-    // (see `messages_are_one_line` in xml.rs).
+    // (see `messages_are_one_line` in xml/tree.rs).
     #![proptest_config(ProptestConfig {
         cases: 512,
         failure_persistence: None,

@@ -1,7 +1,7 @@
 //! The policy model: what a policy file says, after parsing and before compilation.
 //!
-//! Both surface syntaxes — Apigee XML (`xml.rs`) and TOML (`toml.rs`) — parse into these types, so
-//! everything downstream (validation, compilation, the runtime) sees one model. Values keep the
+//! Both surface syntaxes — Apigee XML (`xml/`) and TOML (`toml/`) — parse into these types, so
+//! everything downstream (validation, compilation) sees one model. Values keep the
 //! position they were written at so that cross-file validation can still point at the right line.
 //! Element names in comments are Apigee's; see `shared/reference/apigee-aws-semantics.md` §1.
 

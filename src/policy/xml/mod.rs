@@ -40,8 +40,8 @@ use mapper::Mapper;
 use spec::root_spec;
 use tree::{Node, TreeBuilder};
 
+#[cfg(test)]
 pub use spec::{known_attributes, known_elements};
-pub use tree::{MAX_DEPTH, MAX_ELEMENTS};
 
 /// Parses an Apigee XML policy file. `path` is used in diagnostics as given.
 pub fn parse(path: &Path, text: &str) -> ParseOutcome {
