@@ -49,7 +49,7 @@ fn secrets_are_compared_only_in_constant_time() {
     );
     // The two checks that compare secrets: the admin token and the invalidation grants.
     constant_time.sort();
-    let expected = ["src/admin/auth.rs", "src/cache/invalidation.rs"];
+    let expected = ["src/admin/auth.rs", "src/engine/client_invalidation.rs"];
     assert_eq!(constant_time.len(), expected.len(), "{constant_time:?}");
     for (got, want) in constant_time.iter().zip(expected) {
         assert!(got.ends_with(want), "{constant_time:?}");
