@@ -1,0 +1,165 @@
+//! A stage's endpoint: its base path, its target (resolved at load time) and its declared
+//! resource templates.
+
+use std::net::ToSocketAddrs;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::ctx::FileCtx;
+use super::values::pattern;
+use crate::config::file::FileStage;
+use crate::runtime::resource::ResourcePattern;
+use crate::runtime::stage::Target;
+
+/// The stage's base path: validated, defaulting to `/<stage>`.
+pub(crate) fn base_path(cx: &mut FileCtx, stage: &str, s: &FileStage) -> Option<String> {
+    let Some(bp) = &s.base_path else {
+        return Some(format!("/{stage}"));
+    };
+    let v = bp.get_ref();
+    let hint = Some(format!(
+        "write base_path = \"/{stage}\", or \"/\" to serve the whole host"
+    ));
+    if !v.starts_with('/') {
+        cx.error(bp, format!("base_path `{v}` must start with `/`"), hint);
+        return None;
+    }
+    if v.len() > 1 && v.ends_with('/') {
+        cx.error(
+            bp,
+            format!("base_path `{v}` must not end with `/`"),
+            Some(format!("write base_path = \"{}\"", v.trim_end_matches('/'))),
+        );
+        return None;
+    }
+    if v.contains(['?', '#', '*', '{', '}', ' '])
+        || v.contains("//")
+        || v.split('/').any(|seg| seg == "." || seg == "..")
+    {
+        cx.error(bp, format!("base_path `{v}` must be a plain path (no `?`, `#`, wildcards, spaces, `//` or dot segments)"), hint);
+        return None;
+    }
+    Some(v.clone())
+}
+
+/// Parses and resolves `target`. Resolution happens here, at load time, so the request path
+/// never does DNS (and Pingora's `HttpPeer::new` would panic on a failed lookup).
+pub(crate) fn target(cx: &mut FileCtx, s: &FileStage) -> Option<Target> {
+    let t = &s.target;
+    let url = t.get_ref();
+    let hint = Some(
+        "write target = \"http://127.0.0.1:9000\" (optionally with a path: http://host:port/api)"
+            .to_owned(),
+    );
+    let Some(rest) = url.strip_prefix("http://") else {
+        if url.starts_with("https://") {
+            cx.error(
+                t,
+                "https targets are not supported by this build (it has no TLS)",
+                Some("point the stage at a plain-HTTP target, e.g. a local sidecar".into()),
+            );
+        } else {
+            cx.error(t, format!("target `{url}` is not an http:// URL"), hint);
+        }
+        return None;
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    if authority.contains('@') {
+        cx.error(
+            t,
+            "credentials in the target URL are not supported",
+            Some("remove `user:password@` from the target".into()),
+        );
+        return None;
+    }
+    if path.contains(['?', '#']) {
+        cx.error(
+            t,
+            "the target URL must not have a query string or fragment",
+            hint,
+        );
+        return None;
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let Some((h, after)) = v6.split_once(']') else {
+            cx.error(t, "unterminated IPv6 address in target", hint);
+            return None;
+        };
+        (h, after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        cx.error(t, "the target URL has no host", hint);
+        return None;
+    }
+    let port: u16 = match port {
+        None => 80,
+        Some(p) => match p.parse() {
+            Ok(p) if p > 0 => p,
+            _ => {
+                cx.error(t, format!("`{p}` is not a valid port"), hint);
+                return None;
+            }
+        },
+    };
+    let addr = match (host, port).to_socket_addrs() {
+        Ok(mut addrs) => addrs.next(),
+        Err(_) => None,
+    };
+    let Some(addr) = addr else {
+        cx.error(
+            t,
+            format!("cannot resolve target host `{host}`"),
+            Some("use a resolvable host name or an IP address".into()),
+        );
+        return None;
+    };
+    let host_header = if authority.starts_with('[') {
+        if port == 80 {
+            format!("[{host}]")
+        } else {
+            format!("[{host}]:{port}")
+        }
+    } else if port == 80 {
+        host.to_owned()
+    } else {
+        format!("{host}:{port}")
+    };
+    let ms = |v: &Spanned<u64>, key: &str, cx: &mut FileCtx| {
+        if *v.get_ref() == 0 {
+            cx.error(v, format!("{key} must be greater than 0"), None);
+        }
+        Duration::from_millis(*v.get_ref())
+    };
+    Some(Target {
+        url: url.clone(),
+        addr,
+        host_header,
+        path_prefix: path.trim_end_matches('/').to_owned(),
+        connect_timeout: ms(&s.connect_timeout_ms, "connect_timeout_ms", cx),
+        read_timeout: ms(&s.read_timeout_ms, "read_timeout_ms", cx),
+        write_timeout: ms(&s.write_timeout_ms, "write_timeout_ms", cx),
+    })
+}
+
+/// Declared resource templates.
+pub(crate) fn resources(cx: &mut FileCtx, s: &FileStage) -> Vec<ResourcePattern> {
+    let mut out: Vec<ResourcePattern> = Vec::new();
+    for r in &s.resources {
+        if let Some(p) = pattern(cx, r) {
+            if out.iter().any(|o| o.as_str() == p.as_str()) {
+                cx.error(r, format!("resource `{p}` is declared twice"), None);
+            }
+            out.push(p);
+        }
+    }
+    out
+}
