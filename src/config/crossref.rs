@@ -493,7 +493,7 @@ pub(crate) fn check_stage(
 }
 
 impl Checker<'_> {
-    /// Variable checks for a condition whose syntax `compile.rs` already reported.
+    /// Variable checks for a condition whose syntax `compile/flows.rs` already reported.
     fn condition_vars_only(&mut self, text: &str, site: &RefSite) {
         if let Ok(c) = Condition::parse(text) {
             for v in c.variables() {

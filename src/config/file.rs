@@ -1,7 +1,7 @@
 //! The TOML file model: `gateway.toml` and `<stage>/stage.toml`, exactly as written.
 //!
 //! These types mirror the text (with spans for the values validation may complain about); they are
-//! turned into the runtime model by `compile.rs`. Every struct denies unknown keys so a misspelt
+//! turned into the runtime model by `compile/`. Every struct denies unknown keys so a misspelt
 //! setting is an error rather than silently ignored. The JSON Schemas in `schemas/` are generated
 //! from these types (`cachegate schema`), so the `///` comments here are the schema descriptions.
 

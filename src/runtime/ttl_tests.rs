@@ -1,0 +1,481 @@
+//! Unit tests of `ttl.rs` (kept apart so the module itself stays short).
+
+use std::collections::HashMap;
+
+use http::HeaderValue;
+
+use super::*;
+use crate::diag::Pos;
+use crate::util::http_date;
+
+fn at(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+/// 2024-03-10 12:00:00 UTC.
+const NOON: u64 = 1_710_072_000;
+
+fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn value<T>(reference: Option<&str>, literal: Option<T>) -> ValueOrRef<T> {
+    ValueOrRef {
+        pos: Pos::default(),
+        reference: reference.map(str::to_owned),
+        literal,
+    }
+}
+
+fn date(month: u8, day: u8, year: u16) -> ExpiryDate {
+    ExpiryDate { month, day, year }
+}
+
+fn tod(hour: u8, minute: u8, second: u8) -> TimeOfDay {
+    TimeOfDay {
+        hour,
+        minute,
+        second,
+    }
+}
+
+fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, v) in pairs {
+        map.append(*name, HeaderValue::from_str(v).unwrap());
+    }
+    map
+}
+
+#[test]
+fn timeout_literal_ref_and_fallback() {
+    let none = HashMap::new();
+    let now = at(NOON);
+    let lit = Expiry::Timeout(value(None, Some(300)));
+    assert_eq!(expiry_ttl(&lit, &none, now), Some(Duration::from_secs(300)));
+    let both = Expiry::Timeout(value(Some("ttl"), Some(300)));
+    assert_eq!(
+        expiry_ttl(&both, &vars(&[("ttl", " 60 ")]), now),
+        Some(Duration::from_secs(60))
+    );
+    assert_eq!(
+        expiry_ttl(&both, &none, now),
+        Some(Duration::from_secs(300))
+    );
+    for bad in ["abc", "-5", "1.5", ""] {
+        assert_eq!(
+            expiry_ttl(&both, &vars(&[("ttl", bad)]), now),
+            Some(Duration::from_secs(300)),
+            "{bad}"
+        );
+    }
+    let ref_only = Expiry::Timeout(value(Some("ttl"), None));
+    assert_eq!(expiry_ttl(&ref_only, &none, now), None);
+    assert_eq!(expiry_ttl(&ref_only, &vars(&[("ttl", "x")]), now), None);
+    assert_eq!(
+        expiry_ttl(&ref_only, &vars(&[("ttl", "0")]), now),
+        Some(Duration::ZERO)
+    );
+    assert_eq!(
+        expiry_ttl(&Expiry::Timeout(value(None, None)), &none, now),
+        None
+    );
+}
+
+#[test]
+fn expiry_date_ends_at_next_midnight_utc() {
+    let none = HashMap::new();
+    // 2024-03-10 12:00 → end of 2024-03-10 is 12 h away.
+    let today = Expiry::Date(value(None, Some(date(3, 10, 2024))));
+    assert_eq!(
+        expiry_ttl(&today, &none, at(NOON)),
+        Some(Duration::from_secs(12 * 3600))
+    );
+    let tomorrow = Expiry::Date(value(None, Some(date(3, 11, 2024))));
+    assert_eq!(
+        expiry_ttl(&tomorrow, &none, at(NOON)),
+        Some(Duration::from_secs(36 * 3600))
+    );
+    let past = Expiry::Date(value(None, Some(date(3, 9, 2024))));
+    assert_eq!(expiry_ttl(&past, &none, at(NOON)), Some(Duration::ZERO));
+    // Exactly at the end of the day: over.
+    assert_eq!(
+        expiry_ttl(&today, &none, at(NOON + 12 * 3600)),
+        Some(Duration::ZERO)
+    );
+}
+
+#[test]
+fn expiry_date_leap_years() {
+    let none = HashMap::new();
+    let midnight = |s: &str| parse_http_date(s).unwrap();
+    // 2024-02-28 00:00 → end of 2024-02-29 (leap day) is 2 days away.
+    let leap = Expiry::Date(value(None, Some(date(2, 29, 2024))));
+    let now = midnight("Wed, 28 Feb 2024 00:00:00 GMT");
+    assert_eq!(
+        expiry_ttl(&leap, &none, now),
+        Some(Duration::from_secs(2 * DAY_SECS))
+    );
+    // End of Feb 28 in a leap year is Feb 29 00:00, not Mar 1.
+    let feb28 = Expiry::Date(value(None, Some(date(2, 28, 2024))));
+    assert_eq!(
+        expiry_ttl(&feb28, &none, now),
+        Some(Duration::from_secs(DAY_SECS))
+    );
+    // 2000 is a leap year, 1900 and 2100 are not.
+    assert!(parse_expiry_date("02-29-2000").is_some());
+    assert!(parse_expiry_date("02-29-1900").is_none());
+    assert!(parse_expiry_date("02-29-2100").is_none());
+    assert!(parse_expiry_date("02-29-2023").is_none());
+    // Across a year end: 2023-12-31 12:00 → end of 2024-01-01.
+    let new_year = Expiry::Date(value(None, Some(date(1, 1, 2024))));
+    let now = midnight("Sun, 31 Dec 2023 12:00:00 GMT");
+    assert_eq!(
+        expiry_ttl(&new_year, &none, now),
+        Some(Duration::from_secs(36 * 3600))
+    );
+}
+
+#[test]
+fn expiry_date_ref_parsing() {
+    let e = Expiry::Date(value(Some("d"), Some(date(3, 10, 2024))));
+    let now = at(NOON);
+    assert_eq!(
+        expiry_ttl(&e, &vars(&[("d", "03-11-2024")]), now),
+        Some(Duration::from_secs(36 * 3600))
+    );
+    assert_eq!(
+        expiry_ttl(&e, &vars(&[("d", "3-11-2024")]), now),
+        Some(Duration::from_secs(36 * 3600))
+    );
+    for bad in [
+        "2024-03-11",
+        "13-01-2024",
+        "04-31-2024",
+        "03-11-24",
+        "03/11/2024",
+        "x",
+    ] {
+        assert_eq!(
+            expiry_ttl(&e, &vars(&[("d", bad)]), now),
+            Some(Duration::from_secs(12 * 3600)),
+            "{bad}"
+        );
+    }
+    let ref_only = Expiry::Date(value(Some("d"), None));
+    assert_eq!(expiry_ttl(&ref_only, &HashMap::new(), now), None);
+    // An invalid literal (the parser should have refused it) gives no TTL, not a panic.
+    let invalid = Expiry::Date(value(None, Some(date(2, 30, 2024))));
+    assert_eq!(expiry_ttl(&invalid, &HashMap::new(), now), None);
+}
+
+#[test]
+fn time_of_day_next_occurrence() {
+    let none = HashMap::new();
+    let later = Expiry::TimeOfDay(value(None, Some(tod(13, 30, 0))));
+    assert_eq!(
+        expiry_ttl(&later, &none, at(NOON)),
+        Some(Duration::from_secs(5400))
+    );
+    // Already passed today → tomorrow's.
+    let earlier = Expiry::TimeOfDay(value(None, Some(tod(11, 0, 0))));
+    assert_eq!(
+        expiry_ttl(&earlier, &none, at(NOON)),
+        Some(Duration::from_secs(23 * 3600))
+    );
+    // Exactly now → tomorrow's.
+    let exact = Expiry::TimeOfDay(value(None, Some(tod(12, 0, 0))));
+    assert_eq!(
+        expiry_ttl(&exact, &none, at(NOON)),
+        Some(Duration::from_secs(DAY_SECS))
+    );
+    // Sub-second precision: half a second past → almost a day.
+    let now = at(NOON) + Duration::from_millis(500);
+    assert_eq!(
+        expiry_ttl(&exact, &none, now),
+        Some(Duration::from_secs(DAY_SECS) - Duration::from_millis(500))
+    );
+    // Wraparound over midnight: 23:59:59 → 00:00:01 is 2 s away.
+    let just_after_midnight = Expiry::TimeOfDay(value(None, Some(tod(0, 0, 1))));
+    let before_midnight = at(NOON + 12 * 3600 - 1);
+    assert_eq!(
+        expiry_ttl(&just_after_midnight, &none, before_midnight),
+        Some(Duration::from_secs(2))
+    );
+    let midnight = Expiry::TimeOfDay(value(None, Some(tod(0, 0, 0))));
+    assert_eq!(
+        expiry_ttl(&midnight, &none, before_midnight),
+        Some(Duration::from_secs(1))
+    );
+}
+
+#[test]
+fn time_of_day_ref_parsing() {
+    let e = Expiry::TimeOfDay(value(Some("t"), Some(tod(13, 0, 0))));
+    let now = at(NOON);
+    assert_eq!(
+        expiry_ttl(&e, &vars(&[("t", "12:00:30")]), now),
+        Some(Duration::from_secs(30))
+    );
+    for bad in [
+        "24:00:00", "12:60:00", "12:00:60", "12:00", "12.00.30", "a:b:c", "",
+    ] {
+        assert_eq!(
+            expiry_ttl(&e, &vars(&[("t", bad)]), now),
+            Some(Duration::from_secs(3600)),
+            "{bad}"
+        );
+    }
+    let ref_only = Expiry::TimeOfDay(value(Some("t"), None));
+    assert_eq!(expiry_ttl(&ref_only, &HashMap::new(), now), None);
+}
+
+#[test]
+fn header_ttl_precedence() {
+    let now = at(NOON);
+    let expires = http_date(at(NOON + 900));
+    let all = headers(&[
+        ("cache-control", "max-age=60, s-maxage=120"),
+        ("expires", &expires),
+    ]);
+    assert_eq!(
+        response_header_ttl(&all, now),
+        Some(Duration::from_secs(120))
+    );
+    let max_age = headers(&[("cache-control", "max-age=60"), ("expires", &expires)]);
+    assert_eq!(
+        response_header_ttl(&max_age, now),
+        Some(Duration::from_secs(60))
+    );
+    let only_expires = headers(&[("expires", &expires)]);
+    assert_eq!(
+        response_header_ttl(&only_expires, now),
+        Some(Duration::from_secs(900))
+    );
+    assert_eq!(response_header_ttl(&HeaderMap::new(), now), None);
+    let unrelated = headers(&[("cache-control", "public"), ("date", &http_date(now))]);
+    assert_eq!(response_header_ttl(&unrelated, now), None);
+}
+
+#[test]
+fn header_ttl_expires_minus_date() {
+    let now = at(NOON);
+    // Origin clock is 100 s behind: Expires − Date, not Expires − now.
+    let h = headers(&[
+        ("date", &http_date(at(NOON - 100))),
+        ("expires", &http_date(at(NOON + 500))),
+    ]);
+    assert_eq!(response_header_ttl(&h, now), Some(Duration::from_secs(600)));
+    // Invalid Date → now.
+    let h = headers(&[
+        ("date", "yesterday"),
+        ("expires", &http_date(at(NOON + 500))),
+    ]);
+    assert_eq!(response_header_ttl(&h, now), Some(Duration::from_secs(500)));
+    // Expires before Date.
+    let h = headers(&[
+        ("date", &http_date(now)),
+        ("expires", &http_date(at(NOON - 1))),
+    ]);
+    assert_eq!(response_header_ttl(&h, now), Some(Duration::ZERO));
+    // Invalid Expires ("0", "-1", garbage) = already expired.
+    for bad in ["0", "-1", "soon", ""] {
+        let h = headers(&[("expires", bad)]);
+        assert_eq!(response_header_ttl(&h, now), Some(Duration::ZERO), "{bad}");
+    }
+    // A malformed max-age is ignored: Expires decides.
+    let h = headers(&[
+        ("cache-control", "max-age=abc"),
+        ("expires", &http_date(at(NOON + 30))),
+    ]);
+    assert_eq!(response_header_ttl(&h, now), Some(Duration::from_secs(30)));
+}
+
+#[test]
+fn max_age_zero_private() {
+    let h = headers(&[("cache-control", "max-age=0, private")]);
+    let cc = cache_control(&h);
+    assert!(cc.private);
+    assert!(cc.forbids_shared_storage());
+    assert_eq!(cc.max_age, Some(0));
+    assert_eq!(response_header_ttl(&h, at(NOON)), Some(Duration::ZERO));
+}
+
+#[test]
+fn cache_control_directives() {
+    let cc = cache_control(&headers(&[(
+        "cache-control",
+        "No-Store, NO-CACHE=\"set-cookie\", Must-Revalidate, S-MaxAge=\"30\", \
+         stale-while-revalidate=10, stale-if-error=20, private=\"a, b\", x-ext=\"q,r\"",
+    )]));
+    assert_eq!(
+        cc,
+        CacheControlFlags {
+            no_store: true,
+            private: true,
+            no_cache: true,
+            must_revalidate: true,
+            s_maxage: Some(30),
+            max_age: None,
+            stale_while_revalidate: Some(10),
+            stale_if_error: Some(20),
+        }
+    );
+    assert!(cache_control(&headers(&[("cache-control", "proxy-revalidate")])).must_revalidate);
+    assert_eq!(
+        cache_control(&HeaderMap::new()),
+        CacheControlFlags::default()
+    );
+    assert!(!CacheControlFlags::default().forbids_shared_storage());
+}
+
+#[test]
+fn multiple_cache_control_headers() {
+    let h = headers(&[
+        ("cache-control", "public"),
+        ("cache-control", "max-age=300"),
+        ("cache-control", "no-cache"),
+    ]);
+    let cc = cache_control(&h);
+    assert_eq!(cc.max_age, Some(300));
+    assert!(cc.no_cache);
+    assert!(!cc.private);
+}
+
+#[test]
+fn duplicate_directives_keep_most_restrictive() {
+    let h = headers(&[
+        ("cache-control", "max-age=300, max-age=60"),
+        ("cache-control", "max-age=120, s-maxage=10, s-maxage=5"),
+    ]);
+    let cc = cache_control(&h);
+    assert_eq!(cc.max_age, Some(60));
+    assert_eq!(cc.s_maxage, Some(5));
+}
+
+#[test]
+fn malformed_cache_control() {
+    let cc = cache_control(&headers(&[(
+        "cache-control",
+        "max-age=-1, s-maxage=1.5, stale-if-error=, stale-while-revalidate=abc, ,,, =, max-age",
+    )]));
+    assert_eq!(cc, CacheControlFlags::default());
+    // Too large to represent: 2^31 (RFC 9111 §1.2.2), not ignored.
+    let cc = cache_control(&headers(&[(
+        "cache-control",
+        "max-age=99999999999999999999999, s-maxage=4294967296",
+    )]));
+    assert_eq!(cc.max_age, Some(DELTA_SECONDS_MAX));
+    assert_eq!(cc.s_maxage, Some(DELTA_SECONDS_MAX));
+    // Unterminated quote: the rest is one element, nothing panics.
+    let cc = cache_control(&headers(&[("cache-control", "max-age=\"5, private")]));
+    assert!(!cc.private);
+    // Non-UTF-8 bytes are tolerated.
+    let mut h = HeaderMap::new();
+    h.append(
+        CACHE_CONTROL,
+        HeaderValue::from_bytes(b"max-age=7, \xffx").unwrap(),
+    );
+    assert_eq!(cache_control(&h).max_age, Some(7));
+}
+
+#[test]
+fn unquote_and_split() {
+    assert_eq!(unquote("\"a\\\"b\""), "a\"b");
+    assert_eq!(unquote("\"ab\""), "ab");
+    assert_eq!(unquote("\"ab"), "\"ab");
+    assert_eq!(unquote("\"\\"), "\"\\");
+    let items: Vec<&str> = split_list("a, b=\"x,\\\"y\", c").collect();
+    assert_eq!(items, ["a", "b=\"x,\\\"y\"", "c"]);
+}
+
+#[test]
+fn http_date_formats() {
+    let expected = Some(at(784_111_777));
+    assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), expected);
+    assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), expected);
+    assert_eq!(parse_http_date("Sun Nov  6 08:49:37 1994"), expected);
+    assert_eq!(
+        parse_http_date("  sun, 06 nov 1994 08:49:37 utc "),
+        expected
+    );
+    assert_eq!(
+        parse_http_date("Thursday, 01-Jan-05 00:00:00 GMT"),
+        parse_http_date("Sat, 01 Jan 2005 00:00:00 GMT")
+    );
+    assert_eq!(
+        parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"),
+        Some(UNIX_EPOCH)
+    );
+    assert_eq!(
+        parse_http_date("Wed, 31 Dec 1969 23:59:59 GMT"),
+        UNIX_EPOCH.checked_sub(Duration::from_secs(1))
+    );
+    assert_eq!(
+        parse_http_date("Thu, 29 Feb 2024 00:00:00 GMT"),
+        Some(at(1_709_164_800))
+    );
+}
+
+#[test]
+fn http_date_rejects_invalid() {
+    for bad in [
+        "",
+        "0",
+        "-1",
+        "Sun, 06 Nov 1994 08:49:37",
+        "Sun, 06 Nov 1994 08:49:37 PST",
+        "Sun, 06 Nov 94 08:49:37 GMT",
+        "Sun, 31 Nov 1994 08:49:37 GMT",
+        "Sun, 29 Feb 2023 08:49:37 GMT",
+        "Sun, 06 Foo 1994 08:49:37 GMT",
+        "Sun, 06 Nov 1994 24:00:00 GMT",
+        "Sun, 06 Nov 1994 8:49:37 GMT",
+        "Sun, 06 Nov 1994 08:49:37 GMT extra",
+        "Sunday, 06-Nov-1994 08:49:37 GMT",
+        "Sun Nov  6 08:49:37",
+        "Sun Nov  6 08:49:37 1994 GMT",
+        "1, 06 Nov 1994 08:49:37 GMT",
+        ", 06 Nov 1994 08:49:37 GMT",
+    ] {
+        assert_eq!(parse_http_date(bad), None, "{bad:?}");
+    }
+}
+
+#[test]
+fn http_date_round_trips() {
+    for secs in [
+        0,
+        1,
+        784_111_777,
+        951_782_400,
+        1_709_164_800,
+        1_795_502_305,
+        4_102_444_799,
+    ] {
+        let t = at(secs);
+        assert_eq!(parse_http_date(&http_date(t)), Some(t), "{secs}");
+    }
+    // Every day across a leap-year boundary.
+    for day in 0..800u64 {
+        let t = at(1_704_067_200 + day * DAY_SECS + 3_723);
+        assert_eq!(parse_http_date(&http_date(t)), Some(t));
+    }
+}
+
+#[test]
+fn capping() {
+    assert_eq!(cap(Duration::from_secs(60)), Duration::from_secs(60));
+    assert_eq!(
+        cap(Duration::from_secs(MAX_TTL_SECS)),
+        Duration::from_secs(MAX_TTL_SECS)
+    );
+    assert_eq!(
+        cap(Duration::from_secs(86_400)),
+        Duration::from_secs(MAX_TTL_SECS)
+    );
+    assert_eq!(cap(Duration::MAX), Duration::from_secs(MAX_TTL_SECS));
+}
