@@ -198,12 +198,12 @@ async fn by_request(
 
 fn spec_of<'s>(stage: &'s Stage, policy: &str) -> Option<&'s KeySpec> {
     if let Some(rc) = stage.response_caches.get(policy) {
-        return Some(&rc.key);
+        return Some(&rc.common.key);
     }
     match stage.step_policies.get(policy).map(|p| &**p) {
-        Some(StepPolicy::LookupCache(p)) => Some(&p.key),
-        Some(StepPolicy::PopulateCache(p)) => Some(&p.key),
-        Some(StepPolicy::InvalidateCache(p)) => Some(&p.key),
+        Some(StepPolicy::LookupCache(p)) => Some(&p.common.key),
+        Some(StepPolicy::PopulateCache(p)) => Some(&p.common.key),
+        Some(StepPolicy::InvalidateCache(p)) => Some(&p.common.key),
         _ => None,
     }
 }

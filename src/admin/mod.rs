@@ -54,7 +54,7 @@ impl AdminApp {
                     "base_path": s.base_path,
                     "target": s.target.url,
                     "cache_enabled": s.cache.enabled,
-                    "policies": s.policies.keys().collect::<Vec<_>>(),
+                    "policies": s.policy_names(),
                     "flows": s.flows.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
                 })
             })

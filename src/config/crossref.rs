@@ -10,11 +10,11 @@ use toml::Spanned;
 use super::compile::FileCtx;
 use super::defaults::MAX_TTL_SECS;
 use super::file::{FileStage, FileStep};
+use super::policies::Conditions;
 use crate::diag::{Diagnostic, Diagnostics, Pos};
 use crate::policy::model::{
     CacheKey, Expiry, ExpirySettings, MessageTarget, Policy, PolicyFile, PolicyKind,
 };
-use crate::runtime::flow::condition::Condition;
 use crate::runtime::flow::template::Template;
 use crate::runtime::flow::vars::{classify, suggest, VarKind};
 
@@ -31,6 +31,8 @@ struct Checker<'a> {
     policies: &'a BTreeMap<String, Arc<PolicyFile>>,
     assigned: BTreeSet<String>,
     diags: &'a mut Diagnostics,
+    /// The load's parsed conditions: each text is parsed once for validation and compilation.
+    conditions: &'a mut Conditions,
 }
 
 impl Checker<'_> {
@@ -92,7 +94,7 @@ impl Checker<'_> {
     }
 
     fn condition(&mut self, text: &str, site: &RefSite) {
-        match Condition::parse(text) {
+        match self.conditions.parse(text).clone() {
             Ok(c) => {
                 for v in c.variables() {
                     self.var(v, site);
@@ -294,6 +296,7 @@ fn every_step(stage: &FileStage) -> impl Iterator<Item = &Spanned<FileStep>> {
 /// Runs every cross-file check of one stage.
 pub(crate) fn check_stage(
     cx: &mut FileCtx,
+    conditions: &mut Conditions,
     stage: &FileStage,
     policies: &BTreeMap<String, Arc<PolicyFile>>,
     failed_files: &BTreeSet<String>,
@@ -456,6 +459,7 @@ pub(crate) fn check_stage(
         policies,
         assigned,
         diags: cx.diags,
+        conditions,
     };
     for p in policies.values() {
         checker.policy(p);
@@ -495,7 +499,7 @@ pub(crate) fn check_stage(
 impl Checker<'_> {
     /// Variable checks for a condition whose syntax `compile/flows.rs` already reported.
     fn condition_vars_only(&mut self, text: &str, site: &RefSite) {
-        if let Ok(c) = Condition::parse(text) {
+        if let Ok(c) = self.conditions.parse(text).clone() {
             for v in c.variables() {
                 self.var(v, site);
             }

@@ -10,10 +10,12 @@
 //! `load` is the only function here that touches the file system. It never stops at the first
 //! problem: the outcome carries every diagnostic, and a configuration only when none is an error.
 
+pub(crate) mod assign;
 mod compile;
 mod crossref;
 pub mod defaults;
 pub mod file;
+pub(crate) mod policies;
 pub mod schema;
 pub mod units;
 
@@ -28,12 +30,10 @@ pub use crate::runtime::stage::RuntimeConfig;
 
 use crate::diag::{Diagnostic, Diagnostics, Pos};
 use crate::policy::model::{Policy, PolicyFile};
-use crate::runtime::key::{KeySpec, ScopeContext};
-use crate::runtime::policy::{
-    InvalidateCachePolicy, LookupCachePolicy, PopulateCachePolicy, ResponseCachePolicy,
-};
+use crate::runtime::key::{KeySpec, Namespace, ScopeContext};
 use compile::{file_error, FileCtx};
 use file::{FileGateway, FileStage};
+use policies::Conditions;
 
 /// Largest configuration file read (a policy directory is not a place for big files).
 const MAX_FILE_BYTES: u64 = 1 << 20;
@@ -165,6 +165,8 @@ fn load_inner(dir: &Path, diags: &mut Diagnostics) -> Option<RuntimeConfig> {
         .collect();
     stage_dirs.sort();
 
+    // Every condition of this load is parsed once, whichever stage or check asks first.
+    let mut conditions = Conditions::default();
     let mut stages = Vec::new();
     for stage_dir in &stage_dirs {
         let stage_toml = stage_dir.join("stage.toml");
@@ -183,6 +185,7 @@ fn load_inner(dir: &Path, diags: &mut Diagnostics) -> Option<RuntimeConfig> {
             stage_dir,
             &stage_toml,
             gateway.as_ref().map(|g| g.organization.as_str()),
+            &mut conditions,
             diags,
         ) {
             stages.push(stage);
@@ -232,25 +235,16 @@ fn load_inner(dir: &Path, diags: &mut Diagnostics) -> Option<RuntimeConfig> {
 /// The key of a standards-mode stage: method, path and the whole query string (Vary is handled
 /// separately, as pingora-cache variants).
 fn http_mode_key(scope: &ScopeContext) -> KeySpec {
-    let fragment = |var: &str| crate::policy::model::KeyFragment {
-        pos: Pos::default(),
-        reference: Some(var.to_owned()),
-        literal: None,
-        type_: None,
-    };
-    let key = crate::policy::model::CacheKey {
-        pos: Pos::default(),
-        prefix: Some(crate::diag::Located::new("http".to_owned(), Pos::default())),
-        fragments: vec![
+    let fragment = |var: &'static str| (Some(var), None);
+    KeySpec::from_policy(
+        Namespace::Standard,
+        Some("http"),
+        &[
             fragment("request.verb"),
             fragment("proxy.pathsuffix"),
             fragment("request.querystring"),
         ],
-    };
-    KeySpec::from_policy(
-        crate::runtime::key::Namespace::Standard,
-        &key,
-        crate::policy::model::Scope::Exclusive,
+        crate::runtime::key::Scope::Exclusive,
         None,
         scope,
     )
@@ -260,6 +254,7 @@ fn load_stage(
     dir: &Path,
     stage_toml: &Path,
     org: Option<&str>,
+    conditions: &mut Conditions,
     diags: &mut Diagnostics,
 ) -> Option<stage::Stage> {
     let name = dir
@@ -355,9 +350,9 @@ fn load_stage(
     let target = compile::target(&mut cx, &file);
     let resources = compile::resources(&mut cx, &file);
     let cache = compile::cache(&mut cx, &file, &resources);
-    let preflow = compile::flow_steps(&mut cx, &file.preflow);
-    let postflow = compile::flow_steps(&mut cx, &file.postflow);
-    let flows = compile::flows(&mut cx, &file);
+    let preflow = compile::flow_steps(&mut cx, conditions, &file.preflow);
+    let postflow = compile::flow_steps(&mut cx, conditions, &file.postflow);
+    let flows = compile::flows(&mut cx, conditions, &file);
     let api_name = match &file.api_name {
         Some(a) if compile::is_name(a.get_ref()) => a.get_ref().clone(),
         Some(a) => {
@@ -373,7 +368,7 @@ fn load_stage(
         }
         None => name.clone(),
     };
-    crossref::check_stage(&mut cx, &file, &policies, &failed);
+    crossref::check_stage(&mut cx, conditions, &file, &policies, &failed);
 
     let scope = ScopeContext {
         organization: org.unwrap_or("cachegate"),
@@ -381,36 +376,35 @@ fn load_stage(
         api_name: &api_name,
         revision: *file.revision.get_ref(),
     };
-    let response_caches = policies
-        .values()
-        .filter_map(|p| match &p.policy {
-            Policy::ResponseCache(rc) => Some((
-                p.name().to_owned(),
-                Arc::new(ResponseCachePolicy::compile(p, rc, &scope)),
-            )),
-            _ => None,
-        })
-        .collect();
+    // A ResponseCache whose condition does not parse compiles to nothing; validation has
+    // reported it, so this configuration is never used.
+    let mut response_caches = BTreeMap::new();
+    for p in policies.values() {
+        if let Policy::ResponseCache(rc) = &p.policy {
+            let compiled = policies::response_cache(p, rc, &scope, conditions)?;
+            response_caches.insert(p.name().to_owned(), Arc::new(compiled));
+        }
+    }
     let step_policies = policies
         .values()
         .filter_map(|p| {
             let compiled = match &p.policy {
                 Policy::ResponseCache(_) => return None,
                 Policy::LookupCache(lc) => {
-                    stage::StepPolicy::LookupCache(LookupCachePolicy::compile(p, lc, &scope))
+                    stage::StepPolicy::LookupCache(policies::lookup_cache(p, lc, &scope))
                 }
                 Policy::PopulateCache(pc) => {
-                    stage::StepPolicy::PopulateCache(PopulateCachePolicy::compile(p, pc, &scope))
+                    stage::StepPolicy::PopulateCache(policies::populate_cache(p, pc, &scope))
                 }
-                Policy::InvalidateCache(ic) => stage::StepPolicy::InvalidateCache(
-                    InvalidateCachePolicy::compile(p, ic, &scope),
-                ),
+                Policy::InvalidateCache(ic) => {
+                    stage::StepPolicy::InvalidateCache(policies::invalidate_cache(p, ic, &scope))
+                }
                 Policy::AssignMessage(am) => {
                     stage::StepPolicy::AssignMessage(stage::AssignMessagePolicy {
                         name: p.name().to_owned(),
                         enabled: p.common.enabled,
                         continue_on_error: p.common.continue_on_error,
-                        assign: crate::runtime::flow::assign::CompiledAssignMessage::compile(am),
+                        assign: assign::compile(am),
                     })
                 }
             };
@@ -434,7 +428,6 @@ fn load_stage(
         preflow,
         flows,
         postflow,
-        policies,
         response_caches,
         step_policies,
         default_key,

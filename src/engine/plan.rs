@@ -70,7 +70,9 @@ pub struct CachePlan {
 impl CachePlan {
     /// The policy label for metrics: the ResponseCache name, or `stage` for stage caching.
     pub fn policy_label(&self) -> &str {
-        self.policy.as_ref().map_or("stage", |p| p.name.as_str())
+        self.policy
+            .as_ref()
+            .map_or("stage", |p| p.common.name.as_str())
     }
 }
 
@@ -119,7 +121,7 @@ pub fn attached_response_cache(
     stage
         .steps(flow, Side::Request)
         .filter_map(|step| stage.response_caches.get(&step.policy).map(|p| (step, p)))
-        .find(|(step, p)| p.enabled && step.condition.as_ref().is_none_or(|c| c.eval(vars)))
+        .find(|(step, p)| p.common.enabled && step.condition.as_ref().is_none_or(|c| c.eval(vars)))
         .map(|(_, p)| Arc::clone(p))
 }
 
@@ -157,7 +159,9 @@ pub fn plan(
     if req.has_body && method == "GET" {
         return Err(Bypass::Body);
     }
-    let spec = policy.as_ref().map_or(&stage.default_key, |p| &p.key);
+    let spec = policy
+        .as_ref()
+        .map_or(&stage.default_key, |p| &p.common.key);
     // Stage caching forwards only the first value of each declared parameter, so its key and
     // the upstream request agree; a ResponseCache forwards the whole query.
     if policy.is_some()

@@ -265,12 +265,12 @@ pub async fn prepare(
             plan.skip_lookup = true;
         }
         if let Some(p) = &plan.policy {
-            let prefix = format!("responsecache.{}.", p.name);
+            let prefix = format!("responsecache.{}.", p.common.name);
             let vars = &mut prepared.state.vars;
             vars.insert(format!("{prefix}cachekey"), plan.key.readable.clone());
             vars.insert(
                 format!("{prefix}cachename"),
-                p.cache_resource.clone().unwrap_or_default(),
+                p.common.cache_resource.clone().unwrap_or_default(),
             );
             vars.insert(format!("{prefix}cachehit"), "false".to_owned());
             vars.insert(format!("{prefix}invalidentry"), "false".to_owned());

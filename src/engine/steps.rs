@@ -80,20 +80,20 @@ fn lookup(
     vars: &dyn Variables,
     fx: &mut Effects,
 ) {
-    let key = p.key.build(vars);
-    let prefix = format!("lookupcache.{}.", p.name);
+    let key = p.common.key.build(vars);
+    let prefix = format!("lookupcache.{}.", p.common.name);
     fx.assign
         .push((format!("{prefix}cachekey"), key.readable.clone()));
     fx.assign.push((
         format!("{prefix}cachename"),
-        p.cache_resource.clone().unwrap_or_default(),
+        p.common.cache_resource.clone().unwrap_or_default(),
     ));
     fx.assign
         .push((format!("{prefix}assignto"), p.assign_to.clone()));
     // The lookup itself may go to the shared tier: the caller awaits it once the variables
     // (which borrow the request) are released.
     fx.lookup = Some(PendingLookup {
-        policy: p.name.clone(),
+        policy: p.common.name.clone(),
         assign_to: p.assign_to.clone(),
         store_key: key.store_key(),
         prefixes: checks(store, &stage.name, &key),
@@ -164,20 +164,20 @@ fn populate(
     fx: &mut Effects,
 ) -> Result<(), String> {
     let (stage, store) = (cx.stage, cx.store);
-    let key = p.key.build(vars);
+    let key = p.common.key.build(vars);
     let ttl = populate_ttl(p, cx.stage_ttl, vars);
-    let prefix = format!("populatecache.{}.", p.name);
+    let prefix = format!("populatecache.{}.", p.common.name);
     fx.assign
         .push((format!("{prefix}cachekey"), key.readable.clone()));
     fx.assign.push((
         format!("{prefix}cachename"),
-        p.cache_resource.clone().unwrap_or_default(),
+        p.common.cache_resource.clone().unwrap_or_default(),
     ));
     if cx.dry_run {
         return Ok(());
     }
     if p.source == "response.content" {
-        fx.populate_from_body = Some((p.name.clone(), key, ttl));
+        fx.populate_from_body = Some((p.common.name.clone(), key, ttl));
         return Ok(());
     }
     // Apigee: an unresolved source stores nothing.
@@ -187,7 +187,7 @@ fn populate(
     if value.len() as u64 > stage.cache.max_object_size {
         METRICS
             .cache_store_rejections
-            .with_label_values(&[&stage.name, &p.name, "size"])
+            .with_label_values(&[&stage.name, &p.common.name, "size"])
             .inc();
         return Err(format!(
             "the value of {} is larger than max_object_size",
@@ -202,7 +202,7 @@ fn populate(
     );
     METRICS
         .cache_stores
-        .with_label_values(&[&stage.name, &p.name])
+        .with_label_values(&[&stage.name, &p.common.name])
         .inc();
     Ok(())
 }
@@ -242,13 +242,13 @@ fn invalidate(
     fx: &mut Effects,
 ) -> Result<(), String> {
     let (stage, store) = (cx.stage, cx.store);
-    let value_key = p.key.build(vars);
-    let prefix = format!("invalidatecache.{}.", p.name);
+    let value_key = p.common.key.build(vars);
+    let prefix = format!("invalidatecache.{}.", p.common.name);
     fx.assign
         .push((format!("{prefix}cachekey"), value_key.readable.clone()));
     fx.assign.push((
         format!("{prefix}cachename"),
-        p.cache_resource.clone().unwrap_or_default(),
+        p.common.cache_resource.clone().unwrap_or_default(),
     ));
     fx.assign.push((
         format!("{prefix}purgechildentries"),
@@ -269,6 +269,7 @@ fn invalidate(
         return Ok(());
     }
     let response_key = p
+        .common
         .key
         .clone()
         .with_namespace(crate::runtime::key::Namespace::Response)
@@ -280,7 +281,7 @@ fn invalidate(
         &response_key,
         p.purge_child_entries,
         "policy",
-        &p.name,
+        &p.common.name,
     );
     Ok(())
 }

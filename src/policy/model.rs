@@ -5,6 +5,9 @@
 //! position they were written at so that cross-file validation can still point at the right line.
 //! Element names in comments are Apigee's; see `shared/reference/apigee-aws-semantics.md` §1.
 
+pub use crate::runtime::flow::assign::MessageTarget;
+pub use crate::runtime::key::Scope;
+pub use crate::runtime::ttl::{ExpiryDate, TimeOfDay};
 use std::path::PathBuf;
 
 use crate::diag::{Located, Pos};
@@ -152,49 +155,6 @@ pub struct KeyFragment {
     pub type_: Option<String>,
 }
 
-/// `<Scope>`: how the key prefix is built when `<Prefix>` is absent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Scope {
-    /// `org__env__`: shared by every API in the stage.
-    Global,
-    /// `org__env__api__`: shared by every flow of the stage's API.
-    Application,
-    /// `org__env__api__revision__proxyEndpoint__`.
-    Proxy,
-    /// `org__env__api__revision__targetEndpoint__`.
-    Target,
-    /// The narrowest (default): like Proxy, or Target when attached on the target side.
-    #[default]
-    Exclusive,
-}
-
-impl Scope {
-    /// All scopes, in Apigee's documentation order.
-    pub const ALL: [Scope; 5] = [
-        Scope::Global,
-        Scope::Application,
-        Scope::Proxy,
-        Scope::Target,
-        Scope::Exclusive,
-    ];
-
-    /// Apigee's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Global => "Global",
-            Scope::Application => "Application",
-            Scope::Proxy => "Proxy",
-            Scope::Target => "Target",
-            Scope::Exclusive => "Exclusive",
-        }
-    }
-
-    /// Parses Apigee's spelling (exact case, as Apigee requires).
-    pub fn from_name(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
-
 /// A value that is either written literally or read from a flow variable, with the literal as the
 /// fallback when the variable does not resolve (Apigee's `<TimeoutInSeconds ref="x">300</…>`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,28 +185,6 @@ pub enum Expiry {
     Date(ValueOrRef<ExpiryDate>),
     /// `<TimeOfDay>` `hh:mm:ss`: expires daily at that time (UTC).
     TimeOfDay(ValueOrRef<TimeOfDay>),
-}
-
-/// A calendar date from `<ExpiryDate>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ExpiryDate {
-    /// 1–12.
-    pub month: u8,
-    /// 1–31 (checked against the month).
-    pub day: u8,
-    /// Four-digit year.
-    pub year: u16,
-}
-
-/// A time of day from `<TimeOfDay>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimeOfDay {
-    /// 0–23.
-    pub hour: u8,
-    /// 0–59.
-    pub minute: u8,
-    /// 0–59.
-    pub second: u8,
 }
 
 /// A condition expression written in a policy (e.g. `<SkipCacheLookup>`), kept as text with its
@@ -363,15 +301,6 @@ pub struct AssignMessage {
     /// `<IgnoreUnresolvedVariables>` (default false): when false an unresolved `{var}` in a
     /// template fails the step.
     pub ignore_unresolved_variables: bool,
-}
-
-/// Which message an AssignMessage changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MessageTarget {
-    /// The request (to the target).
-    Request,
-    /// The response (to the client).
-    Response,
 }
 
 /// `<AssignTo createNew="false" type="request">request</AssignTo>`.

@@ -82,7 +82,7 @@ impl Gateway {
         header.insert_header("cache-status", caching::hit_status(fresh_until, now))?;
         if let Some(p) = &plan.policy {
             ctx.state.vars.insert(
-                format!("responsecache.{}.cachehit", p.name),
+                format!("responsecache.{}.cachehit", p.common.name),
                 "true".to_owned(),
             );
         }

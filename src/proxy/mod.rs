@@ -523,7 +523,10 @@ impl ProxyHttp for Gateway {
             // An authorized refresh replaces the entry everyone gets: it is fetched with the
             // key's inputs only, so the token holder cannot slip unkeyed headers into it.
             if ctx.refresh {
-                let spec = plan.policy.as_ref().map_or(&stage.default_key, |p| &p.key);
+                let spec = plan
+                    .policy
+                    .as_ref()
+                    .map_or(&stage.default_key, |p| &p.common.key);
                 fwd.only_headers = Some(spec.header_inputs());
             }
             if plan.policy.is_none() && stage.cache.mode == CacheMode::Aws {
@@ -601,7 +604,7 @@ impl ProxyHttp for Gateway {
         if let Some(p) = ctx.plan.as_ref().and_then(|p| p.policy.as_ref()) {
             let hit = matches!(outcome, Outcome::Hit | Outcome::Stale);
             ctx.state.vars.insert(
-                format!("responsecache.{}.cachehit", p.name),
+                format!("responsecache.{}.cachehit", p.common.name),
                 hit.to_string(),
             );
         }

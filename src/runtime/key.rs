@@ -31,8 +31,50 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use crate::policy::model::{CacheKey, Scope};
 use crate::runtime::flow::Variables;
+
+/// `<Scope>`: how the key prefix is built when `<Prefix>` is absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Scope {
+    /// `org__env__`: shared by every API in the stage.
+    Global,
+    /// `org__env__api__`: shared by every flow of the stage's API.
+    Application,
+    /// `org__env__api__revision__proxyEndpoint__`.
+    Proxy,
+    /// `org__env__api__revision__targetEndpoint__`.
+    Target,
+    /// The narrowest (default): like Proxy, or Target when attached on the target side.
+    #[default]
+    Exclusive,
+}
+
+impl Scope {
+    /// All scopes, in Apigee's documentation order.
+    pub const ALL: [Scope; 5] = [
+        Scope::Global,
+        Scope::Application,
+        Scope::Proxy,
+        Scope::Target,
+        Scope::Exclusive,
+    ];
+
+    /// Apigee's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Global => "Global",
+            Scope::Application => "Application",
+            Scope::Proxy => "Proxy",
+            Scope::Target => "Target",
+            Scope::Exclusive => "Exclusive",
+        }
+    }
+
+    /// Parses Apigee's spelling (exact case, as Apigee requires).
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
 
 /// A 16-byte storage key: a hash of the length-framed key material (see `key.rs`). The store
 /// never sees the readable key, so nothing secret or user-controlled ends up in its index.
@@ -250,16 +292,13 @@ impl KeySpec {
     /// stage's default cache.
     pub fn from_policy(
         ns: Namespace,
-        key: &CacheKey,
+        prefix: Option<&str>,
+        fragments: &[(Option<&str>, Option<&str>)],
         scope: Scope,
         cache_resource: Option<&str>,
         ctx: &ScopeContext,
     ) -> KeySpec {
-        let custom = key
-            .prefix
-            .as_ref()
-            .map(|p| p.value.as_str())
-            .filter(|p| !p.is_empty());
+        let custom = prefix.filter(|p| !p.is_empty());
         let prefix = match custom {
             Some(p) => Prefix::Custom(p),
             None => Prefix::Parts(scope_parts(scope, ctx)),
@@ -269,10 +308,9 @@ impl KeySpec {
             Prefix::Parts(parts) => parts.join(SEPARATOR),
             Prefix::Aws => String::new(),
         };
-        let fragments = key
-            .fragments
+        let fragments = fragments
             .iter()
-            .map(|f| FragmentSpec::from_model(f.reference.as_deref(), f.literal.as_deref()))
+            .map(|(reference, literal)| FragmentSpec::from_model(*reference, *literal))
             .collect();
         KeySpec {
             namespace: ns,

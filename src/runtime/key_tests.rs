@@ -6,7 +6,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::diag::{Located, Pos};
-use crate::policy::model::KeyFragment;
+use crate::policy::model::{CacheKey, KeyFragment};
 
 const CTX: ScopeContext<'static> = ScopeContext {
     organization: "org",
@@ -49,7 +49,7 @@ fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
 }
 
 fn spec(prefix: Option<&str>, fragments: Vec<KeyFragment>) -> KeySpec {
-    KeySpec::from_policy(
+    crate::config::policies::key_spec(
         Namespace::Value,
         &cache_key(prefix, fragments),
         Scope::Exclusive,
@@ -81,8 +81,8 @@ fn scope_prefixes() {
     ];
     let key = cache_key(None, vec![literal("k")]);
     for (scope, expected) in cases {
-        let built =
-            KeySpec::from_policy(Namespace::Value, &key, scope, None, &CTX).build(&HashMap::new());
+        let built = crate::config::policies::key_spec(Namespace::Value, &key, scope, None, &CTX)
+            .build(&HashMap::new());
         assert_eq!(built.readable, expected, "{scope:?}");
     }
 }
@@ -97,7 +97,7 @@ fn empty_prefix_falls_back_to_scope() {
 fn scopes_spelled_alike_share_entries_others_do_not() {
     let key = cache_key(None, vec![literal("k")]);
     let store = |scope| {
-        KeySpec::from_policy(Namespace::Value, &key, scope, None, &CTX)
+        crate::config::policies::key_spec(Namespace::Value, &key, scope, None, &CTX)
             .build(&HashMap::new())
             .store_key()
     };
@@ -106,8 +106,9 @@ fn scopes_spelled_alike_share_entries_others_do_not() {
     assert_ne!(store(Scope::Application), store(Scope::Proxy));
     // A custom prefix spelled like the scope prefix is still a different entry.
     let custom = spec(Some("org__prod"), vec![literal("k")]).build(&HashMap::new());
-    let global = KeySpec::from_policy(Namespace::Value, &key, Scope::Global, None, &CTX)
-        .build(&HashMap::new());
+    let global =
+        crate::config::policies::key_spec(Namespace::Value, &key, Scope::Global, None, &CTX)
+            .build(&HashMap::new());
     assert_eq!(custom.readable, global.readable);
     assert_ne!(custom.store_key(), global.store_key());
 }
@@ -120,7 +121,7 @@ fn revision_is_part_of_narrow_scopes() {
         ..CTX
     };
     let build = |scope, ctx: &ScopeContext| {
-        KeySpec::from_policy(Namespace::Value, &key, scope, None, ctx)
+        crate::config::policies::key_spec(Namespace::Value, &key, scope, None, ctx)
             .build(&HashMap::new())
             .store_key()
     };
@@ -198,8 +199,8 @@ fn empty_ref_and_empty_fragment() {
 #[test]
 fn namespaces_differ() {
     let key = cache_key(Some("p"), vec![literal("a")]);
-    let r = KeySpec::from_policy(Namespace::Response, &key, Scope::Global, None, &CTX);
-    let v = KeySpec::from_policy(Namespace::Value, &key, Scope::Global, None, &CTX);
+    let r = crate::config::policies::key_spec(Namespace::Response, &key, Scope::Global, None, &CTX);
+    let v = crate::config::policies::key_spec(Namespace::Value, &key, Scope::Global, None, &CTX);
     assert_eq!(r.namespace(), Namespace::Response);
     let (r, v) = (r.build(&HashMap::new()), v.build(&HashMap::new()));
     assert_eq!(r.readable, v.readable);
@@ -210,7 +211,7 @@ fn namespaces_differ() {
 fn cache_resource_differs() {
     let key = cache_key(Some("p"), vec![literal("a")]);
     let build = |res| {
-        KeySpec::from_policy(Namespace::Value, &key, Scope::Global, res, &CTX)
+        crate::config::policies::key_spec(Namespace::Value, &key, Scope::Global, res, &CTX)
             .build(&HashMap::new())
     };
     let (none, a, b) = (build(None), build(Some("a")), build(Some("b")));
@@ -227,8 +228,8 @@ fn stage_differs() {
         stage: "test",
         ..CTX
     };
-    let a = KeySpec::from_policy(Namespace::Value, &key, Scope::Global, None, &CTX);
-    let b = KeySpec::from_policy(Namespace::Value, &key, Scope::Global, None, &other);
+    let a = crate::config::policies::key_spec(Namespace::Value, &key, Scope::Global, None, &CTX);
+    let b = crate::config::policies::key_spec(Namespace::Value, &key, Scope::Global, None, &other);
     assert_ne!(
         a.build(&HashMap::new()).store_key(),
         b.build(&HashMap::new()).store_key()
@@ -403,7 +404,7 @@ fn aws_default_only_declared_parameters_count() {
 #[test]
 fn aws_and_policy_keys_never_collide() {
     let aws = KeySpec::aws_default("prod", &[]).build(&aws_vars(&[]));
-    let policy = KeySpec::from_policy(
+    let policy = crate::config::policies::key_spec(
         Namespace::Response,
         &cache_key(
             None,

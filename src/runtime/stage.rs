@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::policy::model::PolicyFile;
 use crate::runtime::flow::assign::CompiledAssignMessage;
 use crate::runtime::flow::condition::Condition;
 pub use crate::runtime::key::KeyParameter;
@@ -134,8 +133,6 @@ pub struct Stage {
     pub flows: Vec<Flow>,
     /// Steps after the matched flow.
     pub postflow: FlowSteps,
-    /// Policies of this stage by name.
-    pub policies: BTreeMap<String, Arc<PolicyFile>>,
     /// The ResponseCache policies, compiled.
     pub response_caches: BTreeMap<String, Arc<ResponseCachePolicy>>,
     /// The other policies (run as flow steps), compiled.
@@ -167,6 +164,18 @@ impl Stage {
         )
         .hash(&mut h);
         h.finish()
+    }
+
+    /// The names of every policy of this stage, in order.
+    pub fn policy_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .response_caches
+            .keys()
+            .chain(self.step_policies.keys())
+            .map(String::as_str)
+            .collect();
+        names.sort_unstable();
+        names
     }
 
     /// The first declared resource template matching `suffix`.
@@ -231,9 +240,9 @@ impl StepPolicy {
     /// The policy's name.
     pub fn name(&self) -> &str {
         match self {
-            StepPolicy::LookupCache(p) => &p.name,
-            StepPolicy::PopulateCache(p) => &p.name,
-            StepPolicy::InvalidateCache(p) => &p.name,
+            StepPolicy::LookupCache(p) => &p.common.name,
+            StepPolicy::PopulateCache(p) => &p.common.name,
+            StepPolicy::InvalidateCache(p) => &p.common.name,
             StepPolicy::AssignMessage(p) => &p.name,
         }
     }
@@ -241,9 +250,9 @@ impl StepPolicy {
     /// `enabled` attribute.
     pub fn enabled(&self) -> bool {
         match self {
-            StepPolicy::LookupCache(p) => p.enabled,
-            StepPolicy::PopulateCache(p) => p.enabled,
-            StepPolicy::InvalidateCache(p) => p.enabled,
+            StepPolicy::LookupCache(p) => p.common.enabled,
+            StepPolicy::PopulateCache(p) => p.common.enabled,
+            StepPolicy::InvalidateCache(p) => p.common.enabled,
             StepPolicy::AssignMessage(p) => p.enabled,
         }
     }
@@ -251,9 +260,9 @@ impl StepPolicy {
     /// `continueOnError` attribute.
     pub fn continue_on_error(&self) -> bool {
         match self {
-            StepPolicy::LookupCache(p) => p.continue_on_error,
-            StepPolicy::PopulateCache(p) => p.continue_on_error,
-            StepPolicy::InvalidateCache(p) => p.continue_on_error,
+            StepPolicy::LookupCache(p) => p.common.continue_on_error,
+            StepPolicy::PopulateCache(p) => p.common.continue_on_error,
+            StepPolicy::InvalidateCache(p) => p.common.continue_on_error,
             StepPolicy::AssignMessage(p) => p.continue_on_error,
         }
     }

@@ -11,8 +11,51 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::header::{CACHE_CONTROL, DATE, EXPIRES};
 use http::HeaderMap;
 
-use crate::policy::model::{Expiry, ExpiryDate, TimeOfDay, ValueOrRef};
 use crate::runtime::flow::Variables;
+
+/// A calendar date from `<ExpiryDate>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpiryDate {
+    /// 1–12.
+    pub month: u8,
+    /// 1–31 (checked against the month).
+    pub day: u8,
+    /// Four-digit year.
+    pub year: u16,
+}
+
+/// A time of day from `<TimeOfDay>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeOfDay {
+    /// 0–23.
+    pub hour: u8,
+    /// 0–59.
+    pub minute: u8,
+    /// 0–59.
+    pub second: u8,
+}
+
+/// `<ExpirySettings>` compiled: how an entry expires (no parse positions; `config` compiles it
+/// from the policy model).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expiry {
+    /// `<TimeoutInSeconds>`: seconds after storing.
+    Timeout(ValueOrRef<u64>),
+    /// `<ExpiryDate>` `mm-dd-yyyy`: the end of that day (UTC).
+    Date(ValueOrRef<ExpiryDate>),
+    /// `<TimeOfDay>` `hh:mm:ss`: daily at that time (UTC).
+    TimeOfDay(ValueOrRef<TimeOfDay>),
+}
+
+/// A value written literally or read from a flow variable, the literal being the fallback when
+/// the variable does not resolve (Apigee's `<TimeoutInSeconds ref="x">300</…>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueOrRef<T> {
+    /// `ref` attribute (a flow variable), if any.
+    pub reference: Option<String>,
+    /// The literal value, if any.
+    pub literal: Option<T>,
+}
 
 /// AWS API Gateway's default cache TTL; also the TTL of a policy without ExpirySettings on a
 /// stage whose own TTL is 0 (see `engine::plan::ttl_for`).

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use http::HeaderValue;
 
 use super::*;
-use crate::diag::Pos;
 use crate::util::http_date;
 
 fn at(secs: u64) -> SystemTime {
@@ -24,7 +23,6 @@ fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
 
 fn value<T>(reference: Option<&str>, literal: Option<T>) -> ValueOrRef<T> {
     ValueOrRef {
-        pos: Pos::default(),
         reference: reference.map(str::to_owned),
         literal,
     }

@@ -6,12 +6,18 @@ use toml::Spanned;
 use super::ctx::FileCtx;
 use super::values::is_name;
 use crate::config::file::{FileStage, FileSteps};
+use crate::config::policies::Conditions;
 use crate::runtime::flow::condition::Condition;
 use crate::runtime::stage::{Flow, FlowSteps, Step};
 
-fn condition(cx: &mut FileCtx, at: &Spanned<String>, text: &str) -> Option<Condition> {
-    match Condition::parse(text) {
-        Ok(c) => Some(c),
+fn condition(
+    cx: &mut FileCtx,
+    conditions: &mut Conditions,
+    at: &Spanned<String>,
+    text: &str,
+) -> Option<Condition> {
+    match conditions.parse(text) {
+        Ok(c) => Some(c.clone()),
         Err(e) => {
             let col = text
                 .get(..e.offset)
@@ -27,12 +33,21 @@ fn condition(cx: &mut FileCtx, at: &Spanned<String>, text: &str) -> Option<Condi
     }
 }
 
-fn steps(cx: &mut FileCtx, list: &[Spanned<crate::config::file::FileStep>]) -> Vec<Step> {
+fn steps(
+    cx: &mut FileCtx,
+    conditions: &mut Conditions,
+    list: &[Spanned<crate::config::file::FileStep>],
+) -> Vec<Step> {
     list.iter()
         .filter_map(|s| {
             let step = s.get_ref();
             let cond = match &step.condition {
-                Some(c) => Some(condition(cx, &Spanned::new(s.span(), c.clone()), c)?),
+                Some(c) => Some(condition(
+                    cx,
+                    conditions,
+                    &Spanned::new(s.span(), c.clone()),
+                    c,
+                )?),
                 None => None,
             };
             Some(Step {
@@ -44,15 +59,19 @@ fn steps(cx: &mut FileCtx, list: &[Spanned<crate::config::file::FileStep>]) -> V
 }
 
 /// Pre-/post-flow steps.
-pub(crate) fn flow_steps(cx: &mut FileCtx, s: &FileSteps) -> FlowSteps {
+pub(crate) fn flow_steps(
+    cx: &mut FileCtx,
+    conditions: &mut Conditions,
+    s: &FileSteps,
+) -> FlowSteps {
     FlowSteps {
-        request: steps(cx, &s.request),
-        response: steps(cx, &s.response),
+        request: steps(cx, conditions, &s.request),
+        response: steps(cx, conditions, &s.response),
     }
 }
 
 /// Conditional flows.
-pub(crate) fn flows(cx: &mut FileCtx, s: &FileStage) -> Vec<Flow> {
+pub(crate) fn flows(cx: &mut FileCtx, conditions: &mut Conditions, s: &FileStage) -> Vec<Flow> {
     let mut out: Vec<Flow> = Vec::new();
     for f in &s.flows {
         let name = f.name.get_ref();
@@ -71,15 +90,15 @@ pub(crate) fn flows(cx: &mut FileCtx, s: &FileStage) -> Vec<Flow> {
             );
         }
         let cond = match &f.condition {
-            Some(c) => condition(cx, c, c.get_ref()),
+            Some(c) => condition(cx, conditions, c, c.get_ref()),
             None => None,
         };
         out.push(Flow {
             name: name.clone(),
             condition: cond,
             steps: FlowSteps {
-                request: steps(cx, &f.request),
-                response: steps(cx, &f.response),
+                request: steps(cx, conditions, &f.request),
+                response: steps(cx, conditions, &f.response),
             },
         });
     }

@@ -41,6 +41,6 @@ impl From<Unresolved> for AssignError {
 }
 
 /// Escapes control characters for error messages (see [`AssignError`]).
-pub(super) fn escaped(s: &str) -> String {
+pub(crate) fn escaped(s: &str) -> String {
     s.escape_debug().to_string()
 }

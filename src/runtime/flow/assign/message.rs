@@ -30,3 +30,12 @@ pub trait Message {
     /// Sets the path (without query). Request only (responses ignore).
     fn set_path(&mut self, path: &str);
 }
+
+/// Which message an AssignMessage changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageTarget {
+    /// The request (to the target).
+    Request,
+    /// The response (to the client).
+    Response,
+}

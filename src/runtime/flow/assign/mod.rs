@@ -22,8 +22,9 @@
 //! `compile.rs` only `error.rs`, and nothing uses `apply.rs`.
 
 mod apply;
-mod compile;
+pub(crate) mod compile;
 mod error;
+pub(crate) use error::escaped;
 mod message;
 mod query;
 #[cfg(test)]
@@ -31,4 +32,4 @@ mod tests;
 
 pub use compile::CompiledAssignMessage;
 pub use error::AssignError;
-pub use message::Message;
+pub use message::{Message, MessageTarget};
