@@ -16,10 +16,10 @@
 //! either of them except the key types (`scripts/layers.py`).
 
 pub mod entry;
-pub mod fanout;
+pub(crate) mod fanout;
 pub mod local;
 pub mod pingora_bridge;
-pub mod purge;
-pub mod seal;
-pub mod shared;
-pub mod store;
+pub(crate) mod purge;
+pub(crate) mod seal;
+pub(crate) mod shared;
+pub(crate) mod store;

@@ -21,9 +21,6 @@ use aes_gcm::{Aes256Gcm, Key, Nonce};
 use base64::Engine as _;
 use zeroize::Zeroizing;
 
-/// The environment variable the gateway reads its cache keys from.
-pub const DEFAULT_KEYS_VAR: &str = "CACHEGATE_CACHE_KEYS";
-
 /// Format version of a sealed value (its first byte).
 pub const SEAL_VERSION: u8 = 1;
 

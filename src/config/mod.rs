@@ -13,11 +13,11 @@
 pub(crate) mod assign;
 mod compile;
 mod crossref;
-pub mod defaults;
-pub mod file;
+pub(crate) mod defaults;
+pub(crate) mod file;
 pub(crate) mod policies;
 pub mod schema;
-pub mod units;
+pub(crate) mod units;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;

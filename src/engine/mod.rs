@@ -16,13 +16,13 @@
 //! The proxy (Pingora glue), the admin API and the CLI call into this module; it never imports
 //! them (see `scripts/layers.py`).
 
-pub mod client_invalidation;
-pub mod facts;
-pub mod invalidate;
-pub mod message;
+pub(crate) mod client_invalidation;
+pub(crate) mod facts;
+pub(crate) mod invalidate;
+pub(crate) mod message;
 pub mod plan;
-pub mod request;
-pub mod response;
-pub mod steps;
+pub(crate) mod request;
+pub(crate) mod response;
+pub(crate) mod steps;
 
 pub use request::{prepare, route, Env, Mode, Prepared, RequestState, Routed};

@@ -17,7 +17,7 @@ use crate::engine::facts::{cache_method, resource_path, RequestFacts};
 use crate::engine::message::RequestMessage;
 use crate::engine::plan::{self, Bypass, CachePlan};
 use crate::engine::steps::{self, Fault, PendingLookup, StepContext};
-use crate::policy::model::MessageTarget;
+use crate::runtime::flow::assign::MessageTarget;
 use crate::runtime::flow::vars::RequestVars;
 use crate::runtime::stage::{Flow, RuntimeConfig, Side, Stage, Step, StepPolicy};
 

@@ -10,7 +10,7 @@ use crate::cache::store::TieredStore;
 use crate::engine::message::ResponseMessage;
 use crate::engine::request::{Env, RequestState};
 use crate::engine::steps::{self, Fault, PendingLookup, StepContext};
-use crate::policy::model::MessageTarget;
+use crate::runtime::flow::assign::MessageTarget;
 use crate::runtime::key::BuiltKey;
 use crate::runtime::stage::{Side, Step};
 

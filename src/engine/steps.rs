@@ -29,6 +29,21 @@ pub struct Fault {
     pub message: String,
 }
 
+/// Why a step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// PopulateCache: the value is over the stage's `max_object_size`.
+    #[error("the value of {0} is larger than max_object_size")]
+    ValueTooLarge(String),
+    /// InvalidateCache: a key fragment did not resolve (purging a shorter key would purge too
+    /// much).
+    #[error("unresolved key fragment {0}")]
+    UnresolvedFragment(String),
+    /// AssignMessage could not be applied.
+    #[error(transparent)]
+    Assign(#[from] AssignError),
+}
+
 /// What a step wants done once the variables it read are no longer borrowed.
 #[derive(Debug, Default)]
 pub struct Effects {
@@ -162,7 +177,7 @@ fn populate(
     cx: &StepContext<'_>,
     vars: &dyn Variables,
     fx: &mut Effects,
-) -> Result<(), String> {
+) -> Result<(), StepError> {
     let (stage, store) = (cx.stage, cx.store);
     let key = p.common.key.build(vars);
     let ttl = populate_ttl(p, cx.stage_ttl, vars);
@@ -189,10 +204,7 @@ fn populate(
             .cache_store_rejections
             .with_label_values(&[&stage.name, &p.common.name, "size"])
             .inc();
-        return Err(format!(
-            "the value of {} is larger than max_object_size",
-            p.source
-        ));
+        return Err(StepError::ValueTooLarge(p.source.clone()));
     }
     store.put_tiered(
         &stage.name,
@@ -240,7 +252,7 @@ fn invalidate(
     cx: &StepContext<'_>,
     vars: &dyn Variables,
     fx: &mut Effects,
-) -> Result<(), String> {
+) -> Result<(), StepError> {
     let (stage, store) = (cx.stage, cx.store);
     let value_key = p.common.key.build(vars);
     let prefix = format!("invalidatecache.{}.", p.common.name);
@@ -260,9 +272,8 @@ fn invalidate(
             .cache_invalidations
             .with_label_values(&[&stage.name, "policy", "unresolved"])
             .inc();
-        return Err(format!(
-            "unresolved key fragment {}",
-            value_key.unresolved.join(", ")
+        return Err(StepError::UnresolvedFragment(
+            value_key.unresolved.join(", "),
         ));
     }
     if cx.dry_run {
@@ -306,13 +317,13 @@ pub fn run(
     cx: &StepContext<'_>,
     vars: &dyn Variables,
     msg: Option<&mut dyn Message>,
-    side: crate::policy::model::MessageTarget,
+    side: crate::runtime::flow::assign::MessageTarget,
 ) -> Result<Effects, Fault> {
     let (stage, store) = (cx.stage, cx.store);
     let mut fx = Effects::default();
-    let fault = |message: String| Fault {
+    let fault = |e: StepError| Fault {
         policy: policy.name().to_owned(),
-        message,
+        message: e.to_string(),
     };
     match policy {
         StepPolicy::LookupCache(p) => lookup(p, store, stage, vars, &mut fx),
@@ -323,7 +334,7 @@ pub fn run(
                 Some(m) if p.assign.target(side) == side => p.assign.apply(m, vars),
                 _ => p.assign.assign_variables(vars),
             };
-            fx.assign = result.map_err(|e: AssignError| fault(e.to_string()))?;
+            fx.assign = result.map_err(|e| fault(StepError::Assign(e)))?;
         }
     }
     Ok(fx)

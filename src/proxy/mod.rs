@@ -8,9 +8,9 @@
 mod body;
 mod caching;
 mod fast_hit;
-pub mod header_deadline;
+pub(crate) mod header_deadline;
 mod logging;
-pub mod rehome;
+pub(crate) mod rehome;
 mod respond;
 mod upstream;
 

@@ -11,7 +11,7 @@
 
 pub mod flow;
 pub mod key;
-pub mod policy;
-pub mod resource;
+pub(crate) mod policy;
+pub(crate) mod resource;
 pub mod stage;
-pub mod ttl;
+pub(crate) mod ttl;

@@ -232,6 +232,7 @@ pub struct CacheControlFlags {
 
 impl CacheControlFlags {
     /// Whether a shared cache must not store the response (`no-store` or `private`).
+    #[cfg(test)]
     pub fn forbids_shared_storage(&self) -> bool {
         self.no_store || self.private
     }

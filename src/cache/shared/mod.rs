@@ -86,8 +86,12 @@ use super::seal::Sealer;
 use crate::metrics::METRICS;
 use crate::runtime::stage::RedisSettings;
 
-pub use breaker::{BREAKER_COOLDOWN, BREAKER_MAX_COOLDOWN, BREAKER_THRESHOLD};
-pub use codec::{Invalidation, PurgeTimes, ENTRY_FORMAT, SEALED_MARKER};
+pub use breaker::BREAKER_COOLDOWN;
+#[cfg(test)]
+use breaker::BREAKER_THRESHOLD;
+#[cfg(test)]
+use codec::SEALED_MARKER;
+pub use codec::{Invalidation, PurgeTimes};
 pub use error::SharedError;
 pub use tasks::SubscriptionEvent;
 

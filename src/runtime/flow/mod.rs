@@ -1,8 +1,8 @@
 //! The flow engine: flow variables, Apigee's condition language, and the choice of flow and steps.
 
-pub mod assign;
+pub(crate) mod assign;
 pub mod condition;
-pub mod template;
+pub(crate) mod template;
 pub mod vars;
 
 use std::borrow::Cow;
