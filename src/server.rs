@@ -14,8 +14,6 @@ use crate::admin::{AdminApp, AdminAuth};
 use crate::cache::fanout::SharedTierService;
 use crate::cache::pingora_bridge::GatewayCache;
 use crate::cache::store::TieredStore;
-use crate::proxy::header_deadline::HeaderDeadlineApp;
-use crate::proxy::Gateway;
 use crate::reload::ConfigHandle;
 use crate::watch::ConfigWatcher;
 
@@ -53,16 +51,12 @@ pub fn build(handle: Arc<ConfigHandle>, options: &ServerOptions) -> Server {
         None => GatewayCache::new(),
     };
     handle.attach_store(cache.store());
-    let mut app = pingora::proxy::HttpProxy::new(
-        Gateway::new(Arc::clone(&handle), cache),
-        Arc::clone(&server.configuration),
+    let proxy = crate::proxy::service(
+        Arc::clone(&handle),
+        cache,
+        &server.configuration,
+        &g.listen.to_string(),
     );
-    app.handle_init_modules();
-    let mut proxy = Service::new(
-        "cachegate proxy".to_owned(),
-        HeaderDeadlineApp::new(app, Arc::clone(&handle)),
-    );
-    proxy.add_tcp(&g.listen.to_string());
 
     let auth = match &options.admin_token {
         Some(t) => AdminAuth::with_token(t),

@@ -1,12 +1,12 @@
-//! `TieredStore`: the process-wide cache store, one local tier per stage (a shared Redis tier
-//! will sit behind it).
+//! `TieredStore`: the process-wide cache store, one local tier per stage, with the shared Redis
+//! tier (when configured) behind it.
 //!
 //! The API is synchronous on purpose. The hit path is a moka read, which is lock-free and never
 //! blocks (no lock is waited on, no I/O happens), so an `async fn` would only add a future per
 //! lookup and an `.await` point without ever yielding. The stage → tier map is read through
 //! `ArcSwap`, so a lookup takes no lock either, even while a reload reconfigures the tiers.
-//! When the shared tier arrives, its network round trip happens only after a local miss (see the
-//! marked place in [`TieredStore::get`]); the local hit path stays as it is.
+//! The shared tier's network round trip happens only after a local miss (`get_tiered`); the local
+//! hit path never waits on Redis.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};

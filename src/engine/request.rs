@@ -287,12 +287,9 @@ fn run_request_step(
     state: &mut RequestState,
     step: &Step,
 ) -> Result<Option<PendingLookup>, Fault> {
-    let Some(policy) = env.stage.step_policies.get(&step.policy) else {
+    let Some(policy) = steps::enabled_policy(env.stage, step) else {
         return Ok(None);
     };
-    if !policy.enabled() {
-        return Ok(None);
-    }
     let params = state.params();
     let vars = env.vars(req, state, &params, None);
     if step.condition.as_ref().is_some_and(|c| !c.eval(&vars)) {
@@ -323,21 +320,15 @@ fn run_request_step(
         )
     };
     drop(params);
-    match result {
-        Ok(mut fx) => {
-            if let Some((header, suffix)) = changed {
-                *req = header;
-                if let Some(s) = suffix {
-                    state.suffix = s;
-                }
-            }
-            steps::apply(&mut state.vars, &mut fx);
-            Ok(fx.lookup.take())
+    let Some(mut fx) = steps::tolerate(policy, result)? else {
+        return Ok(None);
+    };
+    if let Some((header, suffix)) = changed {
+        *req = header;
+        if let Some(s) = suffix {
+            state.suffix = s;
         }
-        Err(fault) if policy.continue_on_error() => {
-            tracing::warn!(policy = %fault.policy, error = %fault.message, "Policy failed; continuing (continueOnError).");
-            Ok(None)
-        }
-        Err(fault) => Err(fault),
     }
+    steps::apply(&mut state.vars, &mut fx);
+    Ok(fx.lookup.take())
 }

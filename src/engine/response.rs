@@ -82,12 +82,9 @@ fn run_response_step(
     step: &Step,
     out: &mut ResponseEffects,
 ) -> Result<Option<PendingLookup>, Fault> {
-    let Some(policy) = env.stage.step_policies.get(&step.policy) else {
+    let Some(policy) = steps::enabled_policy(env.stage, step) else {
         return Ok(None);
     };
-    if !policy.enabled() {
-        return Ok(None);
-    }
     // The variables read a snapshot of the response as it is before this step.
     let before = resp.clone();
     let params = state.params();
@@ -102,21 +99,15 @@ fn run_response_step(
     let result = steps::run(policy, cx, &vars, Some(&mut msg), MessageTarget::Response);
     let payload = msg.payload.take();
     drop(params);
-    match result {
-        Ok(mut fx) => {
-            if let Some((policy, key, ttl)) = fx.populate_from_body.take() {
-                out.populate = Some(BodyPopulate { policy, key, ttl });
-            }
-            if let Some(p) = payload {
-                out.replacement = Some(p);
-            }
-            steps::apply(&mut state.vars, &mut fx);
-            Ok(fx.lookup.take())
-        }
-        Err(fault) if policy.continue_on_error() => {
-            tracing::warn!(policy = %fault.policy, error = %fault.message, "Policy failed; continuing (continueOnError).");
-            Ok(None)
-        }
-        Err(fault) => Err(fault),
+    let Some(mut fx) = steps::tolerate(policy, result)? else {
+        return Ok(None);
+    };
+    if let Some((policy, key, ttl)) = fx.populate_from_body.take() {
+        out.populate = Some(BodyPopulate { policy, key, ttl });
     }
+    if let Some(p) = payload {
+        out.replacement = Some(p);
+    }
+    steps::apply(&mut state.vars, &mut fx);
+    Ok(fx.lookup.take())
 }

@@ -6,6 +6,7 @@
 //! the assignments between steps, so a step sees what the previous ones set.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -17,7 +18,7 @@ use crate::runtime::flow::assign::{AssignError, Message};
 use crate::runtime::flow::Variables;
 use crate::runtime::key::BuiltKey;
 use crate::runtime::policy::{InvalidateCachePolicy, LookupCachePolicy, PopulateCachePolicy};
-use crate::runtime::stage::{Stage, StepPolicy};
+use crate::runtime::stage::{Stage, Step, StepPolicy};
 use crate::runtime::ttl;
 
 /// A step that failed without `continueOnError`: the request is answered with an error.
@@ -338,6 +339,27 @@ pub fn run(
         }
     }
     Ok(fx)
+}
+
+/// The policy a step runs, when it is to run at all (an enabled policy of the stage).
+pub fn enabled_policy<'s>(stage: &'s Stage, step: &Step) -> Option<&'s Arc<StepPolicy>> {
+    stage
+        .step_policies
+        .get(&step.policy)
+        .filter(|p| p.enabled())
+}
+
+/// A failed step with `continueOnError="true"` is logged and skipped; otherwise its fault
+/// ends the request.
+pub fn tolerate<T>(policy: &StepPolicy, result: Result<T, Fault>) -> Result<Option<T>, Fault> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(fault) if policy.continue_on_error() => {
+            tracing::warn!(policy = %fault.policy, error = %fault.message, "Policy failed; continuing (continueOnError).");
+            Ok(None)
+        }
+        Err(fault) => Err(fault),
+    }
 }
 
 /// Applies a step's variable assignments.

@@ -20,6 +20,7 @@ use pingora::Result;
 use super::caching::{self, Outcome};
 use super::{Ctx, Gateway};
 use crate::cache::pingora_bridge::{self as bridge, FastLookup, FreshHit};
+use crate::engine::steps::enabled_policy;
 use crate::runtime::stage::{Flow, Side, Stage};
 
 /// Request headers that make a hit pingora's business: validators and ranges (304/206),
@@ -124,12 +125,9 @@ pub(super) fn eligible(
 /// No response step would run: every one names a ResponseCache (which acts on the request side
 /// and through the store) or a disabled policy.
 fn response_steps_inert(stage: &Stage, flow: Option<&Flow>) -> bool {
-    stage.steps(flow, Side::Response).all(|s| {
-        stage
-            .step_policies
-            .get(&s.policy)
-            .is_none_or(|p| !p.enabled())
-    })
+    stage
+        .steps(flow, Side::Response)
+        .all(|s| enabled_policy(stage, s).is_none())
 }
 
 #[cfg(test)]

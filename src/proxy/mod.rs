@@ -20,7 +20,7 @@ use std::time::{Instant, SystemTime};
 use async_trait::async_trait;
 use pingora::http::ResponseHeader;
 use pingora::prelude::HttpPeer;
-use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::proxy::{FailToProxy, HttpProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, OrErr, Result};
 
 use crate::cache::pingora_bridge::{
@@ -35,6 +35,24 @@ use crate::metrics::METRICS;
 use crate::reload::{ConfigHandle, Snapshot};
 use crate::runtime::stage::{CacheMode, KeyParameter, Stage};
 use caching::Outcome;
+
+/// The proxy service listening on `listen`: Pingora's HTTP proxy running [`Gateway`] behind the
+/// header deadline. The one place `pingora::proxy` is instantiated.
+pub fn service(
+    handle: Arc<ConfigHandle>,
+    cache: bridge::GatewayCache,
+    conf: &Arc<pingora::server::configuration::ServerConf>,
+    listen: &str,
+) -> pingora::services::listening::Service<header_deadline::HeaderDeadlineApp<HttpProxy<Gateway>>> {
+    let mut app = HttpProxy::new(Gateway::new(Arc::clone(&handle), cache), Arc::clone(conf));
+    app.handle_init_modules();
+    let mut proxy = pingora::services::listening::Service::new(
+        "cachegate proxy".to_owned(),
+        header_deadline::HeaderDeadlineApp::new(app, handle),
+    );
+    proxy.add_tcp(listen);
+    proxy
+}
 
 /// The gateway's proxy logic.
 pub struct Gateway {
@@ -223,6 +241,33 @@ fn audit_client_invalidation(stage: &str, grant: Option<&str>, plan: &CachePlan,
     );
 }
 
+/// Answers a request refused before anything else runs: ambiguous framing (the connection is
+/// closed after the answer: its framing cannot be trusted), a `[server] max_*` limit, or a path
+/// climbing above the root. `Ok(true)` when the request has been answered.
+async fn refuse_early(session: &mut Session, ctx: &Ctx) -> Result<bool> {
+    let raw = session
+        .as_downstream()
+        .as_http1()
+        .map(|h1| h1.get_headers_raw_bytes())
+        .unwrap_or_default();
+    if let Some(message) = respond::ambiguous_framing(session.req_header(), &raw) {
+        respond::reject(session, 400, message).await?;
+        return Ok(true);
+    }
+    if let Some((code, message)) = ctx.over_limit {
+        respond::reject(session, code, message).await?;
+        return Ok(true);
+    }
+    if ctx.bad_path {
+        let body = bytes::Bytes::from_static(
+            br#"{"error":"bad_request","message":"the path climbs above the root"}"#,
+        );
+        respond::bytes(session, 400, body).await?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
 fn client_ip(session: &Session) -> String {
     session
         .client_addr()
@@ -310,25 +355,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        let raw = session
-            .as_downstream()
-            .as_http1()
-            .map(|h1| h1.get_headers_raw_bytes())
-            .unwrap_or_default();
-        if let Some(message) = respond::ambiguous_framing(session.req_header(), &raw) {
-            // The connection is closed after this answer: its framing cannot be trusted.
-            respond::reject(session, 400, message).await?;
-            return Ok(true);
-        }
-        if let Some((code, message)) = ctx.over_limit {
-            respond::reject(session, code, message).await?;
-            return Ok(true);
-        }
-        if ctx.bad_path {
-            let body = bytes::Bytes::from_static(
-                br#"{"error":"bad_request","message":"the path climbs above the root"}"#,
-            );
-            respond::bytes(session, 400, body).await?;
+        if refuse_early(session, ctx).await? {
             return Ok(true);
         }
         let (Some(stage), Some(snapshot)) = (ctx.stage.clone(), ctx.snapshot.clone()) else {

@@ -1,4 +1,6 @@
-//! The flow engine: flow variables, Apigee's condition language, and the choice of flow and steps.
+//! The flow language, evaluated: flow variables (`vars`), Apigee's condition language
+//! (`condition`), `{variable}` templates (`template`) and compiled AssignMessage (`assign`).
+//! Choosing the flow and running the steps is the engine's work (`engine::request`).
 
 pub(crate) mod assign;
 pub mod condition;
