@@ -377,12 +377,14 @@ fn load_stage(
         revision: *file.revision.get_ref(),
     };
     // A ResponseCache whose condition does not parse compiles to nothing; validation has
-    // reported it, so this configuration is never used.
+    // reported it, so this configuration is never used (the stage is still built, so the
+    // checks across stages still run).
     let mut response_caches = BTreeMap::new();
     for p in policies.values() {
         if let Policy::ResponseCache(rc) = &p.policy {
-            let compiled = policies::response_cache(p, rc, &scope, conditions)?;
-            response_caches.insert(p.name().to_owned(), Arc::new(compiled));
+            if let Some(compiled) = policies::response_cache(p, rc, &scope, conditions) {
+                response_caches.insert(p.name().to_owned(), Arc::new(compiled));
+            }
         }
     }
     let step_policies = policies

@@ -30,6 +30,15 @@ pub fn resource_path(suffix: &str) -> &str {
     }
 }
 
+/// Whether the request announces a body (`Content-Length` > 0 or `Transfer-Encoding`).
+pub fn announces_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(http::header::TRANSFER_ENCODING)
+        || headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0")
+}
+
 /// The facts about a request that decide whether and how it uses the cache.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestFacts<'a> {
@@ -65,10 +74,7 @@ impl<'a> RequestFacts<'a> {
         headers: &'a HeaderMap,
     ) -> Self {
         let header = |name: http::header::HeaderName| headers.get(name);
-        let has_body = header(http::header::TRANSFER_ENCODING).is_some()
-            || header(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.trim() != "0");
+        let has_body = announces_body(headers);
         Self {
             method: cache_method(method),
             suffix: resource_path(suffix),

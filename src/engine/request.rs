@@ -132,7 +132,7 @@ impl<'a> Env<'a> {
     }
 
     /// The stage TTL for this request's method and resource (see `plan::ttl_for`).
-    fn stage_ttl(&self, req: &RequestHeader, state: &RequestState) -> u64 {
+    pub fn stage_ttl(&self, req: &RequestHeader, state: &RequestState) -> u64 {
         let cache = &self.stage.cache;
         cache
             .override_ttl(
@@ -206,14 +206,15 @@ pub async fn prepare(
 
     // Request steps (LookupCache, PopulateCache, InvalidateCache, AssignMessage) run before
     // the cache lookup, so what they set can be part of the key.
-    let cx = StepContext {
-        stage,
-        store,
-        stage_ttl: env.stage_ttl(req, &state),
-        dry_run: mode == Mode::DryRun,
-    };
     let flow = state.flow(stage);
     for step in stage.steps(flow, Side::Request) {
+        // The TTL rule reads the method and resource as the earlier steps left them.
+        let cx = StepContext {
+            stage,
+            store,
+            stage_ttl: env.stage_ttl(req, &state),
+            dry_run: mode == Mode::DryRun,
+        };
         match run_request_step(env, &cx, req, &mut state, step) {
             Ok(Some(lookup)) => {
                 for (k, v) in lookup.finish(&stage.name, store).await {

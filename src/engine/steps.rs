@@ -95,6 +95,7 @@ fn lookup(
     stage: &Stage,
     vars: &dyn Variables,
     fx: &mut Effects,
+    dry_run: bool,
 ) {
     let key = p.common.key.build(vars);
     let prefix = format!("lookupcache.{}.", p.common.name);
@@ -120,6 +121,7 @@ fn lookup(
         },
         deadline: p.lookup_timeout,
         encrypted: stage.cache.encrypted,
+        counted: !dry_run,
     });
 }
 
@@ -133,6 +135,8 @@ pub struct PendingLookup {
     all_prefixes: Vec<[u8; 16]>,
     deadline: Option<Duration>,
     encrypted: bool,
+    /// Counted in `cachegate_kv_lookups_total` (not for a dry run).
+    counted: bool,
 }
 
 impl PendingLookup {
@@ -151,14 +155,16 @@ impl PendingLookup {
             Some(d) => tokio::time::timeout(d, found).await.ok().flatten(),
             None => found.await,
         };
-        METRICS
-            .kv_lookups
-            .with_label_values(&[
-                stage,
-                self.policy.as_str(),
-                if found.is_some() { "hit" } else { "miss" },
-            ])
-            .inc();
+        if self.counted {
+            METRICS
+                .kv_lookups
+                .with_label_values(&[
+                    stage,
+                    self.policy.as_str(),
+                    if found.is_some() { "hit" } else { "miss" },
+                ])
+                .inc();
+        }
         let mut out = vec![(
             format!("lookupcache.{}.cachehit", self.policy),
             found.is_some().to_string(),
@@ -189,11 +195,10 @@ fn populate(
         format!("{prefix}cachename"),
         p.common.cache_resource.clone().unwrap_or_default(),
     ));
-    if cx.dry_run {
-        return Ok(());
-    }
     if p.source == "response.content" {
-        fx.populate_from_body = Some((p.common.name.clone(), key, ttl));
+        if !cx.dry_run {
+            fx.populate_from_body = Some((p.common.name.clone(), key, ttl));
+        }
         return Ok(());
     }
     // Apigee: an unresolved source stores nothing.
@@ -201,11 +206,16 @@ fn populate(
         return Ok(());
     };
     if value.len() as u64 > stage.cache.max_object_size {
-        METRICS
-            .cache_store_rejections
-            .with_label_values(&[&stage.name, &p.common.name, "size"])
-            .inc();
+        if !cx.dry_run {
+            METRICS
+                .cache_store_rejections
+                .with_label_values(&[&stage.name, &p.common.name, "size"])
+                .inc();
+        }
         return Err(StepError::ValueTooLarge(p.source.clone()));
+    }
+    if cx.dry_run {
+        return Ok(());
     }
     store.put_tiered(
         &stage.name,
@@ -269,10 +279,12 @@ fn invalidate(
     ));
     if !value_key.unresolved.is_empty() && !p.ignore_unresolved_variables {
         // Purging with a fragment missing would hit a shorter key than intended.
-        METRICS
-            .cache_invalidations
-            .with_label_values(&[&stage.name, "policy", "unresolved"])
-            .inc();
+        if !cx.dry_run {
+            METRICS
+                .cache_invalidations
+                .with_label_values(&[&stage.name, "policy", "unresolved"])
+                .inc();
+        }
         return Err(StepError::UnresolvedFragment(
             value_key.unresolved.join(", "),
         ));
@@ -327,7 +339,7 @@ pub fn run(
         message: e.to_string(),
     };
     match policy {
-        StepPolicy::LookupCache(p) => lookup(p, store, stage, vars, &mut fx),
+        StepPolicy::LookupCache(p) => lookup(p, store, stage, vars, &mut fx, cx.dry_run),
         StepPolicy::PopulateCache(p) => populate(p, cx, vars, &mut fx).map_err(fault)?,
         StepPolicy::InvalidateCache(p) => invalidate(p, cx, vars, &mut fx).map_err(fault)?,
         StepPolicy::AssignMessage(p) => {

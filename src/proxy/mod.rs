@@ -187,15 +187,13 @@ impl Gateway {
         let (Some(stage), Some(snapshot)) = (ctx.stage.clone(), ctx.snapshot.clone()) else {
             return Ok(());
         };
-        let stage_ttl = ctx
-            .plan
-            .as_ref()
-            .map_or(stage.cache.ttl_secs, |p| p.stage_ttl);
         let env = Env {
             config: &snapshot.config,
             stage: &stage,
             client_ip: &ctx.client_ip,
         };
+        // The same TTL rule as on the request side, whether or not the request was cacheable.
+        let stage_ttl = env.stage_ttl(session.req_header(), &ctx.state);
         let fx = engine::response::run_response_steps(
             env,
             self.cache.store(),
@@ -400,7 +398,7 @@ impl ProxyHttp for Gateway {
             }
             Err(b) => ctx.bypass = Some(b),
         }
-        let has_body = engine::facts::RequestFacts::of(session.req_header(), "").has_body;
+        let has_body = engine::facts::announces_body(&session.req_header().headers);
         let flow = ctx.state.flow(&stage);
         self.answer_fresh_hit(session, ctx, &stage, flow, has_body)
             .await
