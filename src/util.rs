@@ -256,6 +256,19 @@ pub fn connection_drops_end_to_end(headers: &http::HeaderMap) -> bool {
     })
 }
 
+/// `redis://user:secret@host:6379/0?password=x` → `redis://***@host:6379/0?***`.
+pub fn redact_url(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, _)) => (b, "?***"),
+        None => (url, ""),
+    };
+    let redacted = match (base.find("://"), base.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &base[..s], &base[at + 1..]),
+        _ => base.to_owned(),
+    };
+    format!("{redacted}{query}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -75,6 +75,9 @@ impl Expiry<StoreKey, Arc<Entry>> for EntryExpiry {
     }
 }
 
+/// Lock stripes serialising writes of one key (see `LocalTier::insert`).
+const WRITE_STRIPES: usize = 64;
+
 /// The in-process cache of one stage, bounded in bytes, where entries disappear at their
 /// `expires_at` (or earlier, after `max_local_ttl`). Reads are lock-free, so it sits on the hit
 /// path of every cached request.
@@ -83,6 +86,8 @@ pub struct LocalTier {
     capacity: u64,
     max_local_ttl: Option<Duration>,
     cache: Cache<StoreKey, Arc<Entry>>,
+    /// Per-key write serialisation (see `insert`), striped by the key's first byte.
+    stripes: [std::sync::Mutex<()>; WRITE_STRIPES],
 }
 
 impl std::fmt::Debug for LocalTier {
@@ -119,6 +124,7 @@ impl LocalTier {
             capacity: capacity_bytes,
             max_local_ttl,
             cache,
+            stripes: std::array::from_fn(|_| std::sync::Mutex::new(())),
         }
     }
 
@@ -135,6 +141,10 @@ impl LocalTier {
     /// then removed too, so a reader never sees an older version after a newer one was offered.
     /// When the tier is full, moka's admission policy may still decline the entry.
     pub fn insert(&self, key: StoreKey, entry: Arc<Entry>) {
+        // Writes of one key are serialised: moka 0.12.16 loses track of entries when the same
+        // key is re-inserted from several threads at once under eviction pressure (they stay in
+        // its table, uncounted and never evicted; moka issue 590 fixed one such race, not all).
+        let _one_writer = self.write_lock(&key);
         if self.storable(&entry) {
             self.cache.insert(key, entry);
         } else {
@@ -142,9 +152,18 @@ impl LocalTier {
         }
     }
 
+    /// The lock every write of `key` holds (see `insert`). A poisoned stripe is still usable:
+    /// it guards no data, only the order of moka calls.
+    fn write_lock(&self, key: &StoreKey) -> std::sync::MutexGuard<'_, ()> {
+        self.stripes[usize::from(key.0[0]) % WRITE_STRIPES]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Removes the entry under `key`; true if a live entry was there. Used by explicit
     /// invalidation, which is not counted as an eviction.
     pub fn remove(&self, key: &StoreKey) -> bool {
+        let _one_writer = self.write_lock(key);
         let mut was_live = false;
         let _ = self
             .cache
@@ -165,6 +184,7 @@ impl LocalTier {
     /// body. Returns true if `key` now holds `f`'s result; false if there was no live entry, or
     /// if the result cannot be stored (expired or too large — the old entry is then removed).
     pub fn update(&self, key: &StoreKey, f: impl FnOnce(&Entry) -> Entry) -> bool {
+        let _one_writer = self.write_lock(key);
         let mut stored = false;
         let _ = self
             .cache
@@ -209,10 +229,16 @@ impl LocalTier {
         // One run can stop short of the end: moka cuts maintenance off after a timeout when an
         // eviction listener is set (ours counts evictions), and writers may still be adding.
         // Run until the counters stop moving (bounded; "exact" as of the last run).
-        for _ in 0..16 {
+        // A single run that changes nothing is not proof of the end (a run cut off by the
+        // timeout may not get to the evictions): stop after three quiet runs in a row, or once
+        // quiet and within the bound.
+        let mut quiet = 0;
+        for _ in 0..64 {
             let before = (self.cache.entry_count(), self.cache.weighted_size());
             self.cache.run_pending_tasks();
-            if (self.cache.entry_count(), self.cache.weighted_size()) == before {
+            let after = (self.cache.entry_count(), self.cache.weighted_size());
+            quiet = if after == before { quiet + 1 } else { 0 };
+            if quiet >= 3 || (quiet >= 1 && after.1 <= self.capacity) {
                 break;
             }
         }

@@ -158,18 +158,7 @@ impl std::fmt::Debug for SharedTier {
     }
 }
 
-/// `redis://user:secret@host:6379/0?password=x` → `redis://***@host:6379/0?***`.
-pub fn redact_url(url: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, _)) => (b, "?***"),
-        None => (url, ""),
-    };
-    let redacted = match (base.find("://"), base.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &base[..s], &base[at + 1..]),
-        _ => base.to_owned(),
-    };
-    format!("{redacted}{query}")
-}
+pub use crate::util::redact_url;
 
 impl SharedTier {
     /// [`SharedTier::connect_with`] with the default write queue and the encryption keys read

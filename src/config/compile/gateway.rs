@@ -150,7 +150,7 @@ fn redis_settings(cx: &mut FileCtx, r: &FileRedis) -> Option<RedisSettings> {
         _ => {
             cx.error(
                 &r.url,
-                format!("`{}` is not a Redis URL", redact(url)),
+                format!("`{}` is not a Redis URL", crate::util::redact_url(url)),
                 Some("write url = \"redis://127.0.0.1:6379\"".into()),
             );
             return None;
@@ -249,12 +249,4 @@ fn bounded_ms(
     range: std::ops::RangeInclusive<u32>,
 ) -> Duration {
     Duration::from_millis(bounded(cx, v, name, range) as u64)
-}
-
-/// Hides a password in a URL for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
-        _ => url.to_owned(),
-    }
 }
