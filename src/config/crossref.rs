@@ -93,29 +93,6 @@ impl Checker<'_> {
         }
     }
 
-    fn condition(&mut self, text: &str, site: &RefSite) {
-        match self.conditions.parse(text).clone() {
-            Ok(c) => {
-                for v in c.variables() {
-                    self.var(v, site);
-                }
-            }
-            Err(e) => {
-                let col = text
-                    .get(..e.offset)
-                    .map(|s| s.chars().count() + 1)
-                    .unwrap_or(1);
-                let mut d = Diagnostic::error(
-                    site.file,
-                    site.pos,
-                    format!("invalid condition (at character {col}): {}", e.message),
-                );
-                d.hint = e.hint;
-                self.diags.push(d);
-            }
-        }
-    }
-
     fn cache_key(&mut self, p: &PolicyFile, key: &CacheKey) {
         for f in &key.fragments {
             if let Some(r) = &f.reference {
@@ -203,7 +180,8 @@ impl Checker<'_> {
                     .into_iter()
                     .flatten()
                 {
-                    self.condition(
+                    // Its syntax is reported where it is compiled (`policies::response_cache`).
+                    self.condition_vars_only(
                         &c.value,
                         &RefSite {
                             file: &p.path,
@@ -497,7 +475,8 @@ pub(crate) fn check_stage(
 }
 
 impl Checker<'_> {
-    /// Variable checks for a condition whose syntax `compile/flows.rs` already reported.
+    /// Variable checks for a condition whose syntax is reported where it is compiled
+    /// (`compile/flows.rs`, `policies::response_cache`).
     fn condition_vars_only(&mut self, text: &str, site: &RefSite) {
         if let Ok(c) = self.conditions.parse(text).clone() {
             for v in c.variables() {

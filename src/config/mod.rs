@@ -382,7 +382,7 @@ fn load_stage(
     let mut response_caches = BTreeMap::new();
     for p in policies.values() {
         if let Policy::ResponseCache(rc) = &p.policy {
-            if let Some(compiled) = policies::response_cache(p, rc, &scope, conditions) {
+            if let Some(compiled) = policies::response_cache(p, rc, &scope, conditions, cx.diags) {
                 response_caches.insert(p.name().to_owned(), Arc::new(compiled));
             }
         }

@@ -7,8 +7,10 @@
 //! does not parse) keeps the configuration from being used, never silently.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::time::Duration;
 
+use crate::diag::{Diagnostic, Diagnostics, Pos};
 use crate::policy::model::{self, CacheKey, PolicyFile, ResponseCache, Scope};
 use crate::runtime::flow::condition::{Condition, ConditionError};
 use crate::runtime::key::{KeySpec, Namespace, ScopeContext};
@@ -38,6 +40,26 @@ impl Conditions {
     pub(crate) fn len(&self) -> usize {
         self.parsed.len()
     }
+}
+
+/// The diagnostic of a condition that does not parse, pointing at the character it stopped at.
+pub(crate) fn condition_error(
+    path: &Path,
+    pos: Option<Pos>,
+    text: &str,
+    e: &ConditionError,
+) -> Diagnostic {
+    let col = text
+        .get(..e.offset)
+        .map(|s| s.chars().count() + 1)
+        .unwrap_or(1);
+    let mut d = Diagnostic::error(
+        path,
+        pos,
+        format!("invalid condition (at character {col}): {}", e.message),
+    );
+    d.hint = e.hint.clone();
+    d
 }
 
 /// A policy's `<CacheKey>` + `<Scope>` as a runtime key spec.
@@ -100,13 +122,14 @@ fn secs(v: Option<&crate::diag::Located<u64>>) -> Option<Duration> {
     v.map(|t| Duration::from_secs(t.value))
 }
 
-/// Compiles a ResponseCache. `None` when one of its conditions does not parse (reported by
-/// validation, so the load fails).
+/// Compiles a ResponseCache, reporting what cannot be compiled (a condition that does not
+/// parse) in `diags`; `None` then.
 pub(crate) fn response_cache(
     file: &PolicyFile,
     rc: &ResponseCache,
     ctx: &ScopeContext,
     conditions: &mut Conditions,
+    diags: &mut Diagnostics,
 ) -> Option<ResponseCachePolicy> {
     let mut common = common(
         file,
@@ -119,17 +142,27 @@ pub(crate) fn response_cache(
     if rc.use_accept_header {
         common.key = common.key.with_accept_headers();
     }
+    let mut ok = true;
     let mut cond = |c: &Option<crate::diag::Located<String>>| match c {
-        None => Some(None),
-        Some(c) => conditions.parse(&c.value).as_ref().ok().cloned().map(Some),
+        None => None,
+        Some(c) => match conditions.parse(&c.value) {
+            Ok(parsed) => Some(parsed.clone()),
+            Err(e) => {
+                diags.push(condition_error(&file.path, Some(c.pos), &c.value, e));
+                ok = false;
+                None
+            }
+        },
     };
-    Some(ResponseCachePolicy {
+    let skip_cache_lookup = cond(&rc.skip_cache_lookup);
+    let skip_cache_population = cond(&rc.skip_cache_population);
+    ok.then(|| ResponseCachePolicy {
         common,
         expiry: rc.expiry.as_ref().map(|e| expiry(&e.expiry)),
         lookup_timeout: secs(rc.lookup_timeout_secs.as_ref()),
         exclude_error_response: rc.exclude_error_response,
-        skip_cache_lookup: cond(&rc.skip_cache_lookup)?,
-        skip_cache_population: cond(&rc.skip_cache_population)?,
+        skip_cache_lookup,
+        skip_cache_population,
         use_response_cache_headers: rc.use_response_cache_headers,
         stale_while_revalidate: secs(rc.stale_while_revalidate_secs.as_ref()),
         stale_if_error: secs(rc.stale_if_error_secs.as_ref()),

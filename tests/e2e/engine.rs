@@ -204,3 +204,32 @@ response = [
     let second = get(&gw.url("/prod/kv/1")).await;
     assert_eq!(second.header("x-seen"), first.header("x-origin-seq"));
 }
+
+#[tokio::test]
+async fn a_policy_condition_that_does_not_parse_is_reported_once_and_other_checks_still_run() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    d.stage(
+        "prod",
+        "target = \"http://{{ORIGIN}}\"\nbase_path = \"/api\"\n[[flows]]\nname = \"all\"\nrequest = [\"RC\"]\nresponse = [\"RC\"]\n",
+    );
+    d.stage(
+        "dev",
+        "target = \"http://{{ORIGIN}}\"\nbase_path = \"/api\"\n",
+    );
+    d.write(
+        "prod/RC.xml",
+        "<ResponseCache name=\"RC\">\n  <CacheKey><KeyFragment ref=\"proxy.pathsuffix\"/></CacheKey>\n  <SkipCacheLookup>request.verb = </SkipCacheLookup>\n</ResponseCache>",
+    );
+    let outcome = cachegate::config::load(d.path());
+    assert!(outcome.config.is_none());
+    let text = outcome.diagnostics.to_string();
+    assert_eq!(
+        text.matches("invalid condition").count(),
+        1,
+        "reported once:\n{text}"
+    );
+    assert!(text.contains("prod/RC.xml:3:"), "{text}");
+    // The stage with the broken policy still takes part in the checks across stages.
+    assert!(text.contains("same base_path"), "{text}");
+}

@@ -19,15 +19,8 @@ fn condition(
     match conditions.parse(text) {
         Ok(c) => Some(c.clone()),
         Err(e) => {
-            let col = text
-                .get(..e.offset)
-                .map(|s| s.chars().count() + 1)
-                .unwrap_or(1);
-            cx.error(
-                at,
-                format!("invalid condition (at character {col}): {}", e.message),
-                e.hint.clone(),
-            );
+            let d = crate::config::policies::condition_error(cx.path, cx.pos(at), text, e);
+            cx.diags.push(d);
             None
         }
     }
