@@ -43,6 +43,9 @@ fn many_stages(n: usize) -> (tempfile::TempDir, RuntimeConfig) {
     (dir, config)
 }
 
+/// The `messageid` of the benchmark's one request.
+static MESSAGE_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// The variables of `GET <path>?<query>` on `stage`.
 fn vars<'a>(
     stage: &'a Stage,
@@ -70,6 +73,7 @@ fn vars<'a>(
         response_status: None,
         response_headers: None,
         custom,
+        message_id: &MESSAGE_ID,
     }
 }
 

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use toml::Spanned;
 
 use super::compile::FileCtx;
-use super::defaults::MAX_TTL_SECS;
 use super::file::{FileStage, FileStep};
 use super::policies::Conditions;
 use crate::diag::{Diagnostic, Diagnostics, Pos};
@@ -96,43 +95,58 @@ impl Checker<'_> {
     fn cache_key(&mut self, p: &PolicyFile, key: &CacheKey) {
         for f in &key.fragments {
             if let Some(r) = &f.reference {
-                self.var(
-                    r,
-                    &RefSite {
-                        file: &p.path,
-                        pos: Some(f.pos),
-                        lenient: false,
-                    },
-                );
+                self.reference(p, r, f.pos);
             }
         }
+    }
+
+    /// A `ref`: its variable must be able to exist. Spaces around the name are ignored (as
+    /// Apigee resolves it), with a warning: without trimming, `request.header.tenant ` would
+    /// never resolve and every request would share the fragment.
+    fn reference(&mut self, p: &PolicyFile, r: &str, pos: Pos) {
+        let trimmed = r.trim();
+        if trimmed != r && !trimmed.is_empty() {
+            self.diags.push(
+                Diagnostic::warning(
+                    &p.path,
+                    Some(pos),
+                    format!("ref `{r}` has spaces around the variable name; they are ignored"),
+                )
+                .with_hint(format!("write ref=\"{trimmed}\"")),
+            );
+        }
+        self.var(
+            trimmed,
+            &RefSite {
+                file: &p.path,
+                pos: Some(pos),
+                lenient: false,
+            },
+        );
     }
 
     fn expiry(&mut self, p: &PolicyFile, e: &ExpirySettings) {
         let (reference, pos) = match &e.expiry {
             Expiry::Timeout(v) => {
-                if let Some(secs) = v.literal {
-                    if secs > MAX_TTL_SECS {
+                // Over 30 days is a warning (policy::check, as apigeelint PO030) and the entry
+                // is kept 30 days (`ttl::cap_policy`): Apigee accepts such files.
+                (&v.reference, v.pos)
+            }
+            Expiry::Date(v) => {
+                if let Some(d) = v.literal {
+                    if crate::runtime::ttl::date_has_passed(d, std::time::SystemTime::now()) {
                         self.diags.push(
-                            Diagnostic::error(&p.path, Some(v.pos), format!("a TTL of {secs} seconds exceeds the stage maximum of {MAX_TTL_SECS}"))
-                                .with_hint(format!("write {MAX_TTL_SECS} or less")),
+                            Diagnostic::warning(&p.path, Some(v.pos), format!("the ExpiryDate {:02}-{:02}-{} has passed, so entries expire as soon as they are stored", d.month, d.day, d.year))
+                                .with_hint("write a date to come (mm-dd-yyyy), or use TimeoutInSeconds or TimeOfDay"),
                         );
                     }
                 }
                 (&v.reference, v.pos)
             }
-            Expiry::Date(v) => (&v.reference, v.pos),
             Expiry::TimeOfDay(v) => (&v.reference, v.pos),
         };
         if let Some(r) = reference {
-            self.var(
-                r,
-                &RefSite {
-                    file: &p.path,
-                    pos: Some(pos),
-                    lenient: false,
-                },
-            );
+            self.reference(p, r, pos);
         }
     }
 

@@ -62,6 +62,12 @@ pub(crate) fn condition_error(
     d
 }
 
+/// A `ref` as Apigee resolves it: spaces around the name are ignored (validation warns), and an
+/// empty one is no reference.
+fn trimmed_ref(r: Option<&str>) -> Option<&str> {
+    r.map(str::trim).filter(|r| !r.is_empty())
+}
+
 /// A policy's `<CacheKey>` + `<Scope>` as a runtime key spec.
 pub(crate) fn key_spec(
     ns: Namespace,
@@ -73,7 +79,7 @@ pub(crate) fn key_spec(
     let fragments: Vec<(Option<&str>, Option<&str>)> = key
         .fragments
         .iter()
-        .map(|f| (f.reference.as_deref(), f.literal.as_deref()))
+        .map(|f| (trimmed_ref(f.reference.as_deref()), f.literal.as_deref()))
         .collect();
     KeySpec::from_policy(
         ns,
@@ -89,7 +95,7 @@ pub(crate) fn key_spec(
 pub(crate) fn expiry(e: &model::Expiry) -> Expiry {
     fn value<T: Copy>(v: &model::ValueOrRef<T>) -> ttl::ValueOrRef<T> {
         ttl::ValueOrRef {
-            reference: v.reference.clone(),
+            reference: trimmed_ref(v.reference.as_deref()).map(str::to_owned),
             literal: v.literal,
         }
     }

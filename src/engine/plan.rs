@@ -78,22 +78,19 @@ impl CachePlan {
 
 /// The one TTL rule for every entry a policy or stage caching writes (ResponseCache,
 /// PopulateCache, stage caching; the proxy, the admin API and `explain` alike):
-/// 1. what the policy itself says, when it resolves: the response's headers with
-///    `UseResponseCacheHeaders`, else its `ExpirySettings`;
+/// 1. what the policy itself says, when it resolves — the response's headers with
+///    `UseResponseCacheHeaders`, else its `ExpirySettings` — capped at Apigee's 30 days;
 /// 2. else the stage TTL for the request's method and resource (`stage_ttl`: a
-///    `[[cache.method]]` override's `ttl`, else `[cache] ttl`);
+///    `[[cache.method]]` override's `ttl`, else `[cache] ttl`; at most AWS's 3600 s);
 /// 3. else, when that is 0, 300 s (Apigee's default): a stage TTL of 0 turns AWS-style stage
 ///    caching off, not the policies a flow attaches (stage caching never reaches this rule, as
-///    it does not plan a lookup with a TTL of 0);
-///
-/// always capped at the maximum TTL.
+///    it does not plan a lookup with a TTL of 0).
 pub fn ttl_for(own: Option<Duration>, stage_ttl: u64) -> Duration {
-    let fallback = if stage_ttl > 0 {
-        stage_ttl
-    } else {
-        DEFAULT_TTL_SECS
-    };
-    ttl::cap(own.unwrap_or(Duration::from_secs(fallback)))
+    match own {
+        Some(own) => ttl::cap_policy(own),
+        None if stage_ttl > 0 => ttl::cap(Duration::from_secs(stage_ttl)),
+        None => Duration::from_secs(DEFAULT_TTL_SECS),
+    }
 }
 
 /// Variables for key building: a HEAD is answered from a cached GET, so it must build the
@@ -424,9 +421,14 @@ mod tests {
     #[test]
     fn one_ttl_rule() {
         let s = Duration::from_secs;
-        // The policy's own TTL wins, capped at the maximum.
+        // The policy's own TTL wins.
         assert_eq!(ttl_for(Some(s(60)), 120), s(60));
-        assert_eq!(ttl_for(Some(s(10_000)), 120), s(ttl::MAX_TTL_SECS));
+        // Apigee's limits for a policy's own TTL: a day is kept, a year is cut to 30 days.
+        assert_eq!(ttl_for(Some(s(86_400)), 120), s(86_400));
+        assert_eq!(
+            ttl_for(Some(s(365 * 86_400)), 120),
+            s(ttl::APIGEE_MAX_TTL_SECS)
+        );
         assert_eq!(ttl_for(Some(Duration::ZERO), 120), Duration::ZERO);
         // Else the stage TTL for the resource, else (stage TTL 0) Apigee's default.
         assert_eq!(ttl_for(None, 120), s(120));

@@ -61,6 +61,8 @@ pub struct RequestState {
     pub flow: Option<usize>,
     /// Variables set by policies during this request.
     pub vars: HashMap<String, String>,
+    /// `messageid`, made when first read.
+    pub message_id: std::sync::OnceLock<String>,
 }
 
 impl RequestState {
@@ -128,6 +130,7 @@ impl<'a> Env<'a> {
             response_status: response.map(|r| r.status.as_u16()),
             response_headers: response.map(|r| &r.headers),
             custom: &state.vars,
+            message_id: &state.message_id,
         }
     }
 

@@ -60,8 +60,12 @@ pub struct ValueOrRef<T> {
 /// AWS API Gateway's default cache TTL; also the TTL of a policy without ExpirySettings on a
 /// stage whose own TTL is 0 (see `engine::plan::ttl_for`).
 pub const DEFAULT_TTL_SECS: u64 = 300;
-/// AWS API Gateway's maximum cache TTL; every policy TTL is bounded by it.
+/// AWS API Gateway's maximum cache TTL: it bounds stage caching (`[cache] ttl`, overrides,
+/// `mode = "http"`), not Apigee policies.
 pub const MAX_TTL_SECS: u64 = 3600;
+/// Apigee's maximum TTL (30 days): it bounds what an Apigee policy asks for (ExpirySettings,
+/// or the response's headers with `UseResponseCacheHeaders`).
+pub const APIGEE_MAX_TTL_SECS: u64 = 2_592_000;
 
 /// Seconds in a day.
 const DAY_SECS: u64 = 86_400;
@@ -169,6 +173,12 @@ fn date_ttl(date: ExpiryDate, now: SystemTime) -> Option<Duration> {
     let end_of_day = (days_from_civil(year, month, day) + 1) * 86_400;
     let end = unix_time(end_of_day)?;
     Some(end.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Whether the whole day of `date` (UTC) is over at `now`: an entry given that ExpiryDate would
+/// expire as soon as it is stored (validation warns).
+pub fn date_has_passed(date: ExpiryDate, now: SystemTime) -> bool {
+    date_ttl(date, now).is_some_and(|left| left.is_zero())
 }
 
 /// Time left until the next occurrence of `time` (UTC), strictly in the future.
@@ -334,10 +344,15 @@ fn split_list(s: &str) -> impl Iterator<Item = &str> {
     items.into_iter().map(str::trim).filter(|i| !i.is_empty())
 }
 
-/// Caps a TTL at the stage maximum (AWS API Gateway's 3600 s, `MAX_TTL_SECS`): no policy or
-/// upstream header can keep an entry longer.
+/// Caps a stage-caching TTL at AWS API Gateway's 3600 s (`MAX_TTL_SECS`): no stage setting or
+/// upstream header can keep an entry of stage caching longer.
 pub fn cap(ttl: Duration) -> Duration {
     ttl.min(Duration::from_secs(MAX_TTL_SECS))
+}
+
+/// Caps the TTL an Apigee policy asks for at Apigee's 30 days (`APIGEE_MAX_TTL_SECS`).
+pub fn cap_policy(ttl: Duration) -> Duration {
+    ttl.min(Duration::from_secs(APIGEE_MAX_TTL_SECS))
 }
 
 /// Parses an HTTP date (RFC 9110 §5.6.7): IMF-fixdate `Sun, 06 Nov 1994 08:49:37 GMT`, and the

@@ -477,3 +477,30 @@ fn capping() {
     );
     assert_eq!(cap(Duration::MAX), Duration::from_secs(MAX_TTL_SECS));
 }
+
+#[test]
+fn a_past_expiry_date_is_recognised() {
+    assert!(date_has_passed(date(3, 9, 2024), at(NOON)));
+    assert!(!date_has_passed(date(3, 10, 2024), at(NOON)));
+    assert!(!date_has_passed(date(12, 31, 2099), at(NOON)));
+}
+
+#[test]
+fn policy_ttls_keep_apigees_thirty_days() {
+    assert_eq!(
+        cap_policy(Duration::from_secs(86_400)),
+        Duration::from_secs(86_400)
+    );
+    assert_eq!(
+        cap_policy(Duration::from_secs(40 * 86_400)),
+        Duration::from_secs(APIGEE_MAX_TTL_SECS)
+    );
+    // A date 20 days ahead is kept exactly (it used to be cut to the stage's hour).
+    let ttl = expiry_ttl(
+        &Expiry::Date(value(None, Some(date(3, 30, 2024)))),
+        &vars(&[]),
+        at(NOON),
+    )
+    .map(cap_policy);
+    assert_eq!(ttl, Some(Duration::from_secs(20 * 86_400 + 12 * 3600)));
+}

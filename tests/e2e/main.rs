@@ -6,6 +6,7 @@
 mod harness;
 
 mod admin;
+mod apigee;
 mod caching;
 mod cli;
 mod connections;

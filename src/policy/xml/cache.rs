@@ -73,7 +73,12 @@ impl Mapper<'_, '_> {
         let prefix = node.child("Prefix").and_then(Node::located_text);
         let mut fragments = Vec::new();
         for f in node.children_named("KeyFragment") {
-            let reference = f.attr_value("ref").map(str::to_string);
+            // Kept as written: validation warns about spaces around the name, and compilation
+            // trims them (Apigee resolves the trimmed name).
+            let reference = f
+                .attr("ref")
+                .map(|a| a.value.clone())
+                .filter(|v| !v.trim().is_empty());
             let literal = Some(f.trimmed().to_string()).filter(|t| !t.is_empty());
             // A fragment with a misspelt attribute was already reported; "empty" would be noise.
             let misspelt = f

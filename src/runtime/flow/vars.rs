@@ -33,6 +33,15 @@ pub const FIXED: &[&str] = &[
     "response.status.code",
     "response.reason.phrase",
     "response.content",
+    "messageid",
+    "message.verb",
+    "message.uri",
+    "message.path",
+    "message.querystring",
+    "message.content",
+    "message.header.names",
+    "message.status.code",
+    "message.reason.phrase",
 ];
 
 /// Built-in families whose last part is a header or parameter name.
@@ -41,6 +50,8 @@ pub const FAMILIES: &[&str] = &[
     "request.queryparam.",
     "request.path.",
     "response.header.",
+    "message.header.",
+    "message.queryparam.",
 ];
 
 /// Variables set by policies: `<kind>.<policy name>.<field>`.
@@ -64,6 +75,7 @@ pub const POLICY_VARIABLES: &[(&str, &[&str])] = &[
 /// never resolve, which validation reports.
 pub const RESERVED_PREFIXES: &[&str] = &[
     "request.",
+    "message.",
     "response.",
     "proxy.",
     "client.",
@@ -177,6 +189,9 @@ pub struct RequestVars<'a> {
     pub response_headers: Option<&'a HeaderMap>,
     /// Variables set by policies during this request.
     pub custom: &'a HashMap<String, String>,
+    /// `messageid`: made on first use, then the same for the whole request (a cache keyed on
+    /// it must give every request its own entry, as in Apigee).
+    pub message_id: &'a std::sync::OnceLock<String>,
 }
 
 impl RequestVars<'_> {
@@ -226,6 +241,16 @@ impl Variables for RequestVars<'_> {
         if let Some(h) = name.strip_prefix("response.header.") {
             return Self::header(self.response_headers?, h);
         }
+        // Apigee's `message` is the request in the request flow and the response once there is
+        // one.
+        if let Some(rest) = name.strip_prefix("message.") {
+            let side = if self.response_status.is_some() {
+                "response."
+            } else {
+                "request."
+            };
+            return self.get(&format!("{side}{rest}"));
+        }
         let v = match name {
             "request.verb" => Cow::Borrowed(self.method),
             "request.uri" => Cow::Borrowed(self.uri),
@@ -246,6 +271,9 @@ impl Variables for RequestVars<'_> {
                     .unwrap_or_default(),
             ),
             "system.uuid" => Cow::Owned(crate::util::uuid_v4()),
+            "messageid" => {
+                Cow::Borrowed(self.message_id.get_or_init(crate::util::uuid_v4).as_str())
+            }
             "system.time" => Cow::Owned(crate::util::http_date(std::time::SystemTime::now())),
             "response.status.code" => Cow::Owned(self.response_status?.to_string()),
             "request.header.names" => {
@@ -295,6 +323,7 @@ mod tests {
         headers.append("x-a", "1".parse().unwrap());
         headers.append("x-a", "2".parse().unwrap());
         let custom = HashMap::new();
+        let mid = std::sync::OnceLock::new();
         let vars = RequestVars {
             method: "GET",
             uri: "/prod/items/7?w=a%20b&w=c",
@@ -313,6 +342,7 @@ mod tests {
             response_status: None,
             response_headers: None,
             custom: &custom,
+            message_id: &mid,
         };
         assert_eq!(vars.get("request.header.x-a").as_deref(), Some("1, 2"));
         assert_eq!(vars.get("request.header.X-A").as_deref(), Some("1, 2"));
@@ -322,5 +352,19 @@ mod tests {
         assert_eq!(vars.get("apiproxy.revision").as_deref(), Some("3"));
         assert_eq!(vars.get("response.status.code"), None);
         assert_eq!(vars.get("nope"), None);
+        // `message.*` is the request before there is a response.
+        assert_eq!(vars.get("message.header.x-a").as_deref(), Some("1, 2"));
+        assert_eq!(vars.get("message.verb").as_deref(), Some("GET"));
+        assert_eq!(
+            vars.get("message.uri").as_deref(),
+            Some("/prod/items/7?w=a%20b&w=c")
+        );
+        // One messageid per request, whoever asks.
+        let id = vars.get("messageid").map(|c| c.into_owned());
+        assert_eq!(id.as_ref().map(String::len), Some(36));
+        assert_eq!(vars.get("messageid").map(|c| c.into_owned()), id);
+        assert_eq!(classify("messageid"), VarKind::Builtin);
+        assert_eq!(classify("message.header.x-b"), VarKind::Builtin);
+        assert_eq!(classify("message.nope"), VarKind::Unknown);
     }
 }

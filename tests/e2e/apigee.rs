@@ -1,0 +1,152 @@
+//! Apigee fidelity (issue "Apigee API proxies run unchanged", first part): Apigee's TTL limits
+//! for Apigee policies, `messageid` and `message.*`, and `ref` names with spaces.
+
+use crate::harness::{client, get, origin, send, PolicyDir, TestGateway};
+
+/// The `ttl=` of a `Cache-Status` header.
+fn status_ttl(status: &str) -> i64 {
+    status
+        .split("ttl=")
+        .nth(1)
+        .and_then(|t| t.split(';').next())
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no ttl in {status:?}"))
+}
+
+fn flow_stage(d: &PolicyDir, request: &str, response: &str) {
+    d.stage(
+        "prod",
+        &format!(
+            "target = \"http://{{{{ORIGIN}}}}\"\n[[flows]]\nname = \"all\"\nrequest = [{request}]\nresponse = [{response}]\n"
+        ),
+    );
+}
+
+#[tokio::test]
+async fn a_cache_keyed_on_messageid_gives_every_request_its_own_entry() {
+    // A session cache keyed on `messageid` used to put every user under one key.
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    flow_stage(&d, "\"RC\"", "\"RC\"");
+    d.write(
+        "prod/RC.xml",
+        r#"<ResponseCache name="RC"><CacheKey><KeyFragment ref="messageid"/></CacheKey><ExpirySettings><TimeoutInSeconds>60</TimeoutInSeconds></ExpirySettings></ResponseCache>"#,
+    );
+    let outcome = cachegate::config::load(d.path());
+    assert!(
+        outcome.diagnostics.is_empty(),
+        "messageid is a built-in: {}",
+        outcome.diagnostics
+    );
+    let gw = TestGateway::start(d);
+    let first = get(&gw.url("/prod/items/1")).await;
+    let second = get(&gw.url("/prod/items/1")).await;
+    assert_eq!(first.x_cache(), "MISS");
+    assert_eq!(second.x_cache(), "MISS", "another request read the entry");
+    assert_ne!(first.header("x-origin-seq"), second.header("x-origin-seq"));
+}
+
+#[tokio::test]
+async fn message_variables_are_the_request_then_the_response() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    flow_stage(&d, "\"AM-req\"", "\"AM-resp\"");
+    d.write(
+        "prod/AM-req.xml",
+        r#"<AssignMessage name="AM-req"><AssignTo type="request">request</AssignTo><Set><Headers><Header name="x-seen">{message.verb} {message.header.x-in}</Header></Headers></Set></AssignMessage>"#,
+    );
+    d.write(
+        "prod/AM-resp.xml",
+        r#"<AssignMessage name="AM-resp"><Set><Headers><Header name="X-Status">{message.status.code}</Header><Header name="X-Id">{messageid}</Header></Headers></Set></AssignMessage>"#,
+    );
+    let gw = TestGateway::start(d);
+    let r = send(client().get(gw.url("/prod/echo/a")).header("x-in", "hello")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["headers"]["x-seen"], "GET hello", "{}", r.body);
+    assert_eq!(r.header("x-status"), "200");
+    assert_eq!(r.header("x-id").len(), 36, "{:?}", r.header("x-id"));
+    let again = send(client().get(gw.url("/prod/echo/a"))).await;
+    assert_ne!(again.header("x-id"), r.header("x-id"));
+}
+
+#[tokio::test]
+async fn a_ref_with_spaces_resolves_and_is_warned_about() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    flow_stage(&d, "\"RC\"", "\"RC\"");
+    d.write(
+        "prod/RC.xml",
+        r#"<ResponseCache name="RC"><CacheKey><KeyFragment ref="request.header.tenant "/></CacheKey><ExpirySettings><TimeoutInSeconds>60</TimeoutInSeconds></ExpirySettings></ResponseCache>"#,
+    );
+    let text = cachegate::config::load(d.path()).diagnostics.to_string();
+    assert!(
+        text.contains("warning: ref `request.header.tenant ` has spaces around the variable name"),
+        "{text}"
+    );
+    let gw = TestGateway::start(d);
+    let as_tenant =
+        |t: &'static str| send(client().get(gw.url("/prod/items/1")).header("tenant", t));
+    assert_eq!(as_tenant("a").await.x_cache(), "MISS");
+    assert_eq!(as_tenant("a").await.x_cache(), "HIT");
+    // The fragment resolves: another tenant has its own entry.
+    assert_eq!(as_tenant("b").await.x_cache(), "MISS");
+}
+
+#[tokio::test]
+async fn apigee_policies_keep_apigees_ttl_limits_and_stage_caching_keeps_aws() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    flow_stage(&d, "\"RC\"", "\"RC\"");
+    // A one-day token cache: over AWS's 3600 s, within Apigee's 30 days.
+    d.write(
+        "prod/RC.xml",
+        r#"<ResponseCache name="RC"><CacheKey><KeyFragment ref="proxy.pathsuffix"/></CacheKey><ExpirySettings><TimeoutInSeconds>86400</TimeoutInSeconds></ExpirySettings></ResponseCache>"#,
+    );
+    d.write(
+        "prod/PC.xml",
+        r#"<PopulateCache name="PC"><CacheKey><KeyFragment>jwks</KeyFragment></CacheKey><ExpirySettings><TimeoutInSeconds>2592000</TimeoutInSeconds></ExpirySettings><Source>response.content</Source></PopulateCache>"#,
+    );
+    d.write(
+        "prod/PC-past.xml",
+        r#"<PopulateCache name="PC-past"><CacheKey><KeyFragment>x</KeyFragment></CacheKey><ExpirySettings><ExpiryDate>01-31-2020</ExpiryDate></ExpirySettings><Source>response.content</Source></PopulateCache>"#,
+    );
+    let outcome = cachegate::config::load(d.path());
+    let text = outcome.diagnostics.to_string();
+    assert!(outcome.config.is_some(), "{text}");
+    assert!(
+        text.contains("PC-past.xml:1:") && text.contains("the ExpiryDate 01-31-2020 has passed"),
+        "{text}"
+    );
+    let gw = TestGateway::start(d);
+    assert_eq!(get(&gw.url("/prod/items/1")).await.x_cache(), "MISS");
+    let hit = get(&gw.url("/prod/items/1")).await;
+    assert_eq!(hit.x_cache(), "HIT");
+    let ttl = status_ttl(hit.header("cache-status"));
+    assert!((86_300..=86_400).contains(&ttl), "ttl={ttl}");
+
+    // Over 30 days loads, as in Apigee, with apigeelint's warning (the entry is kept 30 days).
+    let d = PolicyDir::new(&o);
+    flow_stage(&d, "\"RC\"", "\"RC\"");
+    d.write(
+        "prod/RC.xml",
+        r#"<ResponseCache name="RC"><CacheKey><KeyFragment ref="proxy.pathsuffix"/></CacheKey><ExpirySettings><TimeoutInSeconds>2592001</TimeoutInSeconds></ExpirySettings></ResponseCache>"#,
+    );
+    let outcome = cachegate::config::load(d.path());
+    let text = outcome.diagnostics.to_string();
+    assert!(outcome.config.is_some(), "{text}");
+    assert!(
+        text.contains("warning: <TimeoutInSeconds> of 2592001 seconds is longer than 30 days"),
+        "{text}"
+    );
+    // Stage caching keeps AWS's 3600 s.
+    let d = PolicyDir::new(&o);
+    d.stage(
+        "prod",
+        "target = \"http://{{ORIGIN}}\"\n[cache]\nenabled = true\nttl = 7200\n",
+    );
+    let text = cachegate::config::load(d.path()).diagnostics.to_string();
+    assert!(
+        text.contains("ttl = 7200 exceeds the maximum of 3600 seconds"),
+        "{text}"
+    );
+}
