@@ -180,10 +180,10 @@ pub async fn prepare(
 ) -> Prepared {
     let stage = env.stage;
     let mut state = RequestState::new(suffix.to_owned());
-    let rpath = resource_path(&state.suffix).to_owned();
-    let resource = stage.resource_for(&rpath);
+    let rpath = resource_path(suffix);
+    let resource = stage.resource_for(rpath);
     state.path_params = resource
-        .and_then(|r| r.captures(&rpath))
+        .and_then(|r| r.captures(rpath))
         .map(|c| {
             c.into_iter()
                 .map(|(n, v)| (n.to_owned(), v.to_owned()))

@@ -44,18 +44,19 @@ pub async fn run_response_steps(
     req: &RequestHeader,
     resp: &mut ResponseHeader,
     state: &mut RequestState,
-    stage_ttl: u64,
 ) -> ResponseEffects {
     let stage = env.stage;
-    let cx = StepContext {
-        stage,
-        store,
-        stage_ttl,
-        dry_run: false,
-    };
     let mut out = ResponseEffects::default();
     let flow = state.flow(stage);
     for step in stage.steps(flow, Side::Response) {
+        // The same TTL rule as on the request side, whether or not the request was cacheable
+        // (read per step: nothing is computed for a response without steps).
+        let cx = StepContext {
+            stage,
+            store,
+            stage_ttl: env.stage_ttl(req, state),
+            dry_run: false,
+        };
         match run_response_step(env, &cx, req, resp, state, step, &mut out) {
             Ok(Some(lookup)) => {
                 for (k, v) in lookup.finish(&stage.name, store).await {

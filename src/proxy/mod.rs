@@ -192,15 +192,12 @@ impl Gateway {
             stage: &stage,
             client_ip: &ctx.client_ip,
         };
-        // The same TTL rule as on the request side, whether or not the request was cacheable.
-        let stage_ttl = env.stage_ttl(session.req_header(), &ctx.state);
         let fx = engine::response::run_response_steps(
             env,
             self.cache.store(),
             session.req_header(),
             resp,
             &mut ctx.state,
-            stage_ttl,
         )
         .await;
         if let Some(populate) = fx.populate {
