@@ -3,16 +3,6 @@
 
 use crate::harness::{client, get, origin, send, PolicyDir, TestGateway};
 
-/// The `ttl=` of a `Cache-Status` header.
-fn status_ttl(status: &str) -> i64 {
-    status
-        .split("ttl=")
-        .nth(1)
-        .and_then(|t| t.split(';').next())
-        .and_then(|t| t.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no ttl in {status:?}"))
-}
-
 fn flow_stage(d: &PolicyDir, request: &str, response: &str) {
     d.stage(
         "prod",
@@ -121,7 +111,7 @@ async fn apigee_policies_keep_apigees_ttl_limits_and_stage_caching_keeps_aws() {
     assert_eq!(get(&gw.url("/prod/items/1")).await.x_cache(), "MISS");
     let hit = get(&gw.url("/prod/items/1")).await;
     assert_eq!(hit.x_cache(), "HIT");
-    let ttl = status_ttl(hit.header("cache-status"));
+    let ttl = hit.status_ttl();
     assert!((86_300..=86_400).contains(&ttl), "ttl={ttl}");
 
     // Over 30 days loads, as in Apigee, with apigeelint's warning (the entry is kept 30 days).

@@ -189,13 +189,7 @@ response = [
     assert_eq!(get(&gw.url("/prod/rc/1")).await.x_cache(), "MISS");
     let hit = get(&gw.url("/prod/rc/1")).await;
     assert_eq!(hit.x_cache(), "HIT");
-    let ttl: u64 = hit
-        .header("cache-status")
-        .split("ttl=")
-        .nth(1)
-        .and_then(|t| t.split(';').next())
-        .and_then(|t| t.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no ttl in {:?}", hit.header("cache-status")));
+    let ttl = hit.status_ttl();
     assert!((290..=300).contains(&ttl), "ttl={ttl}");
 
     // The PopulateCache stores its value too (it used to follow another rule).

@@ -410,6 +410,17 @@ impl Resp {
             .unwrap_or("")
     }
 
+    /// The `ttl=` of the `Cache-Status` header (seconds of freshness left).
+    pub fn status_ttl(&self) -> i64 {
+        let status = self.header("cache-status");
+        status
+            .split("ttl=")
+            .nth(1)
+            .and_then(|t| t.split(';').next())
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no ttl in {status:?}"))
+    }
+
     /// The body as JSON (`Null` when it is not JSON).
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
