@@ -159,6 +159,7 @@ fn keys(c: &mut Criterion) {
         suffix,
         query: "format=json&type=a",
         has_authorization: false,
+        invalidation_request: false,
         has_cookie: false,
         has_body: false,
         host: Some("api.example.com"),

@@ -50,6 +50,8 @@ pub struct RequestFacts<'a> {
     pub query: &'a str,
     /// `Authorization` present (other than as a client invalidation's token).
     pub has_authorization: bool,
+    /// A client invalidation request (`Cache-Control: max-age=0` / `no-cache`, `Pragma`).
+    pub invalidation_request: bool,
     /// `Cookie` present.
     pub has_cookie: bool,
     /// A request body is announced (`Content-Length` > 0 or `Transfer-Encoding`).
@@ -75,6 +77,7 @@ impl<'a> RequestFacts<'a> {
     ) -> Self {
         let header = |name: http::header::HeaderName| headers.get(name);
         let has_body = announces_body(headers);
+        let invalidation_request = is_invalidation_request(headers);
         Self {
             method: cache_method(method),
             suffix: resource_path(suffix),
@@ -82,7 +85,8 @@ impl<'a> RequestFacts<'a> {
             // On an invalidation request `Authorization` carries the invalidation token for
             // the gateway: it is neither a credential for the target nor forwarded to it.
             has_authorization: header(http::header::AUTHORIZATION).is_some()
-                && !is_invalidation_request(headers),
+                && !invalidation_request,
+            invalidation_request,
             has_cookie: header(http::header::COOKIE).is_some(),
             has_body,
             host: header(http::header::HOST).and_then(|h| h.to_str().ok()),

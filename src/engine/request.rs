@@ -12,7 +12,7 @@ use std::sync::Arc;
 use pingora::http::{RequestHeader, ResponseHeader};
 
 use crate::cache::store::TieredStore;
-use crate::engine::client_invalidation::{self, is_invalidation_request, Decision};
+use crate::engine::client_invalidation::{self, Decision};
 use crate::engine::facts::{cache_method, resource_path, RequestFacts};
 use crate::engine::message::RequestMessage;
 use crate::engine::plan::{self, Bypass, CachePlan};
@@ -157,6 +157,8 @@ pub struct Prepared {
     pub invalidation: Decision,
     /// A request step that failed without `continueOnError`: the request is answered with it.
     pub fault: Option<Fault>,
+    /// The request announces a body (read from the facts the plan was made from).
+    pub has_body: bool,
 }
 
 impl Prepared {
@@ -231,16 +233,17 @@ pub async fn prepare(
                     cache: Err(Bypass::Off),
                     invalidation: Decision::None,
                     fault: Some(fault),
+                    has_body: false,
                 };
             }
         }
     }
 
-    let invalidation_request = is_invalidation_request(&req.headers);
-    let (cache, invalidation) = {
+    let (cache, invalidation, invalidation_request, has_body) = {
         let params = state.params();
         let vars = env.vars(req, &state, &params, None);
         let facts = RequestFacts::of(req, &state.suffix);
+        let invalidation_request = facts.invalidation_request;
         let cache = plan::plan(stage, flow, &facts, &vars);
         // A client asking to invalidate its entry (AWS `Cache-Control: max-age=0`) is checked
         // against the stage's grants.
@@ -253,13 +256,14 @@ pub async fn prepare(
             ),
             _ => Decision::None,
         };
-        (cache, invalidation)
+        (cache, invalidation, invalidation_request, facts.has_body)
     };
     let mut prepared = Prepared {
         state,
         cache,
         invalidation,
         fault: None,
+        has_body,
     };
     if let Ok(plan) = prepared.cache.as_mut() {
         if invalidation_request {

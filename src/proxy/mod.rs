@@ -395,7 +395,7 @@ impl ProxyHttp for Gateway {
             }
             Err(b) => ctx.bypass = Some(b),
         }
-        let has_body = engine::facts::announces_body(&session.req_header().headers);
+        let has_body = prepared.has_body;
         let flow = ctx.state.flow(&stage);
         self.answer_fresh_hit(session, ctx, &stage, flow, has_body)
             .await
