@@ -16,11 +16,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use moka::notification::RemovalCause;
 
-/// Longest time an entry can live: the longest TTL (Apigee's 30 days for a policy) plus the
-/// largest stale window (one day), rounded up. Purge records older than this cover nothing, so
-/// it must never be shorter than an entry's life, or a purged entry could come back.
+/// Longest time an entry can live: the longest TTL (`ttl::POLICY_MAX_TTL_SECS`, which is not
+/// below the stage maximum) plus the largest stale window (one day), rounded up. Purge records
+/// older than this cover nothing, so it must never be shorter than an entry's life, or a purged
+/// entry could come back.
 pub const MAX_ENTRY_LIFETIME: Duration =
-    Duration::from_secs(crate::runtime::ttl::APIGEE_MAX_TTL_SECS + 86_400 + 3600);
+    Duration::from_secs(crate::runtime::ttl::POLICY_MAX_TTL_SECS + 86_400 + 3600);
 
 /// Purge records kept per stage before the oldest are folded into the floor.
 pub const MAX_RECORDS_PER_STAGE: u64 = 100_000;

@@ -16,6 +16,7 @@ use crate::policy::model::{
 };
 use crate::runtime::flow::template::Template;
 use crate::runtime::flow::vars::{classify, suggest, VarKind};
+use crate::runtime::ttl::{APIGEE_MAX_TTL_SECS, POLICY_MAX_TTL_SECS};
 
 /// Where a reference sits, and how strict to be about custom variables.
 struct RefSite<'a> {
@@ -24,6 +25,16 @@ struct RefSite<'a> {
     /// Kept for call sites' intent: conditions may legitimately test unset variables.
     #[allow(dead_code)]
     lenient: bool,
+}
+
+/// The warning for a policy TTL longer than cachegate keeps entries today.
+fn ttl_cut(p: &PolicyFile, pos: Pos, what: &str) -> Diagnostic {
+    Diagnostic::warning(
+        &p.path,
+        Some(pos),
+        format!("{what} can be longer than {POLICY_MAX_TTL_SECS} seconds, the longest cachegate keeps an entry today: entries are refetched after {POLICY_MAX_TTL_SECS} s"),
+    )
+    .with_hint(format!("Apigee allows {APIGEE_MAX_TTL_SECS} seconds (30 days); cachegate will once its purge records are sized per stage"))
 }
 
 struct Checker<'a> {
@@ -128,11 +139,22 @@ impl Checker<'_> {
     fn expiry(&mut self, p: &PolicyFile, e: &ExpirySettings) {
         let (reference, pos) = match &e.expiry {
             Expiry::Timeout(v) => {
-                // Over 30 days is a warning (policy::check, as apigeelint PO030) and the entry
-                // is kept 30 days (`ttl::cap_policy`): Apigee accepts such files.
+                // Over 30 days is also apigeelint's warning (policy::check). Apigee accepts
+                // such files; cachegate keeps the entry for the policy maximum and says so.
+                if let Some(secs) = v.literal.filter(|s| *s > POLICY_MAX_TTL_SECS) {
+                    self.diags
+                        .push(ttl_cut(p, v.pos, &format!("a TTL of {secs} seconds")));
+                }
                 (&v.reference, v.pos)
             }
             Expiry::Date(v) => {
+                let now = std::time::SystemTime::now();
+                let far = v
+                    .literal
+                    .and_then(|d| crate::runtime::ttl::date_ttl_at(d, now));
+                if far.is_some_and(|left| left.as_secs() > POLICY_MAX_TTL_SECS) {
+                    self.diags.push(ttl_cut(p, v.pos, "this ExpiryDate"));
+                }
                 if let Some(d) = v.literal {
                     if crate::runtime::ttl::date_has_passed(d, std::time::SystemTime::now()) {
                         self.diags.push(
@@ -143,7 +165,12 @@ impl Checker<'_> {
                 }
                 (&v.reference, v.pos)
             }
-            Expiry::TimeOfDay(v) => (&v.reference, v.pos),
+            Expiry::TimeOfDay(v) => {
+                if POLICY_MAX_TTL_SECS < 86_400 {
+                    self.diags.push(ttl_cut(p, v.pos, "a TimeOfDay expiry"));
+                }
+                (&v.reference, v.pos)
+            }
         };
         if let Some(r) = reference {
             self.reference(p, r, pos);

@@ -79,7 +79,8 @@ impl CachePlan {
 /// The one TTL rule for every entry a policy or stage caching writes (ResponseCache,
 /// PopulateCache, stage caching; the proxy, the admin API and `explain` alike):
 /// 1. what the policy itself says, when it resolves — the response's headers with
-///    `UseResponseCacheHeaders`, else its `ExpirySettings` — capped at Apigee's 30 days;
+///    `UseResponseCacheHeaders`, else its `ExpirySettings` — capped at
+///    `ttl::POLICY_MAX_TTL_SECS` (why it is not yet Apigee's 30 days: see there);
 /// 2. else the stage TTL for the request's method and resource (`stage_ttl`: a
 ///    `[[cache.method]]` override's `ttl`, else `[cache] ttl`; at most AWS's 3600 s);
 /// 3. else, when that is 0, 300 s (Apigee's default): a stage TTL of 0 turns AWS-style stage
@@ -423,11 +424,11 @@ mod tests {
         let s = Duration::from_secs;
         // The policy's own TTL wins.
         assert_eq!(ttl_for(Some(s(60)), 120), s(60));
-        // Apigee's limits for a policy's own TTL: a day is kept, a year is cut to 30 days.
-        assert_eq!(ttl_for(Some(s(86_400)), 120), s(86_400));
+        // A policy's own TTL is capped at the policy maximum.
+        assert_eq!(ttl_for(Some(s(3_000)), 120), s(3_000));
         assert_eq!(
             ttl_for(Some(s(365 * 86_400)), 120),
-            s(ttl::APIGEE_MAX_TTL_SECS)
+            s(ttl::POLICY_MAX_TTL_SECS)
         );
         assert_eq!(ttl_for(Some(Duration::ZERO), 120), Duration::ZERO);
         // Else the stage TTL for the resource, else (stage TTL 0) Apigee's default.

@@ -63,9 +63,15 @@ pub const DEFAULT_TTL_SECS: u64 = 300;
 /// AWS API Gateway's maximum cache TTL: it bounds stage caching (`[cache] ttl`, overrides,
 /// `mode = "http"`), not Apigee policies.
 pub const MAX_TTL_SECS: u64 = 3600;
-/// Apigee's maximum TTL (30 days): it bounds what an Apigee policy asks for (ExpirySettings,
-/// or the response's headers with `UseResponseCacheHeaders`).
+/// Apigee's maximum TTL (30 days).
 pub const APIGEE_MAX_TTL_SECS: u64 = 2_592_000;
+/// The longest TTL an Apigee policy gets today (ExpirySettings, or the response's headers with
+/// `UseResponseCacheHeaders`). Apigee allows 30 days, but purge records (`cache::purge`) must
+/// outlive every entry they may cover and are capped per stage: at 30 days a stage with a few
+/// thousand invalidations a day would fill its records and flush itself on every further one.
+/// Until records are sized per stage, policies keep AWS's 3600 s too, and validation says so
+/// for every TTL that is cut.
+pub const POLICY_MAX_TTL_SECS: u64 = MAX_TTL_SECS;
 
 /// Seconds in a day.
 const DAY_SECS: u64 = 86_400;
@@ -173,6 +179,11 @@ fn date_ttl(date: ExpiryDate, now: SystemTime) -> Option<Duration> {
     let end_of_day = (days_from_civil(year, month, day) + 1) * 86_400;
     let end = unix_time(end_of_day)?;
     Some(end.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Time left at `now` until the end of `date` (UTC), for validation's warnings.
+pub fn date_ttl_at(date: ExpiryDate, now: SystemTime) -> Option<Duration> {
+    date_ttl(date, now)
 }
 
 /// Whether the whole day of `date` (UTC) is over at `now`: an entry given that ExpiryDate would
@@ -350,9 +361,9 @@ pub fn cap(ttl: Duration) -> Duration {
     ttl.min(Duration::from_secs(MAX_TTL_SECS))
 }
 
-/// Caps the TTL an Apigee policy asks for at Apigee's 30 days (`APIGEE_MAX_TTL_SECS`).
+/// Caps the TTL an Apigee policy asks for (`POLICY_MAX_TTL_SECS`).
 pub fn cap_policy(ttl: Duration) -> Duration {
-    ttl.min(Duration::from_secs(APIGEE_MAX_TTL_SECS))
+    ttl.min(Duration::from_secs(POLICY_MAX_TTL_SECS))
 }
 
 /// Parses an HTTP date (RFC 9110 §5.6.7): IMF-fixdate `Sun, 06 Nov 1994 08:49:37 GMT`, and the

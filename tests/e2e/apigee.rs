@@ -1,5 +1,6 @@
-//! Apigee fidelity (issue "Apigee API proxies run unchanged", first part): Apigee's TTL limits
-//! for Apigee policies, `messageid` and `message.*`, and `ref` names with spaces.
+//! Apigee fidelity (issue "Apigee API proxies run unchanged", first part): long Apigee TTLs
+//! load (and say how long they are kept), `messageid` and `message.*`, and `ref` names with
+//! spaces.
 
 use crate::harness::{client, get, origin, send, PolicyDir, TestGateway};
 
@@ -83,11 +84,13 @@ async fn a_ref_with_spaces_resolves_and_is_warned_about() {
 }
 
 #[tokio::test]
-async fn apigee_policies_keep_apigees_ttl_limits_and_stage_caching_keeps_aws() {
+async fn long_apigee_ttls_load_are_warned_about_and_kept_the_policy_maximum() {
     let o = origin();
     let d = PolicyDir::new(&o);
     flow_stage(&d, "\"RC\"", "\"RC\"");
-    // A one-day token cache: over AWS's 3600 s, within Apigee's 30 days.
+    // A one-day token cache and a 30-day JWKS cache: Apigee accepts them (they used to be
+    // refused with "exceeds the stage maximum"). cachegate loads them, says how long it keeps
+    // their entries today, and keeps them that long.
     d.write(
         "prod/RC.xml",
         r#"<ResponseCache name="RC"><CacheKey><KeyFragment ref="proxy.pathsuffix"/></CacheKey><ExpirySettings><TimeoutInSeconds>86400</TimeoutInSeconds></ExpirySettings></ResponseCache>"#,
@@ -104,6 +107,15 @@ async fn apigee_policies_keep_apigees_ttl_limits_and_stage_caching_keeps_aws() {
     let text = outcome.diagnostics.to_string();
     assert!(outcome.config.is_some(), "{text}");
     assert!(
+        text.contains("RC.xml:1:")
+            && text.contains("warning: a TTL of 86400 seconds can be longer than 3600 seconds"),
+        "{text}"
+    );
+    assert!(
+        text.contains("warning: a TTL of 2592000 seconds can be longer than 3600 seconds"),
+        "{text}"
+    );
+    assert!(
         text.contains("PC-past.xml:1:") && text.contains("the ExpiryDate 01-31-2020 has passed"),
         "{text}"
     );
@@ -112,9 +124,9 @@ async fn apigee_policies_keep_apigees_ttl_limits_and_stage_caching_keeps_aws() {
     let hit = get(&gw.url("/prod/items/1")).await;
     assert_eq!(hit.x_cache(), "HIT");
     let ttl = hit.status_ttl();
-    assert!((86_300..=86_400).contains(&ttl), "ttl={ttl}");
+    assert!((3_590..=3_600).contains(&ttl), "ttl={ttl}");
 
-    // Over 30 days loads, as in Apigee, with apigeelint's warning (the entry is kept 30 days).
+    // Over 30 days loads, as in Apigee, with apigeelint's warning too.
     let d = PolicyDir::new(&o);
     flow_stage(&d, "\"RC\"", "\"RC\"");
     d.write(
@@ -128,7 +140,7 @@ async fn apigee_policies_keep_apigees_ttl_limits_and_stage_caching_keeps_aws() {
         text.contains("warning: <TimeoutInSeconds> of 2592001 seconds is longer than 30 days"),
         "{text}"
     );
-    // Stage caching keeps AWS's 3600 s.
+    // Stage caching keeps AWS's 3600 s, as an error.
     let d = PolicyDir::new(&o);
     d.stage(
         "prod",
