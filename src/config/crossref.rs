@@ -1,6 +1,6 @@
 //! Cross-file checks of one stage: flows name existing policies, ResponseCache is attached the
-//! way Apigee requires, TTLs stay under the stage maximum, and every variable reference can
-//! resolve.
+//! way Apigee requires, policy TTLs longer than cachegate keeps entries are warned about, and
+//! every variable reference can resolve.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

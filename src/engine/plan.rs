@@ -95,13 +95,13 @@ pub fn ttl_for(own: Option<Duration>, stage_ttl: u64) -> Duration {
 }
 
 /// Variables for key building: a HEAD is answered from a cached GET, so it must build the
-/// GET's key (`request.verb` reads GET).
+/// GET's key (`request.verb`, and Apigee's `message.verb`, read GET).
 pub struct KeyVars<'a>(pub &'a dyn Variables);
 
 impl Variables for KeyVars<'_> {
     fn get(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
         match self.0.get(name) {
-            Some(v) if name == "request.verb" && v == "HEAD" => {
+            Some(v) if matches!(name, "request.verb" | "message.verb") && v == "HEAD" => {
                 Some(std::borrow::Cow::Borrowed("GET"))
             }
             other => other,
@@ -440,9 +440,11 @@ mod tests {
     fn key_vars_read_head_as_get() {
         let mut vars = std::collections::HashMap::new();
         vars.insert("request.verb".to_owned(), "HEAD".to_owned());
+        vars.insert("message.verb".to_owned(), "HEAD".to_owned());
         vars.insert("other".to_owned(), "HEAD".to_owned());
         let k = KeyVars(&vars);
         assert_eq!(k.get("request.verb").as_deref(), Some("GET"));
+        assert_eq!(k.get("message.verb").as_deref(), Some("GET"));
         assert_eq!(k.get("other").as_deref(), Some("HEAD"));
     }
 }

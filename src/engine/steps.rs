@@ -14,7 +14,7 @@ use bytes::Bytes;
 use crate::cache::entry::Entry;
 use crate::cache::store::TieredStore;
 use crate::metrics::METRICS;
-use crate::runtime::flow::assign::{AssignError, Message};
+use crate::runtime::flow::assign::{AssignError, Message, MessageTarget};
 use crate::runtime::flow::Variables;
 use crate::runtime::key::BuiltKey;
 use crate::runtime::policy::{InvalidateCachePolicy, LookupCachePolicy, PopulateCachePolicy};
@@ -184,6 +184,7 @@ fn populate(
     cx: &StepContext<'_>,
     vars: &dyn Variables,
     fx: &mut Effects,
+    side: MessageTarget,
 ) -> Result<(), StepError> {
     let (stage, store) = (cx.stage, cx.store);
     let key = p.common.key.build(vars);
@@ -195,7 +196,10 @@ fn populate(
         format!("{prefix}cachename"),
         p.common.cache_resource.clone().unwrap_or_default(),
     ));
-    if p.source == "response.content" {
+    // The body: `response.content`, or Apigee's `message.content` on the response side.
+    let body = p.source == "response.content"
+        || (p.source == "message.content" && side == MessageTarget::Response);
+    if body {
         if !cx.dry_run {
             fx.populate_from_body = Some((p.common.name.clone(), key, ttl));
         }
@@ -330,7 +334,7 @@ pub fn run(
     cx: &StepContext<'_>,
     vars: &dyn Variables,
     msg: Option<&mut dyn Message>,
-    side: crate::runtime::flow::assign::MessageTarget,
+    side: MessageTarget,
 ) -> Result<Effects, Fault> {
     let (stage, store) = (cx.stage, cx.store);
     let mut fx = Effects::default();
@@ -340,7 +344,7 @@ pub fn run(
     };
     match policy {
         StepPolicy::LookupCache(p) => lookup(p, store, stage, vars, &mut fx, cx.dry_run),
-        StepPolicy::PopulateCache(p) => populate(p, cx, vars, &mut fx).map_err(fault)?,
+        StepPolicy::PopulateCache(p) => populate(p, cx, vars, &mut fx, side).map_err(fault)?,
         StepPolicy::InvalidateCache(p) => invalidate(p, cx, vars, &mut fx).map_err(fault)?,
         StepPolicy::AssignMessage(p) => {
             let result = match msg {

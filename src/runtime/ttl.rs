@@ -1,5 +1,5 @@
 //! TTL arithmetic: a policy's `<ExpirySettings>`, the upstream's freshness headers (RFC 9111),
-//! and the stage maximum.
+//! and the caps (AWS's 3600 s for stage caching; the policy maximum, see `POLICY_MAX_TTL_SECS`).
 //!
 //! Everything here is pure: the current time is a parameter, so every branch is testable.
 //! cachegate interprets `<ExpiryDate>` and `<TimeOfDay>` in UTC (Apigee uses the time zone of the

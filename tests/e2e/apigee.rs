@@ -41,14 +41,23 @@ async fn a_cache_keyed_on_messageid_gives_every_request_its_own_entry() {
 async fn message_variables_are_the_request_then_the_response() {
     let o = origin();
     let d = PolicyDir::new(&o);
-    flow_stage(&d, "\"AM-req\"", "\"AM-resp\"");
+    flow_stage(&d, "\"AM-req\", \"LC-body\"", "\"AM-resp\", \"PC-body\"");
+    // `message.content` on the response side is the response body.
+    d.write(
+        "prod/PC-body.xml",
+        r#"<PopulateCache name="PC-body"><CacheKey><KeyFragment ref="proxy.pathsuffix"/></CacheKey><ExpirySettings><TimeoutInSeconds>60</TimeoutInSeconds></ExpirySettings><Source>message.content</Source></PopulateCache>"#,
+    );
+    d.write(
+        "prod/LC-body.xml",
+        r#"<LookupCache name="LC-body"><CacheKey><KeyFragment ref="proxy.pathsuffix"/></CacheKey><AssignTo>cached.body</AssignTo></LookupCache>"#,
+    );
     d.write(
         "prod/AM-req.xml",
         r#"<AssignMessage name="AM-req"><AssignTo type="request">request</AssignTo><Set><Headers><Header name="x-seen">{message.verb} {message.header.x-in}</Header></Headers></Set></AssignMessage>"#,
     );
     d.write(
         "prod/AM-resp.xml",
-        r#"<AssignMessage name="AM-resp"><Set><Headers><Header name="X-Status">{message.status.code}</Header><Header name="X-Id">{messageid}</Header></Headers></Set></AssignMessage>"#,
+        r#"<AssignMessage name="AM-resp"><Set><Headers><Header name="X-Status">{message.status.code}</Header><Header name="X-Id">{messageid}</Header><Header name="X-Had">{lookupcache.LC-body.cachehit}</Header></Headers></Set></AssignMessage>"#,
     );
     let gw = TestGateway::start(d);
     let r = send(client().get(gw.url("/prod/echo/a")).header("x-in", "hello")).await;
@@ -56,8 +65,11 @@ async fn message_variables_are_the_request_then_the_response() {
     assert_eq!(r.json()["headers"]["x-seen"], "GET hello", "{}", r.body);
     assert_eq!(r.header("x-status"), "200");
     assert_eq!(r.header("x-id").len(), 36, "{:?}", r.header("x-id"));
-    let again = send(client().get(gw.url("/prod/echo/a"))).await;
+    assert_eq!(r.header("x-had"), "false");
+    let again = send(client().get(gw.url("/prod/echo/a")).header("x-in", "again")).await;
     assert_ne!(again.header("x-id"), r.header("x-id"));
+    // The first response's body was stored through `message.content`.
+    assert_eq!(again.header("x-had"), "true");
 }
 
 #[tokio::test]
