@@ -103,6 +103,30 @@ fn unknown_field_hint(message: &str) -> Option<String> {
     }
 }
 
+/// An Apigee API proxy or shared flow bundle (`apiproxy/`, `sharedflowbundle/`, or a folder
+/// holding one, or its `proxies/` / `sharedflows/` layout).
+fn looks_like_bundle(dir: &Path) -> bool {
+    let named = |d: &Path| {
+        d.file_name()
+            .is_some_and(|n| n == "apiproxy" || n == "sharedflowbundle")
+    };
+    named(dir)
+        || dir.join("apiproxy").is_dir()
+        || dir.join("sharedflowbundle").is_dir()
+        || dir.join("proxies").is_dir()
+        || dir.join("sharedflows").is_dir()
+}
+
+/// The error for a bundle: cachegate cannot run it yet, and nothing of it would run silently.
+fn bundle_error(dir: &Path) -> Diagnostic {
+    Diagnostic::error(
+        dir,
+        None,
+        "this is an Apigee bundle (apiproxy/ or sharedflowbundle/): cachegate does not load bundles yet, so none of it would run",
+    )
+    .with_hint("make a stage folder: a stage.toml with target and [[flows]] (the ProxyEndpoint's steps), and the bundle's policies/*.xml beside it")
+}
+
 fn is_ignored(name: &str) -> bool {
     name.starts_with('.') || name.ends_with('~') || name.ends_with(".swp") || name.ends_with(".tmp")
 }
@@ -157,6 +181,11 @@ fn load_inner(dir: &Path, diags: &mut Diagnostics) -> Option<RuntimeConfig> {
         ),
     };
 
+    // An Apigee bundle is not a policies directory: say so instead of loading nothing.
+    if looks_like_bundle(dir) {
+        diags.push(bundle_error(dir));
+        return None;
+    }
     let mut stage_dirs: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
@@ -171,6 +200,10 @@ fn load_inner(dir: &Path, diags: &mut Diagnostics) -> Option<RuntimeConfig> {
     for stage_dir in &stage_dirs {
         let stage_toml = stage_dir.join("stage.toml");
         if !stage_toml.exists() {
+            if looks_like_bundle(stage_dir) {
+                diags.push(bundle_error(stage_dir));
+                continue;
+            }
             diags.push(
                 Diagnostic::warning(
                     stage_dir,

@@ -164,3 +164,33 @@ async fn long_apigee_ttls_load_are_warned_about_and_kept_the_policy_maximum() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn an_apigee_bundle_is_refused_by_name_not_loaded_as_nothing() {
+    // `cachegate validate apiproxy/` used to exit 0 having loaded nothing.
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    d.write(
+        "shop/apiproxy/proxies/default.xml",
+        "<ProxyEndpoint name=\"default\"><HTTPProxyConnection><BasePath>/shop</BasePath></HTTPProxyConnection></ProxyEndpoint>",
+    );
+    d.write(
+        "shop/apiproxy/policies/RC.xml",
+        r#"<ResponseCache name="RC"><CacheKey><KeyFragment ref="request.uri"/></CacheKey></ResponseCache>"#,
+    );
+    d.write("shop/apiproxy/shop.xml", "<APIProxy name=\"shop\"/>");
+    for dir in [
+        d.path().to_path_buf(),
+        d.path().join("shop"),
+        d.path().join("shop/apiproxy"),
+    ] {
+        let outcome = cachegate::config::load(&dir);
+        let text = outcome.diagnostics.to_string();
+        assert!(outcome.config.is_none(), "{}: {text}", dir.display());
+        assert!(
+            text.contains("error: this is an Apigee bundle"),
+            "{}: {text}",
+            dir.display()
+        );
+    }
+}
