@@ -273,16 +273,33 @@ async fn a_full_redis_never_fails_a_request() {
     // Nothing is shared, but nothing fails: the other instance goes to the origin.
     let (status, xc, _) = x_cache(&g2.url("/prod/items/full-1")).await;
     assert_eq!((status, xc.as_str()), (200, "MISS"));
-    // Room again: entries are shared again.
+    // Room again: entries are shared again. Each attempt uses a new key: a write queued while
+    // Redis was full (instance 2's `full-1`) may land just now, so "Redis holds something" does
+    // not prove that instance 1's entry is there, and an instance-2 miss stores its own copy.
     redis.command(&["CONFIG", "SET", "maxmemory", "0"]);
-    let (_, xc, body) = x_cache(&g1.url("/prod/items/roomy")).await;
-    assert_eq!(xc, "MISS");
-    reaches_redis(&redis).await;
+    let attempt = std::sync::atomic::AtomicUsize::new(0);
+    let dbsize = || {
+        redis
+            .command(&["DBSIZE"])
+            .trim()
+            .trim_start_matches(':')
+            .parse::<u64>()
+            .unwrap_or(0)
+    };
     eventually(
         "instance 2 hits the shared tier again",
-        Duration::from_secs(5),
+        Duration::from_secs(10),
         || async {
-            let (_, xc, b) = x_cache(&g2.url("/prod/items/roomy")).await;
+            let n = attempt.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path = format!("/prod/items/roomy-{n}");
+            let before = dbsize();
+            let (_, xc, body) = x_cache(&g1.url(&path)).await;
+            assert_eq!(xc, "MISS");
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while dbsize() <= before && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let (_, xc, b) = x_cache(&g2.url(&path)).await;
             xc == "HIT" && b == body
         },
     )
