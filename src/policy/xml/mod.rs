@@ -28,7 +28,7 @@ mod assign;
 mod cache;
 mod mapper;
 mod spec;
-mod tree;
+pub(crate) mod tree;
 
 use std::path::Path;
 

@@ -26,55 +26,55 @@ pub const MAX_ELEMENTS: usize = 10_000;
 
 /// One attribute, unescaped.
 #[derive(Debug, Clone)]
-pub(super) struct Attr {
-    pub(super) name: String,
-    pub(super) value: String,
-    pub(super) pos: Pos,
+pub(crate) struct Attr {
+    pub(crate) name: String,
+    pub(crate) value: String,
+    pub(crate) pos: Pos,
 }
 
 /// One element with everything the mapping needs.
 #[derive(Debug, Clone)]
-pub(super) struct Node {
-    pub(super) name: String,
+pub(crate) struct Node {
+    pub(crate) name: String,
     /// Position of the `<` of the start tag.
-    pub(super) pos: Pos,
-    pub(super) attrs: Vec<Attr>,
+    pub(crate) pos: Pos,
+    pub(crate) attrs: Vec<Attr>,
     /// All text and CDATA directly inside, concatenated, entities resolved, not trimmed.
-    pub(super) text: String,
+    pub(crate) text: String,
     /// Where the first non-whitespace text is.
-    pub(super) text_pos: Option<Pos>,
-    pub(super) children: Vec<Node>,
+    pub(crate) text_pos: Option<Pos>,
+    pub(crate) children: Vec<Node>,
 }
 
 impl Node {
-    pub(super) fn child(&self, name: &str) -> Option<&Node> {
+    pub(crate) fn child(&self, name: &str) -> Option<&Node> {
         self.children.iter().find(|c| c.name == name)
     }
 
-    pub(super) fn children_named<'s>(
+    pub(crate) fn children_named<'s>(
         &'s self,
         name: &'s str,
     ) -> impl Iterator<Item = &'s Node> + 's {
         self.children.iter().filter(move |c| c.name == name)
     }
 
-    pub(super) fn attr(&self, name: &str) -> Option<&Attr> {
+    pub(crate) fn attr(&self, name: &str) -> Option<&Attr> {
         self.attrs.iter().find(|a| a.name == name)
     }
 
     /// The attribute's value when it is present and not empty.
-    pub(super) fn attr_value(&self, name: &str) -> Option<&str> {
+    pub(crate) fn attr_value(&self, name: &str) -> Option<&str> {
         self.attr(name)
             .map(|a| a.value.trim())
             .filter(|v| !v.is_empty())
     }
 
-    pub(super) fn trimmed(&self) -> &str {
+    pub(crate) fn trimmed(&self) -> &str {
         self.text.trim()
     }
 
     /// The trimmed text with the element's position, or `None` when empty.
-    pub(super) fn located_text(&self) -> Option<Located<String>> {
+    pub(crate) fn located_text(&self) -> Option<Located<String>> {
         let t = self.trimmed();
         (!t.is_empty()).then(|| Located::new(t.to_string(), self.pos))
     }
@@ -120,7 +120,7 @@ fn attr_error_message(e: &AttrError) -> (usize, &'static str) {
 
 /// Reads the element tree. Returns `None` (with an error recorded) when the text is not
 /// well-formed XML, has a DOCTYPE, or breaks a limit.
-pub(super) struct TreeBuilder<'t, 's, 'p> {
+pub(crate) struct TreeBuilder<'t, 's, 'p> {
     text: &'t str,
     lines: LineIndex<'t>,
     sink: &'s mut Sink<'p>,
@@ -133,7 +133,7 @@ pub(super) struct TreeBuilder<'t, 's, 'p> {
 
 impl<'t, 's, 'p> TreeBuilder<'t, 's, 'p> {
     /// A builder for `text` that records its errors in `sink`.
-    pub(super) fn new(text: &'t str, sink: &'s mut Sink<'p>) -> Self {
+    pub(crate) fn new(text: &'t str, sink: &'s mut Sink<'p>) -> Self {
         Self {
             text,
             lines: LineIndex::new(text),
@@ -156,7 +156,7 @@ impl<'t, 's, 'p> TreeBuilder<'t, 's, 'p> {
         None
     }
 
-    pub(super) fn build(mut self) -> Option<Node> {
+    pub(crate) fn build(mut self) -> Option<Node> {
         let mut reader = Reader::from_str(self.text);
         {
             let config = reader.config_mut();
