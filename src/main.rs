@@ -136,7 +136,8 @@ fn run(config: &Path, upgrade: bool) -> anyhow::Result<ExitCode> {
         "cachegate starting."
     );
     for s in &snap.config.stages {
-        tracing::info!(stage = %s.name, base_path = %s.base_path, target = %s.target.url, "Stage loaded.");
+        let targets: Vec<&str> = s.targets.iter().map(|t| t.target.url.as_str()).collect();
+        tracing::info!(stage = %s.name, base_path = %s.base_path, targets = %targets.join(", "), "Stage loaded.");
     }
     drop(snap);
     let options = ServerOptions {

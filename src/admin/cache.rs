@@ -109,16 +109,17 @@ async fn by_request(
     path: &str,
     req: &InvalidateRequest,
 ) -> Answer {
-    if !path.starts_with('/') {
+    // An empty path is the base path itself (`/v1/weather`, which is not `/v1/weather/`).
+    if !path.is_empty() && !path.starts_with('/') {
         return error(
             StatusCode::BAD_REQUEST,
-            "path must start with / (it is relative to the stage's base path)",
+            "path must start with / (it is relative to the stage's base path), or be empty for the base path itself",
         );
     }
     let method = req.method.as_deref().unwrap_or("GET").to_ascii_uppercase();
     let query = req.query.as_deref().unwrap_or("");
     let full_path = if stage.base_path == "/" {
-        path.to_owned()
+        if path.is_empty() { "/" } else { path }.to_owned()
     } else {
         format!("{}{path}", stage.base_path)
     };

@@ -52,10 +52,10 @@ impl AdminApp {
                 serde_json::json!({
                     "name": s.name,
                     "base_path": s.base_path,
-                    "target": s.target.url,
+                    "targets": s.targets.iter().map(|t| serde_json::json!({"name": t.endpoint.name, "url": t.target.url})).collect::<Vec<_>>(),
                     "cache_enabled": s.cache.enabled,
                     "policies": s.policy_names(),
-                    "flows": s.flows.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+                    "flows": s.proxy.flows.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
                 })
             })
             .collect();

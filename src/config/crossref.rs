@@ -5,11 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use toml::Spanned;
-
-use super::compile::FileCtx;
-use super::file::{FileStage, FileStep};
 use super::policies::Conditions;
+use super::source::{Site, SrcEndpoint, SrcFlows, SrcStep, SrcSteps};
 use crate::diag::{Diagnostic, Diagnostics, Pos};
 use crate::policy::model::{
     CacheKey, Expiry, ExpirySettings, MessageTarget, Policy, PolicyFile, PolicyKind,
@@ -296,27 +293,11 @@ impl Checker<'_> {
     }
 }
 
-/// Every step of the stage: pre-flow, post-flow and every flow, request and response sides.
-fn every_step(stage: &FileStage) -> impl Iterator<Item = &Spanned<FileStep>> {
-    let flows = stage
-        .flows
-        .iter()
-        .flat_map(|f| f.request.iter().chain(&f.response));
-    stage
-        .preflow
-        .request
-        .iter()
-        .chain(&stage.preflow.response)
-        .chain(&stage.postflow.request)
-        .chain(&stage.postflow.response)
-        .chain(flows)
-}
-
 /// Runs every cross-file check of one stage.
 pub(crate) fn check_stage(
-    cx: &mut FileCtx,
+    diags: &mut Diagnostics,
     conditions: &mut Conditions,
-    stage: &FileStage,
+    src: &SrcFlows,
     policies: &BTreeMap<String, Arc<PolicyFile>>,
     failed_files: &BTreeSet<String>,
 ) {
@@ -332,11 +313,13 @@ pub(crate) fn check_stage(
             _ => {}
         }
     }
+    let at = |s: &SrcStep, msg: String, hint: String| {
+        Diagnostic::error(&s.at.file, s.at.pos, msg).with_hint(hint)
+    };
 
     // Steps name existing policies.
-    let all_steps = every_step(stage);
-    for s in all_steps {
-        let name = &s.get_ref().policy;
+    for s in src.every_step() {
+        let name = &s.policy;
         if !policies.contains_key(name) && !failed_files.contains(name) {
             let hint = match crate::util::did_you_mean(name, policies.keys().map(String::as_str)) {
                 Some(m) => format!("did you mean `{m}`?"),
@@ -348,23 +331,17 @@ pub(crate) fn check_stage(
                     policies.keys().cloned().collect::<Vec<_>>().join(", ")
                 ),
             };
-            cx.error(
+            diags.push(at(
                 s,
                 format!("step names policy `{name}`, which does not exist in this stage"),
-                Some(hint),
-            );
+                hint,
+            ));
         }
     }
 
     // AssignMessage cannot replace a request body (the request is streamed to the target).
-    let request_side = stage
-        .preflow
-        .request
-        .iter()
-        .chain(&stage.postflow.request)
-        .chain(stage.flows.iter().flat_map(|f| &f.request));
-    for st in request_side {
-        let Some(p) = policies.get(&st.get_ref().policy) else {
+    for st in src.request_steps() {
+        let Some(p) = policies.get(&st.policy) else {
             continue;
         };
         if let Policy::AssignMessage(am) = &p.policy {
@@ -375,68 +352,121 @@ pub(crate) fn check_stage(
             let payload = am.set.as_ref().is_some_and(|s| s.payload.is_some())
                 || am.remove.as_ref().is_some_and(|r| r.payload);
             if target == MessageTarget::Request && payload {
-                cx.error(
+                diags.push(at(
                     st,
                     format!("AssignMessage `{}` sets a request payload, which cachegate does not support", p.name()),
-                    Some("change headers, query parameters, verb or path of the request; payloads only on the response".into()),
-                );
+                    "change headers, query parameters, verb or path of the request; payloads only on the response".into(),
+                ));
             }
         }
     }
 
-    // ResponseCache: at most once per request path and once per response path (Apigee's
-    // ResponseCacheStepAttachmentNotAllowedReq/Resp), and attached on both sides.
-    let is_rc = |s: &Spanned<FileStep>| {
+    response_cache_attachments(diags, src, policies);
+
+    let mut checker = Checker {
+        policies,
+        assigned,
+        diags,
+        conditions,
+    };
+    for p in policies.values() {
+        checker.policy(p);
+    }
+    // Conditions of flows, routes and steps.
+    for e in src.endpoints() {
+        for f in &e.flows {
+            if let Some((c, site)) = &f.condition {
+                checker.condition_vars_only(c, &ref_site(site));
+            }
+        }
+    }
+    for r in &src.routes {
+        if let Some((c, site)) = &r.condition {
+            checker.condition_vars_only(c, &ref_site(site));
+        }
+    }
+    for s in src.every_step() {
+        if let Some(c) = &s.condition {
+            checker.condition_vars_only(c, &ref_site(&s.at));
+        }
+    }
+}
+
+/// One side's steps of an endpoint taking `flow`: PreFlow, the flow, PostFlow.
+fn side_steps(e: &SrcEndpoint, flow: Option<usize>, request: bool) -> Vec<&SrcStep> {
+    let mut out: Vec<&SrcStep> = side_of(&e.preflow, request).iter().collect();
+    if let Some(f) = flow.and_then(|i| e.flows.get(i)) {
+        out.extend(side_of(&f.steps, request));
+    }
+    out.extend(side_of(&e.postflow, request));
+    out
+}
+
+fn side_of(s: &SrcSteps, request: bool) -> &[SrcStep] {
+    if request {
+        &s.request
+    } else {
+        &s.response
+    }
+}
+
+fn ref_site(site: &Site) -> RefSite<'_> {
+    RefSite {
+        file: &site.file,
+        pos: site.pos,
+        lenient: true,
+    }
+}
+
+/// ResponseCache: at most once per request path and once per response path (Apigee's
+/// ResponseCacheStepAttachmentNotAllowedReq/Resp), and attached on both sides.
+fn response_cache_attachments(
+    diags: &mut Diagnostics,
+    src: &SrcFlows,
+    policies: &BTreeMap<String, Arc<PolicyFile>>,
+) {
+    let is_rc = |s: &&SrcStep| {
         policies
-            .get(&s.get_ref().policy)
+            .get(&s.policy)
             .is_some_and(|p| p.policy.kind() == PolicyKind::ResponseCache)
     };
-    let no_flow: [Spanned<FileStep>; 0] = [];
-    type Steps<'s> = &'s [Spanned<FileStep>];
-    let flow_lists: Vec<(Steps, Steps)> = if stage.flows.is_empty() {
-        vec![(&no_flow, &no_flow)]
-    } else {
-        stage
-            .flows
-            .iter()
-            .map(|f| (f.request.as_slice(), f.response.as_slice()))
-            .collect()
+    // Every path a request can take: each ProxyEndpoint flow (or none) with each TargetEndpoint
+    // flow (or none) of each TargetEndpoint (or none).
+    let flow_choices = |e: &SrcEndpoint| -> Vec<Option<usize>> {
+        if e.flows.is_empty() {
+            vec![None]
+        } else {
+            (0..e.flows.len()).map(Some).collect()
+        }
     };
+    let mut targets: Vec<Option<&SrcEndpoint>> =
+        src.targets.iter().map(|t| Some(&t.endpoint)).collect();
+    targets.push(None);
     let mut reported = BTreeSet::new();
-    for (req, resp) in &flow_lists {
-        for (side, pre, mid, post) in [
-            (
-                "request",
-                &stage.preflow.request,
-                *req,
-                &stage.postflow.request,
-            ),
-            (
-                "response",
-                &stage.preflow.response,
-                *resp,
-                &stage.postflow.response,
-            ),
-        ] {
-            let mut seen: BTreeSet<&str> = BTreeSet::new();
-            for s in pre
-                .iter()
-                .chain(mid)
-                .chain(post.iter())
-                .filter(|s| is_rc(s))
-            {
-                let name = s.get_ref().policy.as_str();
-                if !seen.insert(name) && reported.insert((side, s.span().start)) {
-                    cx.error(
-                        s,
-                        format!(
-                            "ResponseCache `{name}` is attached more than once in the {side} path"
-                        ),
-                        Some(
-                            "attach it once in the request steps and once in the response steps"
-                                .to_owned(),
-                        ),
-                    );
+    for pf in flow_choices(&src.proxy) {
+        for t in &targets {
+            let tflows = t.map_or(vec![None], flow_choices);
+            for tf in tflows {
+                for (side, request) in [("request", true), ("response", false)] {
+                    let mut path = side_steps(&src.proxy, pf, request);
+                    if let Some(t) = t {
+                        path.extend(side_steps(t, tf, request));
+                    }
+                    let mut seen: BTreeSet<&str> = BTreeSet::new();
+                    for s in path.into_iter().filter(is_rc) {
+                        let name = s.policy.as_str();
+                        let key = (side, s.at.file.to_path_buf(), s.at.pos);
+                        if !seen.insert(name) && reported.insert(key) {
+                            diags.push(
+                                Diagnostic::error(
+                                    &s.at.file,
+                                    s.at.pos,
+                                    format!("ResponseCache `{name}` is attached more than once in the {side} path"),
+                                )
+                                .with_hint("attach it once in the request steps and once in the response steps"),
+                            );
+                        }
+                    }
                 }
             }
         }
@@ -446,70 +476,17 @@ pub(crate) fn check_stage(
         .filter(|p| p.policy.kind() == PolicyKind::ResponseCache && p.common.enabled)
     {
         let name = p.name();
-        let named = |s: &Spanned<FileStep>| s.get_ref().policy == name;
-        let req = stage
-            .preflow
-            .request
-            .iter()
-            .chain(&stage.postflow.request)
-            .chain(stage.flows.iter().flat_map(|f| &f.request))
-            .any(named);
-        let resp = stage
-            .preflow
-            .response
-            .iter()
-            .chain(&stage.postflow.response)
-            .chain(stage.flows.iter().flat_map(|f| &f.response))
-            .any(named);
+        let req = src.request_steps().any(|s| s.policy == name);
+        let resp = src.response_steps().any(|s| s.policy == name);
         if req && !resp {
-            cx.diags.push(
+            diags.push(
                 Diagnostic::warning(&p.path, Some(p.pos), format!("ResponseCache `{name}` is attached to request steps only, so it looks up but never stores"))
                     .with_hint(format!("add \"{name}\" to the same flow's response steps")),
             );
         } else if resp && !req {
-            cx.diags.push(
+            diags.push(
                 Diagnostic::warning(&p.path, Some(p.pos), format!("ResponseCache `{name}` is attached to response steps only, so it stores but never serves"))
                     .with_hint(format!("add \"{name}\" to the same flow's request steps")),
-            );
-        }
-    }
-
-    let mut checker = Checker {
-        policies,
-        assigned,
-        diags: cx.diags,
-        conditions,
-    };
-    for p in policies.values() {
-        checker.policy(p);
-    }
-    // Conditions in stage.toml: flows and steps.
-    let path = cx.path;
-    let text = cx.text;
-    let at =
-        |span: std::ops::Range<usize>| (span.end > 0).then(|| Pos::from_offset(text, span.start));
-    for f in &stage.flows {
-        if let Some(c) = &f.condition {
-            checker.condition_vars_only(
-                c.get_ref(),
-                &RefSite {
-                    file: path,
-                    pos: at(c.span()),
-                    lenient: true,
-                },
-            );
-        }
-    }
-    let steps = every_step(stage);
-    for s in steps {
-        if let Some(c) = &s.get_ref().condition {
-            checker.condition_vars_only(
-                c,
-                &RefSite {
-                    file: path,
-                    pos: at(s.span()),
-                    lenient: true,
-                },
             );
         }
     }

@@ -69,9 +69,8 @@ pub(crate) fn redis_lookup_timeout_ms() -> Spanned<u64> {
 pub(crate) fn redis_connect_timeout_ms() -> Spanned<u64> {
     unspanned(500)
 }
-pub(crate) fn revision() -> Spanned<u32> {
-    unspanned(1)
-}
+/// A stage.toml stage's revision when none is written.
+pub(crate) const REVISION: u32 = 1;
 pub(crate) fn connect_timeout_ms() -> Spanned<u64> {
     unspanned(2_000)
 }

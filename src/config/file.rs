@@ -198,18 +198,32 @@ pub struct FileStage {
     #[schemars(with = "Option<String>")]
     pub base_path: Option<Spanned<String>>,
     /// Upstream URL, `http://host:port[/path]`. The host is resolved once, when the configuration
-    /// loads, never on the request path.
-    #[schemars(with = "String")]
-    pub target: Spanned<String>,
+    /// loads, never on the request path. Required, except beside an Apigee bundle (`apiproxy/`),
+    /// whose TargetEndpoints say where to forward.
+    #[schemars(with = "Option<String>")]
+    pub target: Option<Spanned<String>>,
     /// The API name used as Apigee's "API proxy" in Scope-derived key prefixes (default: the stage
     /// folder name).
     #[schemars(with = "Option<String>")]
     pub api_name: Option<Spanned<String>>,
     /// The deployed revision, part of Proxy/Target/Exclusive-scoped keys as in Apigee: bump it to
-    /// move those policies to a fresh key namespace.
-    #[serde(default = "defaults::revision")]
-    #[schemars(with = "u32")]
-    pub revision: Spanned<u32>,
+    /// move those policies to a fresh key namespace. Default: 1; for an Apigee bundle, the
+    /// bundle's `revision` attribute, else a number derived from its content (so every edit
+    /// deploys a new revision, as in Apigee).
+    #[schemars(with = "Option<u32>")]
+    pub revision: Option<Spanned<u32>>,
+    /// Apigee bundle only: policy kinds to run as no-ops (e.g. `["StatisticsCollector",
+    /// "Quota"]`). Without it, a bundle using a kind cachegate does not run is refused. Kinds
+    /// that protect the API must also be listed in `acknowledge_unprotected`.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub skip_policies: Vec<Spanned<String>>,
+    /// Apigee bundle only: the security kinds of `skip_policies` (VerifyAPIKey, OAuthV2,
+    /// VerifyJWT, …) listed again, to acknowledge that the API runs without that protection.
+    /// Logged as a warning at every start.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub acknowledge_unprotected: Vec<Spanned<String>>,
     /// Milliseconds allowed to connect to the target.
     #[serde(default = "defaults::connect_timeout_ms")]
     #[schemars(with = "u64")]

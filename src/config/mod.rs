@@ -11,12 +11,14 @@
 //! problem: the outcome carries every diagnostic, and a configuration only when none is an error.
 
 pub(crate) mod assign;
+mod bundle;
 mod compile;
 mod crossref;
 pub(crate) mod defaults;
 pub(crate) mod file;
 pub(crate) mod policies;
 pub mod schema;
+mod source;
 pub(crate) mod units;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -117,14 +119,25 @@ fn looks_like_bundle(dir: &Path) -> bool {
         || dir.join("sharedflows").is_dir()
 }
 
-/// The error for a bundle: cachegate cannot run it yet, and nothing of it would run silently.
+/// The error for a bundle where a policies directory or a stage folder was expected.
 fn bundle_error(dir: &Path) -> Diagnostic {
+    let shared = dir.join("sharedflowbundle").is_dir()
+        || dir.file_name().is_some_and(|n| n == "sharedflowbundle")
+        || dir.join("sharedflows").is_dir();
+    if shared {
+        return Diagnostic::error(
+            dir,
+            None,
+            "this is an Apigee shared flow bundle: cachegate does not load shared flows yet, so none of it would run",
+        )
+        .with_hint("shared flows (FlowCallout) are not supported yet; proxies calling one are refused by name");
+    }
     Diagnostic::error(
         dir,
         None,
-        "this is an Apigee bundle (apiproxy/ or sharedflowbundle/): cachegate does not load bundles yet, so none of it would run",
+        "this is an Apigee API proxy bundle, not a policies directory or a stage folder",
     )
-    .with_hint("make a stage folder: a stage.toml with target and [[flows]] (the ProxyEndpoint's steps), and the bundle's policies/*.xml beside it")
+    .with_hint("put it in a stage folder: policies/<stage>/apiproxy/ (the folder named apiproxy, with proxies/, targets/ and policies/ inside)")
 }
 
 fn is_ignored(name: &str) -> bool {
@@ -199,6 +212,19 @@ fn load_inner(dir: &Path, diags: &mut Diagnostics) -> Option<RuntimeConfig> {
     let mut stages = Vec::new();
     for stage_dir in &stage_dirs {
         let stage_toml = stage_dir.join("stage.toml");
+        if stage_dir.join("apiproxy").is_dir() {
+            let org = gateway.as_ref().map(|g| g.organization.as_str());
+            if let Some(name) = stage_name(stage_dir, diags) {
+                stages.extend(bundle::load_bundle_stage(
+                    stage_dir,
+                    name,
+                    org,
+                    &mut conditions,
+                    diags,
+                ));
+            }
+            continue;
+        }
         if !stage_toml.exists() {
             if looks_like_bundle(stage_dir) {
                 diags.push(bundle_error(stage_dir));
@@ -283,13 +309,8 @@ fn http_mode_key(scope: &ScopeContext) -> KeySpec {
     )
 }
 
-fn load_stage(
-    dir: &Path,
-    stage_toml: &Path,
-    org: Option<&str>,
-    conditions: &mut Conditions,
-    diags: &mut Diagnostics,
-) -> Option<stage::Stage> {
+/// The stage's name: its folder's, which must be letters, digits, `-` or `_`.
+fn stage_name(dir: &Path, diags: &mut Diagnostics) -> Option<String> {
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -305,6 +326,17 @@ fn load_stage(
         );
         return None;
     }
+    Some(name)
+}
+
+fn load_stage(
+    dir: &Path,
+    stage_toml: &Path,
+    org: Option<&str>,
+    conditions: &mut Conditions,
+    diags: &mut Diagnostics,
+) -> Option<stage::Stage> {
+    let name = stage_name(dir, diags)?;
     let text = read(stage_toml, diags)?;
     let file: FileStage = parse_toml(stage_toml, &text, diags)?;
 
@@ -383,9 +415,6 @@ fn load_stage(
     let target = compile::target(&mut cx, &file);
     let resources = compile::resources(&mut cx, &file);
     let cache = compile::cache(&mut cx, &file, &resources);
-    let preflow = compile::flow_steps(&mut cx, conditions, &file.preflow);
-    let postflow = compile::flow_steps(&mut cx, conditions, &file.postflow);
-    let flows = compile::flows(&mut cx, conditions, &file);
     let api_name = match &file.api_name {
         Some(a) if compile::is_name(a.get_ref()) => a.get_ref().clone(),
         Some(a) => {
@@ -401,13 +430,91 @@ fn load_stage(
         }
         None => name.clone(),
     };
-    crossref::check_stage(&mut cx, conditions, &file, &policies, &failed);
+    let src = source::SrcFlows::from_stage_toml(stage_toml, &text, &file, target?);
+    let settings = StageSettings {
+        name,
+        base_path: base_path?,
+        api_name,
+        revision: file
+            .revision
+            .as_ref()
+            .map_or(defaults::REVISION, |r| *r.get_ref()),
+        preserve_host: file.preserve_host,
+        resources,
+        cache,
+    };
+    build_stage(settings, &src, &policies, &failed, org, conditions, diags)
+}
+
+/// What a stage is besides its flows and policies.
+struct StageSettings {
+    name: String,
+    base_path: String,
+    api_name: String,
+    revision: u32,
+    preserve_host: bool,
+    resources: Vec<crate::runtime::resource::ResourcePattern>,
+    cache: stage::StageCache,
+}
+
+/// The endpoint a policy is first attached on, request side before response side, the
+/// ProxyEndpoint before TargetEndpoints: Apigee's Exclusive scope names it. (A ResponseCache
+/// computes its key once, on the request side, and reuses it when storing.)
+///
+/// Returns whether it is first attached on a TargetEndpoint, and the TargetEndpoint its
+/// Target scope names: the first that attaches it, else the first of the stage.
+fn attachment<'s>(src: &'s source::SrcFlows, policy: &str) -> (bool, Option<&'s str>) {
+    let on_proxy = src.proxy.every_step().any(|s| s.policy == policy);
+    let target = src
+        .targets
+        .iter()
+        .find(|t| t.endpoint.every_step().any(|s| s.policy == policy));
+    (
+        !on_proxy && target.is_some(),
+        target
+            .or(src.targets.first())
+            .map(|t| t.endpoint.name.as_str()),
+    )
+}
+
+/// Checks and compiles a stage's flows and policies into the runtime stage.
+fn build_stage(
+    settings: StageSettings,
+    src: &source::SrcFlows,
+    policies: &BTreeMap<String, Arc<PolicyFile>>,
+    failed: &BTreeSet<String>,
+    org: Option<&str>,
+    conditions: &mut Conditions,
+    diags: &mut Diagnostics,
+) -> Option<stage::Stage> {
+    let StageSettings {
+        name,
+        base_path,
+        api_name,
+        revision,
+        preserve_host,
+        resources,
+        cache,
+    } = settings;
+    let (proxy, targets, routes) = compile::endpoints(diags, conditions, src);
+    crossref::check_stage(diags, conditions, src, policies, failed);
 
     let scope = ScopeContext {
         organization: org.unwrap_or("cachegate"),
         stage: &name,
         api_name: &api_name,
-        revision: *file.revision.get_ref(),
+        revision,
+        proxy_endpoint: &src.proxy.name,
+        target_endpoint: crate::runtime::key::DEFAULT_ENDPOINT,
+        on_target: false,
+    };
+    let scope_of = |policy: &str| {
+        let (on_target, target) = attachment(src, policy);
+        ScopeContext {
+            on_target,
+            target_endpoint: target.unwrap_or(crate::runtime::key::DEFAULT_ENDPOINT),
+            ..scope
+        }
     };
     // A ResponseCache whose condition does not parse compiles to nothing; validation has
     // reported it, so this configuration is never used (the stage is still built, so the
@@ -415,7 +522,8 @@ fn load_stage(
     let mut response_caches = BTreeMap::new();
     for p in policies.values() {
         if let Policy::ResponseCache(rc) = &p.policy {
-            if let Some(compiled) = policies::response_cache(p, rc, &scope, conditions, cx.diags) {
+            let scope = scope_of(p.name());
+            if let Some(compiled) = policies::response_cache(p, rc, &scope, conditions, diags) {
                 response_caches.insert(p.name().to_owned(), Arc::new(compiled));
             }
         }
@@ -423,6 +531,7 @@ fn load_stage(
     let step_policies = policies
         .values()
         .filter_map(|p| {
+            let scope = scope_of(p.name());
             let compiled = match &p.policy {
                 Policy::ResponseCache(_) => return None,
                 Policy::LookupCache(lc) => {
@@ -453,16 +562,16 @@ fn load_stage(
 
     Some(stage::Stage {
         name,
-        base_path: base_path?,
+        base_path,
         api_name,
-        revision: *file.revision.get_ref(),
-        target: target?,
-        preserve_host: file.preserve_host,
+        revision,
+        proxy_endpoint: src.proxy.name.clone(),
+        preserve_host,
         resources,
         cache,
-        preflow,
-        flows,
-        postflow,
+        proxy,
+        targets,
+        routes,
         response_caches,
         step_policies,
         default_key,

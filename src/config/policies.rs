@@ -217,8 +217,8 @@ pub(crate) fn populate_cache(
 
 /// Compiles an InvalidateCache. `<CacheContext><APIProxyName>` replaces the API name in the
 /// Scope prefix (its literal value; a `ref` is read from its literal fallback), so a stage can
-/// invalidate what another API name's policies wrote. Proxy and target endpoint names are
-/// always `default` in cachegate.
+/// invalidate what another API name's policies wrote; `<ProxyName>` and `<TargetName>` replace
+/// the endpoint names the same way.
 pub(crate) fn invalidate_cache(
     file: &PolicyFile,
     ic: &model::InvalidateCache,
@@ -229,11 +229,19 @@ pub(crate) fn invalidate_cache(
         .as_ref()
         .and_then(|c| c.api_proxy_name.as_ref())
         .and_then(|v| v.literal.as_deref());
+    fn literal(v: &Option<model::ValueOrRef<String>>) -> Option<&str> {
+        v.as_ref().and_then(|v| v.literal.as_deref())
+    }
+    let cc = ic.cache_context.as_ref();
     let scope_ctx = ScopeContext {
-        organization: ctx.organization,
-        stage: ctx.stage,
         api_name: api.unwrap_or(ctx.api_name),
-        revision: ctx.revision,
+        proxy_endpoint: cc
+            .and_then(|c| literal(&c.proxy_name))
+            .unwrap_or(ctx.proxy_endpoint),
+        target_endpoint: cc
+            .and_then(|c| literal(&c.target_name))
+            .unwrap_or(ctx.target_endpoint),
+        ..*ctx
     };
     InvalidateCachePolicy {
         common: common(

@@ -11,7 +11,7 @@ pub use crate::engine::facts::RequestFacts;
 use crate::runtime::flow::Variables;
 use crate::runtime::key::{BuiltKey, StoreKey};
 use crate::runtime::policy::ResponseCachePolicy;
-use crate::runtime::stage::{CacheMode, Flow, Side, Stage};
+use crate::runtime::stage::{CacheMode, Selection, Side, Stage};
 use crate::runtime::ttl::{self, DEFAULT_TTL_SECS};
 
 /// Why a request does not use the cache (`Cache-Status: …; detail=<reason>`).
@@ -110,14 +110,14 @@ impl Variables for KeyVars<'_> {
 }
 
 /// The ResponseCache attached to this request path: the first enabled ResponseCache step of
-/// the pre-flow, the matched flow and the post-flow (request side) whose step condition holds.
+/// the request steps the request selected (`Stage::steps`) whose step condition holds.
 pub fn attached_response_cache(
     stage: &Stage,
-    flow: Option<&Flow>,
+    sel: &Selection,
     vars: &dyn Variables,
 ) -> Option<Arc<ResponseCachePolicy>> {
     stage
-        .steps(flow, Side::Request)
+        .steps(sel, Side::Request)
         .filter_map(|step| stage.response_caches.get(&step.policy).map(|p| (step, p)))
         .find(|(step, p)| p.common.enabled && step.condition.as_ref().is_none_or(|c| c.eval(vars)))
         .map(|(_, p)| Arc::clone(p))
@@ -126,7 +126,7 @@ pub fn attached_response_cache(
 /// Decides how a request uses the cache.
 pub fn plan(
     stage: &Stage,
-    flow: Option<&Flow>,
+    sel: &Selection,
     req: &RequestFacts<'_>,
     vars: &dyn Variables,
 ) -> Result<CachePlan, Bypass> {
@@ -134,7 +134,7 @@ pub fn plan(
     let (method, suffix) = (req.method, req.suffix);
     // A HEAD builds the key of the GET it is answered from.
     let vars = &KeyVars(vars);
-    let policy = attached_response_cache(stage, flow, vars);
+    let policy = attached_response_cache(stage, sel, vars);
     let fallback = cache.override_ttl(method, suffix).unwrap_or(cache.ttl_secs);
     // Stage caching needs a non-zero TTL (0 disables it, as in AWS); a ResponseCache brings its
     // own expiry.

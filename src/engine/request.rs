@@ -19,7 +19,7 @@ use crate::engine::plan::{self, Bypass, CachePlan};
 use crate::engine::steps::{self, Fault, PendingLookup, StepContext};
 use crate::runtime::flow::assign::MessageTarget;
 use crate::runtime::flow::vars::RequestVars;
-use crate::runtime::stage::{Flow, RuntimeConfig, Side, Stage, Step, StepPolicy};
+use crate::runtime::stage::{Flow, RuntimeConfig, Selection, Side, Stage, Step, StepPolicy};
 
 /// Whether a request's steps act on the world.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,8 +57,8 @@ pub struct RequestState {
     pub resource: String,
     /// Path parameters bound by the matched resource template.
     pub path_params: Vec<(String, String)>,
-    /// Index of the matched conditional flow in the stage's flows.
-    pub flow: Option<usize>,
+    /// The flows and route the request selected.
+    pub sel: Selection,
     /// Variables set by policies during this request.
     pub vars: HashMap<String, String>,
     /// `messageid`, made when first read.
@@ -82,9 +82,9 @@ impl RequestState {
             .collect()
     }
 
-    /// The matched flow.
+    /// The matched ProxyEndpoint flow.
     pub fn flow<'s>(&self, stage: &'s Stage) -> Option<&'s Flow> {
-        self.flow.and_then(|i| stage.flows.get(i))
+        self.sel.flow.and_then(|i| stage.proxy.flows.get(i))
     }
 }
 
@@ -192,15 +192,10 @@ pub async fn prepare(
                 .collect()
         })
         .unwrap_or_default();
-    state.flow = {
+    state.sel.flow = {
         let params = state.params();
         let vars = env.vars(req, &state, &params, None);
-        stage.select_flow(&vars).and_then(|f| {
-            stage
-                .flows
-                .iter()
-                .position(|candidate| std::ptr::eq(candidate, f))
-        })
+        stage.proxy.select_flow(&vars)
     };
     state.resource = match resource {
         Some(r) => r.as_str().to_owned(),
@@ -210,41 +205,41 @@ pub async fn prepare(
     };
 
     // Request steps (LookupCache, PopulateCache, InvalidateCache, AssignMessage) run before
-    // the cache lookup, so what they set can be part of the key.
-    let flow = state.flow(stage);
-    for step in stage.steps(flow, Side::Request) {
-        // The TTL rule reads the method and resource as the earlier steps left them.
-        let cx = StepContext {
-            stage,
-            store,
-            stage_ttl: env.stage_ttl(req, &state),
-            dry_run: mode == Mode::DryRun,
-        };
-        match run_request_step(env, &cx, req, &mut state, step) {
-            Ok(Some(lookup)) => {
-                for (k, v) in lookup.finish(&stage.name, store).await {
-                    state.vars.insert(k, v);
-                }
-            }
-            Ok(None) => {}
-            Err(fault) => {
-                return Prepared {
-                    state,
-                    cache: Err(Bypass::Off),
-                    invalidation: Decision::None,
-                    fault: Some(fault),
-                    has_body: false,
-                };
-            }
+    // the cache lookup, so what they set can be part of the key: the ProxyEndpoint's, then
+    // (RouteRules are evaluated after them, as in Apigee) the chosen TargetEndpoint's.
+    let proxy_steps: Vec<&Step> = stage.proxy.steps(state.sel.flow, Side::Request).collect();
+    if let Err(fault) = run_request_steps(env, store, req, &mut state, &proxy_steps, mode).await {
+        return faulted(state, fault);
+    }
+    let (route, target_flow) = {
+        let params = state.params();
+        let vars = env.vars(req, &state, &params, None);
+        let route = stage.select_route(&vars);
+        let sel = Selection { route, ..state.sel };
+        let target_flow = stage
+            .target_endpoint(&sel)
+            .and_then(|t| t.endpoint.select_flow(&vars));
+        (route, target_flow)
+    };
+    state.sel.route = route;
+    state.sel.target_flow = target_flow;
+    if let Some(target) = stage.target_endpoint(&state.sel) {
+        let target_steps: Vec<&Step> = target
+            .endpoint
+            .steps(state.sel.target_flow, Side::Request)
+            .collect();
+        if let Err(fault) =
+            run_request_steps(env, store, req, &mut state, &target_steps, mode).await
+        {
+            return faulted(state, fault);
         }
     }
-
     let (cache, invalidation, invalidation_request, has_body) = {
         let params = state.params();
         let vars = env.vars(req, &state, &params, None);
         let facts = RequestFacts::of(req, &state.suffix);
         let invalidation_request = facts.invalidation_request;
-        let cache = plan::plan(stage, flow, &facts, &vars);
+        let cache = plan::plan(stage, &state.sel, &facts, &vars);
         // A client asking to invalidate its entry (AWS `Cache-Control: max-age=0`) is checked
         // against the stage's grants.
         let invalidation = match &cache {
@@ -285,6 +280,45 @@ pub async fn prepare(
         }
     }
     prepared
+}
+
+/// A request whose step failed: it is answered with the fault, nothing is cached.
+fn faulted(state: RequestState, fault: Fault) -> Prepared {
+    Prepared {
+        state,
+        cache: Err(Bypass::Off),
+        invalidation: Decision::None,
+        fault: Some(fault),
+        has_body: false,
+    }
+}
+
+/// Runs request steps in order, awaiting LookupCache reads between them so later conditions
+/// see their results; stops at the first that fails without `continueOnError`.
+async fn run_request_steps(
+    env: Env<'_>,
+    store: &TieredStore,
+    req: &mut RequestHeader,
+    state: &mut RequestState,
+    steps: &[&Step],
+    mode: Mode,
+) -> Result<(), Fault> {
+    let stage = env.stage;
+    for step in steps {
+        // The TTL rule reads the method and resource as the earlier steps left them.
+        let cx = StepContext {
+            stage,
+            store,
+            stage_ttl: env.stage_ttl(req, state),
+            dry_run: mode == Mode::DryRun,
+        };
+        if let Some(lookup) = run_request_step(env, &cx, req, state, step)? {
+            for (k, v) in lookup.finish(&stage.name, store).await {
+                state.vars.insert(k, v);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs one request step; `Err` when it failed without `continueOnError`.

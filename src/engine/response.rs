@@ -47,8 +47,8 @@ pub async fn run_response_steps(
 ) -> ResponseEffects {
     let stage = env.stage;
     let mut out = ResponseEffects::default();
-    let flow = state.flow(stage);
-    for step in stage.steps(flow, Side::Response) {
+    let sel = state.sel;
+    for step in stage.steps(&sel, Side::Response) {
         // The same TTL rule as on the request side, whether or not the request was cacheable
         // (read per step: nothing is computed for a response without steps).
         let cx = StepContext {

@@ -21,7 +21,7 @@ use super::caching::{self, Outcome};
 use super::{Ctx, Gateway};
 use crate::cache::pingora_bridge::{self as bridge, FastLookup, FreshHit};
 use crate::engine::steps::enabled_policy;
-use crate::runtime::stage::{Flow, Side, Stage};
+use crate::runtime::stage::{Selection, Side, Stage};
 
 /// Request headers that make a hit pingora's business: validators and ranges (304/206),
 /// and request cache directives (RFC 9111 `no-cache`, `max-age`, client invalidation).
@@ -44,7 +44,7 @@ impl Gateway {
         session: &mut Session,
         ctx: &mut Ctx,
         stage: &Stage,
-        flow: Option<&Flow>,
+        sel: &Selection,
         has_body: bool,
     ) -> Result<bool> {
         let Some(plan) = ctx.plan.as_ref() else {
@@ -56,7 +56,7 @@ impl Gateway {
         if !eligible(
             session.req_header(),
             stage,
-            flow,
+            sel,
             plan.skip_lookup,
             has_body,
             plain,
@@ -109,7 +109,7 @@ impl Gateway {
 pub(super) fn eligible(
     req: &RequestHeader,
     stage: &Stage,
-    flow: Option<&Flow>,
+    sel: &Selection,
     skip_lookup: bool,
     has_body: bool,
     plain: bool,
@@ -119,14 +119,14 @@ pub(super) fn eligible(
         && !has_body
         && !skip_lookup
         && !DEFERRED.iter().any(|h| req.headers.contains_key(h))
-        && response_steps_inert(stage, flow)
+        && response_steps_inert(stage, sel)
 }
 
 /// No response step would run: every one names a ResponseCache (which acts on the request side
 /// and through the store) or a disabled policy.
-fn response_steps_inert(stage: &Stage, flow: Option<&Flow>) -> bool {
+fn response_steps_inert(stage: &Stage, sel: &Selection) -> bool {
     stage
-        .steps(flow, Side::Response)
+        .steps(sel, Side::Response)
         .all(|s| enabled_policy(stage, s).is_none())
 }
 
@@ -152,29 +152,33 @@ mod tests {
     fn only_plain_bodiless_gets_without_deferred_headers() {
         let config = config();
         let dev = config.stage("dev").unwrap();
-        assert!(eligible(&get(&[]), dev, None, false, false, true));
+        let sel = Selection {
+            route: Some(0),
+            ..Selection::default()
+        };
+        assert!(eligible(&get(&[]), dev, &sel, false, false, true));
         assert!(eligible(
             &get(&[("accept", "application/json"), ("x-tenant", "a")]),
             dev,
-            None,
+            &sel,
             false,
             false,
             true
         ));
         for h in &DEFERRED {
             let req = get(&[(h.as_str(), "x")]);
-            assert!(!eligible(&req, dev, None, false, false, true), "{h}");
+            assert!(!eligible(&req, dev, &sel, false, false, true), "{h}");
         }
         let mut head = get(&[]);
         head.set_method(http::Method::HEAD);
-        assert!(!eligible(&head, dev, None, false, false, true));
+        assert!(!eligible(&head, dev, &sel, false, false, true));
         assert!(
-            !eligible(&get(&[]), dev, None, true, false, true),
+            !eligible(&get(&[]), dev, &sel, true, false, true),
             "skip lookup"
         );
-        assert!(!eligible(&get(&[]), dev, None, false, true, true), "body");
+        assert!(!eligible(&get(&[]), dev, &sel, false, true, true), "body");
         assert!(
-            !eligible(&get(&[]), dev, None, false, false, false),
+            !eligible(&get(&[]), dev, &sel, false, false, false),
             "not plain"
         );
     }
@@ -183,12 +187,16 @@ mod tests {
     fn flows_with_response_steps_take_pingoras_path() {
         let config = config();
         let prod = config.stage("prod").unwrap();
-        let flow = |name: &str| prod.flows.iter().find(|f| f.name == name);
+        let flow = |name: &str| Selection {
+            flow: prod.proxy.flows.iter().position(|f| f.name == name),
+            route: Some(0),
+            target_flow: None,
+        };
         // items-read runs PopulateCache and AssignMessage on the response (hits included).
         assert!(!eligible(
             &get(&[]),
             prod,
-            flow("items-read"),
+            &flow("items-read"),
             false,
             false,
             true
@@ -197,7 +205,7 @@ mod tests {
         assert!(eligible(
             &get(&[]),
             prod,
-            flow("items-write"),
+            &flow("items-write"),
             false,
             false,
             true

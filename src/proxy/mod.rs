@@ -219,6 +219,33 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// A null route (a RouteRule without a target, or none matching): nothing is forwarded or
+    /// cached; the response is an empty `200` that the response steps shape (AssignMessage sets
+    /// its status, headers and payload), as in Apigee.
+    async fn answer_null_route(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        ctx.plan = None;
+        ctx.bypass = Some(Bypass::Off);
+        let mut resp = ResponseHeader::build(200, None)?;
+        resp.insert_header(http::header::CONTENT_LENGTH, 0)?;
+        self.run_response_steps(session, &mut resp, ctx).await?;
+        let body = ctx.replacement.take().map(|(b, _)| b).unwrap_or_default();
+        resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
+        let head = session.req_header().method == http::Method::HEAD;
+        session
+            .write_response_header(Box::new(resp), head || body.is_empty())
+            .await
+            .map_err(|e| e.into_down())?;
+        if !head && !body.is_empty() {
+            session
+                .write_response_body(Some(body), true)
+                .await
+                .map_err(|e| e.into_down())?;
+        }
+        Ok(true)
+    }
+}
+
 /// Audit line and metric for a client invalidation request (never the token).
 fn audit_client_invalidation(stage: &str, grant: Option<&str>, plan: &CachePlan, outcome: &str) {
     METRICS
@@ -396,8 +423,11 @@ impl ProxyHttp for Gateway {
             Err(b) => ctx.bypass = Some(b),
         }
         let has_body = prepared.has_body;
-        let flow = ctx.state.flow(&stage);
-        self.answer_fresh_hit(session, ctx, &stage, flow, has_body)
+        if stage.upstream(&ctx.state.sel).is_none() {
+            return self.answer_null_route(session, ctx).await;
+        }
+        let sel = ctx.state.sel;
+        self.answer_fresh_hit(session, ctx, &stage, &sel, has_body)
             .await
     }
 
@@ -522,8 +552,11 @@ impl ProxyHttp for Gateway {
         let stage = ctx.stage.as_ref().ok_or_else(|| {
             Error::explain(ErrorType::InternalError, "upstream_peer without a stage")
         })?;
+        let target = stage.upstream(&ctx.state.sel).ok_or_else(|| {
+            Error::explain(ErrorType::InternalError, "upstream_peer on a null route")
+        })?;
         Ok(Box::new(upstream::peer(
-            &stage.target,
+            target,
             crate::proxy::rehome::thread_has_own_driver(),
         )))
     }
@@ -565,9 +598,13 @@ impl ProxyHttp for Gateway {
                 fwd.query = Some(upstream::declared_query(query, &declared));
             }
         }
+        let target = stage.upstream(&ctx.state.sel).ok_or_else(|| {
+            Error::explain(ErrorType::InternalError, "upstream request on a null route")
+        })?;
         upstream::rewrite_request(
             upstream_request,
             stage,
+            target,
             &ctx.state.suffix,
             &ctx.client_ip,
             &fwd,

@@ -98,11 +98,11 @@ pub(super) struct Forwarding {
 pub(super) fn rewrite_request(
     req: &mut RequestHeader,
     stage: &Stage,
+    target: &Target,
     suffix: &str,
     client_ip: &str,
     fwd: &Forwarding,
 ) -> Result<()> {
-    let target = &stage.target;
     let mut path = String::with_capacity(target.path_prefix.len() + suffix.len() + 16);
     path.push_str(&target.path_prefix);
     path.push_str(suffix);

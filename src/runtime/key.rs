@@ -108,10 +108,8 @@ pub const KEY_SCHEMA_VERSION: u8 = 1;
 const SEPARATOR: &str = "__";
 /// Separator of the AWS readable key (`GET /items/7 type=admin`).
 const AWS_SEPARATOR: &str = " ";
-/// cachegate's flows run on one proxy endpoint; Apigee's default name for it.
-const PROXY_ENDPOINT: &str = "default";
-/// cachegate has one target endpoint per stage; Apigee's default name for it.
-const TARGET_ENDPOINT: &str = "default";
+/// Apigee's default endpoint name: a stage.toml stage's ProxyEndpoint and TargetEndpoint.
+pub const DEFAULT_ENDPOINT: &str = "default";
 /// Variable holding the request's Authorization header.
 const AUTHORIZATION_VAR: &str = "request.header.authorization";
 /// Headers `<UseAcceptHeader>` appends to the key, in Apigee's order.
@@ -168,6 +166,13 @@ pub struct ScopeContext<'a> {
     pub api_name: &'a str,
     /// Stage `revision` (Apigee deployed revision).
     pub revision: u32,
+    /// The ProxyEndpoint's name (Proxy scope).
+    pub proxy_endpoint: &'a str,
+    /// The TargetEndpoint's name (Target scope).
+    pub target_endpoint: &'a str,
+    /// The policy is attached on the TargetEndpoint: Exclusive then names it instead of the
+    /// ProxyEndpoint.
+    pub on_target: bool,
 }
 
 /// How the readable key is written.
@@ -527,8 +532,8 @@ impl KeySpec {
     }
 }
 
-/// The Scope → prefix parts table (shared reference §1.2). Exclusive is Proxy: cachegate's
-/// flows run on the proxy endpoint.
+/// The Scope → prefix parts table (shared reference §1.2). Exclusive names the endpoint the
+/// policy is attached on.
 fn scope_parts(scope: Scope, ctx: &ScopeContext) -> Vec<String> {
     let mut parts = vec![ctx.organization.to_owned(), ctx.stage.to_owned()];
     if scope == Scope::Global {
@@ -539,10 +544,16 @@ fn scope_parts(scope: Scope, ctx: &ScopeContext) -> Vec<String> {
         return parts;
     }
     parts.push(ctx.revision.to_string());
+    let on_target = match scope {
+        Scope::Target => true,
+        Scope::Exclusive => ctx.on_target,
+        _ => false,
+    };
     parts.push(
-        match scope {
-            Scope::Target => TARGET_ENDPOINT,
-            _ => PROXY_ENDPOINT,
+        if on_target {
+            ctx.target_endpoint
+        } else {
+            ctx.proxy_endpoint
         }
         .to_owned(),
     );

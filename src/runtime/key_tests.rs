@@ -13,6 +13,9 @@ const CTX: ScopeContext<'static> = ScopeContext {
     stage: "prod",
     api_name: "weather",
     revision: 16,
+    proxy_endpoint: "default",
+    target_endpoint: "default",
+    on_target: false,
 };
 
 fn literal(s: &str) -> KeyFragment {

@@ -119,20 +119,21 @@ pub struct Stage {
     pub api_name: String,
     /// Revision in Proxy/Target/Exclusive key prefixes.
     pub revision: u32,
-    /// The upstream.
-    pub target: Target,
+    /// The ProxyEndpoint's name (Proxy/Exclusive key prefixes).
+    pub proxy_endpoint: String,
     /// Send the client's Host header upstream.
     pub preserve_host: bool,
     /// Declared resource templates, in file order.
     pub resources: Vec<ResourcePattern>,
     /// Stage cache settings.
     pub cache: StageCache,
-    /// Steps before the matched flow.
-    pub preflow: FlowSteps,
-    /// Conditional flows, in file order.
-    pub flows: Vec<Flow>,
-    /// Steps after the matched flow.
-    pub postflow: FlowSteps,
+    /// The ProxyEndpoint's flows.
+    pub proxy: Endpoint,
+    /// TargetEndpoints: a stage.toml stage has one, `default`, with no steps.
+    pub targets: Vec<TargetEndpoint>,
+    /// RouteRules in order; the first whose condition holds picks the target. A stage.toml
+    /// stage has one, to its target.
+    pub routes: Vec<RouteRule>,
     /// The ResponseCache policies, compiled.
     pub response_caches: BTreeMap<String, Arc<ResponseCachePolicy>>,
     /// The other policies (run as flow steps), compiled.
@@ -184,30 +185,127 @@ impl Stage {
         self.resources.iter().find(|r| r.matches(suffix))
     }
 
-    /// The first conditional flow whose condition holds (Apigee: first match wins).
-    pub fn select_flow(&self, vars: &dyn crate::runtime::flow::Variables) -> Option<&Flow> {
-        self.flows
+    /// The first RouteRule whose condition holds (Apigee: document order, first match wins).
+    /// `None`: no rule matched, which is a null route as in Apigee.
+    pub fn select_route(&self, vars: &dyn crate::runtime::flow::Variables) -> Option<usize> {
+        self.routes
             .iter()
-            .find(|f| f.condition.as_ref().is_none_or(|c| c.eval(vars)))
+            .position(|r| r.condition.as_ref().is_none_or(|c| c.eval(vars)))
     }
 
-    /// The steps one side of a request runs, in Apigee's order: PreFlow, then the matched
-    /// conditional flow, then PostFlow. The only place that chains them.
-    pub fn steps<'a>(
-        &'a self,
-        flow: Option<&'a Flow>,
-        side: Side,
-    ) -> impl Iterator<Item = &'a Step> + 'a {
-        let pick = move |s: &'a FlowSteps| match side {
-            Side::Request => s.request.as_slice(),
-            Side::Response => s.response.as_slice(),
+    /// The TargetEndpoint a request selected, if its route names one.
+    pub fn target_endpoint(&self, sel: &Selection) -> Option<&TargetEndpoint> {
+        match &self.routes.get(sel.route?)?.to {
+            RouteTo::Endpoint(i) => self.targets.get(*i),
+            RouteTo::Url(_) | RouteTo::Null => None,
+        }
+    }
+
+    /// Where a request selected is forwarded: its TargetEndpoint's or its RouteRule's URL.
+    /// `None` for a null route (the response is made by the policies).
+    pub fn upstream(&self, sel: &Selection) -> Option<&Target> {
+        match &self.routes.get(sel.route?)?.to {
+            RouteTo::Endpoint(i) => self.targets.get(*i).map(|t| &t.target),
+            RouteTo::Url(t) => Some(t),
+            RouteTo::Null => None,
+        }
+    }
+
+    /// The steps one side of a request runs, in Apigee's order. Request: ProxyEndpoint
+    /// (PreFlow, flow, PostFlow), then the TargetEndpoint the route picked (the same three);
+    /// response: the TargetEndpoint's, then the ProxyEndpoint's. The only place that chains
+    /// them.
+    pub fn steps<'a>(&'a self, sel: &Selection, side: Side) -> impl Iterator<Item = &'a Step> + 'a {
+        let sel = *sel;
+        let target = move |on: bool| {
+            self.target_endpoint(&sel)
+                .filter(|_| on)
+                .map(move |t| t.endpoint.steps(sel.target_flow, side))
+                .into_iter()
+                .flatten()
         };
-        let flow_steps = flow.map_or(&[][..], |f| pick(&f.steps));
-        pick(&self.preflow)
+        let response = side == Side::Response;
+        target(response)
+            .chain(self.proxy.steps(sel.flow, side))
+            .chain(target(!response))
+    }
+}
+
+/// What a request selected on its way through a stage: the ProxyEndpoint's conditional flow,
+/// the RouteRule, and the TargetEndpoint's conditional flow (indexes into the stage).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// The ProxyEndpoint flow.
+    pub flow: Option<usize>,
+    /// The RouteRule (`None`: none matched, a null route).
+    pub route: Option<usize>,
+    /// The TargetEndpoint flow.
+    pub target_flow: Option<usize>,
+}
+
+/// One endpoint's flows: Apigee's PreFlow, conditional Flows and PostFlow.
+#[derive(Debug, Clone, Default)]
+pub struct Endpoint {
+    /// Endpoint name (`default` for a stage.toml stage).
+    pub name: String,
+    /// Steps before the matched flow.
+    pub preflow: FlowSteps,
+    /// Conditional flows, in file order.
+    pub flows: Vec<Flow>,
+    /// Steps after the matched flow.
+    pub postflow: FlowSteps,
+}
+
+impl Endpoint {
+    /// The first conditional flow whose condition holds (Apigee: first match wins).
+    pub fn select_flow(&self, vars: &dyn crate::runtime::flow::Variables) -> Option<usize> {
+        self.flows
+            .iter()
+            .position(|f| f.condition.as_ref().is_none_or(|c| c.eval(vars)))
+    }
+
+    /// PreFlow, the flow at `flow`, PostFlow: one side's steps of this endpoint.
+    pub fn steps(&self, flow: Option<usize>, side: Side) -> impl Iterator<Item = &Step> + '_ {
+        let flow_steps = flow
+            .and_then(|i| self.flows.get(i))
+            .map_or(&[][..], |f| f.steps.side(side));
+        self.preflow
+            .side(side)
             .iter()
             .chain(flow_steps)
-            .chain(pick(&self.postflow))
+            .chain(self.postflow.side(side))
     }
+}
+
+/// A TargetEndpoint: its flows and where it forwards.
+#[derive(Debug, Clone)]
+pub struct TargetEndpoint {
+    /// Its flows (name included).
+    pub endpoint: Endpoint,
+    /// The upstream.
+    pub target: Target,
+}
+
+/// A RouteRule.
+#[derive(Debug, Clone)]
+pub struct RouteRule {
+    /// Name (for messages).
+    pub name: String,
+    /// `None`: always.
+    pub condition: Option<Condition>,
+    /// Where it sends the request.
+    pub to: RouteTo,
+}
+
+/// A RouteRule's destination.
+#[derive(Debug, Clone)]
+pub enum RouteTo {
+    /// A TargetEndpoint of the stage, by index.
+    Endpoint(usize),
+    /// A URL, bypassing every TargetEndpoint.
+    Url(Target),
+    /// No target: the policies make the response.
+    Null,
 }
 
 /// A policy run as a flow step (ResponseCache is run by the cache machinery instead).
@@ -285,6 +383,22 @@ pub struct Target {
     pub read_timeout: Duration,
     /// Write deadline (between writes).
     pub write_timeout: Duration,
+}
+
+impl Target {
+    /// A stand-in for a target that could not be resolved, so that a load with errors can still
+    /// run its other checks. A configuration holding one is never used: its load had an error.
+    pub fn unresolved(url: &str) -> Self {
+        Target {
+            url: url.to_owned(),
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            host_header: String::new(),
+            path_prefix: String::new(),
+            connect_timeout: Duration::ZERO,
+            read_timeout: Duration::ZERO,
+            write_timeout: Duration::ZERO,
+        }
+    }
 }
 
 /// `[cache]`, validated.
@@ -399,6 +513,16 @@ pub struct FlowSteps {
     pub request: Vec<Step>,
     /// Response steps, in order.
     pub response: Vec<Step>,
+}
+
+impl FlowSteps {
+    /// One side's steps.
+    pub fn side(&self, side: Side) -> &[Step] {
+        match side {
+            Side::Request => &self.request,
+            Side::Response => &self.response,
+        }
+    }
 }
 
 /// Which side of the exchange a step runs on.

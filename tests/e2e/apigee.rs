@@ -166,7 +166,7 @@ async fn long_apigee_ttls_load_are_warned_about_and_kept_the_policy_maximum() {
 }
 
 #[tokio::test]
-async fn an_apigee_bundle_is_refused_by_name_not_loaded_as_nothing() {
+async fn an_apigee_bundle_is_a_stage_not_a_policies_directory() {
     // `cachegate validate apiproxy/` used to exit 0 having loaded nothing.
     let o = origin();
     let d = PolicyDir::new(&o);
@@ -179,16 +179,27 @@ async fn an_apigee_bundle_is_refused_by_name_not_loaded_as_nothing() {
         r#"<ResponseCache name="RC"><CacheKey><KeyFragment ref="request.uri"/></CacheKey></ResponseCache>"#,
     );
     d.write("shop/apiproxy/shop.xml", "<APIProxy name=\"shop\"/>");
-    for dir in [
-        d.path().to_path_buf(),
-        d.path().join("shop"),
-        d.path().join("shop/apiproxy"),
-    ] {
+    // In a stage folder it is a stage (here one that routes nowhere and attaches nothing).
+    let outcome = cachegate::config::load(d.path());
+    let text = outcome.diagnostics.to_string();
+    let config = outcome.config.expect("the bundle stage loads");
+    assert_eq!(config.stage("shop").expect("stage shop").base_path, "/shop");
+    assert!(
+        text.contains("warning: policy `RC` is not attached to any step"),
+        "{text}"
+    );
+    assert!(
+        text.contains("the ProxyEndpoint has no RouteRule"),
+        "{text}"
+    );
+    // Given as the policies directory itself, it is refused by name.
+    for dir in [d.path().join("shop"), d.path().join("shop/apiproxy")] {
         let outcome = cachegate::config::load(&dir);
         let text = outcome.diagnostics.to_string();
         assert!(outcome.config.is_none(), "{}: {text}", dir.display());
         assert!(
-            text.contains("error: this is an Apigee bundle"),
+            text.contains("error: this is an Apigee API proxy bundle, not a policies directory")
+                && text.contains("policies/<stage>/apiproxy/"),
             "{}: {text}",
             dir.display()
         );

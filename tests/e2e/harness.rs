@@ -158,6 +158,32 @@ impl PolicyDir {
         self
     }
 
+    /// Copies the real Apigee bundle at `fixture` (a folder under
+    /// `tests/fixtures/apigee-bundles/` holding `apiproxy/`) to `<stage>/apiproxy/`, changing
+    /// only each `<URL>` of its TargetEndpoints and RouteRules to `http://{{ORIGIN}}` + `path`
+    /// (the samples' targets are public https hosts this machine cannot reach).
+    pub fn bundle(&self, stage: &str, fixture: &str, path: &str) -> &Self {
+        let from = repo()
+            .join("tests/fixtures/apigee-bundles")
+            .join(fixture)
+            .join("apiproxy");
+        let url = regex_lite_url();
+        for entry in walk(&from) {
+            let rel = entry.strip_prefix(&from).expect("under the bundle");
+            let text = std::fs::read_to_string(&entry).expect("bundle file");
+            let text = if rel.starts_with("targets") || rel.starts_with("proxies") {
+                url(&text, &format!("http://{{{{ORIGIN}}}}{path}"))
+            } else {
+                text
+            };
+            self.write(
+                &format!("{stage}/apiproxy/{}", rel.to_string_lossy()),
+                &text,
+            );
+        }
+        self
+    }
+
     /// A stage folder with `stage.toml` = `toml`.
     pub fn stage(&self, name: &str, toml: &str) -> &Self {
         self.write(&format!("{name}/stage.toml"), toml)
@@ -385,6 +411,38 @@ impl Drop for RedisServer {
 }
 
 /// The repository root (for fixtures and shipped policies).
+/// Every file under `dir`, recursively.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Replaces the text of every `<URL>…</URL>` element.
+fn regex_lite_url() -> impl Fn(&str, &str) -> String {
+    |text: &str, to: &str| {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(i) = rest.find("<URL>") {
+            let Some(j) = rest[i..].find("</URL>") else {
+                break;
+            };
+            out.push_str(&rest[..i + 5]);
+            out.push_str(to);
+            rest = &rest[i + j..];
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

@@ -7,6 +7,7 @@ mod harness;
 
 mod admin;
 mod apigee;
+mod bundles;
 mod caching;
 mod cli;
 mod connections;

@@ -1,112 +1,189 @@
-//! Flows and steps: the pre- and post-flow steps, the conditional flows, and the parsing of their
-//! conditions, whose syntax errors are reported here with the character they point at.
+//! Endpoints, flows, steps and routes: compiled from the source model (`config::source`, written in
+//! stage.toml or an Apigee bundle), with the syntax errors of their conditions reported at the
+//! file and line where each condition is written.
 
-use toml::Spanned;
-
-use super::ctx::FileCtx;
-use super::values::is_name;
-use crate::config::file::{FileStage, FileSteps};
 use crate::config::policies::Conditions;
+use crate::config::source::{Site, SrcEndpoint, SrcFlows, SrcRouteTo, SrcStep, SrcSteps};
+use crate::diag::{Diagnostic, Diagnostics};
 use crate::runtime::flow::condition::Condition;
-use crate::runtime::stage::{Flow, FlowSteps, Step};
+use crate::runtime::stage::{Endpoint, Flow, FlowSteps, RouteRule, RouteTo, Step, TargetEndpoint};
 
+/// Parses a condition once per load; a syntax error is reported at `at`.
 fn condition(
-    cx: &mut FileCtx,
+    diags: &mut Diagnostics,
     conditions: &mut Conditions,
-    at: &Spanned<String>,
+    at: &Site,
     text: &str,
 ) -> Option<Condition> {
     match conditions.parse(text) {
         Ok(c) => Some(c.clone()),
         Err(e) => {
-            let d = crate::config::policies::condition_error(cx.path, cx.pos(at), text, e);
-            cx.diags.push(d);
+            diags.push(crate::config::policies::condition_error(
+                &at.file, at.pos, text, e,
+            ));
             None
         }
     }
 }
 
-fn steps(
-    cx: &mut FileCtx,
-    conditions: &mut Conditions,
-    list: &[Spanned<crate::config::file::FileStep>],
-) -> Vec<Step> {
+fn steps(diags: &mut Diagnostics, conditions: &mut Conditions, list: &[SrcStep]) -> Vec<Step> {
     list.iter()
         .filter_map(|s| {
-            let step = s.get_ref();
-            let cond = match &step.condition {
-                Some(c) => Some(condition(
-                    cx,
-                    conditions,
-                    &Spanned::new(s.span(), c.clone()),
-                    c,
-                )?),
+            let cond = match &s.condition {
+                Some(c) => Some(condition(diags, conditions, &s.at, c)?),
                 None => None,
             };
             Some(Step {
-                policy: step.policy.clone(),
+                policy: s.policy.clone(),
                 condition: cond,
             })
         })
         .collect()
 }
 
-/// Pre-/post-flow steps.
-pub(crate) fn flow_steps(
-    cx: &mut FileCtx,
-    conditions: &mut Conditions,
-    s: &FileSteps,
-) -> FlowSteps {
+fn flow_steps(diags: &mut Diagnostics, conditions: &mut Conditions, s: &SrcSteps) -> FlowSteps {
     FlowSteps {
-        request: steps(cx, conditions, &s.request),
-        response: steps(cx, conditions, &s.response),
+        request: steps(diags, conditions, &s.request),
+        response: steps(diags, conditions, &s.response),
     }
 }
 
-/// Conditional flows.
-pub(crate) fn flows(cx: &mut FileCtx, conditions: &mut Conditions, s: &FileStage) -> Vec<Flow> {
-    let mut out: Vec<Flow> = Vec::new();
-    for f in &s.flows {
-        let name = f.name.get_ref();
-        if !is_name(name) {
-            cx.error(
-                &f.name,
-                format!("flow name `{name}` must be letters, digits, `-`, `_` or `.`"),
-                None,
-            );
+/// One endpoint: PreFlow, conditional flows (names checked, unreachable ones warned about) and
+/// PostFlow.
+fn endpoint(diags: &mut Diagnostics, conditions: &mut Conditions, e: &SrcEndpoint) -> Endpoint {
+    let mut flows: Vec<Flow> = Vec::new();
+    for f in &e.flows {
+        let name = &f.name;
+        // Apigee allows any flow name (`/` is a real one); a name only labels metrics and
+        // logs, so it must just be printable and short.
+        if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
+            diags.push(Diagnostic::error(
+                &f.at.file,
+                f.at.pos,
+                format!(
+                    "flow name `{}` must be 1 to 255 printable characters",
+                    name.escape_debug()
+                ),
+            ));
         }
-        if out.iter().any(|o| o.name == *name) {
-            cx.error(
-                &f.name,
-                format!("a second flow named `{name}`"),
-                Some("flow names label metrics and must be unique".into()),
+        if flows.iter().any(|o| o.name == *name) {
+            diags.push(
+                Diagnostic::error(
+                    &f.at.file,
+                    f.at.pos,
+                    format!("a second flow named `{name}`"),
+                )
+                .with_hint("flow names label metrics and must be unique"),
             );
         }
         let cond = match &f.condition {
-            Some(c) => condition(cx, conditions, c, c.get_ref()),
+            Some((c, at)) => condition(diags, conditions, at, c),
             None => None,
         };
-        out.push(Flow {
+        flows.push(Flow {
             name: name.clone(),
             condition: cond,
-            steps: FlowSteps {
-                request: steps(cx, conditions, &f.request),
-                response: steps(cx, conditions, &f.response),
-            },
+            steps: flow_steps(diags, conditions, &f.steps),
         });
     }
-    if let Some(i) = s.flows.iter().position(|f| f.condition.is_none()) {
-        if let Some(later) = s.flows.get(i + 1) {
-            cx.warning(
-                &later.name,
-                format!(
-                    "flow `{}` can never run: flow `{}` before it has no condition",
-                    later.name.get_ref(),
-                    s.flows[i].name.get_ref()
-                ),
-                Some("move the unconditional flow last".into()),
+    if let Some(i) = e.flows.iter().position(|f| f.condition.is_none()) {
+        if let Some(later) = e.flows.get(i + 1) {
+            diags.push(
+                Diagnostic::warning(
+                    &later.at.file,
+                    later.at.pos,
+                    format!(
+                        "flow `{}` can never run: flow `{}` before it has no condition",
+                        later.name, e.flows[i].name
+                    ),
+                )
+                .with_hint("move the unconditional flow last"),
             );
         }
     }
-    out
+    Endpoint {
+        name: e.name.clone(),
+        preflow: flow_steps(diags, conditions, &e.preflow),
+        flows,
+        postflow: flow_steps(diags, conditions, &e.postflow),
+    }
+}
+
+/// The compiled endpoints and routes of a stage: `(proxy, targets, routes)`. A route naming a
+/// TargetEndpoint that does not exist is an error; RouteRules after an unconditional one can
+/// never be chosen and are warned about (apigeelint PD002/PD003).
+pub(crate) fn endpoints(
+    diags: &mut Diagnostics,
+    conditions: &mut Conditions,
+    src: &SrcFlows,
+) -> (Endpoint, Vec<TargetEndpoint>, Vec<RouteRule>) {
+    let proxy = endpoint(diags, conditions, &src.proxy);
+    let targets: Vec<TargetEndpoint> = src
+        .targets
+        .iter()
+        .map(|t| TargetEndpoint {
+            endpoint: endpoint(diags, conditions, &t.endpoint),
+            target: t.target.clone(),
+        })
+        .collect();
+    let mut routes = Vec::new();
+    for r in &src.routes {
+        let to = match &r.to {
+            SrcRouteTo::Endpoint(name) => {
+                match targets.iter().position(|t| t.endpoint.name == *name) {
+                    Some(i) => RouteTo::Endpoint(i),
+                    None => {
+                        let names: Vec<&str> =
+                            targets.iter().map(|t| t.endpoint.name.as_str()).collect();
+                        let hint = match crate::util::did_you_mean(name, names.iter().copied()) {
+                            Some(m) => format!("did you mean `{m}`?"),
+                            None if names.is_empty() => {
+                                "the bundle has no targets/*.xml".to_owned()
+                            }
+                            None => format!("the TargetEndpoints are: {}", names.join(", ")),
+                        };
+                        diags.push(
+                            Diagnostic::error(
+                                &r.at.file,
+                                r.at.pos,
+                                format!(
+                                    "RouteRule `{}` names TargetEndpoint `{name}`, which does not exist",
+                                    r.name
+                                ),
+                            )
+                            .with_hint(hint),
+                        );
+                        continue;
+                    }
+                }
+            }
+            SrcRouteTo::Url(t) => RouteTo::Url(t.clone()),
+            SrcRouteTo::Null => RouteTo::Null,
+        };
+        let cond = match &r.condition {
+            Some((c, at)) => condition(diags, conditions, at, c),
+            None => None,
+        };
+        routes.push(RouteRule {
+            name: r.name.clone(),
+            condition: cond,
+            to,
+        });
+    }
+    if let Some(i) = src.routes.iter().position(|r| r.condition.is_none()) {
+        for later in &src.routes[i + 1..] {
+            diags.push(
+                Diagnostic::warning(
+                    &later.at.file,
+                    later.at.pos,
+                    format!(
+                        "RouteRule `{}` can never be chosen: RouteRule `{}` before it has no condition",
+                        later.name, src.routes[i].name
+                    ),
+                )
+                .with_hint("RouteRules are tried in order; put the unconditional one last"),
+            );
+        }
+    }
+    (proxy, targets, routes)
 }

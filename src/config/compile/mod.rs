@@ -26,7 +26,7 @@ mod values;
 
 pub(crate) use cache::cache;
 pub(crate) use ctx::{file_error, FileCtx};
-pub(crate) use flows::{flow_steps, flows};
+pub(crate) use flows::endpoints;
 pub(crate) use gateway::gateway;
-pub(crate) use stage::{base_path, resources, target};
+pub(crate) use stage::{base_path, resources, target, target_url, timeouts, Timeouts};
 pub(crate) use values::is_name;

@@ -9,6 +9,7 @@ use toml::Spanned;
 use super::ctx::FileCtx;
 use super::values::pattern;
 use crate::config::file::FileStage;
+use crate::diag::Diagnostic;
 use crate::runtime::resource::ResourcePattern;
 use crate::runtime::stage::Target;
 
@@ -46,48 +47,91 @@ pub(crate) fn base_path(cx: &mut FileCtx, stage: &str, s: &FileStage) -> Option<
 /// Parses and resolves `target`. Resolution happens here, at load time, so the request path
 /// never does DNS (and Pingora's `HttpPeer::new` would panic on a failed lookup).
 pub(crate) fn target(cx: &mut FileCtx, s: &FileStage) -> Option<Target> {
-    let t = &s.target;
-    let url = t.get_ref();
-    let hint = Some(
+    let Some(t) = &s.target else {
+        cx.diags.push(
+            Diagnostic::error(cx.path, None, "stage.toml has no target").with_hint(
+                "write target = \"http://host:port\": where this stage forwards requests",
+            ),
+        );
+        return None;
+    };
+    let timeouts = timeouts(cx, s);
+    match target_url(t.get_ref(), timeouts) {
+        Ok(target) => Some(target),
+        Err((message, hint)) => {
+            cx.error(t, message, Some(hint));
+            None
+        }
+    }
+}
+
+/// The stage's connection deadlines (each must be greater than 0).
+pub(crate) fn timeouts(cx: &mut FileCtx, s: &FileStage) -> Timeouts {
+    let ms = |v: &Spanned<u64>, key: &str, cx: &mut FileCtx| {
+        if *v.get_ref() == 0 {
+            cx.error(v, format!("{key} must be greater than 0"), None);
+        }
+        Duration::from_millis(*v.get_ref())
+    };
+    Timeouts {
+        connect: ms(&s.connect_timeout_ms, "connect_timeout_ms", cx),
+        read: ms(&s.read_timeout_ms, "read_timeout_ms", cx),
+        write: ms(&s.write_timeout_ms, "write_timeout_ms", cx),
+    }
+}
+
+/// Deadlines of the connections to a target.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    /// To connect.
+    pub connect: Duration,
+    /// Between two reads.
+    pub read: Duration,
+    /// Between two writes.
+    pub write: Duration,
+}
+
+/// Parses and resolves a target URL (stage.toml `target`, a bundle's `HTTPTargetConnection/URL`
+/// or RouteRule `URL`). `Err((message, hint))` says what is wrong with it.
+pub(crate) fn target_url(url: &str, timeouts: Timeouts) -> Result<Target, (String, String)> {
+    let hint = || {
         "write target = \"http://127.0.0.1:9000\" (optionally with a path: http://host:port/api)"
-            .to_owned(),
-    );
+            .to_owned()
+    };
     let Some(rest) = url.strip_prefix("http://") else {
         if url.starts_with("https://") {
-            cx.error(
-                t,
-                "https targets are not supported by this build (it has no TLS)",
-                Some("point the stage at a plain-HTTP target, e.g. a local sidecar".into()),
-            );
-        } else {
-            cx.error(t, format!("target `{url}` is not an http:// URL"), hint);
+            return Err((
+                "https targets are not supported by this build (it has no TLS)".to_owned(),
+                "point the stage at a plain-HTTP target, e.g. a local sidecar".to_owned(),
+            ));
         }
-        return None;
+        return Err((format!("target `{url}` is not an http:// URL"), hint()));
     };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, ""),
     };
     if authority.contains('@') {
-        cx.error(
-            t,
-            "credentials in the target URL are not supported",
-            Some("remove `user:password@` from the target".into()),
-        );
-        return None;
+        return Err((
+            "credentials in the target URL are not supported".to_owned(),
+            "remove `user:password@` from the target".to_owned(),
+        ));
     }
     if path.contains(['?', '#']) {
-        cx.error(
-            t,
-            "the target URL must not have a query string or fragment",
-            hint,
-        );
-        return None;
+        return Err((
+            "the target URL must not have a query string or fragment".to_owned(),
+            hint(),
+        ));
+    }
+    if url.contains(['{', '}']) {
+        return Err((
+            format!("target `{url}` contains a `{{variable}}` template, which cachegate does not expand"),
+            "write the URL the variable would give".to_owned(),
+        ));
     }
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let Some((h, after)) = v6.split_once(']') else {
-            cx.error(t, "unterminated IPv6 address in target", hint);
-            return None;
+            return Err(("unterminated IPv6 address in target".to_owned(), hint()));
         };
         (h, after.strip_prefix(':'))
     } else {
@@ -97,17 +141,13 @@ pub(crate) fn target(cx: &mut FileCtx, s: &FileStage) -> Option<Target> {
         }
     };
     if host.is_empty() {
-        cx.error(t, "the target URL has no host", hint);
-        return None;
+        return Err(("the target URL has no host".to_owned(), hint()));
     }
     let port: u16 = match port {
         None => 80,
         Some(p) => match p.parse() {
             Ok(p) if p > 0 => p,
-            _ => {
-                cx.error(t, format!("`{p}` is not a valid port"), hint);
-                return None;
-            }
+            _ => return Err((format!("`{p}` is not a valid port"), hint())),
         },
     };
     let addr = match (host, port).to_socket_addrs() {
@@ -115,12 +155,10 @@ pub(crate) fn target(cx: &mut FileCtx, s: &FileStage) -> Option<Target> {
         Err(_) => None,
     };
     let Some(addr) = addr else {
-        cx.error(
-            t,
+        return Err((
             format!("cannot resolve target host `{host}`"),
-            Some("use a resolvable host name or an IP address".into()),
-        );
-        return None;
+            "use a resolvable host name or an IP address".to_owned(),
+        ));
     };
     let host_header = if authority.starts_with('[') {
         if port == 80 {
@@ -133,20 +171,14 @@ pub(crate) fn target(cx: &mut FileCtx, s: &FileStage) -> Option<Target> {
     } else {
         format!("{host}:{port}")
     };
-    let ms = |v: &Spanned<u64>, key: &str, cx: &mut FileCtx| {
-        if *v.get_ref() == 0 {
-            cx.error(v, format!("{key} must be greater than 0"), None);
-        }
-        Duration::from_millis(*v.get_ref())
-    };
-    Some(Target {
-        url: url.clone(),
+    Ok(Target {
+        url: url.to_owned(),
         addr,
         host_header,
         path_prefix: path.trim_end_matches('/').to_owned(),
-        connect_timeout: ms(&s.connect_timeout_ms, "connect_timeout_ms", cx),
-        read_timeout: ms(&s.read_timeout_ms, "read_timeout_ms", cx),
-        write_timeout: ms(&s.write_timeout_ms, "write_timeout_ms", cx),
+        connect_timeout: timeouts.connect,
+        read_timeout: timeouts.read,
+        write_timeout: timeouts.write,
     })
 }
 

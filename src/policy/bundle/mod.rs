@@ -34,13 +34,9 @@ use std::path::{Path, PathBuf};
 use crate::diag::{Diagnostic, Located, Pos};
 use crate::policy::check::{self, shown, Sink};
 
-// Unused until `config` loads bundles (see the allow in `policy/mod.rs`).
-#[allow(unused_imports)]
 pub use model::{
-    Bundle, Connection, Endpoint, EndpointFile, EndpointKind, FaultRule, Flow, FlowSteps,
-    PolicyHeader, RouteRule, RouteTarget, Step,
+    Bundle, Connection, EndpointFile, EndpointKind, FlowSteps, PolicyHeader, RouteTarget, Step,
 };
-#[allow(unused_imports)]
 pub use read::policy_header;
 
 /// Most entries read from one folder of a bundle (the root, `proxies/`, `targets/`,

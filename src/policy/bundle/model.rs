@@ -156,7 +156,11 @@ pub enum RouteTarget {
 }
 
 /// A `<FaultRule>` or the `<DefaultFaultRule>`.
+///
+/// Parsed in full, but config runs none of them yet (it warns that they are not run); the
+/// name, condition and `AlwaysEnforce` are for the fault-rule runner still to come.
 #[derive(Debug, Clone)]
+#[allow(dead_code)]
 pub struct FaultRule {
     /// `@name` (optional on DefaultFaultRule).
     pub name: Option<Located<String>>,
@@ -196,6 +200,7 @@ pub struct PolicyHeader {
     pub name: Option<Located<String>>,
     /// `@enabled` (default true): a disabled policy never runs even when a Step names it.
     pub enabled: bool,
-    /// `@continueOnError` (default false).
+    /// `@continueOnError` (default false); no skipped or refused policy needs it yet.
+    #[allow(dead_code)]
     pub continue_on_error: bool,
 }

@@ -1,16 +1,16 @@
 //! Tests of the bundle parse model: the nine real `apiproxy/` fixtures under
-//! `../shared/fixtures/apigee-bundles/` (relative to the crate root), and synthetic bundles
+//! `tests/fixtures/apigee-bundles/` (copied from the shared fixtures, licences and MANIFEST.md with them), and synthetic bundles
 //! written to temporary folders for each rule.
 
 use std::path::{Path, PathBuf};
 
+use super::model::Endpoint;
 use super::{
-    load_bundle, policy_header, Bundle, Connection, Endpoint, EndpointKind, RouteTarget,
-    MAX_FILES_PER_FOLDER,
+    load_bundle, policy_header, Bundle, Connection, EndpointKind, RouteTarget, MAX_FILES_PER_FOLDER,
 };
 use crate::diag::{Diagnostic, Pos};
 
-const FIXTURES: &str = "../shared/fixtures/apigee-bundles";
+const FIXTURES: &str = "tests/fixtures/apigee-bundles";
 
 /// The nine API proxy bundles of the fixture set (MANIFEST.md).
 const FIXTURE_BUNDLES: &[&str] = &[

@@ -1,0 +1,226 @@
+//! A stage's endpoints, flows, steps and routes, wherever they were written.
+//!
+//! A stage.toml stage writes one ProxyEndpoint's flows in TOML and has one target; an Apigee
+//! bundle writes ProxyEndpoint and TargetEndpoint XML files with RouteRules. Both are turned into
+//! this one model, where every step, flow and route carries its own file and position, so the
+//! compilation (`compile/flows.rs`) and the cross-file checks (`crossref.rs`) are written once
+//! and point at the right line of the right file whichever syntax it was.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use toml::Spanned;
+
+use crate::config::file::{FileStage, FileStep, FileSteps};
+use crate::diag::Pos;
+use crate::runtime::key::DEFAULT_ENDPOINT;
+use crate::runtime::stage::Target;
+
+/// Where something was written.
+#[derive(Debug, Clone)]
+pub(crate) struct Site {
+    /// The file.
+    pub file: Arc<Path>,
+    /// Line and column, when known.
+    pub pos: Option<Pos>,
+}
+
+/// A step: a policy name and an optional condition.
+#[derive(Debug, Clone)]
+pub(crate) struct SrcStep {
+    /// The policy's `name`.
+    pub policy: String,
+    /// The step's condition text.
+    pub condition: Option<String>,
+    /// Where the step (and its condition) is written.
+    pub at: Site,
+}
+
+/// Request and response steps of one flow.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SrcSteps {
+    /// Request steps, in order.
+    pub request: Vec<SrcStep>,
+    /// Response steps, in order.
+    pub response: Vec<SrcStep>,
+}
+
+/// A conditional flow.
+#[derive(Debug, Clone)]
+pub(crate) struct SrcFlow {
+    /// Its name.
+    pub name: String,
+    /// Where the name is written.
+    pub at: Site,
+    /// Its condition and where that is written.
+    pub condition: Option<(String, Site)>,
+    /// Its steps.
+    pub steps: SrcSteps,
+}
+
+/// One endpoint's flows.
+#[derive(Debug, Clone)]
+pub(crate) struct SrcEndpoint {
+    /// The endpoint's name (`default` for stage.toml).
+    pub name: String,
+    /// PreFlow.
+    pub preflow: SrcSteps,
+    /// Conditional flows, in order.
+    pub flows: Vec<SrcFlow>,
+    /// PostFlow.
+    pub postflow: SrcSteps,
+}
+
+impl SrcEndpoint {
+    /// Every step of the endpoint, in PreFlow, flows, PostFlow order, request side first.
+    pub fn every_step(&self) -> impl Iterator<Item = &SrcStep> {
+        self.request_steps().chain(self.response_steps())
+    }
+
+    /// Every request-side step.
+    pub fn request_steps(&self) -> impl Iterator<Item = &SrcStep> {
+        self.preflow
+            .request
+            .iter()
+            .chain(self.flows.iter().flat_map(|f| &f.steps.request))
+            .chain(&self.postflow.request)
+    }
+
+    /// Every response-side step.
+    pub fn response_steps(&self) -> impl Iterator<Item = &SrcStep> {
+        self.preflow
+            .response
+            .iter()
+            .chain(self.flows.iter().flat_map(|f| &f.steps.response))
+            .chain(&self.postflow.response)
+    }
+}
+
+/// A TargetEndpoint: its flows and its (already validated) upstream.
+#[derive(Debug, Clone)]
+pub(crate) struct SrcTarget {
+    /// Its flows.
+    pub endpoint: SrcEndpoint,
+    /// Where it forwards.
+    pub target: Target,
+}
+
+/// Where a route sends a request.
+#[derive(Debug, Clone)]
+pub(crate) enum SrcRouteTo {
+    /// A TargetEndpoint by name.
+    Endpoint(String),
+    /// A URL (validated).
+    Url(Target),
+    /// No target.
+    Null,
+}
+
+/// A RouteRule.
+#[derive(Debug, Clone)]
+pub(crate) struct SrcRoute {
+    /// Its name.
+    pub name: String,
+    /// Where it is written.
+    pub at: Site,
+    /// Its condition.
+    pub condition: Option<(String, Site)>,
+    /// Its destination.
+    pub to: SrcRouteTo,
+}
+
+/// A stage's endpoints and routes.
+#[derive(Debug, Clone)]
+pub(crate) struct SrcFlows {
+    /// The ProxyEndpoint.
+    pub proxy: SrcEndpoint,
+    /// The TargetEndpoints.
+    pub targets: Vec<SrcTarget>,
+    /// The RouteRules, in order.
+    pub routes: Vec<SrcRoute>,
+}
+
+impl SrcFlows {
+    /// Every endpoint: the ProxyEndpoint, then each TargetEndpoint.
+    pub fn endpoints(&self) -> impl Iterator<Item = &SrcEndpoint> {
+        std::iter::once(&self.proxy).chain(self.targets.iter().map(|t| &t.endpoint))
+    }
+
+    /// Every step of every endpoint.
+    pub fn every_step(&self) -> impl Iterator<Item = &SrcStep> {
+        self.endpoints().flat_map(SrcEndpoint::every_step)
+    }
+
+    /// Every request-side step of every endpoint.
+    pub fn request_steps(&self) -> impl Iterator<Item = &SrcStep> {
+        self.endpoints().flat_map(SrcEndpoint::request_steps)
+    }
+
+    /// Every response-side step of every endpoint.
+    pub fn response_steps(&self) -> impl Iterator<Item = &SrcStep> {
+        self.endpoints().flat_map(SrcEndpoint::response_steps)
+    }
+
+    /// A stage.toml stage: its flows are the ProxyEndpoint `default`'s, and its one target the
+    /// TargetEndpoint `default`, reached by one unconditional route.
+    pub fn from_stage_toml(path: &Path, text: &str, file: &FileStage, target: Target) -> Self {
+        let file_arc: Arc<Path> = Arc::from(path);
+        let site = |span: std::ops::Range<usize>| Site {
+            file: Arc::clone(&file_arc),
+            pos: (span.end > 0).then(|| Pos::from_offset(text, span.start)),
+        };
+        let steps = |list: &[Spanned<FileStep>]| -> Vec<SrcStep> {
+            list.iter()
+                .map(|s| SrcStep {
+                    policy: s.get_ref().policy.clone(),
+                    condition: s.get_ref().condition.clone(),
+                    at: site(s.span()),
+                })
+                .collect()
+        };
+        let both = |s: &FileSteps| SrcSteps {
+            request: steps(&s.request),
+            response: steps(&s.response),
+        };
+        let flows = file
+            .flows
+            .iter()
+            .map(|f| SrcFlow {
+                name: f.name.get_ref().clone(),
+                at: site(f.name.span()),
+                condition: f
+                    .condition
+                    .as_ref()
+                    .map(|c| (c.get_ref().clone(), site(c.span()))),
+                steps: SrcSteps {
+                    request: steps(&f.request),
+                    response: steps(&f.response),
+                },
+            })
+            .collect();
+        let empty = |name: &str| SrcEndpoint {
+            name: name.to_owned(),
+            preflow: SrcSteps::default(),
+            flows: Vec::new(),
+            postflow: SrcSteps::default(),
+        };
+        SrcFlows {
+            proxy: SrcEndpoint {
+                preflow: both(&file.preflow),
+                flows,
+                postflow: both(&file.postflow),
+                ..empty(DEFAULT_ENDPOINT)
+            },
+            targets: vec![SrcTarget {
+                endpoint: empty(DEFAULT_ENDPOINT),
+                target,
+            }],
+            routes: vec![SrcRoute {
+                name: DEFAULT_ENDPOINT.to_owned(),
+                at: site(0..0),
+                condition: None,
+                to: SrcRouteTo::Endpoint(DEFAULT_ENDPOINT.to_owned()),
+            }],
+        }
+    }
+}

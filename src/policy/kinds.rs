@@ -1,0 +1,151 @@
+//! What cachegate does with each Apigee policy kind it meets in a bundle.
+//!
+//! Real bundles hold many kinds besides the cache policies (shared reference
+//! `apigee-bundles.md` §9). cachegate runs the cache policies and AssignMessage. Every other kind
+//! is refused by default, naming the policy and its steps, because a bundle that runs with a
+//! policy silently missing does not mean what its author wrote. A stage may list kinds to run
+//! as no-ops (`skip_policies`); kinds that protect the API need a second, explicit
+//! acknowledgement (`acknowledge_unprotected`), since skipping them opens the API (and its
+//! cache) to callers Apigee would have refused; a few kinds can never be skipped, because the
+//! response itself depends on them.
+
+/// What cachegate does with a policy kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// cachegate runs it.
+    Run,
+    /// Can be listed in `skip_policies` and then runs as a no-op.
+    Skippable(Family),
+    /// Can be skipped only when also listed in `acknowledge_unprotected`.
+    Security,
+    /// Can never be skipped: the status or body of responses depends on it.
+    Never,
+}
+
+/// Why a skippable kind is safe enough to skip, for the warning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// Logging and analytics: nothing a client sees changes.
+    Observability,
+    /// Rate limits: skipping lets more traffic through.
+    Traffic,
+    /// Code, callouts and transformations: the variables they set stay unset and the messages
+    /// they change stay as they were.
+    Mediation,
+}
+
+impl Family {
+    /// What skipping a kind of this family changes, for the load warning.
+    pub fn consequence(self) -> &'static str {
+        match self {
+            Family::Observability => "nothing is logged or recorded for it",
+            Family::Traffic => "its limit is not enforced",
+            Family::Mediation => {
+                "the variables it sets stay unset and the message it changes stays as it was"
+            }
+        }
+    }
+}
+
+/// Kinds cachegate runs.
+pub const RUN: [&str; 5] = [
+    "ResponseCache",
+    "LookupCache",
+    "PopulateCache",
+    "InvalidateCache",
+    "AssignMessage",
+];
+
+/// Observability kinds.
+const OBSERVABILITY: [&str; 4] = [
+    "StatisticsCollector",
+    "MessageLogging",
+    "DataCapture",
+    "TraceCapture",
+];
+
+/// Rate-limiting kinds.
+const TRAFFIC: [&str; 4] = ["Quota", "SpikeArrest", "ConcurrentRatelimit", "ResetQuota"];
+
+/// Kinds that check who the caller is or what it may send.
+pub const SECURITY: [&str; 22] = [
+    "VerifyAPIKey",
+    "OAuthV2",
+    "OAuthV1",
+    "GetOAuthV2Info",
+    "SetOAuthV2Info",
+    "DeleteOAuthV2Info",
+    "GetOAuthV1Info",
+    "DeleteOAuthV1Info",
+    "VerifyJWT",
+    "VerifyJWS",
+    "DecodeJWT",
+    "DecodeJWS",
+    "BasicAuthentication",
+    "AccessControl",
+    "JSONThreatProtection",
+    "XMLThreatProtection",
+    "RegularExpressionProtection",
+    "ValidateSAMLAssertion",
+    "HMAC",
+    "VerifyIAM",
+    "OASValidation",
+    "Ldap",
+];
+
+/// Kinds that decide the response (or run other flows) and so can never be skipped.
+const NEVER: [&str; 2] = ["RaiseFault", "FlowCallout"];
+
+/// The disposition of a policy kind (its root element name).
+pub fn disposition(kind: &str) -> Disposition {
+    if RUN.contains(&kind) {
+        Disposition::Run
+    } else if SECURITY.contains(&kind) {
+        Disposition::Security
+    } else if NEVER.contains(&kind) {
+        Disposition::Never
+    } else if OBSERVABILITY.contains(&kind) {
+        Disposition::Skippable(Family::Observability)
+    } else if TRAFFIC.contains(&kind) {
+        Disposition::Skippable(Family::Traffic)
+    } else {
+        Disposition::Skippable(Family::Mediation)
+    }
+}
+
+/// Why a kind that can never be skipped cannot be, for the error's hint.
+pub fn never_reason(kind: &str) -> &'static str {
+    match kind {
+        "RaiseFault" => "it decides the status and body of the responses it raises (a 404, a refusal); without it the request would reach the target instead",
+        "FlowCallout" => "it runs a shared flow, whose steps cachegate does not load yet; skipping it would skip every one of them",
+        _ => "the response depends on it",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_one_disposition() {
+        assert_eq!(disposition("ResponseCache"), Disposition::Run);
+        assert_eq!(disposition("VerifyAPIKey"), Disposition::Security);
+        assert_eq!(disposition("OAuthV2"), Disposition::Security);
+        assert_eq!(disposition("RaiseFault"), Disposition::Never);
+        assert_eq!(
+            disposition("Quota"),
+            Disposition::Skippable(Family::Traffic)
+        );
+        assert_eq!(
+            disposition("StatisticsCollector"),
+            Disposition::Skippable(Family::Observability)
+        );
+        assert_eq!(
+            disposition("Javascript"),
+            Disposition::Skippable(Family::Mediation)
+        );
+        for k in SECURITY {
+            assert!(!RUN.contains(&k) && !NEVER.contains(&k), "{k}");
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! Apigee API proxy bundles (`policies/<stage>/apiproxy/`): the real samples under
+//! `tests/fixtures/apigee-bundles/` load or are refused by name, run with their cache policies
+//! in effect, and ProxyEndpoint / TargetEndpoint flows and RouteRules mean what Apigee means.
+
+use serde_json::json;
+
+use crate::harness::{client, get, origin, send, PolicyDir, TestGateway, ADMIN_TOKEN};
+
+const BASIC: &str = "GoogleCloudPlatform+apigee-samples/basic-caching";
+const RC2: &str = "apigee+api-platform-samples/learn-edge/response-cache-2";
+
+fn messages(d: &PolicyDir) -> (bool, String) {
+    let out = cachegate::config::load(d.path());
+    (out.config.is_some(), out.diagnostics.to_string())
+}
+
+#[tokio::test]
+async fn basic_caching_runs_unchanged_with_its_cache_policies_in_effect() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    d.bundle("books", BASIC, "/echo/volumes");
+    d.stage("books", "revision = 7\n");
+    let (ok, diags) = messages(&d);
+    assert!(ok, "{diags}");
+    let gw = TestGateway::start(d);
+    let url = gw.url("/v1/samples/basic-caching?q=rust");
+
+    let first = get(&url).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.x_cache(), "MISS");
+    // The TargetEndpoint URL's path, then the path suffix (none) and the query.
+    assert_eq!(first.json()["path"], "/echo/volumes", "{}", first.body);
+    assert_eq!(first.json()["query"], "q=rust");
+    // AM-SetCacheHitHeader (ProxyEndpoint PostFlow response) reads the ResponseCache's result.
+    assert_eq!(first.header("served-from-cache"), "false");
+    assert_eq!(
+        first.header("cached-on"),
+        "",
+        "only hits say when they were cached"
+    );
+
+    let second = get(&url).await;
+    assert_eq!(second.x_cache(), "HIT");
+    assert_eq!(second.json()["seq"], first.json()["seq"]);
+    assert_eq!(second.header("served-from-cache"), "true");
+    // PC-SetCachedOnDateTime stored `system.time` in the TargetEndpoint's PostFlow on the miss;
+    // LC-LookupCachedOnDateTime read it back on the hit (the TargetEndpoint's response steps
+    // run on hits too) and AM-SetCachedOnHeader set it.
+    let cached_on = second.header("cached-on");
+    assert!(
+        cached_on.ends_with(" GMT") && cached_on.len() == 29,
+        "{cached_on:?}"
+    );
+
+    // The bypass header skips the lookup (SkipCacheLookup) and repopulates.
+    let bypass = send(client().get(&url).header("x-bypass-cache", "true")).await;
+    assert_eq!(bypass.x_cache(), "REFRESH");
+    assert_ne!(bypass.json()["seq"], first.json()["seq"]);
+
+    // The key is Apigee's documented string for Exclusive scope on the ProxyEndpoint where the
+    // lookup runs: org__env__proxy__revision__endpoint__fragment (request.uri includes the
+    // base path).
+    let r = send(
+        client()
+            .post(gw.admin("/stages/books/cache/invalidate"))
+            .json(&json!({"path": "", "query": "q=rust"}))
+            .bearer_auth(ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.json()["key"],
+        "cachegate__books__basic-caching__7__default__/v1/samples/basic-caching?q=rust",
+        "{}",
+        r.body
+    );
+    assert_eq!(r.json()["invalidated"], 1, "{}", r.body);
+    assert_eq!(get(&url).await.x_cache(), "MISS");
+}
+
+#[tokio::test]
+async fn a_security_policy_is_refused_unless_skipping_it_is_acknowledged() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    d.bundle("weather", RC2, "/echo");
+    let (ok, diags) = messages(&d);
+    assert!(!ok);
+    assert!(
+        diags.contains("weather/apiproxy/policies/VerifyApiKey.xml:1:1: error: <VerifyAPIKey> `VerifyAPIKey` is a security policy cachegate does not run; used by the step(s) at ")
+            && diags.contains("weather/apiproxy/proxies/default.xml:17:9"),
+        "{diags}"
+    );
+    assert!(
+        diags.contains(
+            "skip_policies = [\"VerifyAPIKey\"] and acknowledge_unprotected = [\"VerifyAPIKey\"]"
+        ),
+        "{diags}"
+    );
+
+    // Listing it in skip_policies alone is not enough.
+    d.stage("weather", "skip_policies = [\"VerifyAPIKey\"]\n");
+    let (ok, diags) = messages(&d);
+    assert!(!ok);
+    assert!(
+        diags.contains("is a security policy: skipping it removes the protection it gives")
+            && diags.contains("acknowledge_unprotected = [\"VerifyAPIKey\"]"),
+        "{diags}"
+    );
+
+    // With the acknowledgement it runs, with a loud warning, and without the key check.
+    d.stage(
+        "weather",
+        "skip_policies = [\"VerifyAPIKey\"]\nacknowledge_unprotected = [\"VerifyAPIKey\"]\n",
+    );
+    let (ok, diags) = messages(&d);
+    assert!(ok, "{diags}");
+    assert!(
+        diags.contains("is SKIPPED: this API runs WITHOUT the protection it gives"),
+        "{diags}"
+    );
+    let gw = TestGateway::start(d);
+    let url = gw.url("/v1/learn-edge/forecastrss?w=12797282");
+    let first = get(&url).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.x_cache(), "MISS");
+    assert_eq!(get(&url).await.x_cache(), "HIT");
+}
+
+#[test]
+fn every_sample_bundle_loads_or_is_refused_by_name() {
+    let o = origin();
+    // (fixture, loads, a text every refusal must contain)
+    let cases = [
+        (BASIC, true, ""),
+        (
+            "apigee+api-platform-samples/edge-ux/response-cache-simple",
+            true,
+            "",
+        ),
+        (
+            "apigee+api-platform-samples/sample-proxies/response-cache",
+            true,
+            "",
+        ),
+        (
+            RC2,
+            false,
+            "<VerifyAPIKey> `VerifyAPIKey` is a security policy",
+        ),
+        (
+            "apigee+api-platform-samples/sample-proxies/outbound-oauth",
+            false,
+            "<Javascript> `api-config` is of a kind cachegate does not run",
+        ),
+        (
+            "apigee+api-platform-samples/sample-proxies/pagination",
+            false,
+            "LocalTargetConnection (proxy chaining) is not supported",
+        ),
+        (
+            "apigee+api-platform-samples/perf-proxies/perfproxy",
+            false,
+            "<RaiseFault> `RejectURI` cannot run on cachegate",
+        ),
+        (
+            "GoogleCloudPlatform+apigee-samples/llm-semantic-cache",
+            false,
+            "<FlowCallout> `FC-SemanticCacheRequest` cannot run on cachegate",
+        ),
+        (
+            "apigee+devrel/references/product-recommendations",
+            false,
+            "HTTPTargetConnection/Authentication is not supported",
+        ),
+    ];
+    let mut loaded = 0;
+    for (fixture, loads, refusal) in cases {
+        let d = PolicyDir::new(&o);
+        d.bundle("s", fixture, "/echo");
+        let (ok, diags) = messages(&d);
+        assert_eq!(ok, loads, "{fixture}: {diags}");
+        assert!(diags.contains(refusal), "{fixture}: {diags}");
+        loaded += usize::from(ok);
+    }
+    assert_eq!(loaded, 3);
+}
+
+/// A bundle with two TargetEndpoints, conditional RouteRules (one to a URL, one null) and
+/// TargetEndpoint flows.
+fn routed_bundle(d: &PolicyDir) {
+    d.write(
+        "api/apiproxy/api.xml",
+        r#"<APIProxy name="routed" revision="3"/>"#,
+    );
+    d.write(
+        "api/apiproxy/proxies/default.xml",
+        r#"<ProxyEndpoint name="edge">
+  <HTTPProxyConnection><BasePath>/routed</BasePath></HTTPProxyConnection>
+  <PostFlow><Response><Step><Name>AM-tag</Name></Step></Response></PostFlow>
+  <RouteRule name="none"><Condition>request.header.x-route = "none"</Condition></RouteRule>
+  <RouteRule name="direct"><Condition>request.header.x-route = "direct"</Condition><URL>http://{{ORIGIN}}/echo/direct</URL></RouteRule>
+  <RouteRule name="to-b"><Condition>request.header.x-route = "b"</Condition><TargetEndpoint>b</TargetEndpoint></RouteRule>
+  <RouteRule name="default"><TargetEndpoint>a</TargetEndpoint></RouteRule>
+</ProxyEndpoint>"#,
+    );
+    d.write(
+        "api/apiproxy/targets/a.xml",
+        r#"<TargetEndpoint name="a"><HTTPTargetConnection><URL>http://{{ORIGIN}}/echo/a</URL></HTTPTargetConnection></TargetEndpoint>"#,
+    );
+    d.write(
+        "api/apiproxy/targets/b.xml",
+        r#"<TargetEndpoint name="b">
+  <Flows>
+    <Flow name="items"><Condition>proxy.pathsuffix MatchesPath "/items/**"</Condition>
+      <Request><Step><Name>LC-b</Name></Step></Request>
+      <Response><Step><Name>PC-b</Name></Step><Step><Name>AM-b</Name></Step></Response>
+    </Flow>
+  </Flows>
+  <HTTPTargetConnection><URL>http://{{ORIGIN}}/echo/b</URL></HTTPTargetConnection>
+</TargetEndpoint>"#,
+    );
+    d.write(
+        "api/apiproxy/policies/AM-tag.xml",
+        r#"<AssignMessage name="AM-tag"><Set><Headers><Header name="x-proxy">{apiproxy.name} {apiproxy.revision}</Header></Headers></Set></AssignMessage>"#,
+    );
+    d.write(
+        "api/apiproxy/policies/AM-b.xml",
+        r#"<AssignMessage name="AM-b"><Set><Headers><Header name="x-target-flow">b/items</Header><Header name="x-key">{lookupcache.LC-b.cachekey}</Header><Header name="x-hit">{lookupcache.LC-b.cachehit}</Header></Headers></Set></AssignMessage>"#,
+    );
+    d.write(
+        "api/apiproxy/policies/LC-b.xml",
+        r#"<LookupCache name="LC-b"><CacheKey><KeyFragment ref="proxy.pathsuffix"/></CacheKey><AssignTo>seen</AssignTo></LookupCache>"#,
+    );
+    d.write(
+        "api/apiproxy/policies/PC-b.xml",
+        r#"<PopulateCache name="PC-b"><CacheKey><KeyFragment ref="proxy.pathsuffix"/></CacheKey><ExpirySettings><TimeoutInSeconds>60</TimeoutInSeconds></ExpirySettings><Source>request.verb</Source></PopulateCache>"#,
+    );
+}
+
+#[tokio::test]
+async fn route_rules_pick_the_target_and_its_flows_in_order() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    routed_bundle(&d);
+    let (ok, diags) = messages(&d);
+    assert!(ok, "{diags}");
+    let gw = TestGateway::start(d);
+    let with_route = |route: &'static str| {
+        let url = gw.url("/routed/items/1?x=1");
+        async move { send(client().get(url).header("x-route", route)).await }
+    };
+
+    // The unconditional rule, last: TargetEndpoint a, no TargetEndpoint steps.
+    let a = with_route("other").await;
+    assert_eq!(a.json()["path"], "/echo/a/items/1", "{}", a.body);
+    assert_eq!(a.json()["query"], "x=1");
+    assert_eq!(a.header("x-target-flow"), "");
+    assert_eq!(a.header("x-proxy"), "routed 3");
+
+    // TargetEndpoint b: its flow's request and response steps run, and its Exclusive-scoped
+    // LookupCache names the TargetEndpoint it is attached on.
+    let b = with_route("b").await;
+    assert_eq!(b.json()["path"], "/echo/b/items/1", "{}", b.body);
+    assert_eq!(b.header("x-target-flow"), "b/items");
+    assert_eq!(b.header("x-key"), "cachegate__api__routed__3__b__/items/1");
+    assert_eq!(b.header("x-hit"), "false");
+    assert_eq!(with_route("b").await.header("x-hit"), "true");
+
+    // A RouteRule URL bypasses every TargetEndpoint.
+    let direct = with_route("direct").await;
+    assert_eq!(
+        direct.json()["path"],
+        "/echo/direct/items/1",
+        "{}",
+        direct.body
+    );
+    assert_eq!(direct.header("x-target-flow"), "");
+
+    // A null route forwards nothing: the response is what the policies make.
+    let before = o.total();
+    let none = with_route("none").await;
+    assert_eq!(none.status, 200);
+    assert_eq!(none.body, "");
+    assert_eq!(none.header("x-proxy"), "routed 3");
+    assert_eq!(o.total(), before, "a null route reached the target");
+}
+
+#[test]
+fn bundle_mistakes_are_named_with_file_and_line() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    routed_bundle(&d);
+    // A RouteRule to a TargetEndpoint that does not exist, a step naming a missing policy, and
+    // stage.toml settings the bundle owns.
+    d.write(
+        "api/apiproxy/proxies/default.xml",
+        r#"<ProxyEndpoint name="edge">
+  <HTTPProxyConnection><BasePath>/routed</BasePath></HTTPProxyConnection>
+  <PreFlow><Request><Step><Name>AM-tags</Name></Step></Request></PreFlow>
+  <RouteRule name="default"><TargetEndpoint>c</TargetEndpoint></RouteRule>
+</ProxyEndpoint>"#,
+    );
+    d.stage("api", "target = \"http://{{ORIGIN}}\"\n");
+    let (ok, diags) = messages(&d);
+    assert!(!ok);
+    for expected in [
+        "api/apiproxy/proxies/default.xml:4:3: error: RouteRule `default` names TargetEndpoint `c`, which does not exist",
+        "api/apiproxy/proxies/default.xml:3:27: error: step names policy `AM-tags`, which does not exist in this stage",
+        "did you mean `AM-tag`?",
+        "error: `target` cannot be set beside an Apigee bundle",
+        "api/apiproxy/policies/AM-tag.xml:1:1: warning: policy `AM-tag` is not attached to any step",
+    ] {
+        assert!(diags.contains(expected), "{expected}\n{diags}");
+    }
+}
