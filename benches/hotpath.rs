@@ -154,15 +154,7 @@ fn keys(c: &mut Criterion) {
         &h,
         &custom,
     );
-    let flow = cachegate::runtime::stage::Selection {
-        flow: Some(0),
-        route: Some(0),
-        target_flow: None,
-    };
-    let none = cachegate::runtime::stage::Selection {
-        route: Some(0),
-        ..Default::default()
-    };
+    let flow = stage.response_caches.values().next().cloned();
     let facts = RequestFacts {
         method: "GET",
         suffix,
@@ -175,13 +167,13 @@ fn keys(c: &mut Criterion) {
         drops_end_to_end: false,
     };
     // A plan that bypassed the cache would measure an early return.
-    assert!(decide::plan(stage, &flow, &facts, &v).is_ok());
-    assert!(decide::plan(stage, &none, &facts, &v).is_ok());
+    assert!(decide::plan(stage, flow.clone(), &facts, &v).is_ok());
+    assert!(decide::plan(stage, None, &facts, &v).is_ok());
     c.bench_function("cache plan + key: ResponseCache, 3 fragments", |b| {
-        b.iter(|| decide::plan(stage, &flow, black_box(&facts), &v).is_ok())
+        b.iter(|| decide::plan(stage, flow.clone(), black_box(&facts), &v).is_ok())
     });
     c.bench_function("cache plan + key: stage caching (AWS key)", |b| {
-        b.iter(|| decide::plan(stage, &none, black_box(&facts), &v).is_ok())
+        b.iter(|| decide::plan(stage, None, black_box(&facts), &v).is_ok())
     });
     let spec = cachegate::runtime::key::KeySpec::aws_default(
         "prod",

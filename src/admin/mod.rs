@@ -19,6 +19,7 @@ pub use auth::AdminAuth;
 
 use crate::metrics::METRICS;
 use crate::reload::ConfigHandle;
+use crate::runtime::stage::RouteTo;
 
 /// The admin HTTP application.
 pub struct AdminApp {
@@ -52,7 +53,18 @@ impl AdminApp {
                 serde_json::json!({
                     "name": s.name,
                     "base_path": s.base_path,
+                    // The target of a stage.toml stage (its one TargetEndpoint's URL).
+                    "target": s.targets.first().map(|t| t.target.url.as_str()),
                     "targets": s.targets.iter().map(|t| serde_json::json!({"name": t.endpoint.name, "url": t.target.url})).collect::<Vec<_>>(),
+                    "routes": s.routes.iter().map(|r| serde_json::json!({
+                        "name": r.name,
+                        "conditional": r.condition.is_some(),
+                        "to": match &r.to {
+                            RouteTo::Endpoint(i) => s.targets.get(*i).map_or("", |t| t.endpoint.name.as_str()).to_owned(),
+                            RouteTo::Url(t) => t.url.clone(),
+                            RouteTo::Null => String::new(),
+                        },
+                    })).collect::<Vec<_>>(),
                     "cache_enabled": s.cache.enabled,
                     "policies": s.policy_names(),
                     "flows": s.proxy.flows.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),

@@ -15,13 +15,14 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
+use super::build::{build_stage, StageSettings};
 use super::compile::{self, FileCtx, Timeouts};
 use super::file::FileStage;
+use super::files::{parse_toml, read};
 use super::policies::Conditions;
 use super::source::{
     Site, SrcEndpoint, SrcFlow, SrcFlows, SrcRoute, SrcRouteTo, SrcStep, SrcSteps, SrcTarget,
 };
-use super::{build_stage, parse_toml, read, StageSettings};
 use crate::diag::{Diagnostic, Diagnostics, Located, Pos};
 use crate::policy::bundle::{self as model, Bundle, Connection, RouteTarget};
 use crate::policy::kinds::{self, Disposition};
@@ -54,40 +55,41 @@ pub(super) fn load_bundle_stage(
         text: &text,
         diags,
     };
-    for (set, key, what) in [
+    let flows_at = file.flows.first().map(|f| f.name.span()).or_else(|| {
+        [&file.preflow, &file.postflow]
+            .iter()
+            .flat_map(|f| f.request.iter().chain(&f.response))
+            .map(|s| s.span())
+            .next()
+    });
+    let owned: [(Option<std::ops::Range<usize>>, &str, &str); 4] = [
         (
-            file.target.is_some(),
+            file.target.as_ref().map(|t| t.span()),
             "target",
             "the bundle's TargetEndpoints and RouteRules say where requests go",
         ),
         (
-            file.base_path.is_some(),
+            file.base_path.as_ref().map(|t| t.span()),
             "base_path",
             "the bundle's ProxyEndpoint sets it (HTTPProxyConnection/BasePath)",
         ),
         (
-            file.api_name.is_some(),
+            file.api_name.as_ref().map(|t| t.span()),
             "api_name",
             "the bundle's <APIProxy name> is the API name",
         ),
         (
-            !file.flows.is_empty()
-                || !file.preflow.request.is_empty()
-                || !file.preflow.response.is_empty()
-                || !file.postflow.request.is_empty()
-                || !file.postflow.response.is_empty(),
+            flows_at,
             "flows",
             "the bundle's ProxyEndpoint and TargetEndpoints hold the flows",
         ),
-    ] {
-        if set {
-            cx.diags.push(
-                Diagnostic::error(
-                    &stage_toml,
-                    None,
-                    format!("`{key}` cannot be set beside an Apigee bundle: {what}"),
-                )
-                .with_hint(format!("remove `{key}` from stage.toml")),
+    ];
+    for (span, key, what) in owned {
+        if let Some(span) = span {
+            cx.error(
+                &Spanned::new(span, ()),
+                format!("`{key}` cannot be set beside an Apigee bundle: {what}"),
+                Some(format!("remove `{key}` from stage.toml")),
             );
         }
     }
@@ -194,7 +196,20 @@ pub(super) fn load_bundle_stage(
     }
 
     let mut src = flows_of(&bundle, proxy, timeouts, diags);
-    let skipped = dispose(&src, &foreign, &skip, &acknowledged, &stage_toml, diags);
+    if file.cache.enabled && src.routes.len() > 1 {
+        diags.push(
+            Diagnostic::error(&stage_toml, None, format!("[cache] enabled: stage caching keys requests by path and key parameters only, but this bundle has {} RouteRules, so responses of different targets would share entries", src.routes.len()))
+                .with_hint("cache with the bundle's ResponseCache policies instead (their keys are yours), or leave [cache] off"),
+        );
+    }
+    let skipped = dispose(
+        &src,
+        &foreign,
+        &skip,
+        &acknowledged,
+        (&stage_toml, &text),
+        diags,
+    );
     let fault_steps = fault_rule_steps(&bundle);
     failed.extend(foreign.keys().filter(|n| !skipped.contains(*n)).cloned());
     remove_steps(&mut src, &skipped);
@@ -353,7 +368,10 @@ fn steps_of(path: &Path, list: &[model::Step]) -> Vec<SrcStep> {
     list.iter()
         .map(|s| SrcStep {
             policy: s.name.value.clone(),
-            condition: s.condition.as_ref().map(|c| c.value.clone()),
+            condition: s
+                .condition
+                .as_ref()
+                .map(|c| (c.value.clone(), site(path, c.pos))),
             at: site(path, s.name.pos),
         })
         .collect()
@@ -498,7 +516,7 @@ fn dispose(
     foreign: &BTreeMap<String, Foreign>,
     skip: &BTreeMap<String, Spanned<String>>,
     acknowledged: &BTreeMap<String, Spanned<String>>,
-    stage_toml: &Path,
+    (stage_toml, stage_text): (&Path, &str),
     diags: &mut Diagnostics,
 ) -> BTreeSet<String> {
     let mut skipped = BTreeSet::new();
@@ -534,6 +552,7 @@ fn dispose(
         let used = format!("used by the step(s) at {}", steps.join(", "));
         let msg = |what: &str| format!("<{kind}> `{}` {what}; {used}", f.name);
         match kinds::disposition(kind) {
+            // Parsed as a policy above; never reaches here.
             Disposition::Run => {}
             Disposition::Never => {
                 diags.push(
@@ -549,10 +568,21 @@ fn dispose(
                         diags.push(Diagnostic::warning(at.0, at.1, msg("is SKIPPED: this API runs WITHOUT the protection it gives (acknowledge_unprotected)")));
                     }
                     (true, false) => {
-                        diags.push(Diagnostic::error(stage_toml, None, msg("is a security policy: skipping it removes the protection it gives")).with_hint(format!("to run the API unprotected anyway, also write acknowledge_unprotected = [\"{kind}\"] in stage.toml")));
+                        let pos = skip.get(kind).and_then(|k| pos_of(stage_text, k));
+                        let what = if kinds::is_code(kind) {
+                            "runs code that may check callers: skipping it may remove protection"
+                        } else {
+                            "is a security policy: skipping it removes the protection it gives"
+                        };
+                        diags.push(Diagnostic::error(stage_toml, pos, msg(what)).with_hint(format!("to run the API unprotected anyway, also write acknowledge_unprotected = [\"{kind}\"] in stage.toml")));
                     }
                     _ => {
-                        diags.push(Diagnostic::error(at.0, at.1, msg("is a security policy cachegate does not run")).with_hint(format!("cachegate refuses to run the API without it; to run it unprotected anyway, write skip_policies = [\"{kind}\"] and acknowledge_unprotected = [\"{kind}\"] in stage.toml")));
+                        let what = if kinds::is_code(kind) {
+                            "runs code or calls a service cachegate cannot run, and may check callers"
+                        } else {
+                            "is a security policy cachegate does not run"
+                        };
+                        diags.push(Diagnostic::error(at.0, at.1, msg(what)).with_hint(format!("cachegate refuses to run the API without it; to run it unprotected anyway, write skip_policies = [\"{kind}\"] and acknowledge_unprotected = [\"{kind}\"] in stage.toml")));
                     }
                 }
             }

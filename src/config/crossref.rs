@@ -386,8 +386,8 @@ pub(crate) fn check_stage(
         }
     }
     for s in src.every_step() {
-        if let Some(c) = &s.condition {
-            checker.condition_vars_only(c, &ref_site(&s.at));
+        if let Some((c, site)) = &s.condition {
+            checker.condition_vars_only(c, &ref_site(site));
         }
     }
 }

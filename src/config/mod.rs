@@ -11,11 +11,13 @@
 //! problem: the outcome carries every diagnostic, and a configuration only when none is an error.
 
 pub(crate) mod assign;
+mod build;
 mod bundle;
 mod compile;
 mod crossref;
 pub(crate) mod defaults;
 pub(crate) mod file;
+mod files;
 pub(crate) mod policies;
 pub mod schema;
 mod source;
@@ -30,15 +32,13 @@ use std::time::SystemTime;
 use crate::runtime::stage;
 pub use crate::runtime::stage::RuntimeConfig;
 
-use crate::diag::{Diagnostic, Diagnostics, Pos};
-use crate::policy::model::{Policy, PolicyFile};
-use crate::runtime::key::{KeySpec, Namespace, ScopeContext};
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::policy::model::PolicyFile;
+use build::{build_stage, StageSettings};
 use compile::{file_error, FileCtx};
 use file::{FileGateway, FileStage};
+use files::{parse_toml, read};
 use policies::Conditions;
-
-/// Largest configuration file read (a policy directory is not a place for big files).
-const MAX_FILE_BYTES: u64 = 1 << 20;
 
 /// The result of loading a directory: every diagnostic, and the configuration when valid.
 #[derive(Debug)]
@@ -47,62 +47,6 @@ pub struct LoadOutcome {
     pub config: Option<RuntimeConfig>,
     /// Errors and warnings, sorted by file and position.
     pub diagnostics: Diagnostics,
-}
-
-fn read(path: &Path, diags: &mut Diagnostics) -> Option<String> {
-    match fs::metadata(path) {
-        Ok(m) if m.len() > MAX_FILE_BYTES => {
-            diags.push(file_error(
-                path,
-                format!("file is {} bytes; the limit is {MAX_FILE_BYTES}", m.len()),
-            ));
-            return None;
-        }
-        Err(e) => {
-            diags.push(file_error(path, format!("cannot read: {e}")));
-            return None;
-        }
-        Ok(_) => {}
-    }
-    match fs::read_to_string(path) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            diags.push(file_error(path, format!("cannot read: {e}")));
-            None
-        }
-    }
-}
-
-/// Parses TOML into `T`, turning a syntax or schema error into a positioned diagnostic.
-fn parse_toml<T: serde::de::DeserializeOwned>(
-    path: &Path,
-    text: &str,
-    diags: &mut Diagnostics,
-) -> Option<T> {
-    match toml::from_str::<T>(text) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            let pos = e.span().map(|s| Pos::from_offset(text, s.start));
-            let message = e.message().trim().to_owned();
-            let hint = unknown_field_hint(&message);
-            let mut d = Diagnostic::error(path, pos, message);
-            d.hint = hint;
-            diags.push(d);
-            None
-        }
-    }
-}
-
-/// For serde's "unknown field `x`, expected one of `a`, `b`", suggest the closest name.
-fn unknown_field_hint(message: &str) -> Option<String> {
-    let rest = message.strip_prefix("unknown field `")?;
-    let (field, rest) = rest.split_once('`')?;
-    let expected: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
-    match crate::util::did_you_mean(field, expected.iter().copied()) {
-        Some(m) => Some(format!("did you mean `{m}`?")),
-        None if !expected.is_empty() => Some(format!("valid keys here: {}", expected.join(", "))),
-        None => None,
-    }
 }
 
 /// An Apigee API proxy or shared flow bundle (`apiproxy/`, `sharedflowbundle/`, or a folder
@@ -291,24 +235,6 @@ fn load_inner(dir: &Path, diags: &mut Diagnostics) -> Option<RuntimeConfig> {
     })
 }
 
-/// The key of a standards-mode stage: method, path and the whole query string (Vary is handled
-/// separately, as pingora-cache variants).
-fn http_mode_key(scope: &ScopeContext) -> KeySpec {
-    let fragment = |var: &'static str| (Some(var), None);
-    KeySpec::from_policy(
-        Namespace::Standard,
-        Some("http"),
-        &[
-            fragment("request.verb"),
-            fragment("proxy.pathsuffix"),
-            fragment("request.querystring"),
-        ],
-        crate::runtime::key::Scope::Exclusive,
-        None,
-        scope,
-    )
-}
-
 /// The stage's name: its folder's, which must be letters, digits, `-` or `_`.
 fn stage_name(dir: &Path, diags: &mut Diagnostics) -> Option<String> {
     let name = dir
@@ -430,10 +356,30 @@ fn load_stage(
         }
         None => name.clone(),
     };
-    let src = source::SrcFlows::from_stage_toml(stage_toml, &text, &file, target?);
+    for (list, key) in [
+        (&file.skip_policies, "skip_policies"),
+        (&file.acknowledge_unprotected, "acknowledge_unprotected"),
+    ] {
+        if let Some(first) = list.first() {
+            cx.error(
+                first,
+                format!(
+                    "`{key}` applies to Apigee bundles only; this stage runs every policy it has"
+                ),
+                Some(format!(
+                    "remove `{key}`, or put the bundle in {name}/apiproxy/"
+                )),
+            );
+        }
+    }
+    // An unresolvable target or a bad base path is reported; the flows and policies are still
+    // checked (the stage is not built).
+    let target_ok = target.is_some();
+    let target = target.unwrap_or_else(|| stage::Target::unresolved("(invalid target)"));
+    let src = source::SrcFlows::from_stage_toml(stage_toml, &text, &file, target);
     let settings = StageSettings {
         name,
-        base_path: base_path?,
+        base_path: base_path.clone().unwrap_or_default(),
         api_name,
         revision: file
             .revision
@@ -443,137 +389,6 @@ fn load_stage(
         resources,
         cache,
     };
-    build_stage(settings, &src, &policies, &failed, org, conditions, diags)
-}
-
-/// What a stage is besides its flows and policies.
-struct StageSettings {
-    name: String,
-    base_path: String,
-    api_name: String,
-    revision: u32,
-    preserve_host: bool,
-    resources: Vec<crate::runtime::resource::ResourcePattern>,
-    cache: stage::StageCache,
-}
-
-/// The endpoint a policy is first attached on, request side before response side, the
-/// ProxyEndpoint before TargetEndpoints: Apigee's Exclusive scope names it. (A ResponseCache
-/// computes its key once, on the request side, and reuses it when storing.)
-///
-/// Returns whether it is first attached on a TargetEndpoint, and the TargetEndpoint its
-/// Target scope names: the first that attaches it, else the first of the stage.
-fn attachment<'s>(src: &'s source::SrcFlows, policy: &str) -> (bool, Option<&'s str>) {
-    let on_proxy = src.proxy.every_step().any(|s| s.policy == policy);
-    let target = src
-        .targets
-        .iter()
-        .find(|t| t.endpoint.every_step().any(|s| s.policy == policy));
-    (
-        !on_proxy && target.is_some(),
-        target
-            .or(src.targets.first())
-            .map(|t| t.endpoint.name.as_str()),
-    )
-}
-
-/// Checks and compiles a stage's flows and policies into the runtime stage.
-fn build_stage(
-    settings: StageSettings,
-    src: &source::SrcFlows,
-    policies: &BTreeMap<String, Arc<PolicyFile>>,
-    failed: &BTreeSet<String>,
-    org: Option<&str>,
-    conditions: &mut Conditions,
-    diags: &mut Diagnostics,
-) -> Option<stage::Stage> {
-    let StageSettings {
-        name,
-        base_path,
-        api_name,
-        revision,
-        preserve_host,
-        resources,
-        cache,
-    } = settings;
-    let (proxy, targets, routes) = compile::endpoints(diags, conditions, src);
-    crossref::check_stage(diags, conditions, src, policies, failed);
-
-    let scope = ScopeContext {
-        organization: org.unwrap_or("cachegate"),
-        stage: &name,
-        api_name: &api_name,
-        revision,
-        proxy_endpoint: &src.proxy.name,
-        target_endpoint: crate::runtime::key::DEFAULT_ENDPOINT,
-        on_target: false,
-    };
-    let scope_of = |policy: &str| {
-        let (on_target, target) = attachment(src, policy);
-        ScopeContext {
-            on_target,
-            target_endpoint: target.unwrap_or(crate::runtime::key::DEFAULT_ENDPOINT),
-            ..scope
-        }
-    };
-    // A ResponseCache whose condition does not parse compiles to nothing; validation has
-    // reported it, so this configuration is never used (the stage is still built, so the
-    // checks across stages still run).
-    let mut response_caches = BTreeMap::new();
-    for p in policies.values() {
-        if let Policy::ResponseCache(rc) = &p.policy {
-            let scope = scope_of(p.name());
-            if let Some(compiled) = policies::response_cache(p, rc, &scope, conditions, diags) {
-                response_caches.insert(p.name().to_owned(), Arc::new(compiled));
-            }
-        }
-    }
-    let step_policies = policies
-        .values()
-        .filter_map(|p| {
-            let scope = scope_of(p.name());
-            let compiled = match &p.policy {
-                Policy::ResponseCache(_) => return None,
-                Policy::LookupCache(lc) => {
-                    stage::StepPolicy::LookupCache(policies::lookup_cache(p, lc, &scope))
-                }
-                Policy::PopulateCache(pc) => {
-                    stage::StepPolicy::PopulateCache(policies::populate_cache(p, pc, &scope))
-                }
-                Policy::InvalidateCache(ic) => {
-                    stage::StepPolicy::InvalidateCache(policies::invalidate_cache(p, ic, &scope))
-                }
-                Policy::AssignMessage(am) => {
-                    stage::StepPolicy::AssignMessage(stage::AssignMessagePolicy {
-                        name: p.name().to_owned(),
-                        enabled: p.common.enabled,
-                        continue_on_error: p.common.continue_on_error,
-                        assign: assign::compile(am),
-                    })
-                }
-            };
-            Some((p.name().to_owned(), Arc::new(compiled)))
-        })
-        .collect();
-    let default_key = match cache.mode {
-        stage::CacheMode::Aws => KeySpec::aws_default(&name, &cache.key_parameters),
-        stage::CacheMode::Http => http_mode_key(&scope),
-    };
-
-    Some(stage::Stage {
-        name,
-        base_path,
-        api_name,
-        revision,
-        proxy_endpoint: src.proxy.name.clone(),
-        preserve_host,
-        resources,
-        cache,
-        proxy,
-        targets,
-        routes,
-        response_caches,
-        step_policies,
-        default_key,
-    })
+    let built = build_stage(settings, &src, &policies, &failed, org, conditions, diags);
+    built.filter(|_| target_ok && base_path.is_some())
 }

@@ -30,9 +30,9 @@ pub(crate) struct Site {
 pub(crate) struct SrcStep {
     /// The policy's `name`.
     pub policy: String,
-    /// The step's condition text.
-    pub condition: Option<String>,
-    /// Where the step (and its condition) is written.
+    /// The step's condition text, and where it is written.
+    pub condition: Option<(String, Site)>,
+    /// Where the step is written.
     pub at: Site,
 }
 
@@ -173,7 +173,8 @@ impl SrcFlows {
             list.iter()
                 .map(|s| SrcStep {
                     policy: s.get_ref().policy.clone(),
-                    condition: s.get_ref().condition.clone(),
+                    // A step's condition is inside the step's value: point at the step.
+                    condition: s.get_ref().condition.clone().map(|c| (c, site(s.span()))),
                     at: site(s.span()),
                 })
                 .collect()

@@ -4,6 +4,10 @@
 //! - `request`: [`request::route`] and [`request::prepare`] — resource, flow, request steps,
 //!   cache plan and client invalidation; the one entry point of the proxy, the admin API and
 //!   `explain`.
+//! - `state`: what a request carries while it is decided (`RequestState`, `Env`, `Mode`,
+//!   the `Cursor` of its request steps).
+//! - `walk`: the request steps in Apigee's order, stopping at the ResponseCache lookup and
+//!   resuming on a miss.
 //! - `response`: the response steps, for hits and misses alike.
 //! - `plan`: whether a request uses the cache and with which key; whether a response is stored
 //!   and for how long (`ttl_for`, the one TTL rule).
@@ -23,6 +27,9 @@ pub(crate) mod message;
 pub mod plan;
 pub(crate) mod request;
 pub(crate) mod response;
+pub(crate) mod state;
 pub(crate) mod steps;
+pub(crate) mod walk;
 
-pub use request::{prepare, route, Env, Mode, Prepared, RequestState, Routed};
+pub use request::{prepare, route, Prepared, Routed};
+pub use state::{Env, Mode, RequestState};

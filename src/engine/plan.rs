@@ -11,7 +11,7 @@ pub use crate::engine::facts::RequestFacts;
 use crate::runtime::flow::Variables;
 use crate::runtime::key::{BuiltKey, StoreKey};
 use crate::runtime::policy::ResponseCachePolicy;
-use crate::runtime::stage::{CacheMode, Selection, Side, Stage};
+use crate::runtime::stage::{CacheMode, Stage};
 use crate::runtime::ttl::{self, DEFAULT_TTL_SECS};
 
 /// Why a request does not use the cache (`Cache-Status: …; detail=<reason>`).
@@ -32,6 +32,8 @@ pub enum Bypass {
     /// A query parameter the ResponseCache key reads appears more than once: the key holds the
     /// first value while the target, which gets the whole query, may use another.
     RepeatedParameter,
+    /// A null route: nothing is forwarded, the policies make the response.
+    NullRoute,
 }
 
 impl Bypass {
@@ -45,6 +47,7 @@ impl Bypass {
             Bypass::Body => "body",
             Bypass::HopByHop => "hop_by_hop",
             Bypass::RepeatedParameter => "repeated_parameter",
+            Bypass::NullRoute => "null_route",
         }
     }
 }
@@ -109,24 +112,11 @@ impl Variables for KeyVars<'_> {
     }
 }
 
-/// The ResponseCache attached to this request path: the first enabled ResponseCache step of
-/// the request steps the request selected (`Stage::steps`) whose step condition holds.
-pub fn attached_response_cache(
-    stage: &Stage,
-    sel: &Selection,
-    vars: &dyn Variables,
-) -> Option<Arc<ResponseCachePolicy>> {
-    stage
-        .steps(sel, Side::Request)
-        .filter_map(|step| stage.response_caches.get(&step.policy).map(|p| (step, p)))
-        .find(|(step, p)| p.common.enabled && step.condition.as_ref().is_none_or(|c| c.eval(vars)))
-        .map(|(_, p)| Arc::clone(p))
-}
-
-/// Decides how a request uses the cache.
+/// Decides how a request uses the cache. `policy` is the ResponseCache the request steps
+/// reached (`engine::walk`), if any; without one, stage caching decides.
 pub fn plan(
     stage: &Stage,
-    sel: &Selection,
+    policy: Option<Arc<ResponseCachePolicy>>,
     req: &RequestFacts<'_>,
     vars: &dyn Variables,
 ) -> Result<CachePlan, Bypass> {
@@ -134,7 +124,6 @@ pub fn plan(
     let (method, suffix) = (req.method, req.suffix);
     // A HEAD builds the key of the GET it is answered from.
     let vars = &KeyVars(vars);
-    let policy = attached_response_cache(stage, sel, vars);
     let fallback = cache.override_ttl(method, suffix).unwrap_or(cache.ttl_secs);
     // Stage caching needs a non-zero TTL (0 disables it, as in AWS); a ResponseCache brings its
     // own expiry.

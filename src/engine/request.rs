@@ -6,30 +6,18 @@
 //! with [`Mode::DryRun`] to find the entry a request would be served from, so it builds the key
 //! the proxy built: same HEAD→GET, same Host, same steps.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::http::RequestHeader;
 
 use crate::cache::store::TieredStore;
 use crate::engine::client_invalidation::{self, Decision};
-use crate::engine::facts::{cache_method, resource_path, RequestFacts};
-use crate::engine::message::RequestMessage;
+use crate::engine::facts::{resource_path, RequestFacts};
 use crate::engine::plan::{self, Bypass, CachePlan};
-use crate::engine::steps::{self, Fault, PendingLookup, StepContext};
-use crate::runtime::flow::assign::MessageTarget;
-use crate::runtime::flow::vars::RequestVars;
-use crate::runtime::stage::{Flow, RuntimeConfig, Selection, Side, Stage, Step, StepPolicy};
-
-/// Whether a request's steps act on the world.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Serving the request: PopulateCache stores and InvalidateCache purges.
-    Run,
-    /// Asking what the request means (admin API, `explain`): every decision is made and
-    /// LookupCache reads, but nothing is stored or purged.
-    DryRun,
-}
+use crate::engine::state::{Env, Mode, RequestState};
+use crate::engine::steps::Fault;
+use crate::engine::walk;
+use crate::runtime::stage::{RuntimeConfig, Stage};
 
 /// A request's stage and the path below its base path.
 #[derive(Debug, Clone)]
@@ -46,104 +34,6 @@ pub fn route(config: &RuntimeConfig, path: &str) -> Option<Routed> {
         stage: Arc::clone(stage),
         suffix: suffix.to_owned(),
     })
-}
-
-/// What a request has gathered so far: where it matched, and the variables its steps set.
-#[derive(Debug, Default)]
-pub struct RequestState {
-    /// The path below the base path (AssignMessage `<Set><Path>` may change it).
-    pub suffix: String,
-    /// Metrics label of the matched resource template (or flow), never the raw path.
-    pub resource: String,
-    /// Path parameters bound by the matched resource template.
-    pub path_params: Vec<(String, String)>,
-    /// The flows and route the request selected.
-    pub sel: Selection,
-    /// Variables set by policies during this request.
-    pub vars: HashMap<String, String>,
-    /// `messageid`, made when first read.
-    pub message_id: std::sync::OnceLock<String>,
-}
-
-impl RequestState {
-    /// The state of a request just routed.
-    pub fn new(suffix: String) -> Self {
-        Self {
-            suffix,
-            ..Self::default()
-        }
-    }
-
-    /// The bound path parameters, borrowed in the shape `RequestVars` takes.
-    pub fn params(&self) -> Vec<(&str, &str)> {
-        self.path_params
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect()
-    }
-
-    /// The matched ProxyEndpoint flow.
-    pub fn flow<'s>(&self, stage: &'s Stage) -> Option<&'s Flow> {
-        self.sel.flow.and_then(|i| stage.proxy.flows.get(i))
-    }
-}
-
-/// What does not change while a request is decided: the configuration, the stage, the client.
-#[derive(Clone, Copy)]
-pub struct Env<'a> {
-    /// The configuration snapshot the request started with.
-    pub config: &'a RuntimeConfig,
-    /// The request's stage.
-    pub stage: &'a Stage,
-    /// The client's address (`client.ip`).
-    pub client_ip: &'a str,
-}
-
-impl<'a> Env<'a> {
-    /// The flow variables of a request (and of its response, once there is one).
-    pub fn vars<'b>(
-        &self,
-        req: &'b RequestHeader,
-        state: &'b RequestState,
-        params: &'b [(&'b str, &'b str)],
-        response: Option<&'b ResponseHeader>,
-    ) -> RequestVars<'b>
-    where
-        'a: 'b,
-    {
-        let uri = &req.uri;
-        RequestVars {
-            method: req.method.as_str(),
-            uri: uri.path_and_query().map_or("/", |pq| pq.as_str()),
-            path: uri.path(),
-            query: uri.query().unwrap_or(""),
-            headers: &req.headers,
-            base_path: &self.stage.base_path,
-            path_suffix: &state.suffix,
-            path_params: params,
-            client_ip: self.client_ip,
-            stage: &self.stage.name,
-            organization: &self.config.gateway.organization,
-            api_name: &self.stage.api_name,
-            revision: self.stage.revision,
-            flow: state.flow(self.stage).map(|f| f.name.as_str()),
-            response_status: response.map(|r| r.status.as_u16()),
-            response_headers: response.map(|r| &r.headers),
-            custom: &state.vars,
-            message_id: &state.message_id,
-        }
-    }
-
-    /// The stage TTL for this request's method and resource (see `plan::ttl_for`).
-    pub fn stage_ttl(&self, req: &RequestHeader, state: &RequestState) -> u64 {
-        let cache = &self.stage.cache;
-        cache
-            .override_ttl(
-                cache_method(req.method.as_str()),
-                resource_path(&state.suffix),
-            )
-            .unwrap_or(cache.ttl_secs)
-    }
 }
 
 /// Everything decided about a request before the cache lookup.
@@ -192,54 +82,34 @@ pub async fn prepare(
                 .collect()
         })
         .unwrap_or_default();
-    state.sel.flow = {
-        let params = state.params();
-        let vars = env.vars(req, &state, &params, None);
-        stage.proxy.select_flow(&vars)
-    };
-    state.resource = match resource {
-        Some(r) => r.as_str().to_owned(),
-        None => state
-            .flow(stage)
-            .map_or_else(|| "other".to_owned(), |f| f.name.clone()),
-    };
+    state.resource = resource.map(|r| r.as_str().to_owned()).unwrap_or_default();
 
     // Request steps (LookupCache, PopulateCache, InvalidateCache, AssignMessage) run before
-    // the cache lookup, so what they set can be part of the key: the ProxyEndpoint's, then
-    // (RouteRules are evaluated after them, as in Apigee) the chosen TargetEndpoint's.
-    let proxy_steps: Vec<&Step> = stage.proxy.steps(state.sel.flow, Side::Request).collect();
-    if let Err(fault) = run_request_steps(env, store, req, &mut state, &proxy_steps, mode).await {
-        return faulted(state, fault);
-    }
-    let (route, target_flow) = {
-        let params = state.params();
-        let vars = env.vars(req, &state, &params, None);
-        let route = stage.select_route(&vars);
-        let sel = Selection { route, ..state.sel };
-        let target_flow = stage
-            .target_endpoint(&sel)
-            .and_then(|t| t.endpoint.select_flow(&vars));
-        (route, target_flow)
+    // the cache lookup, so what they set can be part of the key — up to the ResponseCache
+    // step that looks the response up; the rest runs on a miss (`walk::resume`).
+    let attached = match walk::walk(
+        env,
+        store,
+        req,
+        &mut state,
+        mode,
+        walk::Until::ResponseCache,
+    )
+    .await
+    {
+        Ok(rc) => rc,
+        Err(fault) => return faulted(state, fault),
     };
-    state.sel.route = route;
-    state.sel.target_flow = target_flow;
-    if let Some(target) = stage.target_endpoint(&state.sel) {
-        let target_steps: Vec<&Step> = target
-            .endpoint
-            .steps(state.sel.target_flow, Side::Request)
-            .collect();
-        if let Err(fault) =
-            run_request_steps(env, store, req, &mut state, &target_steps, mode).await
-        {
-            return faulted(state, fault);
-        }
+    if state.resource.is_empty() {
+        state.resource = "other".to_owned();
     }
+
     let (cache, invalidation, invalidation_request, has_body) = {
         let params = state.params();
         let vars = env.vars(req, &state, &params, None);
         let facts = RequestFacts::of(req, &state.suffix);
         let invalidation_request = facts.invalidation_request;
-        let cache = plan::plan(stage, &state.sel, &facts, &vars);
+        let cache = plan::plan(stage, attached, &facts, &vars);
         // A client asking to invalidate its entry (AWS `Cache-Control: max-age=0`) is checked
         // against the stage's grants.
         let invalidation = match &cache {
@@ -291,86 +161,4 @@ fn faulted(state: RequestState, fault: Fault) -> Prepared {
         fault: Some(fault),
         has_body: false,
     }
-}
-
-/// Runs request steps in order, awaiting LookupCache reads between them so later conditions
-/// see their results; stops at the first that fails without `continueOnError`.
-async fn run_request_steps(
-    env: Env<'_>,
-    store: &TieredStore,
-    req: &mut RequestHeader,
-    state: &mut RequestState,
-    steps: &[&Step],
-    mode: Mode,
-) -> Result<(), Fault> {
-    let stage = env.stage;
-    for step in steps {
-        // The TTL rule reads the method and resource as the earlier steps left them.
-        let cx = StepContext {
-            stage,
-            store,
-            stage_ttl: env.stage_ttl(req, state),
-            dry_run: mode == Mode::DryRun,
-        };
-        if let Some(lookup) = run_request_step(env, &cx, req, state, step)? {
-            for (k, v) in lookup.finish(&stage.name, store).await {
-                state.vars.insert(k, v);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Runs one request step; `Err` when it failed without `continueOnError`.
-fn run_request_step(
-    env: Env<'_>,
-    cx: &StepContext<'_>,
-    req: &mut RequestHeader,
-    state: &mut RequestState,
-    step: &Step,
-) -> Result<Option<PendingLookup>, Fault> {
-    let Some(policy) = steps::enabled_policy(env.stage, step) else {
-        return Ok(None);
-    };
-    let params = state.params();
-    let vars = env.vars(req, state, &params, None);
-    if step.condition.as_ref().is_some_and(|c| !c.eval(&vars)) {
-        return Ok(None);
-    }
-    let changes_request = matches!(&**policy, StepPolicy::AssignMessage(p) if p.assign.target(MessageTarget::Request) == MessageTarget::Request);
-    let (result, changed) = if changes_request {
-        // The variables read the request being changed: change a copy, then swap it in.
-        let mut header = req.clone();
-        let mut msg = RequestMessage {
-            header: &mut header,
-            new_suffix: None,
-            payload_ignored: false,
-        };
-        let r = steps::run(policy, cx, &vars, Some(&mut msg), MessageTarget::Request);
-        if msg.payload_ignored {
-            tracing::warn!(
-                policy = policy.name(),
-                "AssignMessage cannot change a request body; ignored."
-            );
-        }
-        let suffix = msg.new_suffix.take();
-        (r, Some((header, suffix)))
-    } else {
-        (
-            steps::run(policy, cx, &vars, None, MessageTarget::Request),
-            None,
-        )
-    };
-    drop(params);
-    let Some(mut fx) = steps::tolerate(policy, result)? else {
-        return Ok(None);
-    };
-    if let Some((header, suffix)) = changed {
-        *req = header;
-        if let Some(s) = suffix {
-            state.suffix = s;
-        }
-    }
-    steps::apply(&mut state.vars, &mut fx);
-    Ok(fx.lookup.take())
 }

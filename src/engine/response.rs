@@ -8,11 +8,12 @@ use pingora::http::{RequestHeader, ResponseHeader};
 
 use crate::cache::store::TieredStore;
 use crate::engine::message::ResponseMessage;
-use crate::engine::request::{Env, RequestState};
+use crate::engine::state::{Cursor, Segment};
+use crate::engine::state::{Env, RequestState};
 use crate::engine::steps::{self, Fault, PendingLookup, StepContext};
 use crate::runtime::flow::assign::MessageTarget;
 use crate::runtime::key::BuiltKey;
-use crate::runtime::stage::{Side, Step};
+use crate::runtime::stage::{Selection, Side, Stage, Step};
 
 /// A PopulateCache whose source is the response body: store it once the body is complete.
 #[derive(Debug)]
@@ -36,19 +37,124 @@ pub struct ResponseEffects {
     pub fault: Option<Fault>,
 }
 
+/// The TargetEndpoint whose response steps hold ResponseCache `rc`'s attachment: where a hit
+/// resumes when the request path was cut short at the lookup (no route was chosen).
+fn attachment_target(stage: &Stage, rc: &str) -> Option<usize> {
+    stage.targets.iter().position(|t| {
+        let e = &t.endpoint;
+        e.preflow
+            .response
+            .iter()
+            .chain(e.flows.iter().flat_map(|f| &f.steps.response))
+            .chain(&e.postflow.response)
+            .any(|s| s.policy == rc)
+    })
+}
+
+/// The response steps of a hit served through ResponseCache `rc`: Apigee resumes right after
+/// the policy's response attachment, so the steps before it (and it) do not run. When `rc` is
+/// not on the response path, every step runs.
+fn after_attachment<'s>(steps: Vec<&'s Step>, rc: &str) -> Vec<&'s Step> {
+    match steps.iter().position(|s| s.policy == rc) {
+        Some(i) => steps[i + 1..].to_vec(),
+        None => steps,
+    }
+}
+
+/// Whether every step after the first one naming `rc` (every step, when none does) satisfies
+/// `ok`: [`after_attachment`] without collecting, for the fast-hit check.
+fn all_after<'s>(
+    steps: impl Iterator<Item = &'s Step>,
+    rc: &str,
+    ok: impl Fn(&Step) -> bool,
+) -> bool {
+    let (mut seen, mut before, mut after) = (false, true, true);
+    for s in steps {
+        if seen {
+            after &= ok(s);
+        } else if s.policy == rc {
+            seen = true;
+        } else {
+            before &= ok(s);
+        }
+    }
+    after && (seen || before)
+}
+
+/// Whether a hit through `rc` runs no response step (every one after its attachment names a
+/// ResponseCache or a disabled policy), counting every conditional flow of the TargetEndpoint
+/// the hit resumes in — and of the ProxyEndpoint when the walk stopped before choosing one
+/// (`cursor`) — since those flows are chosen when the response is there.
+pub fn hit_is_inert(stage: &Stage, sel: &Selection, cursor: Cursor, rc: &str) -> bool {
+    let inert = |s: &Step| crate::engine::steps::enabled_policy(stage, s).is_none();
+    let open = cursor.seg == Segment::ProxyPre;
+    let p = &stage.proxy;
+    let proxy = p
+        .preflow
+        .response
+        .iter()
+        .chain(
+            p.flows
+                .iter()
+                .enumerate()
+                .filter(move |(i, _)| open || sel.flow == Some(*i))
+                .flat_map(|(_, f)| &f.steps.response),
+        )
+        .chain(&p.postflow.response);
+    match attachment_target(stage, rc).and_then(|t| stage.targets.get(t)) {
+        Some(t) => {
+            let e = &t.endpoint;
+            let target = e
+                .preflow
+                .response
+                .iter()
+                .chain(e.flows.iter().flat_map(|f| &f.steps.response))
+                .chain(&e.postflow.response);
+            all_after(target.chain(proxy), rc, inert)
+        }
+        None => all_after(proxy, rc, inert),
+    }
+}
+
 /// Runs the response steps on `resp`, awaiting LookupCache reads between steps so later
 /// conditions see their results. Stops at the first step that fails without `continueOnError`.
+/// `hit`: the response is a cache hit through this ResponseCache (see [`after_attachment`]).
 pub async fn run_response_steps(
     env: Env<'_>,
     store: &TieredStore,
     req: &RequestHeader,
     resp: &mut ResponseHeader,
     state: &mut RequestState,
+    hit: Option<&str>,
 ) -> ResponseEffects {
     let stage = env.stage;
     let mut out = ResponseEffects::default();
+    if let Some(rc) = hit.filter(|_| !state.cursor.done()) {
+        // The request path stopped at the lookup: the hit resumes in the TargetEndpoint where
+        // the ResponseCache stores, with its flow chosen now.
+        state.sel.target = attachment_target(stage, rc);
+        let params = state.params();
+        let vars = env.vars(req, state, &params, Some(resp));
+        let flow = stage
+            .target_endpoint(&state.sel)
+            .and_then(|t| t.endpoint.select_flow(&vars));
+        // Stopped in the ProxyEndpoint's PreFlow: its flow is chosen now too.
+        let proxy_flow = if state.cursor.seg == Segment::ProxyPre {
+            stage.proxy.select_flow(&vars)
+        } else {
+            state.sel.flow
+        };
+        drop(params);
+        state.sel.target_flow = flow;
+        state.sel.flow = proxy_flow;
+    }
     let sel = state.sel;
-    for step in stage.steps(&sel, Side::Response) {
+    let all: Vec<&Step> = stage.steps(&sel, Side::Response).collect();
+    let steps = match hit {
+        Some(rc) => after_attachment(all, rc),
+        None => all,
+    };
+    for step in steps {
         // The same TTL rule as on the request side, whether or not the request was cacheable
         // (read per step: nothing is computed for a response without steps).
         let cx = StepContext {

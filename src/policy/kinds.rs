@@ -93,24 +93,65 @@ pub const SECURITY: [&str; 22] = [
     "Ldap",
 ];
 
-/// Kinds that decide the response (or run other flows) and so can never be skipped.
-const NEVER: [&str; 2] = ["RaiseFault", "FlowCallout"];
+/// Kinds that run code or call other services: cachegate cannot tell what they check, and
+/// real proxies use them to authenticate callers, so skipping them needs the same
+/// acknowledgement as a security kind.
+pub const CODE: [&str; 9] = [
+    "Javascript",
+    "JavaCallout",
+    "Script",
+    "ServiceCallout",
+    "ExternalCallout",
+    "KeyValueMapOperations",
+    "MessageValidation",
+    "SanitizeUserPrompt",
+    "SanitizeModelResponse",
+];
+
+/// Transformations and other kinds whose effect is on variables and messages only.
+const MEDIATION: [&str; 17] = [
+    "ExtractVariables",
+    "XSL",
+    "XMLToJSON",
+    "JSONToXML",
+    "AssertCondition",
+    "GenerateJWT",
+    "GenerateJWS",
+    "GenerateSAMLAssertion",
+    "CORS",
+    "GraphQL",
+    "MonetizationLimitsCheck",
+    "PublishMessage",
+    "AccessEntity",
+    "SetIntegrationRequest",
+    "IntegrationCallout",
+    "ParseDialogflowRequest",
+    "SetDialogflowResponse",
+];
 
 /// The disposition of a policy kind (its root element name).
 pub fn disposition(kind: &str) -> Disposition {
     if RUN.contains(&kind) {
         Disposition::Run
-    } else if SECURITY.contains(&kind) {
+    } else if SECURITY.contains(&kind) || CODE.contains(&kind) {
         Disposition::Security
-    } else if NEVER.contains(&kind) {
-        Disposition::Never
     } else if OBSERVABILITY.contains(&kind) {
         Disposition::Skippable(Family::Observability)
     } else if TRAFFIC.contains(&kind) {
         Disposition::Skippable(Family::Traffic)
-    } else {
+    } else if MEDIATION.contains(&kind) {
         Disposition::Skippable(Family::Mediation)
+    } else {
+        // RaiseFault, FlowCallout, and any kind cachegate does not know (a newer Apigee kind
+        // or a misspelling): nothing can be said about what skipping it would change.
+        Disposition::Never
     }
+}
+
+/// Whether a kind needing the acknowledgement does so because it runs code or calls out (not
+/// because it is a security policy as such), for the messages.
+pub fn is_code(kind: &str) -> bool {
+    CODE.contains(&kind)
 }
 
 /// Why a kind that can never be skipped cannot be, for the error's hint.
@@ -118,7 +159,7 @@ pub fn never_reason(kind: &str) -> &'static str {
     match kind {
         "RaiseFault" => "it decides the status and body of the responses it raises (a 404, a refusal); without it the request would reach the target instead",
         "FlowCallout" => "it runs a shared flow, whose steps cachegate does not load yet; skipping it would skip every one of them",
-        _ => "the response depends on it",
+        _ => "cachegate does not know this policy kind, so it cannot tell what skipping it would change",
     }
 }
 
@@ -140,12 +181,16 @@ mod tests {
             disposition("StatisticsCollector"),
             Disposition::Skippable(Family::Observability)
         );
+        assert_eq!(disposition("Javascript"), Disposition::Security);
+        assert_eq!(disposition("ServiceCallout"), Disposition::Security);
         assert_eq!(
-            disposition("Javascript"),
+            disposition("ExtractVariables"),
             Disposition::Skippable(Family::Mediation)
         );
-        for k in SECURITY {
-            assert!(!RUN.contains(&k) && !NEVER.contains(&k), "{k}");
+        assert_eq!(disposition("VerifyApiKey"), Disposition::Never, "misspelt");
+        for k in SECURITY.iter().chain(&CODE) {
+            assert_eq!(disposition(k), Disposition::Security, "{k}");
         }
+        assert_eq!(disposition("FlowCallout"), Disposition::Never);
     }
 }

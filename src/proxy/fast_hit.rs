@@ -20,6 +20,7 @@ use pingora::Result;
 use super::caching::{self, Outcome};
 use super::{Ctx, Gateway};
 use crate::cache::pingora_bridge::{self as bridge, FastLookup, FreshHit};
+use crate::engine::state::Cursor;
 use crate::engine::steps::enabled_policy;
 use crate::runtime::stage::{Selection, Side, Stage};
 
@@ -56,7 +57,11 @@ impl Gateway {
         if !eligible(
             session.req_header(),
             stage,
-            sel,
+            HitPath {
+                sel,
+                cursor: ctx.state.cursor,
+                policy: plan.policy.as_ref().map(|p| p.common.name.as_str()),
+            },
             plan.skip_lookup,
             has_body,
             plain,
@@ -109,7 +114,7 @@ impl Gateway {
 pub(super) fn eligible(
     req: &RequestHeader,
     stage: &Stage,
-    sel: &Selection,
+    path: HitPath<'_>,
     skip_lookup: bool,
     has_body: bool,
     plain: bool,
@@ -119,15 +124,36 @@ pub(super) fn eligible(
         && !has_body
         && !skip_lookup
         && !DEFERRED.iter().any(|h| req.headers.contains_key(h))
-        && response_steps_inert(stage, sel)
+        && response_steps_inert(stage, path.sel, path.cursor, path.policy)
+}
+
+/// Where a hit would resume: what the request selected, where its request steps stopped, and
+/// the ResponseCache it looks up through (none for stage caching).
+#[derive(Clone, Copy)]
+pub(super) struct HitPath<'a> {
+    /// The request's selection.
+    pub sel: &'a Selection,
+    /// Where the request steps stopped.
+    pub cursor: Cursor,
+    /// The ResponseCache, if any.
+    pub policy: Option<&'a str>,
 }
 
 /// No response step would run: every one names a ResponseCache (which acts on the request side
-/// and through the store) or a disabled policy.
-fn response_steps_inert(stage: &Stage, sel: &Selection) -> bool {
-    stage
-        .steps(sel, Side::Response)
-        .all(|s| enabled_policy(stage, s).is_none())
+/// and through the store) or a disabled policy. A hit through a ResponseCache runs only the
+/// steps after its response attachment.
+fn response_steps_inert(
+    stage: &Stage,
+    sel: &Selection,
+    cursor: Cursor,
+    policy: Option<&str>,
+) -> bool {
+    match policy {
+        Some(rc) => crate::engine::response::hit_is_inert(stage, sel, cursor, rc),
+        None => stage
+            .steps(sel, Side::Response)
+            .all(|s| enabled_policy(stage, s).is_none()),
+    }
 }
 
 #[cfg(test)]
@@ -138,6 +164,14 @@ mod tests {
         crate::config::load(std::path::Path::new("policies"))
             .config
             .expect("the shipped policies load")
+    }
+
+    fn path<'a>(sel: &'a Selection, policy: Option<&'a str>) -> HitPath<'a> {
+        HitPath {
+            sel,
+            cursor: Cursor::default(),
+            policy,
+        }
     }
 
     fn get(headers: &[(&str, &str)]) -> RequestHeader {
@@ -154,31 +188,45 @@ mod tests {
         let dev = config.stage("dev").unwrap();
         let sel = Selection {
             route: Some(0),
+            target: Some(0),
             ..Selection::default()
         };
-        assert!(eligible(&get(&[]), dev, &sel, false, false, true));
+        assert!(eligible(
+            &get(&[]),
+            dev,
+            path(&sel, None),
+            false,
+            false,
+            true
+        ));
         assert!(eligible(
             &get(&[("accept", "application/json"), ("x-tenant", "a")]),
             dev,
-            &sel,
+            path(&sel, None),
             false,
             false,
             true
         ));
         for h in &DEFERRED {
             let req = get(&[(h.as_str(), "x")]);
-            assert!(!eligible(&req, dev, &sel, false, false, true), "{h}");
+            assert!(
+                !eligible(&req, dev, path(&sel, None), false, false, true),
+                "{h}"
+            );
         }
         let mut head = get(&[]);
         head.set_method(http::Method::HEAD);
-        assert!(!eligible(&head, dev, &sel, false, false, true));
+        assert!(!eligible(&head, dev, path(&sel, None), false, false, true));
         assert!(
-            !eligible(&get(&[]), dev, &sel, true, false, true),
+            !eligible(&get(&[]), dev, path(&sel, None), true, false, true),
             "skip lookup"
         );
-        assert!(!eligible(&get(&[]), dev, &sel, false, true, true), "body");
         assert!(
-            !eligible(&get(&[]), dev, &sel, false, false, false),
+            !eligible(&get(&[]), dev, path(&sel, None), false, true, true),
+            "body"
+        );
+        assert!(
+            !eligible(&get(&[]), dev, path(&sel, None), false, false, false),
             "not plain"
         );
     }
@@ -190,13 +238,14 @@ mod tests {
         let flow = |name: &str| Selection {
             flow: prod.proxy.flows.iter().position(|f| f.name == name),
             route: Some(0),
+            target: Some(0),
             target_flow: None,
         };
         // items-read runs PopulateCache and AssignMessage on the response (hits included).
         assert!(!eligible(
             &get(&[]),
             prod,
-            &flow("items-read"),
+            path(&flow("items-read"), Some("ResponseCache-items")),
             false,
             false,
             true
@@ -205,7 +254,7 @@ mod tests {
         assert!(eligible(
             &get(&[]),
             prod,
-            &flow("items-write"),
+            path(&flow("items-write"), None),
             false,
             false,
             true

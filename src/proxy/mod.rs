@@ -192,12 +192,18 @@ impl Gateway {
             stage: &stage,
             client_ip: &ctx.client_ip,
         };
+        // A hit through a ResponseCache resumes after the policy's response attachment.
+        let hit = matches!(ctx.outcome, Some(Outcome::Hit | Outcome::Stale))
+            .then(|| ctx.plan.as_ref().and_then(|p| p.policy.as_ref()))
+            .flatten()
+            .map(|p| p.common.name.clone());
         let fx = engine::response::run_response_steps(
             env,
             self.cache.store(),
             session.req_header(),
             resp,
             &mut ctx.state,
+            hit.as_deref(),
         )
         .await;
         if let Some(populate) = fx.populate {
@@ -224,19 +230,55 @@ impl Gateway {
     /// cached; the response is an empty `200` that the response steps shape (AssignMessage sets
     /// its status, headers and payload), as in Apigee.
     async fn answer_null_route(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        if ctx.refresh {
+            // Nothing is refetched: say so in the audit trail rather than "authorized" alone.
+            tracing::info!(target: "cachegate::audit", stage = ctx.stage_label(), "Client invalidation on a null route: nothing to refetch.");
+        }
         ctx.plan = None;
-        ctx.bypass = Some(Bypass::Off);
+        ctx.bypass = Some(Bypass::NullRoute);
+        ctx.outcome = Some(Outcome::Bypass);
         let mut resp = ResponseHeader::build(200, None)?;
-        resp.insert_header(http::header::CONTENT_LENGTH, 0)?;
+        resp.insert_header("x-cache", Outcome::Bypass.header())?;
+        resp.insert_header(
+            "cache-status",
+            format!(
+                "cachegate; fwd=bypass; detail={}",
+                Bypass::NullRoute.as_str()
+            ),
+        )?;
+        if let Some((name, value)) = ctx.warning.take() {
+            resp.insert_header(name, value)?;
+        }
         self.run_response_steps(session, &mut resp, ctx).await?;
         let body = ctx.replacement.take().map(|(b, _)| b).unwrap_or_default();
-        resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
+        // A PopulateCache of `response.content` gets the whole body at once.
+        if let (Some(cap), Some(stage)) = (ctx.capture.take(), ctx.stage.as_ref()) {
+            let p = &cap.populate;
+            if body.len() as u64 <= stage.cache.max_object_size {
+                engine::steps::populate_body(
+                    stage,
+                    self.cache.store(),
+                    &p.policy,
+                    &p.key,
+                    p.ttl,
+                    body.clone(),
+                );
+            }
+        }
+        let status = resp.status.as_u16();
+        let bodiless = status == 204 || status == 304 || (100..200).contains(&status);
+        if bodiless {
+            resp.remove_header(&http::header::CONTENT_LENGTH);
+        } else {
+            resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
+        }
         let head = session.req_header().method == http::Method::HEAD;
+        let send_body = !head && !bodiless && !body.is_empty();
         session
-            .write_response_header(Box::new(resp), head || body.is_empty())
+            .write_response_header(Box::new(resp), !send_body)
             .await
             .map_err(|e| e.into_down())?;
-        if !head && !body.is_empty() {
+        if send_body {
             session
                 .write_response_body(Some(body), true)
                 .await
@@ -423,7 +465,8 @@ impl ProxyHttp for Gateway {
             Err(b) => ctx.bypass = Some(b),
         }
         let has_body = prepared.has_body;
-        if stage.upstream(&ctx.state.sel).is_none() {
+        // Every request step ran (no ResponseCache stopped the walk): a null route is known now.
+        if ctx.state.cursor.done() && stage.upstream(&ctx.state.sel).is_none() {
             return self.answer_null_route(session, ctx).await;
         }
         let sel = ctx.state.sel;
@@ -546,6 +589,38 @@ impl ProxyHttp for Gateway {
                 matches!(e.esource(), ErrorSource::Upstream)
                     || matches!(e.etype(), ErrorType::HTTPStatus(s) if *s >= 500)
             })
+    }
+
+    /// A miss (or an uncacheable request) on its way to the target: the request steps the
+    /// ResponseCache lookup left run now (the rest of the request path, the RouteRules, the
+    /// TargetEndpoint's steps), as in Apigee, where a hit skips them.
+    async fn proxy_upstream_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let (Some(stage), Some(snapshot)) = (ctx.stage.clone(), ctx.snapshot.clone()) else {
+            return Ok(true);
+        };
+        if !ctx.state.cursor.done() {
+            let env = Env {
+                config: &snapshot.config,
+                stage: &stage,
+                client_ip: &ctx.client_ip,
+            };
+            let resumed = engine::walk::resume(
+                env,
+                self.cache.store(),
+                session.req_header_mut(),
+                &mut ctx.state,
+            )
+            .await;
+            if let Err(fault) = resumed {
+                respond::policy_fault(session, &fault).await?;
+                return Ok(false);
+            }
+        }
+        if stage.upstream(&ctx.state.sel).is_none() {
+            self.answer_null_route(session, ctx).await?;
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {

@@ -119,8 +119,6 @@ pub struct Stage {
     pub api_name: String,
     /// Revision in Proxy/Target/Exclusive key prefixes.
     pub revision: u32,
-    /// The ProxyEndpoint's name (Proxy/Exclusive key prefixes).
-    pub proxy_endpoint: String,
     /// Send the client's Host header upstream.
     pub preserve_host: bool,
     /// Declared resource templates, in file order.
@@ -193,12 +191,10 @@ impl Stage {
             .position(|r| r.condition.as_ref().is_none_or(|c| c.eval(vars)))
     }
 
-    /// The TargetEndpoint a request selected, if its route names one.
+    /// The TargetEndpoint a request selected (by its route, or on a cache hit the one where
+    /// the ResponseCache stores).
     pub fn target_endpoint(&self, sel: &Selection) -> Option<&TargetEndpoint> {
-        match &self.routes.get(sel.route?)?.to {
-            RouteTo::Endpoint(i) => self.targets.get(*i),
-            RouteTo::Url(_) | RouteTo::Null => None,
-        }
+        self.targets.get(sel.target?)
     }
 
     /// Where a request selected is forwarded: its TargetEndpoint's or its RouteRule's URL.
@@ -211,10 +207,11 @@ impl Stage {
         }
     }
 
-    /// The steps one side of a request runs, in Apigee's order. Request: ProxyEndpoint
-    /// (PreFlow, flow, PostFlow), then the TargetEndpoint the route picked (the same three);
-    /// response: the TargetEndpoint's, then the ProxyEndpoint's. The only place that chains
-    /// them.
+    /// The steps one side of a request runs, in Apigee's order, for a request whose choices are
+    /// all made. Request: ProxyEndpoint (PreFlow, flow, PostFlow), then the selected
+    /// TargetEndpoint's (the same three); response: the TargetEndpoint's, then the
+    /// ProxyEndpoint's. (The request side is walked step by step by `engine::walk`, which makes
+    /// the choices as it goes.)
     pub fn steps<'a>(&'a self, sel: &Selection, side: Side) -> impl Iterator<Item = &'a Step> + 'a {
         let sel = *sel;
         let target = move |on: bool| {
@@ -232,13 +229,15 @@ impl Stage {
 }
 
 /// What a request selected on its way through a stage: the ProxyEndpoint's conditional flow,
-/// the RouteRule, and the TargetEndpoint's conditional flow (indexes into the stage).
+/// the RouteRule, the TargetEndpoint and its conditional flow (indexes into the stage).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Selection {
     /// The ProxyEndpoint flow.
     pub flow: Option<usize>,
-    /// The RouteRule (`None`: none matched, a null route).
+    /// The RouteRule (`None`: none matched — a null route — or not evaluated yet).
     pub route: Option<usize>,
+    /// The TargetEndpoint whose steps run.
+    pub target: Option<usize>,
     /// The TargetEndpoint flow.
     pub target_flow: Option<usize>,
 }

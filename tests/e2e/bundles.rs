@@ -150,7 +150,7 @@ fn every_sample_bundle_loads_or_is_refused_by_name() {
         (
             "apigee+api-platform-samples/sample-proxies/outbound-oauth",
             false,
-            "<Javascript> `api-config` is of a kind cachegate does not run",
+            "<Javascript> `api-config` runs code or calls a service cachegate cannot run, and may check callers",
         ),
         (
             "apigee+api-platform-samples/sample-proxies/pagination",
@@ -281,6 +281,11 @@ async fn route_rules_pick_the_target_and_its_flows_in_order() {
     let none = with_route("none").await;
     assert_eq!(none.status, 200);
     assert_eq!(none.body, "");
+    assert_eq!(none.x_cache(), "BYPASS");
+    assert_eq!(
+        none.header("cache-status"),
+        "cachegate; fwd=bypass; detail=null_route"
+    );
     assert_eq!(none.header("x-proxy"), "routed 3");
     assert_eq!(o.total(), before, "a null route reached the target");
 }
@@ -312,4 +317,73 @@ fn bundle_mistakes_are_named_with_file_and_line() {
     ] {
         assert!(diags.contains(expected), "{expected}\n{diags}");
     }
+}
+
+#[tokio::test]
+async fn a_response_cache_hit_skips_the_rest_of_the_request_path_and_resumes_after_its_response_attachment(
+) {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    d.write("hc/apiproxy/hc.xml", r#"<APIProxy name="hc"/>"#);
+    d.write(
+        "hc/apiproxy/proxies/default.xml",
+        r#"<ProxyEndpoint name="default">
+  <HTTPProxyConnection><BasePath>/hc</BasePath></HTTPProxyConnection>
+  <PreFlow><Request><Step><Name>AM-tier</Name></Step><Step><Name>RC</Name></Step></Request></PreFlow>
+  <Flows>
+    <Flow name="gold"><Condition>tier = "gold"</Condition><Request><Step><Name>AM-after</Name></Step></Request></Flow>
+  </Flows>
+  <PostFlow><Response><Step><Name>AM-report</Name></Step></Response></PostFlow>
+  <RouteRule name="default"><TargetEndpoint>default</TargetEndpoint></RouteRule>
+</ProxyEndpoint>"#,
+    );
+    d.write(
+        "hc/apiproxy/targets/default.xml",
+        r#"<TargetEndpoint name="default">
+  <PreFlow><Response><Step><Name>AM-te-pre</Name></Step></Response></PreFlow>
+  <PostFlow><Response><Step><Name>RC</Name></Step></Response></PostFlow>
+  <HTTPTargetConnection><URL>http://{{ORIGIN}}/echo</URL></HTTPTargetConnection>
+</TargetEndpoint>"#,
+    );
+    d.write(
+        "hc/apiproxy/policies/RC.xml",
+        r#"<ResponseCache name="RC"><CacheKey><KeyFragment ref="request.uri"/></CacheKey><ExpirySettings><TimeoutInSeconds>60</TimeoutInSeconds></ExpirySettings></ResponseCache>"#,
+    );
+    d.write(
+        "hc/apiproxy/policies/AM-tier.xml",
+        r#"<AssignMessage name="AM-tier"><AssignVariable><Name>tier</Name><Value>gold</Value></AssignVariable></AssignMessage>"#,
+    );
+    d.write(
+        "hc/apiproxy/policies/AM-after.xml",
+        r#"<AssignMessage name="AM-after"><AssignVariable><Name>after</Name><Value>ran</Value></AssignVariable></AssignMessage>"#,
+    );
+    d.write(
+        "hc/apiproxy/policies/AM-te-pre.xml",
+        r#"<AssignMessage name="AM-te-pre"><Set><Headers><Header name="x-te-pre">ran</Header></Headers></Set></AssignMessage>"#,
+    );
+    d.write(
+        "hc/apiproxy/policies/AM-report.xml",
+        r#"<AssignMessage name="AM-report"><Set><Headers><Header name="x-after">{after}</Header><Header name="x-hit">{responsecache.RC.cachehit}</Header><Header name="x-flow">{current.flow.name}</Header></Headers></Set><IgnoreUnresolvedVariables>true</IgnoreUnresolvedVariables></AssignMessage>"#,
+    );
+    let (ok, diags) = messages(&d);
+    assert!(ok, "{diags}");
+    let gw = TestGateway::start(d);
+    let url = gw.url("/hc/items/1");
+
+    let miss = get(&url).await;
+    assert_eq!(miss.x_cache(), "MISS", "{}", miss.body);
+    // The flow is chosen after PreFlow, so its condition sees `tier`.
+    assert_eq!(miss.header("x-flow"), "gold");
+    assert_eq!(miss.header("x-after"), "ran");
+    assert_eq!(miss.header("x-te-pre"), "ran");
+    assert_eq!(miss.header("x-hit"), "false");
+
+    let hit = get(&url).await;
+    assert_eq!(hit.x_cache(), "HIT");
+    assert_eq!(hit.header("x-hit"), "true");
+    // The request steps after the lookup did not run, and neither did the TargetEndpoint
+    // response steps before the ResponseCache's response attachment.
+    assert_eq!(hit.header("x-after"), "");
+    assert_eq!(hit.header("x-te-pre"), "");
+    assert_eq!(hit.header("x-flow"), "gold");
 }

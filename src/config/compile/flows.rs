@@ -30,7 +30,7 @@ fn steps(diags: &mut Diagnostics, conditions: &mut Conditions, list: &[SrcStep])
     list.iter()
         .filter_map(|s| {
             let cond = match &s.condition {
-                Some(c) => Some(condition(diags, conditions, &s.at, c)?),
+                Some((c, at)) => Some(condition(diags, conditions, at, c)?),
                 None => None,
             };
             Some(Step {

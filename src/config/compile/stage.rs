@@ -95,14 +95,14 @@ pub(crate) struct Timeouts {
 /// or RouteRule `URL`). `Err((message, hint))` says what is wrong with it.
 pub(crate) fn target_url(url: &str, timeouts: Timeouts) -> Result<Target, (String, String)> {
     let hint = || {
-        "write target = \"http://127.0.0.1:9000\" (optionally with a path: http://host:port/api)"
+        "write an http:// URL such as http://127.0.0.1:9000 (optionally with a path: http://host:port/api)"
             .to_owned()
     };
     let Some(rest) = url.strip_prefix("http://") else {
         if url.starts_with("https://") {
             return Err((
                 "https targets are not supported by this build (it has no TLS)".to_owned(),
-                "point the stage at a plain-HTTP target, e.g. a local sidecar".to_owned(),
+                "point it at a plain-HTTP target, e.g. a local TLS-terminating sidecar".to_owned(),
             ));
         }
         return Err((format!("target `{url}` is not an http:// URL"), hint()));

@@ -1,0 +1,163 @@
+//! Building a runtime stage from its parts, whichever syntax they were written in: the stage's
+//! settings, its endpoints and routes (`source`), and its parsed policies. Checks them across
+//! files (`crossref`), compiles flows, routes and policies, and works out where each policy is
+//! attached, which Apigee's Scope prefixes name.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use super::policies::{self, Conditions};
+use super::{assign, compile, crossref, source};
+use crate::diag::Diagnostics;
+use crate::policy::model::{Policy, PolicyFile};
+use crate::runtime::key::{KeySpec, Namespace, ScopeContext};
+use crate::runtime::stage;
+
+/// The key of a standards-mode stage: method, path and the whole query string (Vary is handled
+/// separately, as pingora-cache variants).
+fn http_mode_key(scope: &ScopeContext) -> KeySpec {
+    let fragment = |var: &'static str| (Some(var), None);
+    KeySpec::from_policy(
+        Namespace::Standard,
+        Some("http"),
+        &[
+            fragment("request.verb"),
+            fragment("proxy.pathsuffix"),
+            fragment("request.querystring"),
+        ],
+        crate::runtime::key::Scope::Exclusive,
+        None,
+        scope,
+    )
+}
+
+/// What a stage is besides its flows and policies.
+pub(super) struct StageSettings {
+    pub(super) name: String,
+    pub(super) base_path: String,
+    pub(super) api_name: String,
+    pub(super) revision: u32,
+    pub(super) preserve_host: bool,
+    pub(super) resources: Vec<crate::runtime::resource::ResourcePattern>,
+    pub(super) cache: stage::StageCache,
+}
+
+/// The endpoint a policy is first attached on, request side before response side, the
+/// ProxyEndpoint before TargetEndpoints: Apigee's Exclusive scope names it. (A ResponseCache
+/// computes its key once, on the request side, and reuses it when storing.)
+///
+/// Returns whether it is first attached on a TargetEndpoint, and the TargetEndpoint its
+/// Target scope names: the first that attaches it, else the first of the stage.
+fn attachment<'s>(src: &'s source::SrcFlows, policy: &str) -> (bool, Option<&'s str>) {
+    let on_proxy = src.proxy.every_step().any(|s| s.policy == policy);
+    let target = src
+        .targets
+        .iter()
+        .find(|t| t.endpoint.every_step().any(|s| s.policy == policy));
+    (
+        !on_proxy && target.is_some(),
+        target
+            .or(src.targets.first())
+            .map(|t| t.endpoint.name.as_str()),
+    )
+}
+
+/// Checks and compiles a stage's flows and policies into the runtime stage.
+pub(super) fn build_stage(
+    settings: StageSettings,
+    src: &source::SrcFlows,
+    policies: &BTreeMap<String, Arc<PolicyFile>>,
+    failed: &BTreeSet<String>,
+    org: Option<&str>,
+    conditions: &mut Conditions,
+    diags: &mut Diagnostics,
+) -> Option<stage::Stage> {
+    let StageSettings {
+        name,
+        base_path,
+        api_name,
+        revision,
+        preserve_host,
+        resources,
+        cache,
+    } = settings;
+    let (proxy, targets, routes) = compile::endpoints(diags, conditions, src);
+    crossref::check_stage(diags, conditions, src, policies, failed);
+
+    let scope = ScopeContext {
+        organization: org.unwrap_or("cachegate"),
+        stage: &name,
+        api_name: &api_name,
+        revision,
+        proxy_endpoint: &src.proxy.name,
+        target_endpoint: crate::runtime::key::DEFAULT_ENDPOINT,
+        on_target: false,
+    };
+    let scope_of = |policy: &str| {
+        let (on_target, target) = attachment(src, policy);
+        ScopeContext {
+            on_target,
+            target_endpoint: target.unwrap_or(crate::runtime::key::DEFAULT_ENDPOINT),
+            ..scope
+        }
+    };
+    // A ResponseCache whose condition does not parse compiles to nothing; validation has
+    // reported it, so this configuration is never used (the stage is still built, so the
+    // checks across stages still run).
+    let mut response_caches = BTreeMap::new();
+    for p in policies.values() {
+        if let Policy::ResponseCache(rc) = &p.policy {
+            let scope = scope_of(p.name());
+            if let Some(compiled) = policies::response_cache(p, rc, &scope, conditions, diags) {
+                response_caches.insert(p.name().to_owned(), Arc::new(compiled));
+            }
+        }
+    }
+    let step_policies = policies
+        .values()
+        .filter_map(|p| {
+            let scope = scope_of(p.name());
+            let compiled = match &p.policy {
+                Policy::ResponseCache(_) => return None,
+                Policy::LookupCache(lc) => {
+                    stage::StepPolicy::LookupCache(policies::lookup_cache(p, lc, &scope))
+                }
+                Policy::PopulateCache(pc) => {
+                    stage::StepPolicy::PopulateCache(policies::populate_cache(p, pc, &scope))
+                }
+                Policy::InvalidateCache(ic) => {
+                    stage::StepPolicy::InvalidateCache(policies::invalidate_cache(p, ic, &scope))
+                }
+                Policy::AssignMessage(am) => {
+                    stage::StepPolicy::AssignMessage(stage::AssignMessagePolicy {
+                        name: p.name().to_owned(),
+                        enabled: p.common.enabled,
+                        continue_on_error: p.common.continue_on_error,
+                        assign: assign::compile(am),
+                    })
+                }
+            };
+            Some((p.name().to_owned(), Arc::new(compiled)))
+        })
+        .collect();
+    let default_key = match cache.mode {
+        stage::CacheMode::Aws => KeySpec::aws_default(&name, &cache.key_parameters),
+        stage::CacheMode::Http => http_mode_key(&scope),
+    };
+
+    Some(stage::Stage {
+        name,
+        base_path,
+        api_name,
+        revision,
+        preserve_host,
+        resources,
+        cache,
+        proxy,
+        targets,
+        routes,
+        response_caches,
+        step_policies,
+        default_key,
+    })
+}
