@@ -208,14 +208,23 @@ fn flush_changed_stages(store: &TieredStore, old: &RuntimeConfig, new: &RuntimeC
     }
 }
 
-/// Creates, resizes or drops the per-stage local tiers to match `cfg`.
+/// Creates, resizes or drops the local tiers (one per stage, one per environment cache) to
+/// match `cfg`.
 fn configure_store(store: &TieredStore, cfg: &RuntimeConfig) {
-    let stages: Vec<(String, u64)> = cfg
+    let mut partitions: Vec<(String, u64)> = cfg
         .stages
         .iter()
         .map(|s| (s.name.clone(), s.cache.capacity))
         .collect();
-    store.configure(&stages);
+    // The environment's caches, shared by the stages' cache policies.
+    if let Some(env) = &cfg.gateway.environment {
+        partitions.extend(
+            env.caches
+                .iter()
+                .map(|(name, capacity)| (env.partition(Some(name)), *capacity)),
+        );
+    }
+    store.configure(&partitions);
 }
 
 /// Settings that cannot change without a restart (listeners and threads are bound at start).

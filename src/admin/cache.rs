@@ -185,9 +185,9 @@ async fn by_request(
         }
     };
     let removed = if req.children {
-        store.purge_children_counted(&stage.name, plan.key.children_hash())
+        store.purge_children_counted(plan.key.partition(), plan.key.children_hash())
     } else {
-        u64::from(store.invalidate_exact(&stage.name, &plan.store_key))
+        u64::from(store.invalidate_exact(plan.key.partition(), &plan.store_key))
     };
     METRICS
         .cache_invalidations

@@ -103,6 +103,28 @@ async fn read_body(session: &mut ServerSession) -> Result<Vec<u8>, Response<Vec<
 }
 
 impl AdminApp {
+    /// `POST /environment/cache/flush`, `POST /environment/caches/{name}/flush`: empties one of
+    /// the environment's caches (every stage's policy entries in it), everywhere.
+    fn flush_env_cache(&self, name: &str) -> Response<Vec<u8>> {
+        let snap = self.handle.snapshot();
+        let Some(env) = &snap.config.gateway.environment else {
+            return error(StatusCode::NOT_FOUND, "no environment is configured");
+        };
+        if !env.has_cache(name) {
+            return error(StatusCode::NOT_FOUND, "no such cache in the environment");
+        }
+        let Some(store) = self.handle.store() else {
+            return error(StatusCode::SERVICE_UNAVAILABLE, "the cache is not running");
+        };
+        let partition = env.partition(Some(name));
+        let n = store.flush(&partition);
+        tracing::info!(target: "cachegate::audit", environment = %env.name, cache = name, source = "admin", who = "admin", action = "flush", entries = n, "Environment cache flushed.");
+        json(
+            StatusCode::OK,
+            &serde_json::json!({ "environment": env.name, "cache": name, "flushed_entries": n }),
+        )
+    }
+
     /// `POST /stages/{stage}/cache/{flush|invalidate}`.
     async fn stage_operation(&self, path: &str, body: &[u8]) -> Response<Vec<u8>> {
         let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -171,6 +193,21 @@ fn method_not_allowed(allow: &'static str) -> Response<Vec<u8>> {
     resp.headers_mut()
         .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
     resp
+}
+
+/// `/environment/cache/flush` (the default cache: `Some("")`) or
+/// `/environment/caches/{name}/flush`: the cache of the environment to flush.
+fn env_cache_name(path: &str) -> Option<&str> {
+    match path
+        .trim_start_matches('/')
+        .split('/')
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["environment", "cache", "flush"] => Some(""),
+        ["environment", "caches", name, "flush"] if !name.is_empty() => Some(name),
+        _ => None,
+    }
 }
 
 /// `/stages/{stage}/cache/{flush|invalidate}`: the shape of a stage cache operation.
@@ -257,6 +294,14 @@ impl ServeHttp for AdminApp {
                 };
                 self.stage_operation(p, &body).await
             }
+            (&Method::POST, p) if env_cache_name(p).is_some() => {
+                if let Err(refusal) = self.auth.check(authorization.as_ref()) {
+                    tracing::warn!(target: "cachegate::audit", action = %p, outcome = "refused", "Admin request refused.");
+                    return error(refusal.status(), refusal.message());
+                }
+                self.flush_env_cache(env_cache_name(p).unwrap_or_default())
+            }
+            (_, p) if env_cache_name(p).is_some() => method_not_allowed("POST"),
             (_, "/healthz" | "/metrics" | "/config") => method_not_allowed("GET"),
             (_, "/reload") => method_not_allowed("POST"),
             (_, p) if is_stage_operation(p) => method_not_allowed("POST"),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::policies::{self, Conditions};
 use super::{assign, compile, crossref, source};
-use crate::diag::Diagnostics;
+use crate::diag::{Diagnostic, Diagnostics};
 use crate::policy::model::{Policy, PolicyFile};
 use crate::runtime::key::{KeySpec, Namespace, ScopeContext};
 use crate::runtime::stage;
@@ -68,7 +68,7 @@ pub(super) fn build_stage(
     src: &source::SrcFlows,
     policies: &BTreeMap<String, Arc<PolicyFile>>,
     failed: &BTreeSet<String>,
-    org: Option<&str>,
+    gateway: Option<&stage::GatewaySettings>,
     conditions: &mut Conditions,
     diags: &mut Diagnostics,
 ) -> Option<stage::Stage> {
@@ -84,8 +84,13 @@ pub(super) fn build_stage(
     let (proxy, targets, routes) = compile::endpoints(diags, conditions, src);
     crossref::check_stage(diags, conditions, src, policies, failed);
 
+    let environment = gateway.and_then(|g| g.environment.as_ref());
+    if let Some(env) = environment {
+        unknown_caches(env, policies, diags);
+    }
     let scope = ScopeContext {
-        organization: org.unwrap_or("cachegate"),
+        organization: gateway.map_or("cachegate", |g| g.organization.as_str()),
+        environment: environment.map(|e| e.name.as_str()),
         stage: &name,
         api_name: &api_name,
         revision,
@@ -142,7 +147,11 @@ pub(super) fn build_stage(
         .collect();
     let default_key = match cache.mode {
         stage::CacheMode::Aws => KeySpec::aws_default(&name, &cache.key_parameters),
-        stage::CacheMode::Http => http_mode_key(&scope),
+        // Standards-mode stage caching is the stage's own cache, in an environment too.
+        stage::CacheMode::Http => http_mode_key(&ScopeContext {
+            environment: None,
+            ..scope
+        }),
     };
 
     Some(stage::Stage {
@@ -160,4 +169,50 @@ pub(super) fn build_stage(
         step_policies,
         default_key,
     })
+}
+
+/// In an environment, a `<CacheResource>` must name one of its caches (Apigee refuses to deploy
+/// a proxy naming a missing cache: `CacheNotFound`).
+fn unknown_caches(
+    env: &stage::Environment,
+    policies: &BTreeMap<String, Arc<PolicyFile>>,
+    diags: &mut Diagnostics,
+) {
+    for p in policies.values() {
+        let resource = match &p.policy {
+            Policy::ResponseCache(x) => x.cache_resource.as_ref(),
+            Policy::LookupCache(x) => x.cache_resource.as_ref(),
+            Policy::PopulateCache(x) => x.cache_resource.as_ref(),
+            Policy::InvalidateCache(x) => x.cache_resource.as_ref(),
+            Policy::AssignMessage(_) => None,
+        };
+        let Some(r) = resource.filter(|r| !r.value.trim().is_empty()) else {
+            continue;
+        };
+        if !env.has_cache(r.value.trim()) {
+            let named: Vec<&str> = env
+                .caches
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .filter(|n| !n.is_empty())
+                .collect();
+            let hint = if named.is_empty() {
+                format!("add [[caches]] name = \"{}\" to gateway.toml, or remove <CacheResource> to use the environment's default cache", r.value.trim())
+            } else {
+                format!("the caches of environment `{}` are: {}; or add [[caches]] name = \"{}\" to gateway.toml", env.name, named.join(", "), r.value.trim())
+            };
+            diags.push(
+                Diagnostic::error(
+                    &p.path,
+                    Some(r.pos),
+                    format!(
+                        "CacheResource `{}` is not a cache of environment `{}`",
+                        r.value.trim(),
+                        env.name
+                    ),
+                )
+                .with_hint(hint),
+            );
+        }
+    }
 }

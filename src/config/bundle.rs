@@ -39,7 +39,7 @@ struct Foreign {
 pub(super) fn load_bundle_stage(
     dir: &Path,
     name: String,
-    org: Option<&str>,
+    gateway: Option<&stage::GatewaySettings>,
     conditions: &mut Conditions,
     diags: &mut Diagnostics,
 ) -> Option<stage::Stage> {
@@ -262,7 +262,9 @@ pub(super) fn load_bundle_stage(
         resources,
         cache,
     };
-    build_stage(settings, &src, &policies, &failed, org, conditions, diags)
+    build_stage(
+        settings, &src, &policies, &failed, gateway, conditions, diags,
+    )
 }
 
 fn pos_of<T>(text: &str, at: &Spanned<T>) -> Option<Pos> {

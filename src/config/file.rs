@@ -33,6 +33,33 @@ pub struct FileGateway {
     #[serde(default = "defaults::organization")]
     #[schemars(with = "String")]
     pub organization: Spanned<String>,
+    /// Apigee's environment: every stage is an API proxy deployed to it, and the cache
+    /// policies of all stages use the environment's caches, so Global-scope entries are shared
+    /// by every stage and Application-scope ones by the stages of one API. Absent: each stage
+    /// is an environment of its own, named after its folder.
+    #[schemars(with = "Option<String>")]
+    pub environment: Option<Spanned<String>>,
+    /// Bytes of the environment's default cache (the one policies without `<CacheResource>`
+    /// use); needs `environment`.
+    #[schemars(with = "Option<ByteSizeSchema>")]
+    pub default_cache_capacity: Option<Spanned<ByteSize>>,
+    /// The environment's named caches, addressed by a policy's `<CacheResource>`; needs
+    /// `environment`.
+    #[serde(default)]
+    pub caches: Vec<FileEnvCache>,
+}
+
+/// `[[caches]]`: a named cache of the environment (Apigee's environment cache resource).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileEnvCache {
+    /// Its name, as `<CacheResource>` writes it.
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// Bytes it may hold in each instance's memory: an integer or a string such as `"256MiB"`.
+    #[serde(default = "defaults::capacity")]
+    #[schemars(with = "ByteSizeSchema")]
+    pub capacity: Spanned<ByteSize>,
 }
 
 impl Default for FileGateway {
@@ -42,6 +69,9 @@ impl Default for FileGateway {
             admin: FileAdmin::default(),
             redis: None,
             organization: defaults::organization(),
+            environment: None,
+            default_cache_capacity: None,
+            caches: Vec::new(),
         }
     }
 }

@@ -157,12 +157,11 @@ fn load_inner(dir: &Path, diags: &mut Diagnostics) -> Option<RuntimeConfig> {
     for stage_dir in &stage_dirs {
         let stage_toml = stage_dir.join("stage.toml");
         if stage_dir.join("apiproxy").is_dir() {
-            let org = gateway.as_ref().map(|g| g.organization.as_str());
             if let Some(name) = stage_name(stage_dir, diags) {
                 stages.extend(bundle::load_bundle_stage(
                     stage_dir,
                     name,
-                    org,
+                    gateway.as_ref(),
                     &mut conditions,
                     diags,
                 ));
@@ -187,7 +186,7 @@ fn load_inner(dir: &Path, diags: &mut Diagnostics) -> Option<RuntimeConfig> {
         if let Some(stage) = load_stage(
             stage_dir,
             &stage_toml,
-            gateway.as_ref().map(|g| g.organization.as_str()),
+            gateway.as_ref(),
             &mut conditions,
             diags,
         ) {
@@ -258,7 +257,7 @@ fn stage_name(dir: &Path, diags: &mut Diagnostics) -> Option<String> {
 fn load_stage(
     dir: &Path,
     stage_toml: &Path,
-    org: Option<&str>,
+    gateway: Option<&stage::GatewaySettings>,
     conditions: &mut Conditions,
     diags: &mut Diagnostics,
 ) -> Option<stage::Stage> {
@@ -389,6 +388,8 @@ fn load_stage(
         resources,
         cache,
     };
-    let built = build_stage(settings, &src, &policies, &failed, org, conditions, diags);
+    let built = build_stage(
+        settings, &src, &policies, &failed, gateway, conditions, diags,
+    );
     built.filter(|_| target_ok && base_path.is_some())
 }

@@ -18,14 +18,17 @@ pub fn invalidate_key(
     source: &str,
     who: &str,
 ) -> u64 {
+    // The entries live in the key's partition (the stage's cache, or an environment cache);
+    // `stage` labels the metrics and the audit line.
+    let partition = value_key.partition();
     let removed = if children {
         // Namespace-neutral: one record covers responses and values. Only the admin API pays
         // for counting (a scan of the local tier); the request path records and moves on.
         let hash = value_key.children_hash();
         if source == "admin" {
-            store.purge_children_counted(stage, hash)
+            store.purge_children_counted(partition, hash)
         } else {
-            store.purge_prefix(stage, hash);
+            store.purge_prefix(partition, hash);
             0
         }
     } else {
@@ -33,7 +36,7 @@ pub fn invalidate_key(
         for key in [value_key, response_key] {
             // Also records a purge so a write that started before this invalidation cannot
             // bring the entry back, and fans out to Redis and the other instances.
-            n += u64::from(store.invalidate_exact(stage, &key.store_key()));
+            n += u64::from(store.invalidate_exact(partition, &key.store_key()));
         }
         n
     };

@@ -134,7 +134,13 @@ impl<'a> Env<'a> {
             path_suffix: &state.suffix,
             path_params: params,
             client_ip: self.client_ip,
-            stage: &self.stage.name,
+            // Apigee's environment: the shared one, else the stage.
+            stage: self
+                .config
+                .gateway
+                .environment
+                .as_ref()
+                .map_or(&self.stage.name, |e| &e.name),
             organization: &self.config.gateway.organization,
             api_name: &self.stage.api_name,
             revision: self.stage.revision,

@@ -79,8 +79,8 @@ fn populate_ttl(p: &PopulateCachePolicy, stage_ttl: u64, vars: &dyn Variables) -
 
 /// The lookups every read must pass: the key's prefixes (for child purges) and the key itself
 /// (for exact invalidations that raced a write).
-fn checks(store: &TieredStore, stage: &str, key: &BuiltKey) -> Vec<[u8; 16]> {
-    let mut prefixes = if store.has_prefix_purges(stage) {
+fn checks(store: &TieredStore, key: &BuiltKey) -> Vec<[u8; 16]> {
+    let mut prefixes = if store.has_prefix_purges(key.partition()) {
         key.prefix_hashes()
     } else {
         Vec::new()
@@ -113,7 +113,8 @@ fn lookup(
         policy: p.common.name.clone(),
         assign_to: p.assign_to.clone(),
         store_key: key.store_key(),
-        prefixes: checks(store, &stage.name, &key),
+        prefixes: checks(store, &key),
+        partition: key.partition().to_owned(),
         all_prefixes: {
             let mut p = key.prefix_hashes();
             p.push(key.store_key().0);
@@ -133,6 +134,8 @@ pub struct PendingLookup {
     store_key: crate::cache::entry::StoreKey,
     prefixes: Vec<[u8; 16]>,
     all_prefixes: Vec<[u8; 16]>,
+    /// The key's store partition (the stage, or an environment cache).
+    partition: String,
     deadline: Option<Duration>,
     encrypted: bool,
     /// Counted in `cachegate_kv_lookups_total` (not for a dry run).
@@ -144,7 +147,7 @@ impl PendingLookup {
     pub async fn finish(self, stage: &str, store: &TieredStore) -> Vec<(String, String)> {
         let all = self.all_prefixes;
         let found = store.get_tiered(
-            stage,
+            &self.partition,
             &self.store_key,
             &self.prefixes,
             move || all,
@@ -222,7 +225,7 @@ fn populate(
         return Ok(());
     }
     store.put_tiered(
-        &stage.name,
+        key.partition(),
         key.store_key(),
         std::sync::Arc::new(value_entry(Bytes::from(value.into_owned()), ttl, &key)),
         stage.cache.encrypted,
@@ -251,7 +254,7 @@ pub fn populate_body(
         return;
     }
     store.put_tiered(
-        &stage.name,
+        key.partition(),
         key.store_key(),
         std::sync::Arc::new(value_entry(body, ttl, key)),
         stage.cache.encrypted,

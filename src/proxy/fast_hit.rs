@@ -69,7 +69,7 @@ impl Gateway {
             return Ok(false);
         }
         let now = SystemTime::now();
-        let mut key = self.lookup_key(plan, stage, ctx.refresh);
+        let mut key = self.lookup_key(plan, ctx.refresh);
         let FreshHit {
             mut header,
             body,

@@ -134,15 +134,20 @@ impl Ctx {
 
 impl Gateway {
     /// The pingora cache key of `plan`'s entry, with what the bridge's lookup needs to know.
-    pub(super) fn lookup_key(&self, plan: &CachePlan, stage: &Stage, refresh: bool) -> CacheKey {
+    pub(super) fn lookup_key(&self, plan: &CachePlan, refresh: bool) -> CacheKey {
         let opts = bridge::LookupOptions {
-            check_purges: self.cache.store().has_prefix_purges(&stage.name),
+            check_purges: self.cache.store().has_prefix_purges(plan.key.partition()),
             deadline: plan.policy.as_ref().and_then(|p| p.lookup_timeout),
             encrypted: plan.encrypted,
             replaces: refresh,
             local_only: false,
         };
-        bridge::cache_key(&stage.name, plan.store_key, Arc::clone(&plan.key), opts)
+        bridge::cache_key(
+            plan.key.partition(),
+            plan.store_key,
+            Arc::clone(&plan.key),
+            opts,
+        )
     }
 
     /// Acts on a client invalidation decision: audits it, refuses with 403, or notes the
@@ -506,9 +511,9 @@ impl ProxyHttp for Gateway {
         if let Some(key) = ctx.cache_key.take() {
             return Ok(key);
         }
-        match (&ctx.plan, &ctx.stage) {
-            (Some(plan), Some(stage)) => Ok(self.lookup_key(plan, stage, ctx.refresh)),
-            _ => Error::e_explain(ErrorType::InternalError, "cache enabled without a plan"),
+        match &ctx.plan {
+            Some(plan) => Ok(self.lookup_key(plan, ctx.refresh)),
+            None => Error::e_explain(ErrorType::InternalError, "cache enabled without a plan"),
         }
     }
 

@@ -28,6 +28,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
@@ -173,6 +174,19 @@ pub struct ScopeContext<'a> {
     /// The policy is attached on the TargetEndpoint: Exclusive then names it instead of the
     /// ProxyEndpoint.
     pub on_target: bool,
+    /// The environment the stages share (gateway.toml `environment`): it replaces the stage as
+    /// Apigee's environment in prefixes, and the policy's entries live in the environment's
+    /// caches instead of the stage's.
+    pub environment: Option<&'a str>,
+}
+
+/// The store partition of an environment cache (`None` or empty: the default cache). Stage
+/// names never start with `@`, so an environment cache never shares a partition with a stage.
+pub fn env_partition(environment: &str, resource: Option<&str>) -> String {
+    match resource.filter(|r| !r.is_empty()) {
+        None => format!("@{environment}"),
+        Some(r) => format!("@{environment}/{r}"),
+    }
 }
 
 /// How the readable key is written.
@@ -268,7 +282,9 @@ pub struct KeySpec {
     namespace: Namespace,
     /// How the readable key is written.
     style: Style,
-    /// Constant framed bytes: version, namespace, stage, cache resource, prefix.
+    /// The store partition its entries live in: the stage, or an environment cache.
+    partition: Arc<str>,
+    /// Constant framed bytes: version, namespace, partition, cache resource, prefix.
     framed_head: Vec<u8>,
     /// Constant start of the readable key (the prefix parts joined; empty for AWS).
     readable_head: String,
@@ -308,6 +324,12 @@ impl KeySpec {
             Some(p) => Prefix::Custom(p),
             None => Prefix::Parts(scope_parts(scope, ctx)),
         };
+        // In an environment the cache resource picks the partition; within a stage it is
+        // framed into the key.
+        let (partition, framed_resource) = match ctx.environment {
+            Some(env) => (env_partition(env, cache_resource), None),
+            None => (ctx.stage.to_owned(), cache_resource),
+        };
         let readable_head = match &prefix {
             Prefix::Custom(p) => (*p).to_owned(),
             Prefix::Parts(parts) => parts.join(SEPARATOR),
@@ -320,7 +342,8 @@ impl KeySpec {
         KeySpec {
             namespace: ns,
             style: Style::Apigee,
-            framed_head: framed_head(ns, ctx.stage, cache_resource, &prefix),
+            framed_head: framed_head(ns, &partition, framed_resource, &prefix),
+            partition: Arc::from(partition),
             readable_head,
             fragments,
             accept_headers: false,
@@ -350,6 +373,7 @@ impl KeySpec {
             namespace: Namespace::Response,
             style: Style::Aws,
             framed_head: framed_head(Namespace::Response, stage, None, &Prefix::Aws),
+            partition: Arc::from(stage),
             readable_head: String::new(),
             fragments,
             accept_headers: false,
@@ -419,6 +443,7 @@ impl KeySpec {
             unresolved: Vec::new(),
             head_len: self.framed_head.len(),
             fragment_ends,
+            partition: Arc::clone(&self.partition),
         }
     }
 
@@ -472,7 +497,13 @@ impl KeySpec {
             unresolved,
             head_len: self.framed_head.len(),
             fragment_ends,
+            partition: Arc::clone(&self.partition),
         }
+    }
+
+    /// The store partition the key's entries live in (a stage, or an environment cache).
+    pub fn partition(&self) -> &str {
+        &self.partition
     }
 
     /// Apigee's string: the head, then each resolved fragment (with its label), separated.
@@ -535,7 +566,8 @@ impl KeySpec {
 /// The Scope → prefix parts table (shared reference §1.2). Exclusive names the endpoint the
 /// policy is attached on.
 fn scope_parts(scope: Scope, ctx: &ScopeContext) -> Vec<String> {
-    let mut parts = vec![ctx.organization.to_owned(), ctx.stage.to_owned()];
+    let env = ctx.environment.unwrap_or(ctx.stage);
+    let mut parts = vec![ctx.organization.to_owned(), env.to_owned()];
     if scope == Scope::Global {
         return parts;
     }
@@ -652,9 +684,16 @@ pub struct BuiltKey {
     pub head_len: usize,
     /// Offset in `framed` just after each fragment.
     pub fragment_ends: Vec<usize>,
+    /// The store partition (see [`KeySpec::partition`]).
+    partition: Arc<str>,
 }
 
 impl BuiltKey {
+    /// The store partition the entry lives in: the stage, or an environment cache.
+    pub fn partition(&self) -> &str {
+        &self.partition
+    }
+
     /// Appends a value that is not a fragment (e.g. the `Host` of a stage that forwards it) to
     /// the framed key, after everything else, under its own `tag`. Prefix hashes are unchanged.
     pub fn append_extra(&mut self, tag: u8, value: Option<&str>) {

@@ -16,6 +16,7 @@ const CTX: ScopeContext<'static> = ScopeContext {
     proxy_endpoint: "default",
     target_endpoint: "default",
     on_target: false,
+    environment: None,
 };
 
 fn literal(s: &str) -> KeyFragment {

@@ -72,6 +72,30 @@ pub struct GatewaySettings {
     pub admin_mutations_per_second: u32,
     /// The shared tier, if configured.
     pub redis: Option<RedisSettings>,
+    /// Apigee's environment, when the stages share one (`environment` in gateway.toml).
+    pub environment: Option<Environment>,
+}
+
+/// The Apigee environment every stage is deployed to, and its caches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Environment {
+    /// Its name (`environment.name`, the second part of Scope prefixes).
+    pub name: String,
+    /// Its caches: `(name, capacity)`, the default cache first with the name `""`.
+    pub caches: Vec<(String, u64)>,
+}
+
+impl Environment {
+    /// The store partition of cache `resource` (`None` or empty: the default cache). Stage
+    /// names never start with `@`, so partitions never collide with a stage's own cache.
+    pub fn partition(&self, resource: Option<&str>) -> String {
+        crate::runtime::key::env_partition(&self.name, resource)
+    }
+
+    /// Whether `resource` names one of its caches.
+    pub fn has_cache(&self, resource: &str) -> bool {
+        self.caches.iter().any(|(n, _)| n == resource)
+    }
 }
 
 /// `[server] max_*`: request size limits (reloadable).

@@ -387,3 +387,161 @@ async fn a_response_cache_hit_skips_the_rest_of_the_request_path_and_resumes_aft
     assert_eq!(hit.header("x-te-pre"), "");
     assert_eq!(hit.header("x-flow"), "gold");
 }
+
+/// A bundle stage `stage` at `/stage` whose ProxyEndpoint runs `request` and `response` steps
+/// (policy names) and forwards to the origin's echo.
+fn small_bundle(d: &PolicyDir, stage: &str, api: &str, request: &[&str], response: &[&str]) {
+    let steps = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| format!("<Step><Name>{n}</Name></Step>"))
+            .collect::<String>()
+    };
+    d.write(
+        &format!("{stage}/apiproxy/{api}.xml"),
+        &format!(r#"<APIProxy name="{api}" revision="1"/>"#),
+    );
+    d.write(
+        &format!("{stage}/apiproxy/proxies/default.xml"),
+        &format!(
+            r#"<ProxyEndpoint name="default">
+  <HTTPProxyConnection><BasePath>/{stage}</BasePath></HTTPProxyConnection>
+  <PreFlow><Request>{}</Request><Response>{}</Response></PreFlow>
+  <RouteRule name="default"><TargetEndpoint>default</TargetEndpoint></RouteRule>
+</ProxyEndpoint>"#,
+            steps(request),
+            steps(response)
+        ),
+    );
+    d.write(
+        &format!("{stage}/apiproxy/targets/default.xml"),
+        r#"<TargetEndpoint name="default"><HTTPTargetConnection><URL>http://{{ORIGIN}}/echo</URL></HTTPTargetConnection></TargetEndpoint>"#,
+    );
+}
+
+fn token_policy(kind: &str, name: &str, scope: &str, extra: &str) -> String {
+    format!(
+        r#"<{kind} name="{name}"><CacheResource>tokens</CacheResource><Scope>{scope}</Scope><CacheKey><KeyFragment>gcp-token</KeyFragment></CacheKey>{extra}</{kind}>"#
+    )
+}
+
+#[tokio::test]
+async fn a_global_token_cached_through_one_proxy_is_read_through_another() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    d.write(
+        "gateway.toml",
+        &format!(
+            "environment = \"test\"\n[[caches]]\nname = \"tokens\"\ncapacity = \"1MiB\"\n[server]\nlisten = \"127.0.0.1:{}\"\nthreads = 1\nwork_stealing = true\ngrace_period_secs = 0\n[admin]\nlisten = \"127.0.0.1:{}\"\n",
+            d.proxy_port, d.admin_port
+        ),
+    );
+    // The issuer stores the token with Global scope (and a copy with Exclusive scope).
+    small_bundle(&d, "issuer", "token-issuer", &["PC-global", "PC-own"], &[]);
+    let source = "<ExpirySettings><TimeoutInSeconds>300</TimeoutInSeconds></ExpirySettings><Source>request.header.x-token</Source>";
+    d.write(
+        "issuer/apiproxy/policies/PC-global.xml",
+        &token_policy("PopulateCache", "PC-global", "Global", source),
+    );
+    d.write(
+        "issuer/apiproxy/policies/PC-own.xml",
+        &token_policy("PopulateCache", "PC-own", "Exclusive", source),
+    );
+    // Another API proxy of the environment looks both up.
+    small_bundle(
+        &d,
+        "consumer",
+        "consumer",
+        &["LC-global", "LC-own"],
+        &["AM-show"],
+    );
+    d.write(
+        "consumer/apiproxy/policies/LC-global.xml",
+        &token_policy(
+            "LookupCache",
+            "LC-global",
+            "Global",
+            "<AssignTo>token</AssignTo>",
+        ),
+    );
+    d.write(
+        "consumer/apiproxy/policies/LC-own.xml",
+        &token_policy(
+            "LookupCache",
+            "LC-own",
+            "Exclusive",
+            "<AssignTo>own</AssignTo>",
+        ),
+    );
+    d.write(
+        "consumer/apiproxy/policies/AM-show.xml",
+        r#"<AssignMessage name="AM-show"><Set><Headers><Header name="x-token">{token}</Header><Header name="x-own">{own}</Header><Header name="x-key">{lookupcache.LC-global.cachekey}</Header><Header name="x-env">{environment.name}</Header></Headers></Set><IgnoreUnresolvedVariables>true</IgnoreUnresolvedVariables></AssignMessage>"#,
+    );
+    let (ok, diags) = messages(&d);
+    assert!(ok, "{diags}");
+    let gw = TestGateway::start(d);
+
+    let before = get(&gw.url("/consumer/x")).await;
+    assert_eq!(before.status, 200, "{}", before.body);
+    assert_eq!(before.header("x-token"), "");
+    assert_eq!(before.header("x-env"), "test");
+    // Apigee's Global prefix: org__env__ — no proxy, no revision, no endpoint.
+    assert_eq!(before.header("x-key"), "cachegate__test__gcp-token");
+
+    let issued = send(
+        client()
+            .get(gw.url("/issuer/x"))
+            .header("x-token", "secret-1"),
+    )
+    .await;
+    assert_eq!(issued.status, 200, "{}", issued.body);
+    let after = get(&gw.url("/consumer/x")).await;
+    assert_eq!(after.header("x-token"), "secret-1");
+    // The Exclusive entry belongs to the issuer's proxy only.
+    assert_eq!(after.header("x-own"), "");
+
+    // The admin API empties the environment's cache, for every stage.
+    let flushed = send(
+        client()
+            .post(gw.admin("/environment/caches/tokens/flush"))
+            .bearer_auth(ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!(flushed.status, 200, "{}", flushed.body);
+    assert_eq!(flushed.json()["flushed_entries"], 2, "{}", flushed.body);
+    assert_eq!(get(&gw.url("/consumer/x")).await.header("x-token"), "");
+    let unknown = send(
+        client()
+            .post(gw.admin("/environment/caches/nope/flush"))
+            .bearer_auth(ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!(unknown.status, 404);
+}
+
+#[test]
+fn a_cache_resource_must_name_a_cache_of_the_environment() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    d.write(
+        "gateway.toml",
+        &format!(
+            "environment = \"test\"\n[[caches]]\nname = \"tokens\"\n[server]\nlisten = \"127.0.0.1:{}\"\n[admin]\nlisten = \"127.0.0.1:{}\"\n",
+            d.proxy_port, d.admin_port
+        ),
+    );
+    small_bundle(&d, "api", "api", &["LC"], &[]);
+    d.write(
+        "api/apiproxy/policies/LC.xml",
+        r#"<LookupCache name="LC">
+  <CacheResource>tokenz</CacheResource>
+  <CacheKey><KeyFragment>k</KeyFragment></CacheKey><AssignTo>v</AssignTo></LookupCache>"#,
+    );
+    let (ok, diags) = messages(&d);
+    assert!(!ok);
+    assert!(
+        diags.contains("api/apiproxy/policies/LC.xml:2:3: error: CacheResource `tokenz` is not a cache of environment `test`")
+            && diags.contains("the caches of environment `test` are: tokens"),
+        "{diags}"
+    );
+}

@@ -9,7 +9,8 @@ use toml::Spanned;
 use super::ctx::FileCtx;
 use super::values::{env_var_name, is_name};
 use crate::config::file::{FileGateway, FileRedis};
-use crate::runtime::stage::{GatewaySettings, RedisSettings, RequestLimits};
+use crate::config::units::ByteSize;
+use crate::runtime::stage::{Environment, GatewaySettings, RedisSettings, RequestLimits};
 
 fn listen_addr(cx: &mut FileCtx, s: &Spanned<String>, key: &str) -> Option<SocketAddr> {
     match s.get_ref().parse::<SocketAddr>() {
@@ -63,6 +64,7 @@ pub(crate) fn gateway(cx: &mut FileCtx, g: &FileGateway) -> Option<GatewaySettin
         );
     }
     let redis = g.redis.as_ref().and_then(|r| redis_settings(cx, r));
+    let environment = environment(cx, g);
     Some(GatewaySettings {
         organization: org.clone(),
         listen: listen?,
@@ -80,6 +82,64 @@ pub(crate) fn gateway(cx: &mut FileCtx, g: &FileGateway) -> Option<GatewaySettin
             1..=10_000,
         ) as u32,
         redis,
+        environment,
+    })
+}
+
+/// `environment`, `default_cache_capacity` and `[[caches]]`.
+fn environment(cx: &mut FileCtx, g: &FileGateway) -> Option<Environment> {
+    let Some(env) = &g.environment else {
+        if let Some(c) = &g.default_cache_capacity {
+            cx.error(c, "default_cache_capacity needs an environment", Some("write environment = \"test\" (the Apigee environment the stages are deployed to)".into()));
+        }
+        if let Some(c) = g.caches.first() {
+            cx.error(&c.name, "[[caches]] are caches of an environment, and none is set", Some("write environment = \"test\" (the Apigee environment the stages are deployed to)".into()));
+        }
+        return None;
+    };
+    let name = env.get_ref();
+    if !is_name(name) || name.contains('.') {
+        cx.error(
+            env,
+            format!("environment `{name}` must be letters, digits, `-` or `_`"),
+            None,
+        );
+    }
+    let capacity = |cx: &mut FileCtx, c: &Spanned<ByteSize>| {
+        let v = c.get_ref().0;
+        if v == 0 {
+            cx.error(
+                c,
+                "a cache's capacity must be greater than 0",
+                Some("write e.g. capacity = \"64MiB\"".into()),
+            );
+        }
+        v
+    };
+    let default = g
+        .default_cache_capacity
+        .as_ref()
+        .map_or(crate::config::defaults::DEFAULT_CAPACITY, |c| {
+            capacity(cx, c)
+        });
+    let mut caches = vec![(String::new(), default)];
+    for c in &g.caches {
+        let n = c.name.get_ref();
+        if !is_name(n) || n.contains('.') {
+            cx.error(
+                &c.name,
+                format!("cache name `{n}` must be letters, digits, `-` or `_`"),
+                None,
+            );
+        } else if caches.iter().any(|(o, _)| o == n) {
+            cx.error(&c.name, format!("a second cache named `{n}`"), None);
+        }
+        let cap = capacity(cx, &c.capacity);
+        caches.push((n.clone(), cap));
+    }
+    Some(Environment {
+        name: name.clone(),
+        caches,
     })
 }
 
