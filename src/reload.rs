@@ -224,6 +224,23 @@ fn configure_store(store: &TieredStore, cfg: &RuntimeConfig) {
                 .map(|(name, capacity)| (env.partition(Some(name)), *capacity)),
         );
     }
+    // Purge records live as long as the entries they may cover.
+    let long: std::collections::HashSet<&str> = cfg
+        .stages
+        .iter()
+        .flat_map(|s| s.long_lived_partitions())
+        .collect();
+    let partitions: Vec<(String, u64, std::time::Duration)> = partitions
+        .into_iter()
+        .map(|(name, capacity)| {
+            let lifetime = if long.contains(name.as_str()) {
+                crate::cache::purge::MAX_ENTRY_LIFETIME
+            } else {
+                crate::cache::purge::SHORT_ENTRY_LIFETIME
+            };
+            (name, capacity, lifetime)
+        })
+        .collect();
     store.configure(&partitions);
 }
 

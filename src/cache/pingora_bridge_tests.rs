@@ -8,7 +8,11 @@ const STAGE: &str = "t-bridge-fast";
 
 fn cache() -> GatewayCache {
     let cache = GatewayCache::new();
-    cache.store().configure(&[(STAGE.to_owned(), 1 << 20)]);
+    cache.store().configure(&[(
+        STAGE.to_owned(),
+        1 << 20,
+        crate::cache::purge::SHORT_ENTRY_LIFETIME,
+    )]);
     cache
 }
 

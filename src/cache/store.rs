@@ -96,7 +96,7 @@ impl TieredStore {
     ///
     /// Writes that reach an old tier while it is being copied are lost (a later miss refills
     /// them); readers are never blocked.
-    pub fn configure(&self, stages: &[(String, u64)]) {
+    pub fn configure(&self, stages: &[(String, u64, Duration)]) {
         // A poisoned lock only means an earlier configure panicked; the map it guards is
         // swapped atomically, so it is still consistent.
         let _guard = self
@@ -106,7 +106,11 @@ impl TieredStore {
         let current = self.tiers.load_full();
         let wanted: HashMap<&str, u64> = stages
             .iter()
-            .map(|(name, capacity)| (name.as_str(), *capacity))
+            .map(|(name, capacity, _)| (name.as_str(), *capacity))
+            .collect();
+        let lifetimes: HashMap<&str, Duration> = stages
+            .iter()
+            .map(|(name, _, lifetime)| (name.as_str(), *lifetime))
             .collect();
 
         let mut next: HashMap<String, Arc<LocalTier>> = HashMap::with_capacity(wanted.len());
@@ -140,10 +144,16 @@ impl TieredStore {
         let purges: HashMap<String, Arc<StagePurges>> = wanted
             .keys()
             .map(|&name| {
-                let p = old_purges
+                let lifetime = lifetimes
                     .get(name)
-                    .cloned()
-                    .unwrap_or_else(|| Arc::new(StagePurges::new()));
+                    .copied()
+                    .unwrap_or(crate::cache::purge::MAX_ENTRY_LIFETIME);
+                let p = match old_purges.get(name) {
+                    // Entries may now live longer: so must the records that cover them.
+                    Some(old) if old.lifetime() < lifetime => Arc::new(old.with_lifetime(lifetime)),
+                    Some(old) => Arc::clone(old),
+                    None => Arc::new(StagePurges::new(lifetime)),
+                };
                 (name.to_owned(), p)
             })
             .collect();
@@ -565,8 +575,16 @@ mod tests {
         })
     }
 
-    fn stages(list: &[(&str, u64)]) -> Vec<(String, u64)> {
-        list.iter().map(|(n, c)| ((*n).to_owned(), *c)).collect()
+    fn stages(list: &[(&str, u64)]) -> Vec<(String, u64, Duration)> {
+        list.iter()
+            .map(|(n, c)| {
+                (
+                    (*n).to_owned(),
+                    *c,
+                    crate::cache::purge::SHORT_ENTRY_LIFETIME,
+                )
+            })
+            .collect()
     }
 
     #[test]

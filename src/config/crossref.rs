@@ -24,14 +24,14 @@ struct RefSite<'a> {
     lenient: bool,
 }
 
-/// The warning for a policy TTL longer than cachegate keeps entries today.
+/// The warning for a policy TTL longer than cachegate (and Apigee) keeps entries.
 fn ttl_cut(p: &PolicyFile, pos: Pos, what: &str) -> Diagnostic {
     Diagnostic::warning(
         &p.path,
         Some(pos),
-        format!("{what} can be longer than {POLICY_MAX_TTL_SECS} seconds, the longest cachegate keeps an entry today: entries are refetched after {POLICY_MAX_TTL_SECS} s"),
+        format!("{what} can be longer than {POLICY_MAX_TTL_SECS} seconds, the longest an entry is kept: entries are refetched after {POLICY_MAX_TTL_SECS} s"),
     )
-    .with_hint(format!("Apigee allows {APIGEE_MAX_TTL_SECS} seconds (30 days); cachegate will once its purge records are sized per stage"))
+    .with_hint(format!("{APIGEE_MAX_TTL_SECS} seconds (30 days) is Apigee's maximum too"))
 }
 
 struct Checker<'a> {
@@ -162,12 +162,8 @@ impl Checker<'_> {
                 }
                 (&v.reference, v.pos)
             }
-            Expiry::TimeOfDay(v) => {
-                if POLICY_MAX_TTL_SECS < 86_400 {
-                    self.diags.push(ttl_cut(p, v.pos, "a TimeOfDay expiry"));
-                }
-                (&v.reference, v.pos)
-            }
+            // At most a day: always within the policy maximum.
+            Expiry::TimeOfDay(v) => (&v.reference, v.pos),
         };
         if let Some(r) = reference {
             self.reference(p, r, pos);

@@ -77,3 +77,21 @@ pub struct InvalidateCachePolicy {
     /// `<IgnoreUnresolvedVariables>`.
     pub ignore_unresolved_variables: bool,
 }
+
+impl ResponseCachePolicy {
+    /// Whether an entry it stores may be kept longer than an hour: its ExpirySettings allow it,
+    /// or the target's `Cache-Control` decides (`UseResponseCacheHeaders`). Sizes the purge
+    /// records of the cache it writes to (`cache::purge`).
+    pub fn long_lived(&self) -> bool {
+        self.use_response_cache_headers
+            || crate::runtime::ttl::may_exceed_hour(self.expiry.as_ref())
+    }
+}
+
+impl PopulateCachePolicy {
+    /// Whether a value it stores may be kept longer than an hour (see
+    /// [`ResponseCachePolicy::long_lived`]).
+    pub fn long_lived(&self) -> bool {
+        crate::runtime::ttl::may_exceed_hour(self.expiry.as_ref())
+    }
+}

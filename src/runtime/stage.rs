@@ -189,6 +189,21 @@ impl Stage {
         h.finish()
     }
 
+    /// The store partitions this stage's policies may keep entries in for longer than an hour
+    /// (see `ResponseCachePolicy::long_lived`): their purge records must live that long too.
+    pub fn long_lived_partitions(&self) -> impl Iterator<Item = &str> {
+        let responses = self
+            .response_caches
+            .values()
+            .filter(|p| p.long_lived())
+            .map(|p| p.common.key.partition());
+        let values = self.step_policies.values().filter_map(|p| match &**p {
+            StepPolicy::PopulateCache(pc) if pc.long_lived() => Some(pc.common.key.partition()),
+            _ => None,
+        });
+        responses.chain(values)
+    }
+
     /// The names of every policy of this stage, in order.
     pub fn policy_names(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self

@@ -65,13 +65,24 @@ pub const DEFAULT_TTL_SECS: u64 = 300;
 pub const MAX_TTL_SECS: u64 = 3600;
 /// Apigee's maximum TTL (30 days).
 pub const APIGEE_MAX_TTL_SECS: u64 = 2_592_000;
-/// The longest TTL an Apigee policy gets today (ExpirySettings, or the response's headers with
-/// `UseResponseCacheHeaders`). Apigee allows 30 days, but purge records (`cache::purge`) must
-/// outlive every entry they may cover and are capped per stage: at 30 days a stage with a few
-/// thousand invalidations a day would fill its records and flush itself on every further one.
-/// Until records are sized per stage, policies keep AWS's 3600 s too, and validation says so
-/// for every TTL that is cut.
-pub const POLICY_MAX_TTL_SECS: u64 = MAX_TTL_SECS;
+/// The longest TTL an Apigee policy gets (ExpirySettings, or the response's headers with
+/// `UseResponseCacheHeaders`): Apigee's 30 days. Purge records (`cache::purge`) must outlive
+/// every entry they may cover, so a cache that such a policy writes to keeps its records that
+/// long; every other cache keeps them a day and two hours ([`may_exceed_hour`]).
+pub const POLICY_MAX_TTL_SECS: u64 = APIGEE_MAX_TTL_SECS;
+
+/// Whether ExpirySettings may give a TTL over an hour: a literal over 3600 s, a `ref` (its value
+/// is only known per request), an ExpiryDate, a TimeOfDay (up to a day). Without ExpirySettings
+/// the stage TTL applies, which is at most an hour.
+pub fn may_exceed_hour(expiry: Option<&Expiry>) -> bool {
+    match expiry {
+        None => false,
+        Some(Expiry::Timeout(v)) => {
+            v.reference.is_some() || v.literal.is_some_and(|s| s > MAX_TTL_SECS)
+        }
+        Some(Expiry::Date(_) | Expiry::TimeOfDay(_)) => true,
+    }
+}
 
 /// Seconds in a day.
 const DAY_SECS: u64 = 86_400;
