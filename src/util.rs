@@ -199,12 +199,31 @@ pub fn days_in_month(year: i64, month: u32) -> u32 {
     }
 }
 
-/// Formats `t` as an HTTP date (RFC 9110 IMF-fixdate), e.g. `Tue, 24 Nov 2026 06:38:25 GMT`.
-pub fn http_date(t: std::time::SystemTime) -> String {
-    let secs = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+/// A UTC calendar time, broken down (for HTTP dates and Apigee's `system.time.*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Civil {
+    /// Year.
+    pub year: i64,
+    /// Month, 1–12.
+    pub month: u32,
+    /// Day of the month, 1–31.
+    pub day: u32,
+    /// Hour, 0–23.
+    pub hour: u32,
+    /// Minute, 0–59.
+    pub minute: u32,
+    /// Second, 0–59.
+    pub second: u32,
+    /// Millisecond, 0–999.
+    pub millisecond: u32,
+    /// Days since 1970-01-01 (a Thursday).
+    pub days: u64,
+}
+
+/// Breaks `t` down into a UTC calendar time.
+pub fn civil(t: std::time::SystemTime) -> Civil {
+    let since = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
     let days = secs / 86_400;
     let rem = secs % 86_400;
     // Civil-from-days (Howard Hinnant's algorithm), valid for every date after 1970.
@@ -216,20 +235,34 @@ pub fn http_date(t: std::time::SystemTime) -> String {
     let mp = (5 * doy + 2) / 153;
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    Civil {
+        year: yoe + era * 400 + i64::from(month <= 2),
+        month: month as u32,
+        day: day as u32,
+        hour: (rem / 3600) as u32,
+        minute: ((rem % 3600) / 60) as u32,
+        second: (rem % 60) as u32,
+        millisecond: since.subsec_millis(),
+        days,
+    }
+}
+
+/// Formats `t` as an HTTP date (RFC 9110 IMF-fixdate), e.g. `Tue, 24 Nov 2026 06:38:25 GMT`.
+pub fn http_date(t: std::time::SystemTime) -> String {
+    let c = civil(t);
     const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
     format!(
         "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
-        WEEKDAYS[(days % 7) as usize],
-        day,
-        MONTHS[(month - 1) as usize],
-        year,
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
+        WEEKDAYS[(c.days % 7) as usize],
+        c.day,
+        MONTHS[(c.month.saturating_sub(1) % 12) as usize],
+        c.year,
+        c.hour,
+        c.minute,
+        c.second
     )
 }
 

@@ -34,6 +34,8 @@ pub enum Bypass {
     RepeatedParameter,
     /// A null route: nothing is forwarded, the policies make the response.
     NullRoute,
+    /// The ResponseCache key is over Apigee's 2 KB limit.
+    KeyTooLong,
 }
 
 impl Bypass {
@@ -48,6 +50,7 @@ impl Bypass {
             Bypass::HopByHop => "hop_by_hop",
             Bypass::RepeatedParameter => "repeated_parameter",
             Bypass::NullRoute => "null_route",
+            Bypass::KeyTooLong => "key_too_long",
         }
     }
 }
@@ -163,6 +166,10 @@ pub fn plan(
     } else {
         spec.build(vars)
     };
+    // Apigee refuses keys over 2 KB; stage caching's keys are AWS's and have no such limit.
+    if policy.is_some() && key.too_long() {
+        return Err(Bypass::KeyTooLong);
+    }
     // A stage that forwards the client's Host must not let two hosts share an entry.
     if stage.preserve_host {
         key.append_extra(b'h', req.host);

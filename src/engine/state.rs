@@ -145,6 +145,21 @@ impl<'a> Env<'a> {
             api_name: &self.stage.api_name,
             revision: self.stage.revision,
             flow: state.flow(self.stage).map(|f| f.name.as_str()),
+            proxy_name: &self.stage.proxy.name,
+            target_name: self
+                .stage
+                .target_endpoint(&state.sel)
+                .map(|t| t.endpoint.name.as_str()),
+            route_name: state
+                .sel
+                .route
+                .and_then(|r| self.stage.routes.get(r))
+                .map(|r| r.name.as_str()),
+            target_url: state
+                .sel
+                .route
+                .and_then(|_| self.stage.upstream(&state.sel))
+                .map(|t| t.url.as_str()),
             response_status: response.map(|r| r.status.as_u16()),
             response_headers: response.map(|r| &r.headers),
             custom: &state.vars,

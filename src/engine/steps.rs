@@ -107,6 +107,12 @@ fn lookup(
     ));
     fx.assign
         .push((format!("{prefix}assignto"), p.assign_to.clone()));
+    // Over Apigee's 2 KB: nothing can be stored under it, so it is a miss.
+    if key.too_long() {
+        fx.assign
+            .push((format!("{prefix}cachehit"), "false".to_owned()));
+        return;
+    }
     // The lookup itself may go to the shared tier: the caller awaits it once the variables
     // (which borrow the request) are released.
     fx.lookup = Some(PendingLookup {
@@ -199,6 +205,16 @@ fn populate(
         format!("{prefix}cachename"),
         p.common.cache_resource.clone().unwrap_or_default(),
     ));
+    // Over Apigee's 2 KB the key is refused: nothing is stored.
+    if key.too_long() {
+        if !cx.dry_run {
+            METRICS
+                .cache_store_rejections
+                .with_label_values(&[&stage.name, &p.common.name, "key_size"])
+                .inc();
+        }
+        return Ok(());
+    }
     // The body: `response.content`, or Apigee's `message.content` on the response side.
     let body = p.source == "response.content"
         || (p.source == "message.content" && side == MessageTarget::Response);

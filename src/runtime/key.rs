@@ -105,6 +105,10 @@ pub enum KeyParameter {
 /// misread as matches.
 pub const KEY_SCHEMA_VERSION: u8 = 1;
 
+/// Apigee's limit on a cache key (its readable string), in bytes: a longer key is neither looked
+/// up nor stored.
+pub const MAX_KEY_BYTES: usize = 2048;
+
 /// Apigee's separator between prefix parts and fragments.
 const SEPARATOR: &str = "__";
 /// Separator of the AWS readable key (`GET /items/7 type=admin`).
@@ -689,6 +693,11 @@ pub struct BuiltKey {
 }
 
 impl BuiltKey {
+    /// Whether the key is over Apigee's 2 KB limit ([`MAX_KEY_BYTES`]).
+    pub fn too_long(&self) -> bool {
+        self.readable.len() > MAX_KEY_BYTES
+    }
+
     /// The store partition the entry lives in: the stage, or an environment cache.
     pub fn partition(&self) -> &str {
         &self.partition

@@ -197,3 +197,45 @@ async fn an_apigee_bundle_is_a_stage_not_a_policies_directory() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_key_over_apigees_two_kilobytes_is_neither_looked_up_nor_stored() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    flow_stage(&d, "\"LC\", \"RC\"", "\"RC\", \"PC\", \"AM\"");
+    d.write(
+        "prod/RC.xml",
+        r#"<ResponseCache name="RC"><CacheKey><KeyFragment ref="request.uri"/></CacheKey><ExpirySettings><TimeoutInSeconds>60</TimeoutInSeconds></ExpirySettings></ResponseCache>"#,
+    );
+    d.write(
+        "prod/LC.xml",
+        r#"<LookupCache name="LC"><CacheKey><KeyFragment ref="request.querystring"/></CacheKey><AssignTo>seen</AssignTo></LookupCache>"#,
+    );
+    d.write(
+        "prod/PC.xml",
+        r#"<PopulateCache name="PC"><CacheKey><KeyFragment ref="request.querystring"/></CacheKey><ExpirySettings><TimeoutInSeconds>60</TimeoutInSeconds></ExpirySettings><Source>request.verb</Source></PopulateCache>"#,
+    );
+    d.write(
+        "prod/AM.xml",
+        r#"<AssignMessage name="AM"><Set><Headers><Header name="x-seen">{lookupcache.LC.cachehit}</Header></Headers></Set></AssignMessage>"#,
+    );
+    let gw = TestGateway::start(d);
+    // Just under the limit: cached as usual.
+    let short = gw.url(&format!("/prod/echo?q={}", "a".repeat(1900)));
+    assert_eq!(get(&short).await.x_cache(), "MISS");
+    let again = get(&short).await;
+    assert_eq!(again.x_cache(), "HIT");
+    assert_eq!(again.header("x-seen"), "true");
+    // Over it: answered, never from the cache, and no value stored under the long key.
+    let long = gw.url(&format!("/prod/echo?q={}", "b".repeat(2100)));
+    for _ in 0..2 {
+        let r = get(&long).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.x_cache(), "BYPASS");
+        assert_eq!(
+            r.header("cache-status"),
+            "cachegate; fwd=bypass; detail=key_too_long"
+        );
+        assert_eq!(r.header("x-seen"), "false");
+    }
+}

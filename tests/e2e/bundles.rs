@@ -221,7 +221,7 @@ fn routed_bundle(d: &PolicyDir) {
     );
     d.write(
         "api/apiproxy/policies/AM-tag.xml",
-        r#"<AssignMessage name="AM-tag"><Set><Headers><Header name="x-proxy">{apiproxy.name} {apiproxy.revision}</Header></Headers></Set></AssignMessage>"#,
+        r#"<AssignMessage name="AM-tag"><Set><Headers><Header name="x-proxy">{apiproxy.name} {apiproxy.revision}</Header><Header name="x-route">{proxy.name} {route.name} {target.name}</Header></Headers></Set><IgnoreUnresolvedVariables>true</IgnoreUnresolvedVariables></AssignMessage>"#,
     );
     d.write(
         "api/apiproxy/policies/AM-b.xml",
@@ -256,12 +256,14 @@ async fn route_rules_pick_the_target_and_its_flows_in_order() {
     assert_eq!(a.json()["query"], "x=1");
     assert_eq!(a.header("x-target-flow"), "");
     assert_eq!(a.header("x-proxy"), "routed 3");
+    assert_eq!(a.header("x-route"), "edge default a");
 
     // TargetEndpoint b: its flow's request and response steps run, and its Exclusive-scoped
     // LookupCache names the TargetEndpoint it is attached on.
     let b = with_route("b").await;
     assert_eq!(b.json()["path"], "/echo/b/items/1", "{}", b.body);
     assert_eq!(b.header("x-target-flow"), "b/items");
+    assert_eq!(b.header("x-route"), "edge to-b b");
     assert_eq!(b.header("x-key"), "cachegate__api__routed__3__b__/items/1");
     assert_eq!(b.header("x-hit"), "false");
     assert_eq!(with_route("b").await.header("x-hit"), "true");

@@ -30,6 +30,20 @@ pub const FIXED: &[&str] = &[
     "system.timestamp",
     "system.time",
     "system.uuid",
+    "system.time.year",
+    "system.time.month",
+    "system.time.day",
+    "system.time.hour",
+    "system.time.minute",
+    "system.time.second",
+    "system.time.millisecond",
+    "system.time.zone",
+    "proxy.name",
+    "target.name",
+    "target.url",
+    "route.name",
+    "route.target",
+    "is.error",
     "response.status.code",
     "response.reason.phrase",
     "response.content",
@@ -183,6 +197,15 @@ pub struct RequestVars<'a> {
     pub revision: u32,
     /// Matched flow, if any.
     pub flow: Option<&'a str>,
+    /// The ProxyEndpoint's name (`proxy.name`).
+    pub proxy_name: &'a str,
+    /// The TargetEndpoint chosen, once the RouteRules ran (`target.name`).
+    pub target_name: Option<&'a str>,
+    /// The RouteRule chosen (`route.name`).
+    pub route_name: Option<&'a str>,
+    /// The URL the request is forwarded to (`target.url`: the TargetEndpoint's, or the
+    /// RouteRule's), once the RouteRules ran.
+    pub target_url: Option<&'a str>,
     /// Response status, once there is a response.
     pub response_status: Option<u16>,
     /// Response headers, once there is a response.
@@ -275,13 +298,36 @@ impl Variables for RequestVars<'_> {
                 Cow::Borrowed(self.message_id.get_or_init(crate::util::uuid_v4).as_str())
             }
             "system.time" => Cow::Owned(crate::util::http_date(std::time::SystemTime::now())),
+            "proxy.name" => Cow::Borrowed(self.proxy_name),
+            "target.name" => Cow::Borrowed(self.target_name?),
+            "route.name" => Cow::Borrowed(self.route_name?),
+            // The TargetEndpoint's name, or the URL of a RouteRule that bypasses them.
+            "route.target" => Cow::Borrowed(self.target_name.or(self.target_url)?),
+            "target.url" => Cow::Borrowed(self.target_url?),
+            // cachegate has no error flow yet: no step ever runs in one.
+            "is.error" => Cow::Borrowed("false"),
+            "system.time.zone" => Cow::Borrowed("UTC"),
             "response.status.code" => Cow::Owned(self.response_status?.to_string()),
             "request.header.names" => {
                 let mut names: Vec<&str> = self.headers.keys().map(|k| k.as_str()).collect();
                 names.dedup();
                 Cow::Owned(names.join(", "))
             }
-            _ => return None,
+            other => {
+                let part = other.strip_prefix("system.time.")?;
+                let c = crate::util::civil(std::time::SystemTime::now());
+                let n = match part {
+                    "year" => c.year,
+                    "month" => i64::from(c.month),
+                    "day" => i64::from(c.day),
+                    "hour" => i64::from(c.hour),
+                    "minute" => i64::from(c.minute),
+                    "second" => i64::from(c.second),
+                    "millisecond" => i64::from(c.millisecond),
+                    _ => return None,
+                };
+                Cow::Owned(n.to_string())
+            }
         };
         Some(v)
     }
@@ -339,6 +385,10 @@ mod tests {
             api_name: "api",
             revision: 3,
             flow: Some("items"),
+            proxy_name: "edge",
+            target_name: Some("backend"),
+            route_name: Some("default"),
+            target_url: Some("http://127.0.0.1:9/api"),
             response_status: None,
             response_headers: None,
             custom: &custom,
@@ -349,6 +399,25 @@ mod tests {
         assert_eq!(vars.get("request.queryparam.w").as_deref(), Some("a b"));
         assert_eq!(vars.get("request.path.id").as_deref(), Some("7"));
         assert_eq!(vars.get("proxy.pathsuffix").as_deref(), Some("/items/7"));
+        assert_eq!(vars.get("proxy.name").as_deref(), Some("edge"));
+        assert_eq!(vars.get("target.name").as_deref(), Some("backend"));
+        assert_eq!(vars.get("route.target").as_deref(), Some("backend"));
+        assert_eq!(
+            vars.get("target.url").as_deref(),
+            Some("http://127.0.0.1:9/api")
+        );
+        assert_eq!(vars.get("is.error").as_deref(), Some("false"));
+        let year: i64 = vars
+            .get("system.time.year")
+            .and_then(|y| y.parse().ok())
+            .unwrap();
+        assert!(year >= 2026, "{year}");
+        let month: u32 = vars
+            .get("system.time.month")
+            .and_then(|m| m.parse().ok())
+            .unwrap();
+        assert!((1..=12).contains(&month));
+        assert_eq!(vars.get("system.time.nope"), None);
         assert_eq!(vars.get("apiproxy.revision").as_deref(), Some("3"));
         assert_eq!(vars.get("response.status.code"), None);
         assert_eq!(vars.get("nope"), None);
