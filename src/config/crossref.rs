@@ -60,13 +60,15 @@ impl Checker<'_> {
                     _ => PolicyKind::InvalidateCache,
                 };
                 let found = self.policies.get(&policy).map(|p| p.policy.kind());
+                // A warning, as in Apigee, where such a variable is simply null (a bundle may
+                // read what a shared flow's policy sets).
                 if found != Some(want) {
                     push(
-                        Diagnostic::error(
+                        Diagnostic::warning(
                             site.file,
                             site.pos,
                             format!(
-                                "`{name}` refers to {} `{policy}`, which this stage does not have",
+                                "`{name}` refers to {} `{policy}`, which this stage does not have, so it is always null",
                                 want.as_str()
                             ),
                         )
@@ -78,10 +80,12 @@ impl Checker<'_> {
                 }
             }
             VarKind::Unknown => {
-                let mut d = Diagnostic::error(
+                // Apigee resolves an unknown variable to null and loads the proxy; so does
+                // cachegate, saying so.
+                let mut d = Diagnostic::warning(
                     site.file,
                     site.pos,
-                    format!("variable `{name}` does not exist"),
+                    format!("variable `{name}` does not exist, so it is always null"),
                 );
                 if let Some(s) = suggest(name) {
                     d = d.with_hint(format!("did you mean `{s}`?"));
@@ -192,6 +196,12 @@ impl Checker<'_> {
         match &p.policy {
             Policy::ResponseCache(rc) => {
                 self.cache_key(p, &rc.cache_key);
+                if !rc.use_accept_header && is_constant(&rc.cache_key) {
+                    self.diags.push(
+                        Diagnostic::warning(&p.path, Some(rc.cache_key.pos), "every request gets the same cache key: one stored response is served to every caller of the flow")
+                            .with_hint("add a <KeyFragment ref=\"…\"/> that tells requests apart, such as request.uri or a header naming the caller"),
+                    );
+                }
                 for w in [&rc.stale_while_revalidate_secs, &rc.stale_if_error_secs]
                     .into_iter()
                     .flatten()
@@ -486,6 +496,30 @@ fn response_cache_attachments(
             );
         }
     }
+}
+
+/// Variables with one value for every request of a stage: a key made only of these (and
+/// literals) is the same for everyone.
+const PER_STAGE: [&str; 8] = [
+    "environment.name",
+    "organization.name",
+    "apiproxy.name",
+    "apiproxy.revision",
+    "proxy.name",
+    "proxy.basepath",
+    "system.uuid",
+    "is.error",
+];
+
+/// Whether a `<CacheKey>` is the same for every request: no fragment reads a variable that
+/// differs between requests.
+fn is_constant(key: &CacheKey) -> bool {
+    key.fragments.iter().all(|f| {
+        f.reference
+            .as_deref()
+            .map(str::trim)
+            .is_none_or(|r| r.is_empty() || PER_STAGE.contains(&r))
+    })
 }
 
 impl Checker<'_> {

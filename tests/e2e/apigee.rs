@@ -239,3 +239,30 @@ async fn a_key_over_apigees_two_kilobytes_is_neither_looked_up_nor_stored() {
         assert_eq!(r.header("x-seen"), "false");
     }
 }
+
+#[test]
+fn a_response_cache_whose_key_is_the_same_for_every_request_is_warned_about() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    flow_stage(&d, "\"RC\"", "\"RC\"");
+    d.write(
+        "prod/RC.xml",
+        r#"<ResponseCache name="RC">
+  <CacheKey><KeyFragment>profile</KeyFragment><KeyFragment ref="apiproxy.name"/></CacheKey>
+</ResponseCache>"#,
+    );
+    let outcome = cachegate::config::load(d.path());
+    let text = outcome.diagnostics.to_string();
+    assert!(outcome.config.is_some(), "{text}");
+    assert!(
+        text.contains("prod/RC.xml:2:3: warning: every request gets the same cache key"),
+        "{text}"
+    );
+    // A fragment read from the request tells requests apart.
+    d.write(
+        "prod/RC.xml",
+        r#"<ResponseCache name="RC"><CacheKey><KeyFragment>profile</KeyFragment><KeyFragment ref="request.header.x-user"/></CacheKey></ResponseCache>"#,
+    );
+    let text = cachegate::config::load(d.path()).diagnostics.to_string();
+    assert!(!text.contains("same cache key"), "{text}");
+}

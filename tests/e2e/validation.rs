@@ -202,17 +202,17 @@ fragments = [{ literal = "k" }]
     assert_has(&text, "prod/stage.toml:9:12: error: step names policy `PC`");
     assert_has(
         &text,
-        "variable `request.verbb` does not exist\n    hint: did you mean `request.verb`?",
+        "warning: variable `request.verbb` does not exist, so it is always null\n    hint: did you mean `request.verb`?",
     );
     assert_has(
         &text,
-        "prod/RC-items.xml:2:45: error: variable `request.querparam.x` does not exist",
+        "prod/RC-items.xml:2:45: warning: variable `request.querparam.x` does not exist, so it is always null",
     );
     assert_has(
         &text,
         "prod/RC-items.xml:3:19: warning: <TimeoutInSeconds> of 3000000 seconds is longer than 30 days",
     );
-    assert_has(&text, "error: `responsecache.RC-other.cachehit` refers to ResponseCache `RC-other`, which this stage does not have");
+    assert_has(&text, "warning: `responsecache.RC-other.cachehit` refers to ResponseCache `RC-other`, which this stage does not have, so it is always null");
     assert_has(
         &text,
         "prod/Z.toml:2:8: error: a second policy named `RC-items` (the first is ",
