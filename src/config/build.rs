@@ -109,19 +109,21 @@ pub(super) fn build_stage(
     // A ResponseCache whose condition does not parse compiles to nothing; validation has
     // reported it, so this configuration is never used (the stage is still built, so the
     // checks across stages still run).
+    // Policies are keyed by the name steps use: a shared flow's are `<flow>/<policy>`
+    // (`config::shared`), and keep their own name inside.
     let mut response_caches = BTreeMap::new();
-    for p in policies.values() {
+    for (key, p) in policies {
         if let Policy::ResponseCache(rc) = &p.policy {
-            let scope = scope_of(p.name());
+            let scope = scope_of(key);
             if let Some(compiled) = policies::response_cache(p, rc, &scope, conditions, diags) {
-                response_caches.insert(p.name().to_owned(), Arc::new(compiled));
+                response_caches.insert(key.clone(), Arc::new(compiled));
             }
         }
     }
     let step_policies = policies
-        .values()
-        .filter_map(|p| {
-            let scope = scope_of(p.name());
+        .iter()
+        .filter_map(|(key, p)| {
+            let scope = scope_of(key);
             let compiled = match &p.policy {
                 Policy::ResponseCache(_) => return None,
                 Policy::LookupCache(lc) => {
@@ -141,8 +143,21 @@ pub(super) fn build_stage(
                         assign: assign::compile(am),
                     })
                 }
+                Policy::FlowCallout(fc) => {
+                    stage::StepPolicy::FlowCallout(stage::FlowCalloutPolicy {
+                        name: p.name().to_owned(),
+                        enabled: p.common.enabled,
+                        continue_on_error: p.common.continue_on_error,
+                        shared_flow: fc.shared_flow_bundle.value.clone(),
+                        parameters: fc
+                            .parameters
+                            .iter()
+                            .map(|x| (x.name.value.clone(), x.reference.clone(), x.literal.clone()))
+                            .collect(),
+                    })
+                }
             };
-            Some((p.name().to_owned(), Arc::new(compiled)))
+            Some((key.clone(), Arc::new(compiled)))
         })
         .collect();
     let default_key = match cache.mode {
@@ -184,7 +199,7 @@ fn unknown_caches(
             Policy::LookupCache(x) => x.cache_resource.as_ref(),
             Policy::PopulateCache(x) => x.cache_resource.as_ref(),
             Policy::InvalidateCache(x) => x.cache_resource.as_ref(),
-            Policy::AssignMessage(_) => None,
+            Policy::AssignMessage(_) | Policy::FlowCallout(_) => None,
         };
         let Some(r) = resource.filter(|r| !r.value.trim().is_empty()) else {
             continue;

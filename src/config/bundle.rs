@@ -20,6 +20,7 @@ use super::compile::{self, FileCtx, Timeouts};
 use super::file::FileStage;
 use super::files::{parse_toml, read};
 use super::policies::Conditions;
+use super::shared::{self, load_policy_files, Foreign, LoadedPolicies, SharedFlows, StagePolicies};
 use super::source::{
     Site, SrcEndpoint, SrcFlow, SrcFlows, SrcRoute, SrcRouteTo, SrcStep, SrcSteps, SrcTarget,
 };
@@ -29,17 +30,12 @@ use crate::policy::kinds::{self, Disposition};
 use crate::policy::model::PolicyFile;
 use crate::runtime::stage::{self, Target};
 
-/// A policy of a kind cachegate does not run.
-struct Foreign {
-    header: model::PolicyHeader,
-    name: String,
-}
-
 /// Loads the stage in `dir`, whose bundle is `dir/apiproxy`.
 pub(super) fn load_bundle_stage(
     dir: &Path,
     name: String,
     gateway: Option<&stage::GatewaySettings>,
+    registry: &SharedFlows,
     conditions: &mut Conditions,
     diags: &mut Diagnostics,
 ) -> Option<stage::Stage> {
@@ -142,58 +138,11 @@ pub(super) fn load_bundle_stage(
     let base_path = bundle_base_path(proxy, diags);
 
     // Policies: the kinds cachegate runs are parsed; the others are refused or skipped.
-    let mut policies: BTreeMap<String, Arc<PolicyFile>> = BTreeMap::new();
-    let mut foreign: BTreeMap<String, Foreign> = BTreeMap::new();
-    let mut failed: BTreeSet<String> = BTreeSet::new();
-    for path in &bundle.policy_files {
-        let header = match model::policy_header(path) {
-            Ok(h) => h,
-            Err(d) => {
-                diags.push(d);
-                if let Some(stem) = path.file_stem() {
-                    failed.insert(stem.to_string_lossy().into_owned());
-                }
-                continue;
-            }
-        };
-        let pname = header.name.as_ref().map(|n| n.value.clone());
-        if let Some(n) = &pname {
-            if policies.contains_key(n) || foreign.contains_key(n) {
-                diags.push(
-                    Diagnostic::error(
-                        path,
-                        header.name.as_ref().map(|n| n.pos),
-                        format!("a second policy named `{n}`"),
-                    )
-                    .with_hint("policy names must be unique within a bundle"),
-                );
-                continue;
-            }
-        }
-        if kinds::disposition(&header.kind.value) == Disposition::Run {
-            let outcome = crate::policy::load_policy_file(path);
-            diags.extend(outcome.diagnostics);
-            match outcome.policy {
-                Some(p) => {
-                    policies.insert(p.name().to_owned(), Arc::new(p));
-                }
-                None => {
-                    failed.extend(pname);
-                }
-            }
-        } else if let Some(n) = pname {
-            foreign.insert(n.clone(), Foreign { header, name: n });
-        } else {
-            diags.push(
-                Diagnostic::error(
-                    path,
-                    Some(header.kind.pos),
-                    format!("<{}> has no name attribute", header.kind.value),
-                )
-                .with_hint("steps name policies by their name attribute"),
-            );
-        }
-    }
+    let LoadedPolicies {
+        mut policies,
+        mut foreign,
+        mut failed,
+    } = load_policy_files(&bundle.policy_files, diags);
 
     let mut src = flows_of(&bundle, proxy, timeouts, diags);
     if file.cache.enabled && src.routes.len() > 1 {
@@ -202,6 +151,19 @@ pub(super) fn load_bundle_stage(
                 .with_hint("cache with the bundle's ResponseCache policies instead (their keys are yours), or leave [cache] off"),
         );
     }
+    // Shared flows first: their policies of other kinds are skipped or refused like the
+    // bundle's own.
+    shared::expand(
+        &mut src,
+        gateway.map_or(&stage::FlowHooks::default(), |g| &g.flow_hooks),
+        registry,
+        StagePolicies {
+            policies: &mut policies,
+            foreign: &mut foreign,
+            failed: &mut failed,
+        },
+        diags,
+    );
     let skipped = dispose(
         &src,
         &foreign,
@@ -212,7 +174,7 @@ pub(super) fn load_bundle_stage(
     );
     let fault_steps = fault_rule_steps(&bundle);
     failed.extend(foreign.keys().filter(|n| !skipped.contains(*n)).cloned());
-    remove_steps(&mut src, &skipped);
+    shared::remove_steps(&mut src, &|s| !skipped.contains(&s.policy));
     unused_policies(&src, &fault_steps, &policies, diags);
     for (kind, at) in &skip {
         let used = foreign.values().any(|f| f.header.kind.value == *kind);
@@ -375,6 +337,8 @@ fn steps_of(path: &Path, list: &[model::Step]) -> Vec<SrcStep> {
                 .as_ref()
                 .map(|c| (c.value.clone(), site(path, c.pos))),
             at: site(path, s.name.pos),
+            span: 0,
+            tolerant: false,
         })
         .collect()
 }
@@ -606,24 +570,6 @@ fn dispose(
         }
     }
     skipped
-}
-
-/// Removes the steps of skipped policies: they run as no-ops.
-fn remove_steps(src: &mut SrcFlows, skipped: &BTreeSet<String>) {
-    let keep = |list: &mut Vec<SrcStep>| list.retain(|s| !skipped.contains(&s.policy));
-    let endpoint = |e: &mut SrcEndpoint| {
-        for s in [&mut e.preflow, &mut e.postflow]
-            .into_iter()
-            .chain(e.flows.iter_mut().map(|f| &mut f.steps))
-        {
-            keep(&mut s.request);
-            keep(&mut s.response);
-        }
-    };
-    endpoint(&mut src.proxy);
-    for t in &mut src.targets {
-        endpoint(&mut t.endpoint);
-    }
 }
 
 /// The policies FaultRules and DefaultFaultRules name.

@@ -59,7 +59,13 @@ impl Checker<'_> {
                     "populatecache" => PolicyKind::PopulateCache,
                     _ => PolicyKind::InvalidateCache,
                 };
-                let found = self.policies.get(&policy).map(|p| p.policy.kind());
+                // By name: a shared flow's policies are keyed `<flow>/<policy>` in the stage and
+                // set their variables under their own name.
+                let found = self
+                    .policies
+                    .values()
+                    .find(|p| p.name() == policy)
+                    .map(|p| p.policy.kind());
                 // A warning, as in Apigee, where such a variable is simply null (a bundle may
                 // read what a shared flow's policy sets).
                 if found != Some(want) {
@@ -256,6 +262,21 @@ impl Checker<'_> {
                     }
                 }
             }
+            Policy::FlowCallout(fc) => {
+                for prm in &fc.parameters {
+                    if let Some(r) = &prm.reference {
+                        // A ref that does not resolve falls back to the literal.
+                        self.var(
+                            r,
+                            &RefSite {
+                                file: &p.path,
+                                pos: Some(prm.name.pos),
+                                lenient: prm.literal.is_some(),
+                            },
+                        );
+                    }
+                }
+            }
             Policy::AssignMessage(am) => {
                 let lists = [
                     am.add.as_ref().map(|a| (&a.headers, &a.query_params)),
@@ -315,6 +336,10 @@ pub(crate) fn check_stage(
             }
             Policy::AssignMessage(am) => {
                 assigned.extend(am.assign_variables.iter().map(|a| a.name.value.clone()));
+            }
+            // Each parameter is a variable for the shared flow's steps.
+            Policy::FlowCallout(fc) => {
+                assigned.extend(fc.parameters.iter().map(|x| x.name.value.clone()));
             }
             _ => {}
         }

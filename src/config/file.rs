@@ -47,6 +47,43 @@ pub struct FileGateway {
     /// `environment`.
     #[serde(default)]
     pub caches: Vec<FileEnvCache>,
+    /// Apigee's flow hooks: a shared flow (by its name, from `sharedflows/`) that every stage
+    /// runs at one of four points.
+    #[serde(default)]
+    pub flow_hooks: FileFlowHooks,
+}
+
+/// `[flow_hooks]`: each value names a shared flow of `policies/sharedflows/`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileFlowHooks {
+    /// Before each stage's ProxyEndpoint PreFlow (Apigee's PreProxyFlowHook).
+    #[schemars(with = "Option<String>")]
+    pub pre_proxy: Option<Spanned<String>>,
+    /// Before each TargetEndpoint's PreFlow (PreTargetFlowHook). Not run for a RouteRule that
+    /// sends to a URL, which has no TargetEndpoint.
+    #[schemars(with = "Option<String>")]
+    pub pre_target: Option<Spanned<String>>,
+    /// After each TargetEndpoint's PostFlow response steps (PostTargetFlowHook).
+    #[schemars(with = "Option<String>")]
+    pub post_target: Option<Spanned<String>>,
+    /// After the ProxyEndpoint's PostFlow response steps (PostProxyFlowHook).
+    #[schemars(with = "Option<String>")]
+    pub post_proxy: Option<Spanned<String>>,
+}
+
+impl FileFlowHooks {
+    /// Each hook that is set, with its key.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Spanned<String>)> {
+        [
+            ("pre_proxy", &self.pre_proxy),
+            ("pre_target", &self.pre_target),
+            ("post_target", &self.post_target),
+            ("post_proxy", &self.post_proxy),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+    }
 }
 
 /// `[[caches]]`: a named cache of the environment (Apigee's environment cache resource).
@@ -72,6 +109,7 @@ impl Default for FileGateway {
             environment: None,
             default_cache_capacity: None,
             caches: Vec::new(),
+            flow_hooks: FileFlowHooks::default(),
         }
     }
 }

@@ -20,6 +20,7 @@ pub(crate) mod file;
 mod files;
 pub(crate) mod policies;
 pub mod schema;
+mod shared;
 mod source;
 pub(crate) mod units;
 
@@ -56,25 +57,32 @@ fn looks_like_bundle(dir: &Path) -> bool {
         d.file_name()
             .is_some_and(|n| n == "apiproxy" || n == "sharedflowbundle")
     };
+    // `sharedflows/` of a policies directory holds shared flow bundles (folders); that of a
+    // shared flow bundle holds its flow (an .xml file).
+    let holds_xml = |d: PathBuf| {
+        fs::read_dir(d).is_ok_and(|mut e| {
+            e.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "xml")))
+        })
+    };
     named(dir)
         || dir.join("apiproxy").is_dir()
         || dir.join("sharedflowbundle").is_dir()
         || dir.join("proxies").is_dir()
-        || dir.join("sharedflows").is_dir()
+        || holds_xml(dir.join("sharedflows"))
 }
 
 /// The error for a bundle where a policies directory or a stage folder was expected.
 fn bundle_error(dir: &Path) -> Diagnostic {
     let shared = dir.join("sharedflowbundle").is_dir()
         || dir.file_name().is_some_and(|n| n == "sharedflowbundle")
-        || dir.join("sharedflows").is_dir();
+        || dir.join("sharedflows").join("default.xml").is_file();
     if shared {
         return Diagnostic::error(
             dir,
             None,
-            "this is an Apigee shared flow bundle: cachegate does not load shared flows yet, so none of it would run",
+            "this is an Apigee shared flow bundle, not a policies directory or a stage folder",
         )
-        .with_hint("shared flows (FlowCallout) are not supported yet; proxies calling one are refused by name");
+        .with_hint(format!("put it in policies/{}/<name>/sharedflowbundle/, where every stage's FlowCallouts and the [flow_hooks] find it", shared::SHARED_FLOWS_DIR));
     }
     Diagnostic::error(
         dir,
@@ -147,9 +155,44 @@ fn load_inner(dir: &Path, diags: &mut Diagnostics) -> Option<RuntimeConfig> {
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .filter(|e| !is_ignored(&e.file_name().to_string_lossy()))
+        .filter(|e| e.file_name() != shared::SHARED_FLOWS_DIR)
         .map(|e| e.path())
         .collect();
     stage_dirs.sort();
+
+    // The environment's shared flows, for every stage's FlowCallouts and the flow hooks.
+    let shared_dir = dir.join(shared::SHARED_FLOWS_DIR);
+    let registry = if shared_dir.is_dir() {
+        shared::load(&shared_dir, diags)
+    } else {
+        shared::SharedFlows::default()
+    };
+    if let Some((g, text)) = &file_gateway {
+        for (key, name) in g.flow_hooks.iter() {
+            let n = name.get_ref().trim();
+            if !registry.contains(n) && compile::is_name(n) {
+                let known = registry.names();
+                let hint = if known.is_empty() {
+                    format!(
+                        "put the shared flow bundle in {}/{n}/sharedflowbundle/",
+                        shared_dir.display()
+                    )
+                } else {
+                    format!("the shared flows are: {}", known.join(", "))
+                };
+                FileCtx {
+                    path: &gateway_path,
+                    text,
+                    diags,
+                }
+                .error(
+                    name,
+                    format!("[flow_hooks] {key} names shared flow `{n}`, which is not loaded"),
+                    Some(hint),
+                );
+            }
+        }
+    }
 
     // Every condition of this load is parsed once, whichever stage or check asks first.
     let mut conditions = Conditions::default();
@@ -162,6 +205,7 @@ fn load_inner(dir: &Path, diags: &mut Diagnostics) -> Option<RuntimeConfig> {
                     stage_dir,
                     name,
                     gateway.as_ref(),
+                    &registry,
                     &mut conditions,
                     diags,
                 ));
@@ -187,6 +231,7 @@ fn load_inner(dir: &Path, diags: &mut Diagnostics) -> Option<RuntimeConfig> {
             stage_dir,
             &stage_toml,
             gateway.as_ref(),
+            &registry,
             &mut conditions,
             diags,
         ) {
@@ -258,6 +303,7 @@ fn load_stage(
     dir: &Path,
     stage_toml: &Path,
     gateway: Option<&stage::GatewaySettings>,
+    registry: &shared::SharedFlows,
     conditions: &mut Conditions,
     diags: &mut Diagnostics,
 ) -> Option<stage::Stage> {
@@ -375,7 +421,41 @@ fn load_stage(
     // checked (the stage is not built).
     let target_ok = target.is_some();
     let target = target.unwrap_or_else(|| stage::Target::unresolved("(invalid target)"));
-    let src = source::SrcFlows::from_stage_toml(stage_toml, &text, &file, target);
+    let mut src = source::SrcFlows::from_stage_toml(stage_toml, &text, &file, target);
+    let mut foreign = BTreeMap::new();
+    shared::expand(
+        &mut src,
+        gateway.map_or(&stage::FlowHooks::default(), |g| &g.flow_hooks),
+        registry,
+        shared::StagePolicies {
+            policies: &mut policies,
+            foreign: &mut foreign,
+            failed: &mut failed,
+        },
+        diags,
+    );
+    // A stage.toml stage runs every policy it has: a shared flow it runs may not hold one
+    // cachegate cannot run (an apiproxy/ bundle stage can skip them with skip_policies).
+    let disabled: BTreeSet<String> = foreign
+        .values()
+        .filter(|f| !f.header.enabled)
+        .map(|f| f.name.clone())
+        .collect();
+    shared::remove_steps(&mut src, &|s| !disabled.contains(&s.policy));
+    for f in foreign.values().filter(|f| f.header.enabled) {
+        failed.insert(f.name.clone());
+        diags.push(
+            Diagnostic::error(
+                &f.header.path,
+                Some(f.header.kind.pos),
+                format!(
+                    "<{}> `{}` cannot run on cachegate, and stage `{name}` runs this shared flow",
+                    f.header.kind.value, f.name
+                ),
+            )
+            .with_hint("remove it from the shared flow, or run the stage as an Apigee bundle (apiproxy/), whose stage.toml can list its kind in skip_policies"),
+        );
+    }
     let settings = StageSettings {
         name,
         base_path: base_path.clone().unwrap_or_default(),

@@ -34,6 +34,31 @@ pub(crate) struct SrcStep {
     pub condition: Option<(String, Site)>,
     /// Where the step is written.
     pub at: Site,
+    /// A FlowCallout: how many of the following steps are its shared flow's (`config::shared`).
+    pub span: usize,
+    /// A FlowCallout with `continueOnError="true"`: a failure inside its shared flow leaves the
+    /// shared flow instead of ending the request.
+    pub tolerant: bool,
+}
+
+/// The steps of `list` that `keep` accepts. A FlowCallout step that is not kept goes with its
+/// shared flow's steps; a kept one counts only its kept steps in its `span`.
+pub(crate) fn retain_steps(list: &[SrcStep], keep: &dyn Fn(&SrcStep) -> bool) -> Vec<SrcStep> {
+    let mut out = Vec::with_capacity(list.len());
+    let mut i = 0;
+    while let Some(s) = list.get(i) {
+        let end = (i + 1 + s.span).min(list.len());
+        let inner = retain_steps(list.get(i + 1..end).unwrap_or(&[]), keep);
+        if keep(s) {
+            out.push(SrcStep {
+                span: inner.len(),
+                ..s.clone()
+            });
+            out.extend(inner);
+        }
+        i = end;
+    }
+    out
 }
 
 /// Request and response steps of one flow.
@@ -176,6 +201,8 @@ impl SrcFlows {
                     // A step's condition is inside the step's value: point at the step.
                     condition: s.get_ref().condition.clone().map(|c| (c, site(s.span()))),
                     at: site(s.span()),
+                    span: 0,
+                    tolerant: false,
                 })
                 .collect()
         };

@@ -10,7 +10,7 @@ use crate::cache::store::TieredStore;
 use crate::engine::message::ResponseMessage;
 use crate::engine::state::{Cursor, Segment};
 use crate::engine::state::{Env, RequestState};
-use crate::engine::steps::{self, Fault, PendingLookup, StepContext};
+use crate::engine::steps::{self, Fault, Ran, StepContext};
 use crate::runtime::flow::assign::MessageTarget;
 use crate::runtime::key::BuiltKey;
 use crate::runtime::stage::{Selection, Side, Stage, Step};
@@ -154,7 +154,9 @@ pub async fn run_response_steps(
         Some(rc) => after_attachment(all, rc),
         None => all,
     };
-    for step in steps {
+    let mut i = 0;
+    while let Some(step) = steps.get(i) {
+        i += 1;
         // The same TTL rule as on the request side, whether or not the request was cacheable
         // (read per step: nothing is computed for a response without steps).
         let cx = StepContext {
@@ -163,13 +165,16 @@ pub async fn run_response_steps(
             stage_ttl: env.stage_ttl(req, state),
             dry_run: false,
         };
-        match run_response_step(env, &cx, req, resp, state, step, &mut out) {
-            Ok(Some(lookup)) => {
-                for (k, v) in lookup.finish(&stage.name, store).await {
-                    state.vars.insert(k, v);
+        let result = run_response_step(env, &cx, req, resp, state, step, &mut out);
+        match steps::after(step, result) {
+            Ok((pass, lookup)) => {
+                i += pass;
+                if let Some(lookup) = lookup {
+                    for (k, v) in lookup.finish(&stage.name, store).await {
+                        state.vars.insert(k, v);
+                    }
                 }
             }
-            Ok(None) => {}
             Err(fault) => {
                 out.fault = Some(fault);
                 break;
@@ -188,16 +193,16 @@ fn run_response_step(
     state: &mut RequestState,
     step: &Step,
     out: &mut ResponseEffects,
-) -> Result<Option<PendingLookup>, Fault> {
+) -> Result<Ran, Fault> {
     let Some(policy) = steps::enabled_policy(env.stage, step) else {
-        return Ok(None);
+        return Ok(Ran::Skipped);
     };
     // The variables read a snapshot of the response as it is before this step.
     let before = resp.clone();
     let params = state.params();
     let vars = env.vars(req, state, &params, Some(&before));
     if step.condition.as_ref().is_some_and(|c| !c.eval(&vars)) {
-        return Ok(None);
+        return Ok(Ran::Skipped);
     }
     let mut msg = ResponseMessage {
         header: resp,
@@ -207,7 +212,7 @@ fn run_response_step(
     let payload = msg.payload.take();
     drop(params);
     let Some(mut fx) = steps::tolerate(policy, result)? else {
-        return Ok(None);
+        return Ok(Ran::Done(None));
     };
     if let Some((policy, key, ttl)) = fx.populate_from_body.take() {
         out.populate = Some(BodyPopulate { policy, key, ttl });
@@ -216,5 +221,5 @@ fn run_response_step(
         out.replacement = Some(p);
     }
     steps::apply(&mut state.vars, &mut fx);
-    Ok(fx.lookup.take())
+    Ok(Ran::Done(fx.lookup.take()))
 }

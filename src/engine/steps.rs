@@ -21,6 +21,36 @@ use crate::runtime::policy::{InvalidateCachePolicy, LookupCachePolicy, PopulateC
 use crate::runtime::stage::{Stage, Step, StepPolicy};
 use crate::runtime::ttl;
 
+/// What became of one step.
+#[derive(Debug)]
+pub enum Ran {
+    /// Its policy is disabled or its condition does not hold: it (and a FlowCallout's shared
+    /// flow, `Step::span`) is passed.
+    Skipped,
+    /// It ran (or failed with `continueOnError`), maybe leaving a LookupCache read to await.
+    Done(Option<PendingLookup>),
+}
+
+/// Where a walk over a list of steps goes after `step` ended as `result`: the number of
+/// following steps to pass, or the fault that ends the request. A failed step inside a shared
+/// flow called with `continueOnError="true"` leaves that callout (`Step::escape`).
+pub fn after(
+    step: &Step,
+    result: Result<Ran, Fault>,
+) -> Result<(usize, Option<PendingLookup>), Fault> {
+    match result {
+        Ok(Ran::Skipped) => Ok((step.span, None)),
+        Ok(Ran::Done(lookup)) => Ok((0, lookup)),
+        Err(fault) => match step.escape {
+            Some(n) => {
+                tracing::warn!(policy = %fault.policy, error = %fault.message, "Shared flow step failed; the FlowCallout continues (continueOnError).");
+                Ok((n, None))
+            }
+            None => Err(fault),
+        },
+    }
+}
+
 /// A step that failed without `continueOnError`: the request is answered with an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fault {
@@ -365,6 +395,18 @@ pub fn run(
         StepPolicy::LookupCache(p) => lookup(p, store, stage, vars, &mut fx, cx.dry_run),
         StepPolicy::PopulateCache(p) => populate(p, cx, vars, &mut fx, side).map_err(fault)?,
         StepPolicy::InvalidateCache(p) => invalidate(p, cx, vars, &mut fx).map_err(fault)?,
+        StepPolicy::FlowCallout(p) => {
+            // Each parameter is a flow variable for the shared flow's steps, which follow.
+            for (name, reference, literal) in &p.parameters {
+                let value = reference
+                    .as_deref()
+                    .and_then(|r| vars.get(r))
+                    .map(std::borrow::Cow::into_owned)
+                    .or_else(|| literal.clone())
+                    .unwrap_or_default();
+                fx.assign.push((name.clone(), value));
+            }
+        }
         StepPolicy::AssignMessage(p) => {
             let result = match msg {
                 Some(m) if p.assign.target(side) == side => p.assign.apply(m, vars),

@@ -17,7 +17,7 @@ use pingora::http::RequestHeader;
 use crate::cache::store::TieredStore;
 use crate::engine::message::RequestMessage;
 use crate::engine::state::{Cursor, Env, Mode, RequestState, Segment};
-use crate::engine::steps::{self, Fault, PendingLookup, StepContext};
+use crate::engine::steps::{self, Fault, Ran, StepContext};
 use crate::runtime::flow::assign::MessageTarget;
 use crate::runtime::policy::ResponseCachePolicy;
 use crate::runtime::stage::{Endpoint, RouteTo, Stage, Step, StepPolicy};
@@ -148,7 +148,10 @@ pub async fn walk(
             stage_ttl: env.stage_ttl(req, state),
             dry_run: mode == Mode::DryRun,
         };
-        if let Some(lookup) = run_request_step(env, &cx, req, state, step)? {
+        let result = run_request_step(env, &cx, req, state, step);
+        let (pass, lookup) = steps::after(step, result)?;
+        state.cursor.i += pass;
+        if let Some(lookup) = lookup {
             for (k, v) in lookup.finish(&stage.name, store).await {
                 state.vars.insert(k, v);
             }
@@ -183,14 +186,14 @@ fn run_request_step(
     req: &mut RequestHeader,
     state: &mut RequestState,
     step: &Step,
-) -> Result<Option<PendingLookup>, Fault> {
+) -> Result<Ran, Fault> {
     let Some(policy) = steps::enabled_policy(env.stage, step) else {
-        return Ok(None);
+        return Ok(Ran::Skipped);
     };
     let params = state.params();
     let vars = env.vars(req, state, &params, None);
     if step.condition.as_ref().is_some_and(|c| !c.eval(&vars)) {
-        return Ok(None);
+        return Ok(Ran::Skipped);
     }
     let changes_request = matches!(&**policy, StepPolicy::AssignMessage(p) if p.assign.target(MessageTarget::Request) == MessageTarget::Request);
     let (result, changed) = if changes_request {
@@ -218,7 +221,7 @@ fn run_request_step(
     };
     drop(params);
     let Some(mut fx) = steps::tolerate(policy, result)? else {
-        return Ok(None);
+        return Ok(Ran::Done(None));
     };
     if let Some((header, suffix)) = changed {
         *req = header;
@@ -227,5 +230,5 @@ fn run_request_step(
         }
     }
     steps::apply(&mut state.vars, &mut fx);
-    Ok(fx.lookup.take())
+    Ok(Ran::Done(fx.lookup.take()))
 }

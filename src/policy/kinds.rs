@@ -48,12 +48,13 @@ impl Family {
 }
 
 /// Kinds cachegate runs.
-pub const RUN: [&str; 5] = [
+pub const RUN: [&str; 6] = [
     "ResponseCache",
     "LookupCache",
     "PopulateCache",
     "InvalidateCache",
     "AssignMessage",
+    "FlowCallout",
 ];
 
 /// Observability kinds.
@@ -142,7 +143,7 @@ pub fn disposition(kind: &str) -> Disposition {
     } else if MEDIATION.contains(&kind) {
         Disposition::Skippable(Family::Mediation)
     } else {
-        // RaiseFault, FlowCallout, and any kind cachegate does not know (a newer Apigee kind
+        // RaiseFault, and any kind cachegate does not know (a newer Apigee kind
         // or a misspelling): nothing can be said about what skipping it would change.
         Disposition::Never
     }
@@ -158,7 +159,6 @@ pub fn is_code(kind: &str) -> bool {
 pub fn never_reason(kind: &str) -> &'static str {
     match kind {
         "RaiseFault" => "it decides the status and body of the responses it raises (a 404, a refusal); without it the request would reach the target instead",
-        "FlowCallout" => "it runs a shared flow, whose steps cachegate does not load yet; skipping it would skip every one of them",
         _ => "cachegate does not know this policy kind, so it cannot tell what skipping it would change",
     }
 }
@@ -191,6 +191,6 @@ mod tests {
         for k in SECURITY.iter().chain(&CODE) {
             assert_eq!(disposition(k), Disposition::Security, "{k}");
         }
-        assert_eq!(disposition("FlowCallout"), Disposition::Never);
+        assert_eq!(disposition("FlowCallout"), Disposition::Run);
     }
 }

@@ -45,6 +45,8 @@ pub enum Policy {
     InvalidateCache(InvalidateCache),
     /// Sets headers, query parameters, payloads and variables (`<AssignMessage>`, a subset).
     AssignMessage(AssignMessage),
+    /// Runs a shared flow's steps in place (`<FlowCallout>`).
+    FlowCallout(FlowCallout),
 }
 
 impl Policy {
@@ -56,6 +58,7 @@ impl Policy {
             Policy::PopulateCache(_) => PolicyKind::PopulateCache,
             Policy::InvalidateCache(_) => PolicyKind::InvalidateCache,
             Policy::AssignMessage(_) => PolicyKind::AssignMessage,
+            Policy::FlowCallout(_) => PolicyKind::FlowCallout,
         }
     }
 }
@@ -73,6 +76,8 @@ pub enum PolicyKind {
     InvalidateCache,
     /// `<AssignMessage>`
     AssignMessage,
+    /// `<FlowCallout>`
+    FlowCallout,
 }
 
 impl PolicyKind {
@@ -90,12 +95,13 @@ impl PolicyKind {
     }
 
     /// All kinds, in documentation order.
-    pub const ALL: [PolicyKind; 5] = [
+    pub const ALL: [PolicyKind; 6] = [
         PolicyKind::ResponseCache,
         PolicyKind::LookupCache,
         PolicyKind::PopulateCache,
         PolicyKind::InvalidateCache,
         PolicyKind::AssignMessage,
+        PolicyKind::FlowCallout,
     ];
 
     /// The XML root element name (also the TOML `kind` value).
@@ -106,6 +112,7 @@ impl PolicyKind {
             PolicyKind::PopulateCache => "PopulateCache",
             PolicyKind::InvalidateCache => "InvalidateCache",
             PolicyKind::AssignMessage => "AssignMessage",
+            PolicyKind::FlowCallout => "FlowCallout",
         }
     }
 
@@ -301,6 +308,28 @@ pub struct AssignMessage {
     /// `<IgnoreUnresolvedVariables>` (default false): when false an unresolved `{var}` in a
     /// template fails the step.
     pub ignore_unresolved_variables: bool,
+}
+
+/// `<FlowCallout>`: runs the steps of an environment's shared flow where the step stands, in
+/// the calling request's message context (apigee-bundles.md §6).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowCallout {
+    /// `<SharedFlowBundle>`: the shared flow bundle's name (its `<SharedFlowBundle name>`).
+    pub shared_flow_bundle: Located<String>,
+    /// `<Parameters>/<Parameter>`: each becomes a flow variable of its name before the shared
+    /// flow runs.
+    pub parameters: Vec<CalloutParameter>,
+}
+
+/// `<Parameter name="…" ref="…">literal</Parameter>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalloutParameter {
+    /// The variable it sets, and where it is written.
+    pub name: Located<String>,
+    /// `ref`: the value is this variable's (the literal is the fallback when it is unset).
+    pub reference: Option<String>,
+    /// The element's text.
+    pub literal: Option<String>,
 }
 
 /// `<AssignTo createNew="false" type="request">request</AssignTo>`.

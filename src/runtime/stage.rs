@@ -74,6 +74,22 @@ pub struct GatewaySettings {
     pub redis: Option<RedisSettings>,
     /// Apigee's environment, when the stages share one (`environment` in gateway.toml).
     pub environment: Option<Environment>,
+    /// `[flow_hooks]`: shared flows every stage runs at Apigee's four hook points.
+    pub flow_hooks: FlowHooks,
+}
+
+/// gateway.toml `[flow_hooks]`: the shared flow (by name) each of Apigee's flow hooks runs, in
+/// every stage (apigee-bundles.md §4.1, §6). Compiled into each stage's steps at load.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FlowHooks {
+    /// Before the ProxyEndpoint's PreFlow request steps.
+    pub pre_proxy: Option<String>,
+    /// Before each TargetEndpoint's PreFlow request steps.
+    pub pre_target: Option<String>,
+    /// After each TargetEndpoint's PostFlow response steps.
+    pub post_target: Option<String>,
+    /// After the ProxyEndpoint's PostFlow response steps.
+    pub post_proxy: Option<String>,
 }
 
 /// The Apigee environment every stage is deployed to, and its caches.
@@ -357,6 +373,23 @@ pub enum StepPolicy {
     InvalidateCache(InvalidateCachePolicy),
     /// AssignMessage.
     AssignMessage(AssignMessagePolicy),
+    /// FlowCallout: sets its parameters; its shared flow's steps follow it (see [`Step::span`]).
+    FlowCallout(FlowCalloutPolicy),
+}
+
+/// A FlowCallout ready to run: the shared flow's steps are compiled in place after its step.
+#[derive(Debug)]
+pub struct FlowCalloutPolicy {
+    /// Policy name.
+    pub name: String,
+    /// `enabled` attribute.
+    pub enabled: bool,
+    /// `continueOnError` attribute.
+    pub continue_on_error: bool,
+    /// The shared flow it runs (for messages and `explain`).
+    pub shared_flow: String,
+    /// `<Parameter>`s: `(variable, ref, literal)`, set in order before the shared flow runs.
+    pub parameters: Vec<(String, Option<String>, Option<String>)>,
 }
 
 /// An AssignMessage ready to run.
@@ -380,6 +413,7 @@ impl StepPolicy {
             StepPolicy::PopulateCache(p) => &p.common.name,
             StepPolicy::InvalidateCache(p) => &p.common.name,
             StepPolicy::AssignMessage(p) => &p.name,
+            StepPolicy::FlowCallout(p) => &p.name,
         }
     }
 
@@ -390,6 +424,7 @@ impl StepPolicy {
             StepPolicy::PopulateCache(p) => p.common.enabled,
             StepPolicy::InvalidateCache(p) => p.common.enabled,
             StepPolicy::AssignMessage(p) => p.enabled,
+            StepPolicy::FlowCallout(p) => p.enabled,
         }
     }
 
@@ -400,6 +435,7 @@ impl StepPolicy {
             StepPolicy::PopulateCache(p) => p.common.continue_on_error,
             StepPolicy::InvalidateCache(p) => p.common.continue_on_error,
             StepPolicy::AssignMessage(p) => p.continue_on_error,
+            StepPolicy::FlowCallout(p) => p.continue_on_error,
         }
     }
 }
@@ -584,12 +620,25 @@ pub struct Flow {
 }
 
 /// A step: a policy, optionally conditional.
+///
+/// A FlowCallout's shared flow is compiled in place: the FlowCallout step is followed by the
+/// shared flow's steps (`span` of them, nested callouts included), whose policies are named
+/// `<shared flow>/<policy>` in the stage. The FlowCallout's condition is evaluated once, as in
+/// Apigee: when it does not hold, or the FlowCallout is disabled, the `span` steps are passed.
 #[derive(Debug, Clone)]
 pub struct Step {
     /// Policy name (exists in the stage: checked at load).
     pub policy: String,
     /// Step condition.
     pub condition: Option<Condition>,
+    /// How many of the following steps belong to this step's shared flow (0 for any other
+    /// policy).
+    pub span: usize,
+    /// For a step of a shared flow: when it fails without `continueOnError` and a FlowCallout
+    /// around it has `continueOnError="true"`, how many following steps to pass to leave the
+    /// innermost such callout (Apigee: a fault in a shared flow is a fault of the FlowCallout
+    /// step). `None`: the fault ends the request.
+    pub escape: Option<usize>,
 }
 
 /// `method` below is the method a request is cached under (a HEAD is already GET: it is

@@ -8,8 +8,9 @@ use crate::harness::{client, get, origin, send, PolicyDir, TestGateway, ADMIN_TO
 
 const BASIC: &str = "GoogleCloudPlatform+apigee-samples/basic-caching";
 const RC2: &str = "apigee+api-platform-samples/learn-edge/response-cache-2";
+const LLM: &str = "GoogleCloudPlatform+apigee-samples/llm-semantic-cache";
 
-fn messages(d: &PolicyDir) -> (bool, String) {
+pub(crate) fn messages(d: &PolicyDir) -> (bool, String) {
     let out = cachegate::config::load(d.path());
     (out.config.is_some(), out.diagnostics.to_string())
 }
@@ -163,9 +164,9 @@ fn every_sample_bundle_loads_or_is_refused_by_name() {
             "<RaiseFault> `RejectURI` cannot run on cachegate",
         ),
         (
-            "GoogleCloudPlatform+apigee-samples/llm-semantic-cache",
+            LLM,
             false,
-            "<FlowCallout> `FC-SemanticCacheRequest` cannot run on cachegate",
+            "<AssertCondition> `semantic-cache-request-v1/Assert-NearestNeighborHit` is of a kind cachegate does not run",
         ),
         (
             "apigee+devrel/references/product-recommendations",
@@ -177,10 +178,26 @@ fn every_sample_bundle_loads_or_is_refused_by_name() {
     for (fixture, loads, refusal) in cases {
         let d = PolicyDir::new(&o);
         d.bundle("s", fixture, "/echo");
+        // Its shared flows, in the environment's sharedflows/ folder.
+        if fixture == LLM {
+            for flow in ["semantic-cache-request-v1", "semantic-cache-response-v1"] {
+                d.shared_flow_fixture(flow, &format!("{LLM}/{flow}"));
+            }
+        }
         let (ok, diags) = messages(&d);
         assert_eq!(ok, loads, "{fixture}: {diags}");
         assert!(diags.contains(refusal), "{fixture}: {diags}");
         loaded += usize::from(ok);
+        if fixture == LLM {
+            // Everything its shared flows need that cachegate does not run, skipped on purpose.
+            d.write("s/stage.toml", "skip_policies = [\"ExtractVariables\", \"AssertCondition\", \"ServiceCallout\", \"Javascript\"]\nacknowledge_unprotected = [\"ServiceCallout\", \"Javascript\"]\n");
+            let (ok, diags) = messages(&d);
+            assert!(ok, "{diags}");
+            assert!(
+                diags.contains("`semantic-cache-request-v1/SC-GenerateEmbeddings` is SKIPPED"),
+                "{diags}"
+            );
+        }
     }
     assert_eq!(loaded, 3);
 }
@@ -392,7 +409,13 @@ async fn a_response_cache_hit_skips_the_rest_of_the_request_path_and_resumes_aft
 
 /// A bundle stage `stage` at `/stage` whose ProxyEndpoint runs `request` and `response` steps
 /// (policy names) and forwards to the origin's echo.
-fn small_bundle(d: &PolicyDir, stage: &str, api: &str, request: &[&str], response: &[&str]) {
+pub(crate) fn small_bundle(
+    d: &PolicyDir,
+    stage: &str,
+    api: &str,
+    request: &[&str],
+    response: &[&str],
+) {
     let steps = |names: &[&str]| {
         names
             .iter()

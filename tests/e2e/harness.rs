@@ -184,6 +184,27 @@ impl PolicyDir {
         self
     }
 
+    /// Copies the fixture shared flow bundle `fixture` (the folder holding `sharedflowbundle/`,
+    /// under tests/fixtures/apigee-bundles) to `sharedflows/<name>/sharedflowbundle/`.
+    pub fn shared_flow_fixture(&self, name: &str, fixture: &str) -> &Self {
+        let from = repo()
+            .join("tests/fixtures/apigee-bundles")
+            .join(fixture)
+            .join("sharedflowbundle");
+        for entry in walk(&from) {
+            let rel = entry.strip_prefix(&from).expect("under the bundle");
+            let text = std::fs::read_to_string(&entry).expect("bundle file");
+            self.write(
+                &format!(
+                    "sharedflows/{name}/sharedflowbundle/{}",
+                    rel.to_string_lossy()
+                ),
+                &text,
+            );
+        }
+        self
+    }
+
     /// A stage folder with `stage.toml` = `toml`.
     pub fn stage(&self, name: &str, toml: &str) -> &Self {
         self.write(&format!("{name}/stage.toml"), toml)

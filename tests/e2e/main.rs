@@ -21,5 +21,6 @@ mod reload;
 mod routing;
 mod schemas;
 mod shared;
+mod shared_flows;
 mod smuggling;
 mod validation;

@@ -26,19 +26,34 @@ fn condition(
     }
 }
 
+/// The steps of one list. A step whose condition does not parse is kept without it (the error
+/// is reported, so this configuration is never used), so that the FlowCallout spans still count
+/// the right steps.
 fn steps(diags: &mut Diagnostics, conditions: &mut Conditions, list: &[SrcStep]) -> Vec<Step> {
     list.iter()
-        .filter_map(|s| {
-            let cond = match &s.condition {
-                Some((c, at)) => Some(condition(diags, conditions, at, c)?),
-                None => None,
-            };
-            Some(Step {
-                policy: s.policy.clone(),
-                condition: cond,
-            })
+        .enumerate()
+        .map(|(i, s)| Step {
+            policy: s.policy.clone(),
+            condition: s
+                .condition
+                .as_ref()
+                .and_then(|(c, at)| condition(diags, conditions, at, c)),
+            span: s.span,
+            escape: escape(list, i),
         })
         .collect()
+}
+
+/// How many steps after step `i` a failure of it passes: to the end of the innermost shared
+/// flow around it whose FlowCallout has `continueOnError="true"` (`None`: no such callout).
+fn escape(list: &[SrcStep], i: usize) -> Option<usize> {
+    // The callouts around `i`, innermost first: the nearest header before it whose span
+    // reaches it, then the next one around that, and so on.
+    (0..i)
+        .rev()
+        .filter(|&h| h + list[h].span >= i)
+        .find(|&h| list[h].tolerant)
+        .map(|h| h + list[h].span - i)
 }
 
 fn flow_steps(diags: &mut Diagnostics, conditions: &mut Conditions, s: &SrcSteps) -> FlowSteps {
@@ -186,4 +201,61 @@ pub(crate) fn endpoints(
         }
     }
     (proxy, targets, routes)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::escape;
+    use crate::config::source::{retain_steps, Site, SrcStep};
+
+    fn step(policy: &str, span: usize, tolerant: bool) -> SrcStep {
+        SrcStep {
+            policy: policy.to_owned(),
+            condition: None,
+            at: Site {
+                file: Arc::from(Path::new("f.xml")),
+                pos: None,
+            },
+            span,
+            tolerant,
+        }
+    }
+
+    /// `outer` (tolerant) runs `a`, `inner` (strict, running `b`) and `c`; `d` is outside both.
+    fn nested() -> Vec<SrcStep> {
+        vec![
+            step("outer", 4, true),
+            step("a", 0, false),
+            step("inner", 1, false),
+            step("b", 0, false),
+            step("c", 0, false),
+            step("d", 0, false),
+        ]
+    }
+
+    #[test]
+    fn a_failure_leaves_the_innermost_tolerant_callout() {
+        let list = nested();
+        let got: Vec<Option<usize>> = (0..list.len()).map(|i| escape(&list, i)).collect();
+        // `b` fails inside the strict `inner`: the fault reaches `outer`, which leaves after `c`.
+        assert_eq!(got, [None, Some(3), Some(2), Some(1), Some(0), None]);
+    }
+
+    #[test]
+    fn removing_steps_keeps_the_spans_counting_what_is_left() {
+        let kept = retain_steps(&nested(), &|s| s.policy != "b");
+        let shape: Vec<(&str, usize)> = kept.iter().map(|s| (s.policy.as_str(), s.span)).collect();
+        assert_eq!(
+            shape,
+            [("outer", 3), ("a", 0), ("inner", 0), ("c", 0), ("d", 0)]
+        );
+        // A callout that goes takes its shared flow with it.
+        let kept = retain_steps(&nested(), &|s| s.policy != "inner");
+        let names: Vec<&str> = kept.iter().map(|s| s.policy.as_str()).collect();
+        assert_eq!(names, ["outer", "a", "c", "d"]);
+        assert_eq!(kept[0].span, 2);
+    }
 }

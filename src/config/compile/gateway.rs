@@ -8,9 +8,11 @@ use toml::Spanned;
 
 use super::ctx::FileCtx;
 use super::values::{env_var_name, is_name};
-use crate::config::file::{FileGateway, FileRedis};
+use crate::config::file::{FileFlowHooks, FileGateway, FileRedis};
 use crate::config::units::ByteSize;
-use crate::runtime::stage::{Environment, GatewaySettings, RedisSettings, RequestLimits};
+use crate::runtime::stage::{
+    Environment, FlowHooks, GatewaySettings, RedisSettings, RequestLimits,
+};
 
 fn listen_addr(cx: &mut FileCtx, s: &Spanned<String>, key: &str) -> Option<SocketAddr> {
     match s.get_ref().parse::<SocketAddr>() {
@@ -83,7 +85,36 @@ pub(crate) fn gateway(cx: &mut FileCtx, g: &FileGateway) -> Option<GatewaySettin
         ) as u32,
         redis,
         environment,
+        flow_hooks: flow_hooks(cx, &g.flow_hooks),
     })
+}
+
+/// `[flow_hooks]`: names checked here; that each is a loaded shared flow is checked once the
+/// shared flows are loaded (`config::mod`).
+fn flow_hooks(cx: &mut FileCtx, h: &FileFlowHooks) -> FlowHooks {
+    let mut name = |v: &Option<Spanned<String>>| {
+        let v = v.as_ref()?;
+        let n = v.get_ref().trim();
+        if is_name(n) {
+            Some(n.to_owned())
+        } else {
+            cx.error(
+                v,
+                format!("`{n}` is not a shared flow name (letters, digits, `-`, `_` or `.`)"),
+                Some(
+                    "name a shared flow of policies/sharedflows/ by its <SharedFlowBundle name>"
+                        .into(),
+                ),
+            );
+            None
+        }
+    };
+    FlowHooks {
+        pre_proxy: name(&h.pre_proxy),
+        pre_target: name(&h.pre_target),
+        post_target: name(&h.post_target),
+        post_proxy: name(&h.post_proxy),
+    }
 }
 
 /// `environment`, `default_cache_capacity` and `[[caches]]`.

@@ -211,7 +211,7 @@ impl EndpointMapper<'_, '_> {
 
     /// A `<Step>`: `Name` required and not blank, `Condition` optional. An empty per-Step
     /// `<FaultRules/>` is ignored; a non-empty one is unsupported.
-    fn step(&mut self, node: &Node) -> Option<Step> {
+    pub(super) fn step(&mut self, node: &Node) -> Option<Step> {
         self.expect(node, &["Name", "Condition", "FaultRules"]);
         if let Some(fr) = self.single(node, "FaultRules") {
             if !fr.children.is_empty() || fr.text_pos.is_some() {

@@ -12,18 +12,23 @@
 //!
 //! Everything is bounded: each file at most [`MAX_POLICY_FILE_BYTES`](check::MAX_POLICY_FILE_BYTES) and parsed by the same
 //! tree builder as policy files (no DOCTYPE, limited depth and element count), each folder at most
-//! [`MAX_FILES_PER_FOLDER`] entries. Every problem is a [`Diagnostic`] naming the file, and the
+//! [`MAX_FILES_PER_FOLDER`](folder::MAX_FILES_PER_FOLDER) entries. Every problem is a [`Diagnostic`] naming the file, and the
 //! line and column when it is inside one.
 //!
 //! Files: `model.rs` holds the types; `endpoint.rs` maps one endpoint file, with `target.rs` for
 //! the TargetEndpoint connection and `mapper.rs` for the checks both share; `read.rs` reads one
-//! file into the tree (and [`policy_header`]); this file walks the folders. They import one way:
-//! this file → `endpoint.rs` → `target.rs` → `mapper.rs`, and all of them → `model.rs`.
+//! file into the tree (and [`policy_header`]); `folder.rs` lists folders and `descriptor.rs`
+//! reads the root descriptor; `shared.rs` reads shared flow bundles; this file walks an API
+//! proxy bundle's folders. They import one way: this file and `shared.rs` → `endpoint.rs` →
+//! `target.rs` → `mapper.rs`; `descriptor.rs` → `folder.rs`, `read.rs`; all of them → `model.rs`.
 
+mod descriptor;
 mod endpoint;
+mod folder;
 mod mapper;
 mod model;
 mod read;
+mod shared;
 mod target;
 
 #[cfg(test)]
@@ -33,16 +38,18 @@ use std::path::{Path, PathBuf};
 
 use crate::diag::{Diagnostic, Located, Pos};
 use crate::policy::check::{self, shown, Sink};
+use descriptor::{root_descriptor, Root};
+use folder::{folder_name, is_xml, list, xml_in, EntryKind};
 
 pub use model::{
-    Bundle, Connection, EndpointFile, EndpointKind, FlowSteps, PolicyHeader, RouteTarget, Step,
+    Bundle, Connection, EndpointFile, EndpointKind, FlowSteps, PolicyHeader, RouteTarget,
+    SharedFlowBundle, Step,
 };
 pub use read::policy_header;
+pub use shared::load_shared_flow_bundle;
 
-/// Most entries read from one folder of a bundle (the root, `proxies/`, `targets/`,
-/// `policies/`). Real bundles have a few dozen policies at most; a folder with more is refused
-/// rather than read without end.
-pub const MAX_FILES_PER_FOLDER: usize = 100;
+#[cfg(test)]
+pub(crate) use folder::MAX_FILES_PER_FOLDER;
 
 /// Folders at the bundle root that are read.
 const READ_FOLDERS: &[&str] = &["proxies", "targets", "policies"];
@@ -84,7 +91,7 @@ fn load(dir: &Path, diags: &mut Vec<Diagnostic>) -> Option<Bundle> {
         }
     }
     // The descriptor first: a shared flow bundle ends the load before its folders are judged.
-    let (descriptor, read) = root_descriptor(dir, &xml_files, diags)?;
+    let (descriptor, read) = root_descriptor(dir, &xml_files, Root::ApiProxy, diags)?;
     unknown_folders(dir, &folders, diags);
     let has = |name: &str| folders.iter().any(|f| f == name);
     let name = read
@@ -121,50 +128,6 @@ fn load(dir: &Path, diags: &mut Vec<Diagnostic>) -> Option<Bundle> {
             xml_in(&dir.join("policies"), "one policy", diags).unwrap_or_default();
     }
     Some(bundle)
-}
-
-/// The root descriptor among the root's `.xml` files: exactly one is expected (none is a warning,
-/// several an error), and what it says. `None` for a shared flow bundle.
-fn root_descriptor(
-    dir: &Path,
-    xml_files: &[PathBuf],
-    diags: &mut Vec<Diagnostic>,
-) -> Option<(Option<PathBuf>, Descriptor)> {
-    match xml_files {
-        [] => {
-            let shown_name = folder_name(dir).unwrap_or_else(|| "the folder name".into());
-            diags.push(
-                Diagnostic::warning(
-                    dir,
-                    None,
-                    format!("no root .xml descriptor (<APIProxy>) in the bundle; the proxy is named after its folder: {shown_name}"),
-                )
-                .with_hint(format!("add {shown_name}.xml holding <APIProxy name=\"{shown_name}\"/>")),
-            );
-            Some((None, Descriptor::default()))
-        }
-        [one] => Some((Some(one.clone()), descriptor(one, diags)?)),
-        several => {
-            let names: Vec<String> = several
-                .iter()
-                .filter_map(|p| p.file_name())
-                .map(|n| n.to_string_lossy().into_owned())
-                .collect();
-            diags.push(
-                Diagnostic::error(
-                    dir,
-                    None,
-                    format!(
-                        "{} .xml files at the bundle root ({}): a bundle has exactly one, its <APIProxy> descriptor",
-                        several.len(),
-                        names.join(", ")
-                    ),
-                )
-                .with_hint("keep the descriptor; endpoints belong in proxies/ or targets/, policies in policies/"),
-            );
-            Some((None, Descriptor::default()))
-        }
-    }
 }
 
 /// Warns about root folders a bundle does not have (a misspelt `policies/` would otherwise
@@ -211,73 +174,6 @@ fn proxies(dir: &Path, diags: &mut Vec<Diagnostic>) -> Vec<EndpointFile> {
     endpoints(files, EndpointKind::Proxy, diags)
 }
 
-/// The name a bundle without a usable descriptor gets: the folder holding `apiproxy/` (which is
-/// how Apigee's samples are laid out), or the folder itself when it is named otherwise.
-fn folder_name(dir: &Path) -> Option<String> {
-    let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let own = abs.file_name()?;
-    let name = if own == "apiproxy" {
-        abs.parent().and_then(Path::file_name)?
-    } else {
-        own
-    };
-    Some(name.to_string_lossy().into_owned())
-}
-
-/// What the root descriptor contributes to the bundle.
-#[derive(Default)]
-struct Descriptor {
-    name: Option<Located<String>>,
-    revision: Option<Located<String>>,
-}
-
-/// Reads the root descriptor: `<APIProxy name revision>`. `None` for a shared flow bundle, which
-/// is an error here (no bundle is returned for it).
-fn descriptor(path: &Path, diags: &mut Vec<Diagnostic>) -> Option<Descriptor> {
-    let mut sink = Sink::new(path);
-    let mut out = Some(Descriptor::default());
-    if let Some(root) = read::read_tree(&mut sink) {
-        let located = |attr: &str| {
-            root.attr_value(attr)
-                .map(|v| Located::new(v.to_string(), root.pos))
-        };
-        match root.name.as_str() {
-            "APIProxy" => {
-                let name = located("name");
-                if name.is_none() {
-                    sink.warning(
-                        root.pos,
-                        "missing name attribute on <APIProxy>; the proxy is named after its folder",
-                        Some("write <APIProxy name=\"my-proxy\">".into()),
-                    );
-                }
-                out = Some(Descriptor {
-                    name,
-                    revision: located("revision"),
-                });
-            }
-            "SharedFlowBundle" => {
-                sink.error(
-                    root.pos,
-                    "this is a shared flow bundle (<SharedFlowBundle>), not an API proxy bundle",
-                    Some("shared flow bundles (sharedflowbundle/ with sharedflows/) are loaded from a different place than apiproxy/ bundles".into()),
-                );
-                out = None;
-            }
-            other => sink.error(
-                root.pos,
-                format!(
-                    "expected <APIProxy> as the root element of the bundle descriptor, found <{}>",
-                    shown(other)
-                ),
-                Some("the one .xml file at the bundle root is <APIProxy name=\"…\">; endpoints belong in proxies/ and targets/".into()),
-            ),
-        }
-    }
-    diags.extend(sink.finish());
-    out
-}
-
 /// Reads the endpoint `files` (all of `kind`), keeping the order; a file with an error in its
 /// root element is left out.
 fn endpoints(
@@ -296,108 +192,4 @@ fn endpoints(
         }
     }
     out
-}
-
-/// The `.xml` files in `folder`, sorted; anything else there is a warning. `what` says what each
-/// file holds, for the hint. `None` when the folder cannot be listed (an error is recorded).
-fn xml_in(folder: &Path, what: &str, diags: &mut Vec<Diagnostic>) -> Option<Vec<PathBuf>> {
-    let entries = list(folder, diags)?;
-    let mut out = Vec::new();
-    for e in entries {
-        match e.kind {
-            EntryKind::File if is_xml(&e.path) => out.push(e.path),
-            EntryKind::Dir => diags.push(Diagnostic::warning(
-                &e.path,
-                None,
-                "folder ignored: bundle files are not read from subfolders here",
-            )),
-            EntryKind::File => diags.push(
-                Diagnostic::warning(&e.path, None, "not an .xml file; ignored")
-                    .with_hint(format!("this folder holds {what} per .xml file")),
-            ),
-            EntryKind::Other => diags.push(Diagnostic::warning(
-                &e.path,
-                None,
-                "neither a file nor a folder; ignored",
-            )),
-        }
-    }
-    Some(out)
-}
-
-fn is_xml(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| e.eq_ignore_ascii_case("xml"))
-}
-
-/// One entry of a bundle folder.
-struct Entry {
-    path: PathBuf,
-    name: String,
-    kind: EntryKind,
-}
-
-enum EntryKind {
-    File,
-    Dir,
-    /// A FIFO, socket, device or broken symlink: never opened.
-    Other,
-}
-
-/// The entries of `dir` sorted by name, without hidden ones (`.DS_Store`, `.git`, editor files),
-/// which tools leave in folders and Apigee does not read. `None` (with an error) when it cannot
-/// be listed or has more than [`MAX_FILES_PER_FOLDER`] entries.
-fn list(dir: &Path, diags: &mut Vec<Diagnostic>) -> Option<Vec<Entry>> {
-    let read = match std::fs::read_dir(dir) {
-        Ok(r) => r,
-        Err(e) => {
-            diags.push(Diagnostic::error(
-                dir,
-                None,
-                format!("cannot read the folder: {e}"),
-            ));
-            return None;
-        }
-    };
-    let mut out = Vec::new();
-    // Counted before hidden entries are dropped, so that no folder is read without end.
-    for (seen, entry) in read.enumerate() {
-        if seen >= MAX_FILES_PER_FOLDER {
-            diags.push(
-                Diagnostic::error(
-                    dir,
-                    None,
-                    format!("more than {MAX_FILES_PER_FOLDER} entries in the folder"),
-                )
-                .with_hint(format!("a bundle folder holds at most {MAX_FILES_PER_FOLDER} files; check for a generated or misplaced folder")),
-            );
-            return None;
-        }
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                diags.push(Diagnostic::error(
-                    dir,
-                    None,
-                    format!("cannot read the folder: {e}"),
-                ));
-                return None;
-            }
-        };
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue;
-        }
-        let path = entry.path();
-        // Follows symlinks, as the rest of cachegate's loading does.
-        let kind = match std::fs::metadata(&path) {
-            Ok(m) if m.is_file() => EntryKind::File,
-            Ok(m) if m.is_dir() => EntryKind::Dir,
-            _ => EntryKind::Other,
-        };
-        out.push(Entry { path, name, kind });
-    }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    Some(out)
 }

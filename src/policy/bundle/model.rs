@@ -204,3 +204,27 @@ pub struct PolicyHeader {
     #[allow(dead_code)]
     pub continue_on_error: bool,
 }
+
+/// One `sharedflowbundle/` folder as read from disk: a flow of Steps a FlowCallout (or a flow
+/// hook) runs in place, and the policies its Steps name (apigee-bundles.md §1.2, §6).
+#[derive(Debug, Clone)]
+pub struct SharedFlowBundle {
+    /// The one `.xml` file at the root (`<SharedFlowBundle>`), when there is exactly one.
+    pub descriptor: Option<PathBuf>,
+    /// `<SharedFlowBundle name="…">`, which FlowCallouts name; without a usable descriptor, the
+    /// bundle's folder name at 1:1.
+    pub name: Option<Located<String>>,
+    /// `sharedflows/<file>.xml`: the one `<SharedFlow>`.
+    pub flow: Option<SharedFlowFile>,
+    /// `policies/*.xml`, sorted by file name; listed, not parsed.
+    pub policy_files: Vec<PathBuf>,
+}
+
+/// A `<SharedFlow name="default">`: Steps in order (no Request/Response split, no routes).
+#[derive(Debug, Clone)]
+pub struct SharedFlowFile {
+    /// The file.
+    pub path: PathBuf,
+    /// Its Steps, in order.
+    pub steps: Vec<Step>,
+}

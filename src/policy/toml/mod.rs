@@ -1,7 +1,7 @@
 //! TOML policy files → [`PolicyFile`]: the same model as the Apigee XML, written in TOML.
 //!
 //! A file holds exactly one top-level table, named by the policy kind (`ResponseCache`,
-//! `LookupCache`, `PopulateCache`, `InvalidateCache` or `AssignMessage`). Keys are the XML elements
+//! `LookupCache`, `PopulateCache`, `InvalidateCache`, `AssignMessage` or `FlowCallout`). Keys are the XML elements
 //! in snake_case. Unknown keys are errors (with a did-you-mean hint), as unknown XML elements are.
 //!
 //! ```toml
@@ -53,6 +53,9 @@
 //!   ref = "client.tier"               # and/or template = "…", value = "fallback"
 //!   ```
 //!
+//! - **FlowCallout**: `shared_flow_bundle = "name"` (required) and
+//!   `parameters = [{ name = "aud", value = "literal" }, { name = "tok", ref = "request.header.t" }]`.
+//!
 //! `expiry` is exactly one of `{ timeout_secs = 300 }`, `{ date = "12-31-2026" }` (mm-dd-yyyy) or
 //! `{ time_of_day = "03:00:00" }` (hh:mm:ss), each optionally with `ref = "flow.var"` (the variable
 //! wins when it resolves; the literal is the fallback); `{ ref = "flow.ttl" }` alone is a timeout.
@@ -66,16 +69,18 @@
 //! that take two shapes have hand-written visitors.
 //!
 //! The code is split by concern, and the files import one way (`mod.rs` → `cache.rs`,
-//! `assign.rs` → `mapper.rs` → `shape.rs`):
+//! `assign.rs`, `callout.rs` → `mapper.rs` → `shape.rs`):
 //!
 //! - `shape.rs` holds the serde structs, i.e. the file format;
 //! - `mapper.rs` turns spans and toml errors into diagnostics and maps what every kind shares;
-//! - `cache.rs` maps the four cache policies and `assign.rs` AssignMessage;
+//! - `cache.rs` maps the four cache policies, `assign.rs` AssignMessage and `callout.rs`
+//!   FlowCallout;
 //! - this file is the entry point, [`parse`], reads the file's outline (exactly one policy table)
 //!   and dispatches on the policy kind.
 
 mod assign;
 mod cache;
+mod callout;
 mod mapper;
 mod shape;
 
@@ -255,6 +260,16 @@ impl Mapper<'_, '_, '_> {
             ) => (
                 self.common(&t.common()),
                 self.assign_message(t).map(Policy::AssignMessage),
+            ),
+            (
+                PolicyKind::FlowCallout,
+                Document {
+                    flow_callout: Some(t),
+                    ..
+                },
+            ) => (
+                self.common(&t.common()),
+                self.flow_callout(t).map(Policy::FlowCallout),
             ),
             _ => return None,
         };

@@ -60,6 +60,8 @@ pub(super) struct Document {
     pub(super) invalidate_cache: Option<InvalidateCacheT>,
     #[serde(rename = "AssignMessage")]
     pub(super) assign_message: Option<AssignMessageT>,
+    #[serde(rename = "FlowCallout")]
+    pub(super) flow_callout: Option<FlowCalloutT>,
 }
 
 policy_table!(ResponseCacheT {
@@ -110,6 +112,22 @@ policy_table!(AssignMessageT {
     set: Option<SetT>,
     assign_variable: Option<Vec<Spanned<AssignVariableT>>>,
 });
+
+policy_table!(FlowCalloutT {
+    shared_flow_bundle: Spanned<String>,
+    #[serde(default)]
+    parameters: Vec<Spanned<CalloutParameterT>>,
+});
+
+/// `{ name = "x", ref = "request.header.x" }` or `{ name = "x", value = "literal" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CalloutParameterT {
+    pub(super) name: String,
+    #[serde(rename = "ref")]
+    pub(super) reference: Option<String>,
+    pub(super) value: Option<String>,
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -16,16 +16,18 @@
 //! `schemas/policies.xsd` so that the schema and the parser cannot drift apart.
 //!
 //! The code is split by step, one concern a file, and the files import one way (`mod.rs` →
-//! `cache.rs`, `assign.rs` → `mapper.rs` → `spec.rs` → `tree.rs`):
+//! `cache.rs`, `assign.rs`, `callout.rs` → `mapper.rs` → `spec.rs` → `tree.rs`):
 //!
 //! - `tree.rs` reads the text into the position-tracking element tree;
 //! - `spec.rs` holds the table of what each element may contain;
 //! - `mapper.rs` checks the tree against the table and maps what every kind shares;
-//! - `cache.rs` maps the four cache policies and `assign.rs` AssignMessage;
+//! - `cache.rs` maps the four cache policies, `assign.rs` AssignMessage and `callout.rs`
+//!   FlowCallout;
 //! - this file is the entry point, [`parse`], and dispatches on the policy kind.
 
 mod assign;
 mod cache;
+mod callout;
 mod mapper;
 mod spec;
 pub(crate) mod tree;
@@ -95,6 +97,7 @@ impl Mapper<'_, '_> {
             PolicyKind::PopulateCache => self.populate_cache(root).map(Policy::PopulateCache),
             PolicyKind::InvalidateCache => self.invalidate_cache(root).map(Policy::InvalidateCache),
             PolicyKind::AssignMessage => Some(Policy::AssignMessage(self.assign_message(root))),
+            PolicyKind::FlowCallout => self.flow_callout(root).map(Policy::FlowCallout),
         };
         Some(PolicyFile {
             path: path.to_path_buf(),

@@ -303,6 +303,32 @@ static ASSIGN_MESSAGE: Spec = Spec {
     )],
 };
 
+static FC_PARAMETERS: Spec = Spec {
+    attrs: &[],
+    content: Content::Elements,
+    children: &[many("Parameter", &FC_PARAMETER)],
+    unsupported: &[],
+};
+static FC_PARAMETER: Spec = text(&["name", "ref"]);
+
+static FLOW_CALLOUT: Spec = Spec {
+    attrs: ROOT_ATTRS,
+    content: Content::Elements,
+    children: &[
+        opt("DisplayName", &TEXT),
+        opt("Description", &TEXT),
+        opt("Properties", &PROPERTIES),
+        opt("FaultRules", &FAULT_RULES),
+        req(
+            "SharedFlowBundle",
+            &TEXT,
+            "<SharedFlowBundle>my-shared-flow</SharedFlowBundle>",
+        ),
+        opt("Parameters", &FC_PARAMETERS),
+    ],
+    unsupported: &[],
+};
+
 /// The root element of each kind.
 pub(super) fn root_spec(kind: PolicyKind) -> &'static Spec {
     match kind {
@@ -311,6 +337,7 @@ pub(super) fn root_spec(kind: PolicyKind) -> &'static Spec {
         PolicyKind::PopulateCache => &POPULATE_CACHE,
         PolicyKind::InvalidateCache => &INVALIDATE_CACHE,
         PolicyKind::AssignMessage => &ASSIGN_MESSAGE,
+        PolicyKind::FlowCallout => &FLOW_CALLOUT,
     }
 }
 

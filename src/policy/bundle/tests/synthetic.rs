@@ -147,13 +147,13 @@ fn shared_flow_bundle_is_refused() {
     assert_eq!(m.len(), 1, "{m:#?}");
     assert_eq!(
         m[0],
-        "sf.xml:2:1: error: this is a shared flow bundle (<SharedFlowBundle>), not an API proxy bundle"
+        "sf.xml:2:1: error: this is a shared flow bundle (sharedflowbundle/ with sharedflows/), not an API proxy bundle (apiproxy/ with proxies/)"
     );
     let (_, diags) = load_bundle(&root);
     assert!(diags[0]
         .hint
         .as_deref()
-        .is_some_and(|h| h.contains("loaded from a different place")));
+        .is_some_and(|h| h.contains("policies/sharedflows/")));
 }
 
 #[test]
