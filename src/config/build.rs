@@ -143,6 +143,14 @@ pub(super) fn build_stage(
                         assign: assign::compile(am),
                     })
                 }
+                Policy::RaiseFault(rf) => {
+                    stage::StepPolicy::RaiseFault(stage::AssignMessagePolicy {
+                        name: p.name().to_owned(),
+                        enabled: p.common.enabled,
+                        continue_on_error: p.common.continue_on_error,
+                        assign: assign::compile(&rf.fault_response),
+                    })
+                }
                 Policy::FlowCallout(fc) => {
                     stage::StepPolicy::FlowCallout(stage::FlowCalloutPolicy {
                         name: p.name().to_owned(),
@@ -199,7 +207,7 @@ fn unknown_caches(
             Policy::LookupCache(x) => x.cache_resource.as_ref(),
             Policy::PopulateCache(x) => x.cache_resource.as_ref(),
             Policy::InvalidateCache(x) => x.cache_resource.as_ref(),
-            Policy::AssignMessage(_) | Policy::FlowCallout(_) => None,
+            Policy::AssignMessage(_) | Policy::FlowCallout(_) | Policy::RaiseFault(_) => None,
         };
         let Some(r) = resource.filter(|r| !r.value.trim().is_empty()) else {
             continue;

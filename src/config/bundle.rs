@@ -22,7 +22,8 @@ use super::files::{parse_toml, read};
 use super::policies::Conditions;
 use super::shared::{self, load_policy_files, Foreign, LoadedPolicies, SharedFlows, StagePolicies};
 use super::source::{
-    Site, SrcEndpoint, SrcFlow, SrcFlows, SrcRoute, SrcRouteTo, SrcStep, SrcSteps, SrcTarget,
+    Site, SrcEndpoint, SrcFaultRule, SrcFlow, SrcFlows, SrcRoute, SrcRouteTo, SrcStep, SrcSteps,
+    SrcTarget,
 };
 use crate::diag::{Diagnostic, Diagnostics, Located, Pos};
 use crate::policy::bundle::{self as model, Bundle, Connection, RouteTarget};
@@ -172,10 +173,9 @@ pub(super) fn load_bundle_stage(
         (&stage_toml, &text),
         diags,
     );
-    let fault_steps = fault_rule_steps(&bundle);
     failed.extend(foreign.keys().filter(|n| !skipped.contains(*n)).cloned());
     shared::remove_steps(&mut src, &|s| !skipped.contains(&s.policy));
-    unused_policies(&src, &fault_steps, &policies, diags);
+    unused_policies(&src, &policies, diags);
     for (kind, at) in &skip {
         let used = foreign.values().any(|f| f.header.kind.value == *kind);
         if !used {
@@ -363,28 +363,19 @@ fn endpoint_of(file: &model::EndpointFile, diags: &mut Diagnostics) -> SrcEndpoi
             .with_hint("remove it, or keep this proxy on Apigee"),
         );
     }
-    let ignored = |what: &str, n: usize, pos: Pos, diags: &mut Diagnostics| {
-        if n > 0 {
-            diags.push(
-                Diagnostic::warning(
-                    path,
-                    Some(pos),
-                    format!(
-                        "{what} of {} `{}` is not run by cachegate yet ({n} step(s))",
-                        e.kind.element(),
-                        e.name.value
-                    ),
-                )
-                .with_hint("a failing policy answers 500 with the fault instead"),
-            );
-        }
+    let fault_rule = |r: &model::FaultRule| SrcFaultRule {
+        name: r.name.as_ref().map(|n| n.value.clone()).unwrap_or_default(),
+        at: site(path, r.name.as_ref().map_or(e.pos, |n| n.pos)),
+        condition: r
+            .condition
+            .as_ref()
+            .map(|c| (c.value.clone(), site(path, c.pos))),
+        steps: steps_of(path, &r.steps),
+        always_enforce: r.always_enforce,
     };
-    let fault_steps: usize = e.fault_rules.iter().map(|f| f.steps.len()).sum::<usize>()
-        + e.default_fault_rule.as_ref().map_or(0, |d| d.steps.len());
-    ignored("FaultRules/DefaultFaultRule", fault_steps, e.pos, diags);
     let client = e.post_client_flow.request.len() + e.post_client_flow.response.len();
     if client > 0 {
-        diags.push(Diagnostic::warning(path, Some(e.pos), format!("PostClientFlow of `{}` is not run by cachegate ({client} step(s)): it only runs after the response is sent, for logging", e.name.value)));
+        diags.push(Diagnostic::warning(path, Some(e.pos), format!("PostClientFlow of {} `{}` is not run by cachegate ({client} step(s)): it only runs after the response is sent, for logging", e.kind.element(), e.name.value)));
     }
     SrcEndpoint {
         name: e.name.value.clone(),
@@ -403,6 +394,8 @@ fn endpoint_of(file: &model::EndpointFile, diags: &mut Diagnostics) -> SrcEndpoi
             })
             .collect(),
         postflow: both(path, &e.postflow),
+        fault_rules: e.fault_rules.iter().map(fault_rule).collect(),
+        default_fault_rule: e.default_fault_rule.as_ref().map(fault_rule),
     }
 }
 
@@ -572,34 +565,13 @@ fn dispose(
     skipped
 }
 
-/// The policies FaultRules and DefaultFaultRules name.
-fn fault_rule_steps(bundle: &Bundle) -> BTreeSet<String> {
-    bundle
-        .proxies
-        .iter()
-        .chain(&bundle.targets)
-        .flat_map(|e| {
-            e.endpoint
-                .fault_rules
-                .iter()
-                .chain(&e.endpoint.default_fault_rule)
-        })
-        .flat_map(|r| r.steps.iter().map(|s| s.name.value.clone()))
-        .collect()
-}
-
 /// apigeelint's unused-policy warning (a policy only FaultRules use is used).
 fn unused_policies(
     src: &SrcFlows,
-    fault_steps: &BTreeSet<String>,
     policies: &BTreeMap<String, Arc<PolicyFile>>,
     diags: &mut Diagnostics,
 ) {
-    let used: BTreeSet<&str> = src
-        .every_step()
-        .map(|s| s.policy.as_str())
-        .chain(fault_steps.iter().map(String::as_str))
-        .collect();
+    let used: BTreeSet<&str> = src.every_step().map(|s| s.policy.as_str()).collect();
     for p in policies.values() {
         if !used.contains(p.name()) {
             diags.push(

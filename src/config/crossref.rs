@@ -9,7 +9,7 @@ use super::policies::Conditions;
 use super::source::{Site, SrcEndpoint, SrcFlows, SrcStep, SrcSteps};
 use crate::diag::{Diagnostic, Diagnostics, Pos};
 use crate::policy::model::{
-    CacheKey, Expiry, ExpirySettings, MessageTarget, Policy, PolicyFile, PolicyKind,
+    AssignMessage, CacheKey, Expiry, ExpirySettings, MessageTarget, Policy, PolicyFile, PolicyKind,
 };
 use crate::runtime::flow::template::Template;
 use crate::runtime::flow::vars::{classify, suggest, VarKind};
@@ -277,44 +277,48 @@ impl Checker<'_> {
                     }
                 }
             }
-            Policy::AssignMessage(am) => {
-                let lists = [
-                    am.add.as_ref().map(|a| (&a.headers, &a.query_params)),
-                    am.set.as_ref().map(|s| (&s.headers, &s.query_params)),
-                ];
-                for (headers, params) in lists.into_iter().flatten() {
-                    for nv in headers.iter().chain(params.iter()) {
-                        self.template(p, &nv.value, nv.pos);
-                    }
-                }
-                if let Some(set) = &am.set {
-                    if let Some(pl) = &set.payload {
-                        self.template(p, &pl.template, pl.pos);
-                    }
-                    for v in [&set.status_code, &set.reason_phrase, &set.verb, &set.path]
-                        .into_iter()
-                        .flatten()
-                    {
-                        self.template(p, &v.value, v.pos);
-                    }
-                }
-                for av in &am.assign_variables {
-                    if let Some(r) = &av.reference {
-                        // A <Ref> that does not resolve falls back to <Template>/<Value>.
-                        let lenient = av.template.is_some() || av.value.is_some();
-                        self.var(
-                            &r.value,
-                            &RefSite {
-                                file: &p.path,
-                                pos: Some(r.pos),
-                                lenient,
-                            },
-                        );
-                    }
-                    if let Some(t) = &av.template {
-                        self.template(p, &t.value, t.pos);
-                    }
-                }
+            Policy::AssignMessage(am) => self.assign_message(p, am),
+            Policy::RaiseFault(rf) => self.assign_message(p, &rf.fault_response),
+        }
+    }
+
+    /// The templates and references of an AssignMessage (or a RaiseFault's response).
+    fn assign_message(&mut self, p: &PolicyFile, am: &AssignMessage) {
+        let lists = [
+            am.add.as_ref().map(|a| (&a.headers, &a.query_params)),
+            am.set.as_ref().map(|s| (&s.headers, &s.query_params)),
+        ];
+        for (headers, params) in lists.into_iter().flatten() {
+            for nv in headers.iter().chain(params.iter()) {
+                self.template(p, &nv.value, nv.pos);
+            }
+        }
+        if let Some(set) = &am.set {
+            if let Some(pl) = &set.payload {
+                self.template(p, &pl.template, pl.pos);
+            }
+            for v in [&set.status_code, &set.reason_phrase, &set.verb, &set.path]
+                .into_iter()
+                .flatten()
+            {
+                self.template(p, &v.value, v.pos);
+            }
+        }
+        for av in &am.assign_variables {
+            if let Some(r) = &av.reference {
+                // A <Ref> that does not resolve falls back to <Template>/<Value>.
+                let lenient = av.template.is_some() || av.value.is_some();
+                self.var(
+                    &r.value,
+                    &RefSite {
+                        file: &p.path,
+                        pos: Some(r.pos),
+                        lenient,
+                    },
+                );
+            }
+            if let Some(t) = &av.template {
+                self.template(p, &t.value, t.pos);
             }
         }
     }

@@ -274,7 +274,7 @@ fn checked(
             Policy::LookupCache(x) => (x.scope, &x.cache_key.prefix),
             Policy::PopulateCache(x) => (x.scope, &x.cache_key.prefix),
             Policy::InvalidateCache(x) => (x.scope, &x.cache_key.prefix),
-            Policy::AssignMessage(_) | Policy::FlowCallout(_) => continue,
+            Policy::AssignMessage(_) | Policy::FlowCallout(_) | Policy::RaiseFault(_) => continue,
         };
         let prefixed = prefix.as_ref().is_some_and(|p| !p.value.is_empty());
         if !prefixed && scope != Scope::Global {
@@ -328,12 +328,8 @@ pub(crate) fn expand(
         diags,
     };
     let endpoint = |x: &mut Expander<'_, '_>, e: &mut SrcEndpoint| {
-        for steps in [&mut e.preflow, &mut e.postflow]
-            .into_iter()
-            .chain(e.flows.iter_mut().map(|f| &mut f.steps))
-        {
-            steps.request = x.list(std::mem::take(&mut steps.request), &mut Vec::new());
-            steps.response = x.list(std::mem::take(&mut steps.response), &mut Vec::new());
+        for steps in e.step_lists_mut() {
+            *steps = x.list(std::mem::take(steps), &mut Vec::new());
         }
     };
     endpoint(&mut x, &mut src.proxy);
@@ -364,12 +360,8 @@ pub(crate) fn expand(
 /// the spans right.
 pub(crate) fn remove_steps(src: &mut SrcFlows, keep: &dyn Fn(&SrcStep) -> bool) {
     let endpoint = |e: &mut SrcEndpoint| {
-        for s in [&mut e.preflow, &mut e.postflow]
-            .into_iter()
-            .chain(e.flows.iter_mut().map(|f| &mut f.steps))
-        {
-            s.request = retain_steps(&s.request, keep);
-            s.response = retain_steps(&s.response, keep);
+        for steps in e.step_lists_mut() {
+            *steps = retain_steps(steps, keep);
         }
     };
     endpoint(&mut src.proxy);

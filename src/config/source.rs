@@ -94,12 +94,55 @@ pub(crate) struct SrcEndpoint {
     pub flows: Vec<SrcFlow>,
     /// PostFlow.
     pub postflow: SrcSteps,
+    /// FaultRules, in document order.
+    pub fault_rules: Vec<SrcFaultRule>,
+    /// DefaultFaultRule.
+    pub default_fault_rule: Option<SrcFaultRule>,
+}
+
+/// A FaultRule or the DefaultFaultRule: steps run on the error response when its condition
+/// holds (apigee-bundles.md §5).
+#[derive(Debug, Clone)]
+pub(crate) struct SrcFaultRule {
+    /// Its name (empty for an unnamed DefaultFaultRule).
+    pub name: String,
+    /// Where it is written.
+    pub at: Site,
+    /// Its condition (none: always).
+    pub condition: Option<(String, Site)>,
+    /// Its steps, in order.
+    pub steps: Vec<SrcStep>,
+    /// DefaultFaultRule `<AlwaysEnforce>`.
+    pub always_enforce: bool,
 }
 
 impl SrcEndpoint {
-    /// Every step of the endpoint, in PreFlow, flows, PostFlow order, request side first.
+    /// Every step of the endpoint, in PreFlow, flows, PostFlow order, request side first, then
+    /// those of its fault rules.
     pub fn every_step(&self) -> impl Iterator<Item = &SrcStep> {
-        self.request_steps().chain(self.response_steps())
+        self.request_steps()
+            .chain(self.response_steps())
+            .chain(self.fault_rules().flat_map(|r| &r.steps))
+    }
+
+    /// Its FaultRules, then its DefaultFaultRule.
+    pub fn fault_rules(&self) -> impl Iterator<Item = &SrcFaultRule> {
+        self.fault_rules.iter().chain(&self.default_fault_rule)
+    }
+
+    /// Every list of steps it has (each side of each flow, each fault rule), for changes that
+    /// apply to all of them.
+    pub fn step_lists_mut(&mut self) -> impl Iterator<Item = &mut Vec<SrcStep>> {
+        [&mut self.preflow, &mut self.postflow]
+            .into_iter()
+            .chain(self.flows.iter_mut().map(|f| &mut f.steps))
+            .flat_map(|s| [&mut s.request, &mut s.response])
+            .chain(
+                self.fault_rules
+                    .iter_mut()
+                    .chain(self.default_fault_rule.as_mut())
+                    .map(|r| &mut r.steps),
+            )
     }
 
     /// Every request-side step.
@@ -231,6 +274,8 @@ impl SrcFlows {
             preflow: SrcSteps::default(),
             flows: Vec::new(),
             postflow: SrcSteps::default(),
+            fault_rules: Vec::new(),
+            default_fault_rule: None,
         };
         SrcFlows {
             proxy: SrcEndpoint {

@@ -22,6 +22,7 @@
 
 pub(crate) mod client_invalidation;
 pub(crate) mod facts;
+pub(crate) mod fault;
 pub(crate) mod invalidate;
 pub(crate) mod message;
 pub mod plan;

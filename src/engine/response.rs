@@ -10,7 +10,7 @@ use crate::cache::store::TieredStore;
 use crate::engine::message::ResponseMessage;
 use crate::engine::state::{Cursor, Segment};
 use crate::engine::state::{Env, RequestState};
-use crate::engine::steps::{self, Fault, Ran, StepContext};
+use crate::engine::steps::{self, Fault, FaultOrigin, Ran, StepContext};
 use crate::runtime::flow::assign::MessageTarget;
 use crate::runtime::key::BuiltKey;
 use crate::runtime::stage::{Selection, Side, Stage, Step};
@@ -33,8 +33,9 @@ pub struct ResponseEffects {
     pub populate: Option<BodyPopulate>,
     /// A body replacing the response's (AssignMessage `<Set><Payload>`).
     pub replacement: Option<Bytes>,
-    /// A step failed without `continueOnError`: the response is to become a 500 with it.
-    pub fault: Option<Fault>,
+    /// A step failed without `continueOnError` (or raised), in the endpoint given: the
+    /// response is to be the error flow's (`engine::fault`).
+    pub fault: Option<(Fault, FaultOrigin)>,
 }
 
 /// The TargetEndpoint whose response steps hold ResponseCache `rc`'s attachment: where a hit
@@ -150,9 +151,18 @@ pub async fn run_response_steps(
     }
     let sel = state.sel;
     let all: Vec<&Step> = stage.steps(&sel, Side::Response).collect();
-    let steps = match hit {
-        Some(rc) => after_attachment(all, rc),
-        None => all,
+    // The TargetEndpoint's steps come first: a fault before `boundary` is the target's.
+    let on_target = stage.target_endpoint(&sel).map_or(0, |t| {
+        t.endpoint.steps(sel.target_flow, Side::Response).count()
+    });
+    let (steps, boundary) = match hit {
+        Some(rc) => {
+            let before = all.len();
+            let rest = after_attachment(all, rc);
+            let cut = before - rest.len();
+            (rest, on_target.saturating_sub(cut))
+        }
+        None => (all, on_target),
     };
     let mut i = 0;
     while let Some(step) = steps.get(i) {
@@ -176,7 +186,11 @@ pub async fn run_response_steps(
                 }
             }
             Err(fault) => {
-                out.fault = Some(fault);
+                let origin = match sel.target {
+                    Some(t) if i <= boundary => FaultOrigin::Target(t),
+                    _ => FaultOrigin::Proxy,
+                };
+                out.fault = Some((fault, origin));
                 break;
             }
         }
@@ -185,7 +199,7 @@ pub async fn run_response_steps(
 }
 
 /// Runs one response step; `Err` when it failed without `continueOnError`.
-fn run_response_step(
+pub(super) fn run_response_step(
     env: Env<'_>,
     cx: &StepContext<'_>,
     req: &RequestHeader,

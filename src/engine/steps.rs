@@ -13,6 +13,7 @@ use bytes::Bytes;
 
 use crate::cache::entry::Entry;
 use crate::cache::store::TieredStore;
+use crate::engine::state::{RequestState, Segment};
 use crate::metrics::METRICS;
 use crate::runtime::flow::assign::{AssignError, Message, MessageTarget};
 use crate::runtime::flow::Variables;
@@ -41,7 +42,7 @@ pub fn after(
     match result {
         Ok(Ran::Skipped) => Ok((step.span, None)),
         Ok(Ran::Done(lookup)) => Ok((0, lookup)),
-        Err(fault) => match step.escape {
+        Err(fault) => match step.escape.filter(|_| fault.raised.is_none()) {
             Some(n) => {
                 tracing::warn!(policy = %fault.policy, error = %fault.message, "Shared flow step failed; the FlowCallout continues (continueOnError).");
                 Ok((n, None))
@@ -51,13 +52,51 @@ pub fn after(
     }
 }
 
-/// A step that failed without `continueOnError`: the request is answered with an error.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A step that failed without `continueOnError`, or a RaiseFault: the request enters the error
+/// flow (`engine::fault`).
+#[derive(Debug, Clone)]
 pub struct Fault {
     /// The policy.
     pub policy: String,
     /// What went wrong (safe to show the client: no values, only names).
     pub message: String,
+    /// Apigee's `fault.name` (`RaiseFault`, `EntryCannotBeCached`, `UnresolvedVariable`, …),
+    /// which FaultRule conditions test.
+    pub name: &'static str,
+    /// A RaiseFault: the policy whose `<FaultResponse>` builds the error response. Raising is
+    /// not a failure: `continueOnError` does not let the flow go on past it.
+    pub raised: Option<Arc<StepPolicy>>,
+}
+
+/// Where a fault happened: whose fault rules handle it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultOrigin {
+    /// The ProxyEndpoint's steps (and flow hooks around them).
+    Proxy,
+    /// This TargetEndpoint's steps.
+    Target(usize),
+}
+
+impl FaultOrigin {
+    /// The origin of a fault on the request side: the segment the walk was in.
+    pub fn of_request(state: &RequestState) -> Self {
+        match (state.cursor.seg, state.sel.target) {
+            (Segment::TargetPre | Segment::TargetFlow | Segment::TargetPost, Some(t)) => {
+                FaultOrigin::Target(t)
+            }
+            _ => FaultOrigin::Proxy,
+        }
+    }
+}
+
+impl StepError {
+    /// The `fault.name` Apigee gives the same failure.
+    fn fault_name(&self) -> &'static str {
+        match self {
+            StepError::ValueTooLarge(_) => "EntryCannotBeCached",
+            StepError::UnresolvedFragment(_) | StepError::Assign(_) => "UnresolvedVariable",
+        }
+    }
 }
 
 /// Why a step failed.
@@ -379,7 +418,7 @@ pub struct StepContext<'a> {
 /// Runs one step. `msg` is the message the step may change (None when it cannot, e.g. a
 /// request step after the request was sent).
 pub fn run(
-    policy: &StepPolicy,
+    policy: &Arc<StepPolicy>,
     cx: &StepContext<'_>,
     vars: &dyn Variables,
     msg: Option<&mut dyn Message>,
@@ -390,11 +429,21 @@ pub fn run(
     let fault = |e: StepError| Fault {
         policy: policy.name().to_owned(),
         message: e.to_string(),
+        name: e.fault_name(),
+        raised: None,
     };
-    match policy {
+    match &**policy {
         StepPolicy::LookupCache(p) => lookup(p, store, stage, vars, &mut fx, cx.dry_run),
         StepPolicy::PopulateCache(p) => populate(p, cx, vars, &mut fx, side).map_err(fault)?,
         StepPolicy::InvalidateCache(p) => invalidate(p, cx, vars, &mut fx).map_err(fault)?,
+        StepPolicy::RaiseFault(p) => {
+            return Err(Fault {
+                policy: p.name.clone(),
+                message: "raised".to_owned(),
+                name: "RaiseFault",
+                raised: Some(Arc::clone(policy)),
+            })
+        }
         StepPolicy::FlowCallout(p) => {
             // Each parameter is a flow variable for the shared flow's steps, which follow.
             for (name, reference, literal) in &p.parameters {
@@ -431,7 +480,7 @@ pub fn enabled_policy<'s>(stage: &'s Stage, step: &Step) -> Option<&'s Arc<StepP
 pub fn tolerate<T>(policy: &StepPolicy, result: Result<T, Fault>) -> Result<Option<T>, Fault> {
     match result {
         Ok(v) => Ok(Some(v)),
-        Err(fault) if policy.continue_on_error() => {
+        Err(fault) if policy.continue_on_error() && fault.raised.is_none() => {
             tracing::warn!(policy = %fault.policy, error = %fault.message, "Policy failed; continuing (continueOnError).");
             Ok(None)
         }

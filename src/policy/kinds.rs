@@ -48,13 +48,14 @@ impl Family {
 }
 
 /// Kinds cachegate runs.
-pub const RUN: [&str; 6] = [
+pub const RUN: [&str; 7] = [
     "ResponseCache",
     "LookupCache",
     "PopulateCache",
     "InvalidateCache",
     "AssignMessage",
     "FlowCallout",
+    "RaiseFault",
 ];
 
 /// Observability kinds.
@@ -143,7 +144,7 @@ pub fn disposition(kind: &str) -> Disposition {
     } else if MEDIATION.contains(&kind) {
         Disposition::Skippable(Family::Mediation)
     } else {
-        // RaiseFault, and any kind cachegate does not know (a newer Apigee kind
+        // Any kind cachegate does not know (a newer Apigee kind
         // or a misspelling): nothing can be said about what skipping it would change.
         Disposition::Never
     }
@@ -156,11 +157,8 @@ pub fn is_code(kind: &str) -> bool {
 }
 
 /// Why a kind that can never be skipped cannot be, for the error's hint.
-pub fn never_reason(kind: &str) -> &'static str {
-    match kind {
-        "RaiseFault" => "it decides the status and body of the responses it raises (a 404, a refusal); without it the request would reach the target instead",
-        _ => "cachegate does not know this policy kind, so it cannot tell what skipping it would change",
-    }
+pub fn never_reason(_kind: &str) -> &'static str {
+    "cachegate does not know this policy kind, so it cannot tell what skipping it would change"
 }
 
 #[cfg(test)]
@@ -172,7 +170,7 @@ mod tests {
         assert_eq!(disposition("ResponseCache"), Disposition::Run);
         assert_eq!(disposition("VerifyAPIKey"), Disposition::Security);
         assert_eq!(disposition("OAuthV2"), Disposition::Security);
-        assert_eq!(disposition("RaiseFault"), Disposition::Never);
+        assert_eq!(disposition("RaiseFault"), Disposition::Run);
         assert_eq!(
             disposition("Quota"),
             Disposition::Skippable(Family::Traffic)

@@ -47,6 +47,8 @@ pub enum Policy {
     AssignMessage(AssignMessage),
     /// Runs a shared flow's steps in place (`<FlowCallout>`).
     FlowCallout(FlowCallout),
+    /// Ends the normal flow with an error response (`<RaiseFault>`).
+    RaiseFault(RaiseFault),
 }
 
 impl Policy {
@@ -59,6 +61,7 @@ impl Policy {
             Policy::InvalidateCache(_) => PolicyKind::InvalidateCache,
             Policy::AssignMessage(_) => PolicyKind::AssignMessage,
             Policy::FlowCallout(_) => PolicyKind::FlowCallout,
+            Policy::RaiseFault(_) => PolicyKind::RaiseFault,
         }
     }
 }
@@ -78,6 +81,8 @@ pub enum PolicyKind {
     AssignMessage,
     /// `<FlowCallout>`
     FlowCallout,
+    /// `<RaiseFault>`
+    RaiseFault,
 }
 
 impl PolicyKind {
@@ -95,13 +100,14 @@ impl PolicyKind {
     }
 
     /// All kinds, in documentation order.
-    pub const ALL: [PolicyKind; 6] = [
+    pub const ALL: [PolicyKind; 7] = [
         PolicyKind::ResponseCache,
         PolicyKind::LookupCache,
         PolicyKind::PopulateCache,
         PolicyKind::InvalidateCache,
         PolicyKind::AssignMessage,
         PolicyKind::FlowCallout,
+        PolicyKind::RaiseFault,
     ];
 
     /// The XML root element name (also the TOML `kind` value).
@@ -113,6 +119,7 @@ impl PolicyKind {
             PolicyKind::InvalidateCache => "InvalidateCache",
             PolicyKind::AssignMessage => "AssignMessage",
             PolicyKind::FlowCallout => "FlowCallout",
+            PolicyKind::RaiseFault => "RaiseFault",
         }
     }
 
@@ -319,6 +326,17 @@ pub struct FlowCallout {
     /// `<Parameters>/<Parameter>`: each becomes a flow variable of its name before the shared
     /// flow runs.
     pub parameters: Vec<CalloutParameter>,
+}
+
+/// `<RaiseFault>`: enters the error flow with the response its `<FaultResponse>` builds
+/// (apigee-bundles.md §5).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RaiseFault {
+    /// `<FaultResponse>`: `<Set>`, `<Add>`, `<Remove>`, `<AssignVariable>` applied to the error
+    /// response (a `500` to start with), as AssignMessage applies them to a response.
+    /// `<IgnoreUnresolvedVariables>` (default true for RaiseFault) is its
+    /// `ignore_unresolved_variables`.
+    pub fault_response: AssignMessage,
 }
 
 /// `<Parameter name="…" ref="…">literal</Parameter>`.

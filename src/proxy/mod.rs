@@ -182,8 +182,37 @@ impl Gateway {
         Ok(false)
     }
 
+    /// Answers a request whose request step raised or failed: the error flow's response
+    /// (`engine::fault`), nothing forwarded or stored.
+    async fn answer_fault(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        fault: &engine::steps::Fault,
+    ) -> Result<()> {
+        let (Some(stage), Some(snapshot)) = (ctx.stage.clone(), ctx.snapshot.clone()) else {
+            return Ok(());
+        };
+        let origin = engine::steps::FaultOrigin::of_request(&ctx.state);
+        let env = Env {
+            config: &snapshot.config,
+            stage: &stage,
+            client_ip: &ctx.client_ip,
+        };
+        let err = engine::fault::error_flow(
+            env,
+            self.cache.store(),
+            session.req_header(),
+            &mut ctx.state,
+            fault,
+            origin,
+        )
+        .await?;
+        respond::error_response(session, err.header, err.body).await
+    }
+
     /// Runs the response steps (for hits and misses alike); a failure without
-    /// `continueOnError` turns the response into a 500 with the fault as its body.
+    /// `continueOnError`, or a RaiseFault, makes the response the error flow's.
     async fn run_response_steps(
         &self,
         session: &mut Session,
@@ -222,10 +251,26 @@ impl Gateway {
         if let Some(p) = fx.replacement {
             ctx.replacement = Some((p, false));
         }
-        if let Some(fault) = fx.fault {
-            resp.set_status(500)?;
-            resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
-            ctx.replacement = Some((respond::fault_body(&fault), false));
+        if let Some((fault, origin)) = fx.fault {
+            let err = engine::fault::error_flow(
+                env,
+                self.cache.store(),
+                session.req_header(),
+                &mut ctx.state,
+                &fault,
+                origin,
+            )
+            .await?;
+            // The error response replaces the response; what the cache said about it stays.
+            let mut header = err.header;
+            for name in ["x-cache", "cache-status"] {
+                if let Some(v) = resp.headers.get(name).cloned() {
+                    header.insert_header(name, v)?;
+                }
+            }
+            *resp = header;
+            ctx.capture = None;
+            ctx.replacement = Some((err.body, false));
         }
         Ok(())
     }
@@ -392,7 +437,7 @@ impl ProxyHttp for Gateway {
         .await;
         ctx.state = prepared.state;
         if let Some(fault) = prepared.fault {
-            respond::policy_fault(session, &fault).await?;
+            self.answer_fault(session, ctx, &fault).await?;
             return Ok(true);
         }
         match prepared.cache {
@@ -555,7 +600,7 @@ impl ProxyHttp for Gateway {
             )
             .await;
             if let Err(fault) = resumed {
-                respond::policy_fault(session, &fault).await?;
+                self.answer_fault(session, ctx, &fault).await?;
                 return Ok(false);
             }
         }

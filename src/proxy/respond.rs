@@ -129,25 +129,19 @@ async fn json_and_close(session: &mut Session, code: u16, body: Bytes) -> Result
         .await
 }
 
-/// The body of a policy failure (names the policy; never values, which may be secret).
-pub(super) fn fault_body(fault: &crate::engine::steps::Fault) -> Bytes {
-    Bytes::from(
-        serde_json::json!({
-            "error": "policy_error",
-            "policy": fault.policy,
-            "message": fault.message,
-        })
-        .to_string(),
-    )
-}
-
-/// Answers a request whose request step failed (Apigee: the flow enters its error state).
-pub(super) async fn policy_fault(
+/// Sends the error flow's response (`engine::fault`) to a request that was not forwarded.
+pub(super) async fn error_response(
     session: &mut Session,
-    fault: &crate::engine::steps::Fault,
+    mut header: ResponseHeader,
+    body: Bytes,
 ) -> Result<()> {
-    tracing::warn!(policy = %fault.policy, error = %fault.message, "Policy failed.");
-    bytes(session, 500, fault_body(fault)).await
+    header.remove_header(&http::header::TRANSFER_ENCODING);
+    header.insert_header(http::header::CONTENT_LENGTH, body.len())?;
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
+    session.write_response_body(Some(body), true).await?;
+    Ok(())
 }
 
 /// The 404 body for a path no stage serves.

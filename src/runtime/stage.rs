@@ -308,6 +308,24 @@ pub struct Endpoint {
     pub flows: Vec<Flow>,
     /// Steps after the matched flow.
     pub postflow: FlowSteps,
+    /// FaultRules, in document order (`engine::fault` evaluates a ProxyEndpoint's from the
+    /// last, a TargetEndpoint's from the first, as Apigee does).
+    pub fault_rules: Vec<FaultRule>,
+    /// DefaultFaultRule.
+    pub default_fault_rule: Option<FaultRule>,
+}
+
+/// A FaultRule or the DefaultFaultRule (apigee-bundles.md §5).
+#[derive(Debug, Clone)]
+pub struct FaultRule {
+    /// Name (for logs).
+    pub name: String,
+    /// When it applies (`None`: always).
+    pub condition: Option<Condition>,
+    /// Its steps, run on the error response.
+    pub steps: Vec<Step>,
+    /// DefaultFaultRule `<AlwaysEnforce>`: also after a FaultRule ran.
+    pub always_enforce: bool,
 }
 
 impl Endpoint {
@@ -375,6 +393,8 @@ pub enum StepPolicy {
     AssignMessage(AssignMessagePolicy),
     /// FlowCallout: sets its parameters; its shared flow's steps follow it (see [`Step::span`]).
     FlowCallout(FlowCalloutPolicy),
+    /// RaiseFault: enters the error flow with the response it builds.
+    RaiseFault(AssignMessagePolicy),
 }
 
 /// A FlowCallout ready to run: the shared flow's steps are compiled in place after its step.
@@ -414,6 +434,7 @@ impl StepPolicy {
             StepPolicy::InvalidateCache(p) => &p.common.name,
             StepPolicy::AssignMessage(p) => &p.name,
             StepPolicy::FlowCallout(p) => &p.name,
+            StepPolicy::RaiseFault(p) => &p.name,
         }
     }
 
@@ -425,6 +446,7 @@ impl StepPolicy {
             StepPolicy::InvalidateCache(p) => p.common.enabled,
             StepPolicy::AssignMessage(p) => p.enabled,
             StepPolicy::FlowCallout(p) => p.enabled,
+            StepPolicy::RaiseFault(p) => p.enabled,
         }
     }
 
@@ -436,6 +458,7 @@ impl StepPolicy {
             StepPolicy::InvalidateCache(p) => p.common.continue_on_error,
             StepPolicy::AssignMessage(p) => p.continue_on_error,
             StepPolicy::FlowCallout(p) => p.continue_on_error,
+            StepPolicy::RaiseFault(p) => p.continue_on_error,
         }
     }
 }

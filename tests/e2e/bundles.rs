@@ -161,7 +161,7 @@ fn every_sample_bundle_loads_or_is_refused_by_name() {
         (
             "apigee+api-platform-samples/perf-proxies/perfproxy",
             false,
-            "<RaiseFault> `RejectURI` cannot run on cachegate",
+            "FlowCallout `FlowCallout` calls shared flow `sfassignmessage`, which is not loaded",
         ),
         (
             LLM,

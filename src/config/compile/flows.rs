@@ -3,10 +3,14 @@
 //! file and line where each condition is written.
 
 use crate::config::policies::Conditions;
-use crate::config::source::{Site, SrcEndpoint, SrcFlows, SrcRouteTo, SrcStep, SrcSteps};
+use crate::config::source::{
+    Site, SrcEndpoint, SrcFaultRule, SrcFlows, SrcRouteTo, SrcStep, SrcSteps,
+};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::runtime::flow::condition::Condition;
-use crate::runtime::stage::{Endpoint, Flow, FlowSteps, RouteRule, RouteTo, Step, TargetEndpoint};
+use crate::runtime::stage::{
+    Endpoint, FaultRule, Flow, FlowSteps, RouteRule, RouteTo, Step, TargetEndpoint,
+};
 
 /// Parses a condition once per load; a syntax error is reported at `at`.
 fn condition(
@@ -116,11 +120,37 @@ fn endpoint(diags: &mut Diagnostics, conditions: &mut Conditions, e: &SrcEndpoin
             );
         }
     }
+    let mut fault_rule = |r: &SrcFaultRule| FaultRule {
+        name: r.name.clone(),
+        condition: r
+            .condition
+            .as_ref()
+            .and_then(|(c, at)| condition(diags, conditions, at, c)),
+        steps: steps(diags, conditions, &r.steps),
+        always_enforce: r.always_enforce,
+    };
+    let fault_rules = e.fault_rules.iter().map(&mut fault_rule).collect();
+    let default_fault_rule = e.default_fault_rule.as_ref().map(&mut fault_rule);
+    // apigeelint FR001: with several FaultRules, one without a Condition takes every fault.
+    if e.fault_rules.len() > 1 {
+        for r in e.fault_rules.iter().filter(|r| r.condition.is_none()) {
+            diags.push(
+                Diagnostic::warning(
+                    &r.at.file,
+                    r.at.pos,
+                    format!("FaultRule `{}` has no <Condition>: it handles every fault, and the other FaultRules of the endpoint may never run", r.name),
+                )
+                .with_hint("give each FaultRule a Condition such as fault.name = \"RaiseFault\" (apigeelint FR001)"),
+            );
+        }
+    }
     Endpoint {
         name: e.name.clone(),
         preflow: flow_steps(diags, conditions, &e.preflow),
         flows,
         postflow: flow_steps(diags, conditions, &e.postflow),
+        fault_rules,
+        default_fault_rule,
     }
 }
 

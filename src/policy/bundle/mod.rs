@@ -42,8 +42,8 @@ use descriptor::{root_descriptor, Root};
 use folder::{folder_name, is_xml, list, xml_in, EntryKind};
 
 pub use model::{
-    Bundle, Connection, EndpointFile, EndpointKind, FlowSteps, PolicyHeader, RouteTarget,
-    SharedFlowBundle, Step,
+    Bundle, Connection, EndpointFile, EndpointKind, FaultRule, FlowSteps, PolicyHeader,
+    RouteTarget, SharedFlowBundle, Step,
 };
 pub use read::policy_header;
 pub use shared::load_shared_flow_bundle;

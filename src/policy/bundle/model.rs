@@ -155,12 +155,9 @@ pub enum RouteTarget {
     Null,
 }
 
-/// A `<FaultRule>` or the `<DefaultFaultRule>`.
-///
-/// Parsed in full, but config runs none of them yet (it warns that they are not run); the
-/// name, condition and `AlwaysEnforce` are for the fault-rule runner still to come.
+/// A `<FaultRule>` or the `<DefaultFaultRule>`: the steps run on the error response when its
+/// condition holds (apigee-bundles.md §5).
 #[derive(Debug, Clone)]
-#[allow(dead_code)]
 pub struct FaultRule {
     /// `@name` (optional on DefaultFaultRule).
     pub name: Option<Located<String>>,

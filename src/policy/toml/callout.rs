@@ -47,3 +47,31 @@ impl Mapper<'_, '_, '_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::outcome;
+    use crate::policy::model::Policy;
+
+    #[test]
+    fn flow_callout_and_raise_fault_tables() {
+        let fc = outcome(
+            "[FlowCallout]\nname = \"FC\"\nshared_flow_bundle = \"auth\"\nparameters = [{ name = \"aud\", value = \"x\" }, { name = \"tok\", ref = \"request.header.t\" }]\n",
+        );
+        let Some(Policy::FlowCallout(fc)) = fc.policy.map(|p| p.policy) else {
+            panic!("{:?}", fc.diagnostics)
+        };
+        assert_eq!(fc.shared_flow_bundle.value, "auth");
+        assert_eq!(
+            fc.parameters[1].reference.as_deref(),
+            Some("request.header.t")
+        );
+
+        let rf = outcome("[RaiseFault]\nname = \"RF\"\n[RaiseFault.set]\nstatus_code = \"404\"\n");
+        let Some(Policy::RaiseFault(rf)) = rf.policy.map(|p| p.policy) else {
+            panic!("{:?}", rf.diagnostics)
+        };
+        assert!(rf.fault_response.ignore_unresolved_variables);
+        assert!(rf.fault_response.set.is_some());
+    }
+}

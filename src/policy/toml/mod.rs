@@ -1,7 +1,8 @@
 //! TOML policy files → [`PolicyFile`]: the same model as the Apigee XML, written in TOML.
 //!
 //! A file holds exactly one top-level table, named by the policy kind (`ResponseCache`,
-//! `LookupCache`, `PopulateCache`, `InvalidateCache`, `AssignMessage` or `FlowCallout`). Keys are the XML elements
+//! `LookupCache`, `PopulateCache`, `InvalidateCache`, `AssignMessage`, `FlowCallout` or
+//! `RaiseFault`). Keys are the XML elements
 //! in snake_case. Unknown keys are errors (with a did-you-mean hint), as unknown XML elements are.
 //!
 //! ```toml
@@ -53,6 +54,9 @@
 //!   ref = "client.tier"               # and/or template = "…", value = "fallback"
 //!   ```
 //!
+//! - **RaiseFault**: `ignore_unresolved_variables` (default true) and the fault response as
+//!   AssignMessage's `remove`, `add`, `set`, `assign_variable` (e.g.
+//!   `[RaiseFault.set] status_code = 404`).
 //! - **FlowCallout**: `shared_flow_bundle = "name"` (required) and
 //!   `parameters = [{ name = "aud", value = "literal" }, { name = "tok", ref = "request.header.t" }]`.
 //!
@@ -90,7 +94,7 @@ use std::path::Path;
 use ::toml::Spanned;
 
 use super::check::{self, LineIndex, Sink};
-use super::model::{Policy, PolicyFile, PolicyKind};
+use super::model::{Policy, PolicyFile, PolicyKind, RaiseFault};
 use super::ParseOutcome;
 use crate::diag::Pos;
 use mapper::Mapper;
@@ -270,6 +274,17 @@ impl Mapper<'_, '_, '_> {
             ) => (
                 self.common(&t.common()),
                 self.flow_callout(t).map(Policy::FlowCallout),
+            ),
+            (
+                PolicyKind::RaiseFault,
+                Document {
+                    raise_fault: Some(t),
+                    ..
+                },
+            ) => (
+                self.common(&t.common()),
+                self.assign_message(t.into_assign())
+                    .map(|fault_response| Policy::RaiseFault(RaiseFault { fault_response })),
             ),
             _ => return None,
         };

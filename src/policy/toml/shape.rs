@@ -62,6 +62,8 @@ pub(super) struct Document {
     pub(super) assign_message: Option<AssignMessageT>,
     #[serde(rename = "FlowCallout")]
     pub(super) flow_callout: Option<FlowCalloutT>,
+    #[serde(rename = "RaiseFault")]
+    pub(super) raise_fault: Option<RaiseFaultT>,
 }
 
 policy_table!(ResponseCacheT {
@@ -112,6 +114,34 @@ policy_table!(AssignMessageT {
     set: Option<SetT>,
     assign_variable: Option<Vec<Spanned<AssignVariableT>>>,
 });
+
+policy_table!(RaiseFaultT {
+    ignore_unresolved_variables: Option<bool>,
+    remove: Option<RemoveT>,
+    add: Option<AddT>,
+    set: Option<SetT>,
+    assign_variable: Option<Vec<Spanned<AssignVariableT>>>,
+});
+
+impl RaiseFaultT {
+    /// The fault response as an AssignMessage of the error response (unresolved variables are
+    /// ignored unless the file says otherwise, as in Apigee's RaiseFault).
+    pub(super) fn into_assign(self) -> AssignMessageT {
+        AssignMessageT {
+            name: self.name,
+            display_name: self.display_name,
+            description: self.description,
+            enabled: self.enabled,
+            continue_on_error: self.continue_on_error,
+            assign_to: None,
+            ignore_unresolved_variables: Some(self.ignore_unresolved_variables.unwrap_or(true)),
+            remove: self.remove,
+            add: self.add,
+            set: self.set,
+            assign_variable: self.assign_variable,
+        }
+    }
+}
 
 policy_table!(FlowCalloutT {
     shared_flow_bundle: Spanned<String>,

@@ -1,5 +1,6 @@
 //! Mapping of the AssignMessage policy from the element tree to the model: `<AssignTo>`,
-//! `<Remove>`, `<Add>`, `<Set>` (with the `<Payload>` text rule) and `<AssignVariable>`.
+//! `<Remove>`, `<Add>`, `<Set>` (with the `<Payload>` text rule) and `<AssignVariable>`; and of
+//! RaiseFault, whose `<FaultResponse>` holds the same elements.
 //!
 //! An `impl` block of the [`Mapper`] in `mapper.rs`; `mod.rs` calls [`Mapper::assign_message`].
 //! Kept apart from the cache policies (`cache.rs`), which share none of these elements.
@@ -9,7 +10,8 @@ use super::tree::Node;
 use crate::diag::Located;
 use crate::policy::check::{self, quoted};
 use crate::policy::model::{
-    Add, AssignMessage, AssignTo, AssignVariable, MessageTarget, NameValue, Payload, Remove, Set,
+    Add, AssignMessage, AssignTo, AssignVariable, MessageTarget, NameValue, Payload, RaiseFault,
+    Remove, Set,
 };
 
 impl Mapper<'_, '_> {
@@ -200,6 +202,28 @@ impl Mapper<'_, '_> {
             value,
         })
     }
+
+    /// `<RaiseFault>`: its `<FaultResponse>` is mapped as an AssignMessage of the error
+    /// response; `<IgnoreUnresolvedVariables>` defaults to true here (Apigee's RaiseFault).
+    pub(super) fn raise_fault(&mut self, root: &Node) -> Option<RaiseFault> {
+        let node = root.child("FaultResponse")?;
+        let mut fault_response = self.assign_message(node);
+        fault_response.assign_to = None;
+        fault_response.ignore_unresolved_variables = match root
+            .child("IgnoreUnresolvedVariables")
+            .map(|n| (n.pos, n.trimmed()))
+        {
+            None | Some((_, "")) => true,
+            Some((pos, t)) => match check::parse_bool(t, "<IgnoreUnresolvedVariables>") {
+                Ok(b) => b,
+                Err(issue) => {
+                    self.sink.issue(pos, issue);
+                    true
+                }
+            },
+        };
+        Some(RaiseFault { fault_response })
+    }
 }
 
 /// `<Payload>` text as written, without the blank lines around it: leading whitespace up to and
@@ -227,6 +251,26 @@ mod tests {
     use super::super::test_util::parse_ok;
     use super::*;
     use crate::policy::model::Policy;
+
+    #[test]
+    fn raise_fault_maps_its_fault_response_and_ignores_unresolved_variables_by_default() {
+        let p = parse_ok(
+            r#"<RaiseFault name="RF"><FaultResponse><Set><StatusCode>404</StatusCode><Payload contentType="text/plain">gone</Payload></Set></FaultResponse></RaiseFault>"#,
+        );
+        let Policy::RaiseFault(rf) = p.policy else {
+            panic!("not a RaiseFault")
+        };
+        assert!(rf.fault_response.ignore_unresolved_variables);
+        let set = rf.fault_response.set.expect("set");
+        assert_eq!(set.status_code.expect("status").value, "404");
+        let strict = parse_ok(
+            r#"<RaiseFault name="RF"><FaultResponse/><IgnoreUnresolvedVariables>false</IgnoreUnresolvedVariables></RaiseFault>"#,
+        );
+        let Policy::RaiseFault(rf) = strict.policy else {
+            panic!("not a RaiseFault")
+        };
+        assert!(!rf.fault_response.ignore_unresolved_variables);
+    }
 
     #[test]
     fn payload_text_trims_blank_lines_only() {

@@ -98,6 +98,7 @@ impl Mapper<'_, '_> {
             PolicyKind::InvalidateCache => self.invalidate_cache(root).map(Policy::InvalidateCache),
             PolicyKind::AssignMessage => Some(Policy::AssignMessage(self.assign_message(root))),
             PolicyKind::FlowCallout => self.flow_callout(root).map(Policy::FlowCallout),
+            PolicyKind::RaiseFault => self.raise_fault(root).map(Policy::RaiseFault),
         };
         Some(PolicyFile {
             path: path.to_path_buf(),

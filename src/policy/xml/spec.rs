@@ -329,6 +329,40 @@ static FLOW_CALLOUT: Spec = Spec {
     unsupported: &[],
 };
 
+static FAULT_RESPONSE: Spec = Spec {
+    attrs: &[],
+    content: Content::Elements,
+    children: &[
+        opt("Remove", &AM_REMOVE),
+        opt("Add", &AM_ADD),
+        opt("Set", &AM_SET),
+        many("AssignVariable", &AM_ASSIGN_VARIABLE),
+    ],
+    unsupported: &[(
+        "Copy",
+        "set the value with a {variable} template in <Set> instead",
+    )],
+};
+
+static RAISE_FAULT: Spec = Spec {
+    attrs: ROOT_ATTRS,
+    content: Content::Elements,
+    children: &[
+        opt("DisplayName", &TEXT),
+        opt("Description", &TEXT),
+        opt("Properties", &PROPERTIES),
+        opt("FaultRules", &FAULT_RULES),
+        req(
+            "FaultResponse",
+            &FAULT_RESPONSE,
+            "<FaultResponse><Set><StatusCode>404</StatusCode></Set></FaultResponse>",
+        ),
+        opt("IgnoreUnresolvedVariables", &TEXT),
+        opt("ShortFaultReason", &TEXT),
+    ],
+    unsupported: &[],
+};
+
 /// The root element of each kind.
 pub(super) fn root_spec(kind: PolicyKind) -> &'static Spec {
     match kind {
@@ -338,6 +372,7 @@ pub(super) fn root_spec(kind: PolicyKind) -> &'static Spec {
         PolicyKind::InvalidateCache => &INVALIDATE_CACHE,
         PolicyKind::AssignMessage => &ASSIGN_MESSAGE,
         PolicyKind::FlowCallout => &FLOW_CALLOUT,
+        PolicyKind::RaiseFault => &RAISE_FAULT,
     }
 }
 

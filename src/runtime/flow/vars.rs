@@ -44,6 +44,13 @@ pub const FIXED: &[&str] = &[
     "route.name",
     "route.target",
     "is.error",
+    "fault.name",
+    "fault.category",
+    "fault.reason",
+    "error.message",
+    "error.content",
+    "error.status.code",
+    "error.reason.phrase",
     "response.status.code",
     "response.reason.phrase",
     "response.content",
@@ -66,6 +73,7 @@ pub const FAMILIES: &[&str] = &[
     "response.header.",
     "message.header.",
     "message.queryparam.",
+    "error.header.",
 ];
 
 /// Variables set by policies: `<kind>.<policy name>.<field>`.
@@ -264,6 +272,11 @@ impl Variables for RequestVars<'_> {
         if let Some(h) = name.strip_prefix("response.header.") {
             return Self::header(self.response_headers?, h);
         }
+        // In the error flow, Apigee's `error` is the error response being built (which is the
+        // response here); `error.message` and the `fault.*` names are set as variables.
+        if let Some(rest) = name.strip_prefix("error.") {
+            return self.get(&format!("response.{rest}"));
+        }
         // Apigee's `message` is the request in the request flow and the response once there is
         // one.
         if let Some(rest) = name.strip_prefix("message.") {
@@ -304,7 +317,7 @@ impl Variables for RequestVars<'_> {
             // The TargetEndpoint's name, or the URL of a RouteRule that bypasses them.
             "route.target" => Cow::Borrowed(self.target_name.or(self.target_url)?),
             "target.url" => Cow::Borrowed(self.target_url?),
-            // cachegate has no error flow yet: no step ever runs in one.
+            // The error flow sets it (`engine::fault`); everywhere else it is false.
             "is.error" => Cow::Borrowed("false"),
             "system.time.zone" => Cow::Borrowed("UTC"),
             "response.status.code" => Cow::Owned(self.response_status?.to_string()),
