@@ -72,12 +72,14 @@
 //! - `mapper.rs` turns spans and toml errors into diagnostics and maps what every kind shares;
 //! - `cache.rs` maps the four cache policies and `assign.rs` AssignMessage;
 //! - this file is the entry point, [`parse`], reads the file's outline (exactly one policy table)
-//!   and dispatches on the policy kind.
+//!   and dispatches on the policy kind;
+//! - `write.rs` goes the other way: the model written as this format (`cachegate import`).
 
 mod assign;
 mod cache;
 mod mapper;
 mod shape;
+pub mod write;
 
 use std::collections::BTreeMap;
 use std::path::Path;
