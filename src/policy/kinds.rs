@@ -1,4 +1,5 @@
-//! What cachegate does with each Apigee policy kind it meets in a bundle.
+//! What cachegate does with each Apigee policy kind it meets in a bundle (or as an XML policy file
+//! beside a stage.toml, which is how `cachegate import` keeps a bundle's skipped policies).
 //!
 //! Real bundles hold many kinds besides the cache policies (shared reference
 //! `apigee-bundles.md` §9). cachegate runs the cache policies and AssignMessage. Every other kind
@@ -148,6 +149,20 @@ pub fn disposition(kind: &str) -> Disposition {
     }
 }
 
+/// Kinds cachegate knows and never skips (besides every kind it does not know).
+const NEVER: [&str; 2] = ["RaiseFault", "FlowCallout"];
+
+/// Whether `kind` is an Apigee policy kind cachegate knows but does not run: a stage.toml
+/// stage treats an XML file of such a kind as a bundle does (refused, or skipped on request),
+/// while an unknown root element stays a parse error with a did-you-mean.
+pub fn is_foreign(kind: &str) -> bool {
+    match disposition(kind) {
+        Disposition::Run => false,
+        Disposition::Never => NEVER.contains(&kind),
+        Disposition::Skippable(_) | Disposition::Security => true,
+    }
+}
+
 /// Whether a kind needing the acknowledgement does so because it runs code or calls out (not
 /// because it is a security policy as such), for the messages.
 pub fn is_code(kind: &str) -> bool {
@@ -192,5 +207,15 @@ mod tests {
             assert_eq!(disposition(k), Disposition::Security, "{k}");
         }
         assert_eq!(disposition("FlowCallout"), Disposition::Never);
+    }
+
+    #[test]
+    fn foreign_kinds_are_the_known_ones_cachegate_does_not_run() {
+        assert!(is_foreign("Quota") && is_foreign("VerifyAPIKey") && is_foreign("RaiseFault"));
+        assert!(!is_foreign("ResponseCache"));
+        assert!(
+            !is_foreign("ResponseCach"),
+            "a misspelling stays a parse error"
+        );
     }
 }

@@ -15,6 +15,7 @@ mod engine;
 mod guards;
 mod harness_selftest;
 mod hostile;
+mod import;
 mod invalidation;
 mod load;
 mod reload;
