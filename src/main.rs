@@ -1,4 +1,5 @@
-//! The `cachegate` command: run the gateway, or validate a policies directory offline.
+//! The `cachegate` command: run the gateway, validate a policies directory offline, or import an
+//! Apigee bundle as a native stage.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -23,7 +24,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(name = "cachegate", version, about, long_about = None)]
 #[command(
-    after_help = "Examples:\n  cachegate run --config policies\n  cachegate validate policies\n  cachegate schema --out schemas"
+    after_help = "Examples:\n  cachegate run --config policies\n  cachegate validate policies\n  cachegate import policies/weather --stage weather --out native/weather\n  cachegate schema --out schemas"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -50,6 +51,27 @@ enum Command {
         /// Directory holding gateway.toml and the stage folders.
         #[arg(default_value = "policies")]
         dir: PathBuf,
+    },
+    /// Write an Apigee API proxy bundle as the equivalent native stage: stage.toml and one
+    /// policy file per policy.
+    ///
+    /// BUNDLE is the apiproxy/ folder or the stage folder holding it (a stage.toml beside the
+    /// bundle is carried over). The import refuses what a stage.toml cannot say (several
+    /// TargetEndpoints, RouteRules that choose, fault rules, a PostClientFlow), naming it; the
+    /// bundle itself runs on cachegate as it is. Nothing is written unless the imported stage
+    /// compiles to exactly the bundle's.
+    Import {
+        /// The bundle: an apiproxy/ folder, or the folder holding one.
+        bundle: PathBuf,
+        /// The name of the stage (the name of its folder when it is loaded).
+        #[arg(long)]
+        stage: String,
+        /// The stage folder to write (created if needed).
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace the stage in a folder that is not empty.
+        #[arg(long)]
+        force: bool,
     },
     /// Write the JSON Schemas of gateway.toml and stage.toml (for editors and CI).
     Schema {
@@ -169,6 +191,40 @@ fn validate(dir: &Path) -> ExitCode {
     }
 }
 
+fn import(bundle: &Path, stage: &str, out: &Path, force: bool) -> ExitCode {
+    match cachegate::config::import::import_bundle(bundle, stage, out, force) {
+        Ok(done) => {
+            print_diagnostics(&done.warnings);
+            for p in &done.removed {
+                println!("removed {}", p.display());
+            }
+            for p in &done.written {
+                println!("wrote {}", p.display());
+            }
+            for (file, why) in &done.kept_as_xml {
+                println!("kept {file} as the bundle's XML: {why}");
+            }
+            for n in &done.notes {
+                eprintln!("note: {n}");
+            }
+            println!(
+                "{}: imported stage `{stage}` from {} ({})",
+                out.display(),
+                bundle.display(),
+                summary(&done.warnings)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            if let Some(d) = e.diagnostics() {
+                print_diagnostics(d);
+            }
+            eprintln!("cachegate import: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn schema(out: &Path, check: bool) -> anyhow::Result<ExitCode> {
     let mut stale = false;
     for (name, text) in cachegate::config::schema::generate() {
@@ -200,6 +256,12 @@ fn main() -> anyhow::Result<ExitCode> {
             run(&config, upgrade)
         }
         Command::Validate { dir } => Ok(validate(&dir)),
+        Command::Import {
+            bundle,
+            stage,
+            out,
+            force,
+        } => Ok(import(&bundle, &stage, &out, force)),
         Command::Schema { out, check } => schema(&out, check),
     }
 }

@@ -32,6 +32,7 @@ fn http_mode_key(scope: &ScopeContext) -> KeySpec {
 }
 
 /// What a stage is besides its flows and policies.
+#[derive(Clone)]
 pub(super) struct StageSettings {
     pub(super) name: String,
     pub(super) base_path: String,

@@ -6,7 +6,10 @@
 //! (`config::source`), its policies the stage's policies, and then the stage is checked and
 //! compiled exactly like a stage.toml stage. Policies of kinds cachegate does not run are
 //! refused, each named with every step that uses it, unless `skip_policies` says to run the kind
-//! as a no-op (security kinds also need `acknowledge_unprotected`; see `policy::kinds`).
+//! as a no-op (`foreign.rs`).
+//!
+//! [`read_bundle_stage`] stops before compiling, so that `cachegate import` (`import/`) sees
+//! exactly what the loader sees: the bundle, the stage.toml beside it, and the stage's parts.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -17,19 +20,37 @@ use toml::Spanned;
 
 use super::build::{build_stage, StageSettings};
 use super::compile::{self, FileCtx, Timeouts};
-use super::file::FileStage;
+use super::file::{FileFlow, FileStage, FileSteps};
 use super::files::{parse_toml, read};
+use super::foreign::{self, Foreign};
 use super::policies::Conditions;
-use super::shared::{self, load_policy_files, Foreign, LoadedPolicies, SharedFlows, StagePolicies};
+use super::shared::{self, load_policy_files, LoadedPolicies, SharedFlows, StagePolicies};
 use super::source::{
     Site, SrcEndpoint, SrcFaultRule, SrcFlow, SrcFlows, SrcRoute, SrcRouteTo, SrcStep, SrcSteps,
     SrcTarget,
 };
 use crate::diag::{Diagnostic, Diagnostics, Located, Pos};
 use crate::policy::bundle::{self as model, Bundle, Connection, RouteTarget};
-use crate::policy::kinds::{self, Disposition};
 use crate::policy::model::PolicyFile;
 use crate::runtime::stage::{self, Target};
+
+/// A bundle stage read and checked, not compiled yet.
+pub(super) struct BundleStage {
+    /// The bundle as parsed (with exactly one ProxyEndpoint).
+    pub bundle: Bundle,
+    /// `stage.toml` beside the bundle (possibly absent: then empty), its text and its model.
+    pub stage_toml: (PathBuf, String, FileStage),
+    /// The stage's settings (base path, API name, revision, …).
+    pub settings: StageSettings,
+    /// Its endpoints and routes, the steps of skipped policies removed.
+    pub src: SrcFlows,
+    /// The policies cachegate runs, by name.
+    pub policies: BTreeMap<String, Arc<PolicyFile>>,
+    /// Policies of kinds cachegate does not run, by name.
+    pub foreign: BTreeMap<String, Foreign>,
+    /// Names of policies that failed to load or are refused.
+    pub failed: BTreeSet<String>,
+}
 
 /// Loads the stage in `dir`, whose bundle is `dir/apiproxy`.
 pub(super) fn load_bundle_stage(
@@ -40,6 +61,28 @@ pub(super) fn load_bundle_stage(
     conditions: &mut Conditions,
     diags: &mut Diagnostics,
 ) -> Option<stage::Stage> {
+    let no_hooks = stage::FlowHooks::default();
+    let hooks = gateway.map_or(&no_hooks, |g| &g.flow_hooks);
+    let b = read_bundle_stage(dir, name, Some((registry, hooks)), diags)?;
+    build_stage(
+        b.settings,
+        &b.src,
+        &b.policies,
+        &b.failed,
+        gateway,
+        conditions,
+        diags,
+    )
+}
+
+/// Reads the stage in `dir` (`dir/apiproxy` and `dir/stage.toml`) up to compilation, reporting
+/// every problem found so far. `None` when it cannot be built at all.
+pub(super) fn read_bundle_stage(
+    dir: &Path,
+    name: String,
+    flows: Option<(&SharedFlows, &stage::FlowHooks)>,
+    diags: &mut Diagnostics,
+) -> Option<BundleStage> {
     let stage_toml = dir.join("stage.toml");
     let text = if stage_toml.exists() {
         read(&stage_toml, diags)?
@@ -52,14 +95,14 @@ pub(super) fn load_bundle_stage(
         text: &text,
         diags,
     };
-    let flows_at = file.flows.first().map(|f| f.name.span()).or_else(|| {
-        [&file.preflow, &file.postflow]
-            .iter()
-            .flat_map(|f| f.request.iter().chain(&f.response))
-            .map(|s| s.span())
-            .next()
+    let flows_at = first_flow_or_step(&file.flows, [&file.preflow, &file.postflow]);
+    let target_endpoint_at = file.target_endpoint.as_ref().and_then(|t| {
+        t.name
+            .as_ref()
+            .map(Spanned::span)
+            .or_else(|| first_flow_or_step(&t.flows, [&t.preflow, &t.postflow]))
     });
-    let owned: [(Option<std::ops::Range<usize>>, &str, &str); 4] = [
+    let owned: [(Option<std::ops::Range<usize>>, &str, &str); 7] = [
         (
             file.target.as_ref().map(|t| t.span()),
             "target",
@@ -80,6 +123,21 @@ pub(super) fn load_bundle_stage(
             "flows",
             "the bundle's ProxyEndpoint and TargetEndpoints hold the flows",
         ),
+        (
+            file.proxy_endpoint.as_ref().map(|t| t.span()),
+            "proxy_endpoint",
+            "the bundle's <ProxyEndpoint name> is the endpoint's name",
+        ),
+        (
+            file.route_rule.as_ref().map(|t| t.span()),
+            "route_rule",
+            "the bundle's RouteRules say where requests go",
+        ),
+        (
+            target_endpoint_at,
+            "target_endpoint",
+            "the bundle's TargetEndpoints hold their names and flows",
+        ),
     ];
     for (span, key, what) in owned {
         if let Some(span) = span {
@@ -93,29 +151,7 @@ pub(super) fn load_bundle_stage(
     let resources = compile::resources(&mut cx, &file);
     let cache = compile::cache(&mut cx, &file, &resources);
     let timeouts = compile::timeouts(&mut cx, &file);
-    let skip = kind_list(&mut cx, &file.skip_policies, "skip_policies");
-    let acknowledged = kind_list(
-        &mut cx,
-        &file.acknowledge_unprotected,
-        "acknowledge_unprotected",
-    );
-    for (kind, at) in &acknowledged {
-        if !skip.contains_key(kind) {
-            cx.error(
-                at,
-                format!("`{kind}` is acknowledged but not in skip_policies"),
-                Some(format!(
-                    "add \"{kind}\" to skip_policies too, or remove it here"
-                )),
-            );
-        } else if kinds::disposition(kind) != Disposition::Security {
-            cx.warning(
-                at,
-                format!("`{kind}` is not a security kind; acknowledging it changes nothing"),
-                None,
-            );
-        }
-    }
+    let lists = foreign::skip_lists(&mut cx, &file);
 
     let bundle_dir = dir.join("apiproxy");
     let (bundle, bundle_diags) = model::load_bundle(&bundle_dir);
@@ -153,41 +189,25 @@ pub(super) fn load_bundle_stage(
         );
     }
     // Shared flows first: their policies of other kinds are skipped or refused like the
-    // bundle's own.
-    shared::expand(
-        &mut src,
-        gateway.map_or(&stage::FlowHooks::default(), |g| &g.flow_hooks),
-        registry,
-        StagePolicies {
-            policies: &mut policies,
-            foreign: &mut foreign,
-            failed: &mut failed,
-        },
-        diags,
-    );
-    let skipped = dispose(
-        &src,
-        &foreign,
-        &skip,
-        &acknowledged,
-        (&stage_toml, &text),
-        diags,
-    );
-    failed.extend(foreign.keys().filter(|n| !skipped.contains(*n)).cloned());
-    shared::remove_steps(&mut src, &|s| !skipped.contains(&s.policy));
-    unused_policies(&src, &policies, diags);
-    for (kind, at) in &skip {
-        let used = foreign.values().any(|f| f.header.kind.value == *kind);
-        if !used {
-            let mut d = Diagnostic::warning(
-                &stage_toml,
-                pos_of(&text, at),
-                format!("skip_policies lists `{kind}`, which no policy of the bundle is"),
-            );
-            d.hint = Some("remove it".into());
-            diags.push(d);
-        }
+    // bundle's own. (The import reads the bundle as written: `flows` is None.)
+    if let Some((registry, hooks)) = flows {
+        shared::expand(
+            &mut src,
+            hooks,
+            registry,
+            StagePolicies {
+                policies: &mut policies,
+                foreign: &mut foreign,
+                failed: &mut failed,
+            },
+            diags,
+        );
     }
+    let skipped = foreign::dispose(&src, &foreign, &lists, (&stage_toml, &text), diags);
+    failed.extend(foreign.keys().filter(|n| !skipped.contains(*n)).cloned());
+    foreign::remove_steps(&mut src, &skipped);
+    unused_policies(&src, &policies, diags);
+    foreign::unused_skips(&lists, &foreign, (&stage_toml, &text), "bundle", diags);
 
     let api_name = match &bundle.name {
         Some(n) if compile::is_name(&n.value) => n.value.clone(),
@@ -224,46 +244,29 @@ pub(super) fn load_bundle_stage(
         resources,
         cache,
     };
-    build_stage(
-        settings, &src, &policies, &failed, gateway, conditions, diags,
-    )
+    Some(BundleStage {
+        bundle,
+        stage_toml: (stage_toml, text, file),
+        settings,
+        src,
+        policies,
+        foreign,
+        failed,
+    })
 }
 
-fn pos_of<T>(text: &str, at: &Spanned<T>) -> Option<Pos> {
-    let span = at.span();
-    (span.end > 0).then(|| Pos::from_offset(text, span.start))
-}
-
-/// `skip_policies` / `acknowledge_unprotected`: kind names, checked against the kinds cachegate
-/// knows to run (listing one of those is a mistake).
-fn kind_list(
-    cx: &mut FileCtx,
-    list: &[Spanned<String>],
-    key: &str,
-) -> BTreeMap<String, Spanned<String>> {
-    let mut out = BTreeMap::new();
-    for k in list {
-        let kind = k.get_ref();
-        if kinds::disposition(kind) == Disposition::Run {
-            cx.error(
-                k,
-                format!("`{kind}` runs in cachegate and cannot be listed in {key}"),
-                Some("remove it".into()),
-            );
-        } else if kinds::disposition(kind) == Disposition::Never {
-            cx.error(
-                k,
-                format!(
-                    "`{kind}` can never be skipped: {}",
-                    kinds::never_reason(kind)
-                ),
-                Some("remove it; a bundle using it cannot run on cachegate yet".into()),
-            );
-        } else {
-            out.insert(kind.clone(), k.clone());
-        }
-    }
-    out
+/// Where the first flow, else the first step, of an endpoint is written in stage.toml.
+fn first_flow_or_step(
+    flows: &[FileFlow],
+    steps: [&FileSteps; 2],
+) -> Option<std::ops::Range<usize>> {
+    flows.first().map(|f| f.name.span()).or_else(|| {
+        steps
+            .iter()
+            .flat_map(|f| f.request.iter().chain(&f.response))
+            .map(|s| s.span())
+            .next()
+    })
 }
 
 /// The ProxyEndpoint's base path, checked as stage.toml's `base_path` is.
@@ -466,103 +469,6 @@ fn flows_of(
         targets,
         routes,
     }
-}
-
-/// Decides, for every policy of a kind cachegate does not run, whether it is skipped or
-/// refused, and reports it with every step that uses it. Returns the names of the skipped ones.
-fn dispose(
-    src: &SrcFlows,
-    foreign: &BTreeMap<String, Foreign>,
-    skip: &BTreeMap<String, Spanned<String>>,
-    acknowledged: &BTreeMap<String, Spanned<String>>,
-    (stage_toml, stage_text): (&Path, &str),
-    diags: &mut Diagnostics,
-) -> BTreeSet<String> {
-    let mut skipped = BTreeSet::new();
-    for f in foreign.values() {
-        let kind = f.header.kind.value.as_str();
-        let steps: Vec<String> = src
-            .every_step()
-            .filter(|s| s.policy == f.name)
-            .map(|s| match s.at.pos {
-                Some(p) => format!("{}:{}:{}", s.at.file.display(), p.line, p.col),
-                None => s.at.file.display().to_string(),
-            })
-            .collect();
-        let at = (f.header.path.as_path(), Some(f.header.kind.pos));
-        // A disabled policy never runs in Apigee either; one no step cachegate runs names
-        // (unattached, or only in FaultRules, which are not run yet) is not run either.
-        if !f.header.enabled {
-            skipped.insert(f.name.clone());
-            continue;
-        }
-        if steps.is_empty() {
-            skipped.insert(f.name.clone());
-            diags.push(Diagnostic::warning(
-                at.0,
-                at.1,
-                format!(
-                    "<{kind}> `{}` is not run: no flow step cachegate runs uses it",
-                    f.name
-                ),
-            ));
-            continue;
-        }
-        let used = format!("used by the step(s) at {}", steps.join(", "));
-        let msg = |what: &str| format!("<{kind}> `{}` {what}; {used}", f.name);
-        match kinds::disposition(kind) {
-            // Parsed as a policy above; never reaches here.
-            Disposition::Run => {}
-            Disposition::Never => {
-                diags.push(
-                    Diagnostic::error(at.0, at.1, msg("cannot run on cachegate")).with_hint(
-                        format!("{kind} can never be skipped: {}", kinds::never_reason(kind)),
-                    ),
-                );
-            }
-            Disposition::Security => {
-                match (skip.contains_key(kind), acknowledged.contains_key(kind)) {
-                    (true, true) => {
-                        skipped.insert(f.name.clone());
-                        diags.push(Diagnostic::warning(at.0, at.1, msg("is SKIPPED: this API runs WITHOUT the protection it gives (acknowledge_unprotected)")));
-                    }
-                    (true, false) => {
-                        let pos = skip.get(kind).and_then(|k| pos_of(stage_text, k));
-                        let what = if kinds::is_code(kind) {
-                            "runs code that may check callers: skipping it may remove protection"
-                        } else {
-                            "is a security policy: skipping it removes the protection it gives"
-                        };
-                        diags.push(Diagnostic::error(stage_toml, pos, msg(what)).with_hint(format!("to run the API unprotected anyway, also write acknowledge_unprotected = [\"{kind}\"] in stage.toml")));
-                    }
-                    _ => {
-                        let what = if kinds::is_code(kind) {
-                            "runs code or calls a service cachegate cannot run, and may check callers"
-                        } else {
-                            "is a security policy cachegate does not run"
-                        };
-                        diags.push(Diagnostic::error(at.0, at.1, msg(what)).with_hint(format!("cachegate refuses to run the API without it; to run it unprotected anyway, write skip_policies = [\"{kind}\"] and acknowledge_unprotected = [\"{kind}\"] in stage.toml")));
-                    }
-                }
-            }
-            Disposition::Skippable(family) => {
-                if skip.contains_key(kind) {
-                    skipped.insert(f.name.clone());
-                    diags.push(Diagnostic::warning(
-                        at.0,
-                        at.1,
-                        msg(&format!(
-                            "runs as a no-op (skip_policies): {}",
-                            family.consequence()
-                        )),
-                    ));
-                } else {
-                    diags.push(Diagnostic::error(at.0, at.1, msg("is of a kind cachegate does not run")).with_hint(format!("to run the bundle without it ({}), write skip_policies = [\"{kind}\"] in stage.toml", family.consequence())));
-                }
-            }
-        }
-    }
-    skipped
 }
 
 /// apigeelint's unused-policy warning (a policy only FaultRules use is used).

@@ -280,15 +280,16 @@ pub struct FileStage {
     /// deploys a new revision, as in Apigee).
     #[schemars(with = "Option<u32>")]
     pub revision: Option<Spanned<u32>>,
-    /// Apigee bundle only: policy kinds to run as no-ops (e.g. `["StatisticsCollector",
-    /// "Quota"]`). Without it, a bundle using a kind cachegate does not run is refused. Kinds
-    /// that protect the API must also be listed in `acknowledge_unprotected`.
+    /// Policy kinds to run as no-ops (e.g. `["StatisticsCollector", "Quota"]`), for an Apigee
+    /// bundle's policies or Apigee XML policies of such kinds beside this file. Without it, a
+    /// stage using a kind cachegate does not run is refused. Kinds that protect the API must
+    /// also be listed in `acknowledge_unprotected`.
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub skip_policies: Vec<Spanned<String>>,
-    /// Apigee bundle only: the security kinds of `skip_policies` (VerifyAPIKey, OAuthV2,
-    /// VerifyJWT, …) listed again, to acknowledge that the API runs without that protection.
-    /// Logged as a warning at every start.
+    /// The security kinds of `skip_policies` (VerifyAPIKey, OAuthV2, VerifyJWT, …) listed
+    /// again, to acknowledge that the API runs without that protection. Logged as a warning at
+    /// every start.
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub acknowledge_unprotected: Vec<Spanned<String>>,
@@ -322,6 +323,36 @@ pub struct FileStage {
     #[serde(default)]
     pub postflow: FileSteps,
     /// Conditional flows; the first whose condition is true runs.
+    #[serde(default)]
+    pub flows: Vec<FileFlow>,
+    /// Apigee's ProxyEndpoint name (default `default`): `proxy.name`, and the endpoint part of
+    /// Proxy- and Exclusive-scoped key prefixes of the policies the flows above attach.
+    #[schemars(with = "Option<String>")]
+    pub proxy_endpoint: Option<Spanned<String>>,
+    /// The name of the stage's one RouteRule (default `default`): `route.name`.
+    #[schemars(with = "Option<String>")]
+    pub route_rule: Option<Spanned<String>>,
+    /// Apigee's TargetEndpoint: the name and the flows of the endpoint that forwards to
+    /// `target`. Its request steps run after the flows above, its response steps before them.
+    pub target_endpoint: Option<FileTargetEndpoint>,
+}
+
+/// `[target_endpoint]`: the stage's TargetEndpoint (what `cachegate import` writes for an Apigee
+/// bundle's `targets/*.xml`).
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileTargetEndpoint {
+    /// Its name (default `default`): `target.name`, and the endpoint part of Target-scoped key
+    /// prefixes and of Exclusive-scoped ones of policies attached here only.
+    #[schemars(with = "Option<String>")]
+    pub name: Option<Spanned<String>>,
+    /// Steps run before the TargetEndpoint's flow (after the ProxyEndpoint's on the request).
+    #[serde(default)]
+    pub preflow: FileSteps,
+    /// Steps run after the TargetEndpoint's flow.
+    #[serde(default)]
+    pub postflow: FileSteps,
+    /// The TargetEndpoint's conditional flows; the first whose condition is true runs.
     #[serde(default)]
     pub flows: Vec<FileFlow>,
 }

@@ -5,6 +5,7 @@
 //!   gateway.toml          optional: listeners, Redis, organisation
 //!   <stage>/stage.toml    one folder per API stage
 //!   <stage>/*.xml|*.toml  policies of that stage (Apigee XML or TOML)
+//!   <stage>/apiproxy/     or an Apigee API proxy bundle (`bundle.rs`)
 //! ```
 //!
 //! `load` is the only function here that touches the file system. It never stops at the first
@@ -18,6 +19,8 @@ mod crossref;
 pub(crate) mod defaults;
 pub(crate) mod file;
 mod files;
+mod foreign;
+pub mod import;
 pub(crate) mod policies;
 pub mod schema;
 mod shared;
@@ -39,6 +42,7 @@ use build::{build_stage, StageSettings};
 use compile::{file_error, FileCtx};
 use file::{FileGateway, FileStage};
 use files::{parse_toml, read};
+use foreign::Foreign;
 use policies::Conditions;
 
 /// The result of loading a directory: every diagnostic, and the configuration when valid.
@@ -311,8 +315,10 @@ fn load_stage(
     let text = read(stage_toml, diags)?;
     let file: FileStage = parse_toml(stage_toml, &text, diags)?;
 
-    // Policies beside stage.toml.
+    // Policies beside stage.toml; Apigee XML policies of kinds cachegate does not run are
+    // refused or skipped as in a bundle (`foreign.rs`).
     let mut policies: BTreeMap<String, Arc<PolicyFile>> = BTreeMap::new();
+    let mut foreign: BTreeMap<String, Foreign> = BTreeMap::new();
     let mut failed: BTreeSet<String> = BTreeSet::new();
     let mut files: Vec<PathBuf> = match fs::read_dir(dir) {
         Ok(e) => e.filter_map(Result::ok).map(|e| e.path()).collect(),
@@ -333,6 +339,16 @@ fn load_stage(
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
         if ext != "xml" && ext != "toml" {
             continue;
+        }
+        if ext == "xml" {
+            match foreign_policy(&path, &policies, &foreign, diags) {
+                ForeignFile::Not => {}
+                ForeignFile::Reported => continue,
+                ForeignFile::Read(f) => {
+                    foreign.insert(f.name.clone(), f);
+                    continue;
+                }
+            }
         }
         let outcome = crate::policy::load_policy_file(&path);
         diags.extend(outcome.diagnostics);
@@ -360,14 +376,18 @@ fn load_stage(
                 )),
             );
         }
-        if let Some(first) = policies.get(&pname) {
+        let first = policies
+            .get(&pname)
+            .map(|p| p.path.clone())
+            .or_else(|| foreign.get(&pname).map(|f| f.header.path.clone()));
+        if let Some(first) = first {
             diags.push(
                 Diagnostic::error(
                     &path,
                     Some(policy.common.name.pos),
                     format!(
                         "a second policy named `{pname}` (the first is {})",
-                        first.path.display()
+                        first.display()
                     ),
                 )
                 .with_hint("policy names must be unique within a stage"),
@@ -401,28 +421,15 @@ fn load_stage(
         }
         None => name.clone(),
     };
-    for (list, key) in [
-        (&file.skip_policies, "skip_policies"),
-        (&file.acknowledge_unprotected, "acknowledge_unprotected"),
-    ] {
-        if let Some(first) = list.first() {
-            cx.error(
-                first,
-                format!(
-                    "`{key}` applies to Apigee bundles only; this stage runs every policy it has"
-                ),
-                Some(format!(
-                    "remove `{key}`, or put the bundle in {name}/apiproxy/"
-                )),
-            );
-        }
-    }
+    compile::endpoint_names(&mut cx, &file);
+    let lists = foreign::skip_lists(&mut cx, &file);
     // An unresolvable target or a bad base path is reported; the flows and policies are still
     // checked (the stage is not built).
     let target_ok = target.is_some();
     let target = target.unwrap_or_else(|| stage::Target::unresolved("(invalid target)"));
     let mut src = source::SrcFlows::from_stage_toml(stage_toml, &text, &file, target);
-    let mut foreign = BTreeMap::new();
+    // Shared flows first: their policies of kinds cachegate does not run are judged with the
+    // stage's own (skip_policies applies to both).
     shared::expand(
         &mut src,
         gateway.map_or(&stage::FlowHooks::default(), |g| &g.flow_hooks),
@@ -434,28 +441,10 @@ fn load_stage(
         },
         diags,
     );
-    // A stage.toml stage runs every policy it has: a shared flow it runs may not hold one
-    // cachegate cannot run (an apiproxy/ bundle stage can skip them with skip_policies).
-    let disabled: BTreeSet<String> = foreign
-        .values()
-        .filter(|f| !f.header.enabled)
-        .map(|f| f.name.clone())
-        .collect();
-    shared::remove_steps(&mut src, &|s| !disabled.contains(&s.policy));
-    for f in foreign.values().filter(|f| f.header.enabled) {
-        failed.insert(f.name.clone());
-        diags.push(
-            Diagnostic::error(
-                &f.header.path,
-                Some(f.header.kind.pos),
-                format!(
-                    "<{}> `{}` cannot run on cachegate, and stage `{name}` runs this shared flow",
-                    f.header.kind.value, f.name
-                ),
-            )
-            .with_hint("remove it from the shared flow, or run the stage as an Apigee bundle (apiproxy/), whose stage.toml can list its kind in skip_policies"),
-        );
-    }
+    let skipped = foreign::dispose(&src, &foreign, &lists, (stage_toml, &text), diags);
+    failed.extend(foreign.keys().filter(|n| !skipped.contains(*n)).cloned());
+    foreign::remove_steps(&mut src, &skipped);
+    foreign::unused_skips(&lists, &foreign, (stage_toml, &text), "stage", diags);
     let settings = StageSettings {
         name,
         base_path: base_path.clone().unwrap_or_default(),
@@ -472,4 +461,56 @@ fn load_stage(
         settings, &src, &policies, &failed, gateway, conditions, diags,
     );
     built.filter(|_| target_ok && base_path.is_some())
+}
+
+/// What [`foreign_policy`] found in an XML file.
+enum ForeignFile {
+    /// Not a policy of a kind cachegate knows but does not run: the policy parser reads it.
+    Not,
+    /// One without a name, or with the name of one already read: reported.
+    Reported,
+    /// One, to be refused or skipped.
+    Read(Foreign),
+}
+
+/// Whether the XML file `path` holds a policy of a kind cachegate knows but does not run.
+fn foreign_policy(
+    path: &Path,
+    policies: &BTreeMap<String, Arc<PolicyFile>>,
+    foreign: &BTreeMap<String, Foreign>,
+    diags: &mut Diagnostics,
+) -> ForeignFile {
+    let Ok(header) = crate::policy::bundle::policy_header(path) else {
+        return ForeignFile::Not;
+    };
+    if !crate::policy::kinds::is_foreign(&header.kind.value) {
+        return ForeignFile::Not;
+    }
+    let Some(name) = header.name.clone() else {
+        diags.push(foreign::nameless(&header));
+        return ForeignFile::Reported;
+    };
+    let first = policies
+        .get(&name.value)
+        .map(|p| p.path.clone())
+        .or_else(|| foreign.get(&name.value).map(|f| f.header.path.clone()));
+    if let Some(first) = first {
+        diags.push(
+            Diagnostic::error(
+                path,
+                Some(name.pos),
+                format!(
+                    "a second policy named `{}` (the first is {})",
+                    name.value,
+                    first.display()
+                ),
+            )
+            .with_hint("policy names must be unique within a stage"),
+        );
+        return ForeignFile::Reported;
+    }
+    ForeignFile::Read(Foreign {
+        header,
+        name: name.value,
+    })
 }

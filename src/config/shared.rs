@@ -20,23 +20,16 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::source::{retain_steps, Site, SrcEndpoint, SrcFlows, SrcStep};
+use super::foreign::{self, Foreign};
+use super::source::{Site, SrcEndpoint, SrcFlows, SrcStep};
 use crate::diag::{Diagnostic, Diagnostics, Located};
-use crate::policy::bundle::{self as model, PolicyHeader};
+use crate::policy::bundle as model;
 use crate::policy::kinds::{self, Disposition};
 use crate::policy::model::{Policy, PolicyFile, Scope};
 use crate::runtime::stage::FlowHooks;
 
 /// The folder of `policies/` that holds the environment's shared flows (not a stage).
 pub(crate) const SHARED_FLOWS_DIR: &str = "sharedflows";
-
-/// A policy of a kind cachegate does not run, for the stage to skip or refuse by name.
-pub(crate) struct Foreign {
-    /// Its kind, name and flags.
-    pub header: PolicyHeader,
-    /// Its name in the stage (`<shared flow>/<policy>` for a shared flow's).
-    pub name: String,
-}
 
 /// The policies of one bundle's `policies/` folder: the kinds cachegate runs, parsed; the other
 /// kinds by header; and the names whose files could not be read (steps naming them are not
@@ -91,14 +84,7 @@ pub(crate) fn load_policy_files(files: &[PathBuf], diags: &mut Diagnostics) -> L
         } else if let Some(n) = pname {
             out.foreign.insert(n.clone(), Foreign { header, name: n });
         } else {
-            diags.push(
-                Diagnostic::error(
-                    path,
-                    Some(header.kind.pos),
-                    format!("<{}> has no name attribute", header.kind.value),
-                )
-                .with_hint("steps name policies by their name attribute"),
-            );
+            diags.push(foreign::nameless(&header));
         }
     }
     out
@@ -353,20 +339,6 @@ pub(crate) fn expand(
             let steps = x.hook(h);
             t.endpoint.postflow.response.extend(steps);
         }
-    }
-}
-
-/// Removes the steps `keep` refuses, with what a refused FlowCallout would have run, keeping
-/// the spans right.
-pub(crate) fn remove_steps(src: &mut SrcFlows, keep: &dyn Fn(&SrcStep) -> bool) {
-    let endpoint = |e: &mut SrcEndpoint| {
-        for steps in e.step_lists_mut() {
-            *steps = retain_steps(steps, keep);
-        }
-    };
-    endpoint(&mut src.proxy);
-    for t in &mut src.targets {
-        endpoint(&mut t.endpoint);
     }
 }
 

@@ -1,17 +1,18 @@
 //! A stage's endpoints, flows, steps and routes, wherever they were written.
 //!
-//! A stage.toml stage writes one ProxyEndpoint's flows in TOML and has one target; an Apigee
-//! bundle writes ProxyEndpoint and TargetEndpoint XML files with RouteRules. Both are turned into
-//! this one model, where every step, flow and route carries its own file and position, so the
-//! compilation (`compile/flows.rs`) and the cross-file checks (`crossref.rs`) are written once
-//! and point at the right line of the right file whichever syntax it was.
+//! A stage.toml stage writes one ProxyEndpoint's and one TargetEndpoint's flows in TOML and has
+//! one target; an Apigee bundle writes ProxyEndpoint and TargetEndpoint XML files with
+//! RouteRules. Both are turned into this one model, where every step, flow and route carries its
+//! own file and position, so the compilation (`compile/flows.rs`) and the cross-file checks
+//! (`crossref.rs`) are written once and point at the right line of the right file whichever
+//! syntax it was.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use toml::Spanned;
 
-use crate::config::file::{FileStage, FileStep, FileSteps};
+use crate::config::file::{FileFlow, FileStage, FileStep, FileSteps};
 use crate::diag::Pos;
 use crate::runtime::key::DEFAULT_ENDPOINT;
 use crate::runtime::stage::Target;
@@ -229,8 +230,10 @@ impl SrcFlows {
         self.endpoints().flat_map(SrcEndpoint::response_steps)
     }
 
-    /// A stage.toml stage: its flows are the ProxyEndpoint `default`'s, and its one target the
-    /// TargetEndpoint `default`, reached by one unconditional route.
+    /// A stage.toml stage: its top-level flows are the ProxyEndpoint's, `[target_endpoint]`
+    /// holds its one TargetEndpoint's, reached by one unconditional route. Endpoints and route
+    /// are called `default` unless `proxy_endpoint`, `target_endpoint.name` and `route_rule`
+    /// name them.
     pub fn from_stage_toml(path: &Path, text: &str, file: &FileStage, target: Target) -> Self {
         let file_arc: Arc<Path> = Arc::from(path);
         let site = |span: std::ops::Range<usize>| Site {
@@ -253,46 +256,52 @@ impl SrcFlows {
             request: steps(&s.request),
             response: steps(&s.response),
         };
-        let flows = file
-            .flows
-            .iter()
-            .map(|f| SrcFlow {
-                name: f.name.get_ref().clone(),
-                at: site(f.name.span()),
-                condition: f
-                    .condition
-                    .as_ref()
-                    .map(|c| (c.get_ref().clone(), site(c.span()))),
-                steps: SrcSteps {
-                    request: steps(&f.request),
-                    response: steps(&f.response),
-                },
-            })
-            .collect();
-        let empty = |name: &str| SrcEndpoint {
-            name: name.to_owned(),
-            preflow: SrcSteps::default(),
-            flows: Vec::new(),
-            postflow: SrcSteps::default(),
+        let endpoint = |name: Option<&Spanned<String>>,
+                        preflow: &FileSteps,
+                        flows: &[FileFlow],
+                        postflow: &FileSteps| SrcEndpoint {
+            name: name.map_or(DEFAULT_ENDPOINT, |n| n.get_ref()).to_owned(),
+            preflow: both(preflow),
+            flows: flows
+                .iter()
+                .map(|f| SrcFlow {
+                    name: f.name.get_ref().clone(),
+                    at: site(f.name.span()),
+                    condition: f
+                        .condition
+                        .as_ref()
+                        .map(|c| (c.get_ref().clone(), site(c.span()))),
+                    steps: both(&FileSteps {
+                        request: f.request.clone(),
+                        response: f.response.clone(),
+                    }),
+                })
+                .collect(),
+            postflow: both(postflow),
             fault_rules: Vec::new(),
             default_fault_rule: None,
         };
+        let te = file.target_endpoint.clone().unwrap_or_default();
+        let target_endpoint = endpoint(te.name.as_ref(), &te.preflow, &te.flows, &te.postflow);
+        let route_name = file.route_rule.as_ref();
         SrcFlows {
-            proxy: SrcEndpoint {
-                preflow: both(&file.preflow),
-                flows,
-                postflow: both(&file.postflow),
-                ..empty(DEFAULT_ENDPOINT)
-            },
-            targets: vec![SrcTarget {
-                endpoint: empty(DEFAULT_ENDPOINT),
-                target,
-            }],
+            proxy: endpoint(
+                file.proxy_endpoint.as_ref(),
+                &file.preflow,
+                &file.flows,
+                &file.postflow,
+            ),
             routes: vec![SrcRoute {
-                name: DEFAULT_ENDPOINT.to_owned(),
-                at: site(0..0),
+                name: route_name
+                    .map_or(DEFAULT_ENDPOINT, |n| n.get_ref())
+                    .to_owned(),
+                at: site(route_name.map_or(0..0, Spanned::span)),
                 condition: None,
-                to: SrcRouteTo::Endpoint(DEFAULT_ENDPOINT.to_owned()),
+                to: SrcRouteTo::Endpoint(target_endpoint.name.clone()),
+            }],
+            targets: vec![SrcTarget {
+                endpoint: target_endpoint,
+                target,
             }],
         }
     }

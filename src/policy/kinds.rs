@@ -1,4 +1,5 @@
-//! What cachegate does with each Apigee policy kind it meets in a bundle.
+//! What cachegate does with each Apigee policy kind it meets in a bundle (or as an XML policy file
+//! beside a stage.toml, which is how `cachegate import` keeps a bundle's skipped policies).
 //!
 //! Real bundles hold many kinds besides the cache policies (shared reference
 //! `apigee-bundles.md` §9). cachegate runs the cache policies and AssignMessage. Every other kind
@@ -144,9 +145,19 @@ pub fn disposition(kind: &str) -> Disposition {
     } else if MEDIATION.contains(&kind) {
         Disposition::Skippable(Family::Mediation)
     } else {
-        // Any kind cachegate does not know (a newer Apigee kind
-        // or a misspelling): nothing can be said about what skipping it would change.
+        // Any kind cachegate does not know (a newer Apigee kind or a misspelling): nothing
+        // can be said about what skipping it would change.
         Disposition::Never
+    }
+}
+
+/// Whether `kind` is an Apigee policy kind cachegate knows but does not run: a stage.toml
+/// stage treats an XML file of such a kind as a bundle does (refused, or skipped on request),
+/// while an unknown root element stays a parse error with a did-you-mean.
+pub fn is_foreign(kind: &str) -> bool {
+    match disposition(kind) {
+        Disposition::Run | Disposition::Never => false,
+        Disposition::Skippable(_) | Disposition::Security => true,
     }
 }
 
@@ -190,5 +201,15 @@ mod tests {
             assert_eq!(disposition(k), Disposition::Security, "{k}");
         }
         assert_eq!(disposition("FlowCallout"), Disposition::Run);
+    }
+
+    #[test]
+    fn foreign_kinds_are_the_known_ones_cachegate_does_not_run() {
+        assert!(is_foreign("Quota") && is_foreign("VerifyAPIKey"));
+        assert!(!is_foreign("ResponseCache") && !is_foreign("RaiseFault"));
+        assert!(
+            !is_foreign("ResponseCach"),
+            "a misspelling stays a parse error"
+        );
     }
 }

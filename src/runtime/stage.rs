@@ -167,7 +167,7 @@ pub struct Stage {
     pub cache: StageCache,
     /// The ProxyEndpoint's flows.
     pub proxy: Endpoint,
-    /// TargetEndpoints: a stage.toml stage has one, `default`, with no steps.
+    /// TargetEndpoints: a stage.toml stage has one (`[target_endpoint]`, `default` by name).
     pub targets: Vec<TargetEndpoint>,
     /// RouteRules in order; the first whose condition holds picks the target. A stage.toml
     /// stage has one, to its target.

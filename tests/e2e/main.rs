@@ -16,6 +16,7 @@ mod faults;
 mod guards;
 mod harness_selftest;
 mod hostile;
+mod import;
 mod invalidation;
 mod load;
 mod reload;

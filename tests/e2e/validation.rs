@@ -341,3 +341,88 @@ fn real_apigee_policies_load_in_a_stage() {
     }
     assert!(loaded >= 30, "only {loaded} fixtures loaded");
 }
+
+#[test]
+fn a_stage_toml_stage_names_its_endpoints_and_treats_apigee_kinds_it_does_not_run_as_a_bundle_does()
+{
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    d.stage(
+        "api",
+        r#"target = "http://{{ORIGIN}}"
+proxy_endpoint = ""
+[preflow]
+request = ["Q-limit", "KVM-config"]
+[target_endpoint]
+name = "backend"
+[target_endpoint.postflow]
+response = ["AM-missing"]
+"#,
+    );
+    d.write(
+        "api/Q-limit.xml",
+        r#"<Quota name="Q-limit"><Allow count="5"/></Quota>"#,
+    );
+    d.write(
+        "api/KVM-config.xml",
+        r#"<KeyValueMapOperations name="KVM-config" mapIdentifier="m"/>"#,
+    );
+    let (ok, text) = diagnostics(&d);
+    assert!(!ok);
+    assert_has(
+        &text,
+        "api/stage.toml:2:18: error: proxy_endpoint `` must be 1 to 255 printable characters",
+    );
+    // Refused by name with the steps that use them, as in a bundle.
+    assert_has(&text, "api/Q-limit.xml:1:1: error: <Quota> `Q-limit` is of a kind cachegate does not run; used by the step(s) at ");
+    assert_has(&text, "write skip_policies = [\"Quota\"] in stage.toml");
+    assert_has(&text, "api/KVM-config.xml:1:1: error: <KeyValueMapOperations> `KVM-config` runs code or calls a service cachegate cannot run");
+    // TargetEndpoint steps are checked like any other.
+    assert_has(
+        &text,
+        "error: step names policy `AM-missing`, which does not exist in this stage",
+    );
+
+    d.stage(
+        "api",
+        r#"target = "http://{{ORIGIN}}"
+proxy_endpoint = "edge"
+skip_policies = ["Quota", "KeyValueMapOperations"]
+acknowledge_unprotected = ["KeyValueMapOperations"]
+[preflow]
+request = ["Q-limit", "KVM-config"]
+[target_endpoint]
+name = "backend"
+"#,
+    );
+    let (ok, text) = diagnostics(&d);
+    assert!(ok, "{text}");
+    assert_has(&text, "<Quota> `Q-limit` runs as a no-op (skip_policies)");
+    assert_has(&text, "<KeyValueMapOperations> `KVM-config` is SKIPPED");
+
+    // Beside a bundle the bundle names its endpoints.
+    let b = PolicyDir::new(&o);
+    b.write("api/apiproxy/api.xml", r#"<APIProxy name="api"/>"#);
+    b.write(
+        "api/apiproxy/proxies/default.xml",
+        r#"<ProxyEndpoint name="default"><HTTPProxyConnection><BasePath>/api</BasePath></HTTPProxyConnection><RouteRule name="default"><TargetEndpoint>default</TargetEndpoint></RouteRule></ProxyEndpoint>"#,
+    );
+    b.write(
+        "api/apiproxy/targets/default.xml",
+        r#"<TargetEndpoint name="default"><HTTPTargetConnection><URL>http://{{ORIGIN}}</URL></HTTPTargetConnection></TargetEndpoint>"#,
+    );
+    b.stage(
+        "api",
+        "route_rule = \"main\"\n[target_endpoint]\nname = \"x\"\n",
+    );
+    let (ok, text) = diagnostics(&b);
+    assert!(!ok);
+    assert_has(
+        &text,
+        "api/stage.toml:1:14: error: `route_rule` cannot be set beside an Apigee bundle",
+    );
+    assert_has(
+        &text,
+        "api/stage.toml:3:8: error: `target_endpoint` cannot be set beside an Apigee bundle",
+    );
+}

@@ -28,5 +28,7 @@ pub(crate) use cache::cache;
 pub(crate) use ctx::{file_error, FileCtx};
 pub(crate) use flows::endpoints;
 pub(crate) use gateway::gateway;
-pub(crate) use stage::{base_path, resources, target, target_url, timeouts, Timeouts};
+pub(crate) use stage::{
+    base_path, endpoint_names, resources, target, target_url, timeouts, Timeouts,
+};
 pub(crate) use values::is_name;

@@ -44,6 +44,34 @@ pub(crate) fn base_path(cx: &mut FileCtx, stage: &str, s: &FileStage) -> Option<
     Some(v.clone())
 }
 
+/// Checks the Apigee endpoint and RouteRule names a stage.toml may give (`proxy_endpoint`,
+/// `route_rule`, `[target_endpoint] name`). They become variable values (`proxy.name`, …) and
+/// parts of key prefixes, so, like flow names, they must be 1 to 255 printable characters.
+pub(crate) fn endpoint_names(cx: &mut FileCtx, s: &FileStage) {
+    let names = [
+        (s.proxy_endpoint.as_ref(), "proxy_endpoint"),
+        (s.route_rule.as_ref(), "route_rule"),
+        (
+            s.target_endpoint.as_ref().and_then(|t| t.name.as_ref()),
+            "[target_endpoint] name",
+        ),
+    ];
+    for (name, key) in names {
+        let Some(n) = name else { continue };
+        let v = n.get_ref();
+        if v.is_empty() || v.len() > 255 || v.chars().any(char::is_control) {
+            cx.error(
+                n,
+                format!(
+                    "{key} `{}` must be 1 to 255 printable characters",
+                    v.escape_debug()
+                ),
+                Some("write the Apigee endpoint's name, such as \"default\"".into()),
+            );
+        }
+    }
+}
+
 /// Parses and resolves `target`. Resolution happens here, at load time, so the request path
 /// never does DNS (and Pingora's `HttpPeer::new` would panic on a failed lookup).
 pub(crate) fn target(cx: &mut FileCtx, s: &FileStage) -> Option<Target> {

@@ -80,13 +80,15 @@
 //! - `cache.rs` maps the four cache policies, `assign.rs` AssignMessage and `callout.rs`
 //!   FlowCallout;
 //! - this file is the entry point, [`parse`], reads the file's outline (exactly one policy table)
-//!   and dispatches on the policy kind.
+//!   and dispatches on the policy kind;
+//! - `write.rs` goes the other way: the model written as this format (`cachegate import`).
 
 mod assign;
 mod cache;
 mod callout;
 mod mapper;
 mod shape;
+pub mod write;
 
 use std::collections::BTreeMap;
 use std::path::Path;
