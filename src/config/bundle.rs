@@ -17,6 +17,7 @@ use toml::Spanned;
 
 use super::build::{build_stage, StageSettings};
 use super::compile::{self, FileCtx, Timeouts};
+use super::connection::{self, gateway_toml_path};
 use super::file::FileStage;
 use super::files::{parse_toml, read};
 use super::policies::Conditions;
@@ -195,12 +196,16 @@ pub(super) fn load_bundle_stage(
         }
     }
 
-    let mut src = flows_of(&bundle, proxy, timeouts, diags);
+    let mut src = flows_of(&bundle, proxy, timeouts, gateway, diags);
     if file.cache.enabled && src.routes.len() > 1 {
         diags.push(
             Diagnostic::error(&stage_toml, None, format!("[cache] enabled: stage caching keys requests by path and key parameters only, but this bundle has {} RouteRules, so responses of different targets would share entries", src.routes.len()))
                 .with_hint("cache with the bundle's ResponseCache policies instead (their keys are yours), or leave [cache] off"),
         );
+    }
+    if file.cache.enabled {
+        let targets = src.targets.iter().map(|t| &t.target);
+        connection::templated_with_stage_caching(targets, &stage_toml, diags);
     }
     let skipped = dispose(
         &src,
@@ -448,11 +453,13 @@ fn flows_of(
     bundle: &Bundle,
     proxy: &model::EndpointFile,
     timeouts: Timeouts,
+    gateway: Option<&stage::GatewaySettings>,
     diags: &mut Diagnostics,
 ) -> SrcFlows {
     let url = |u: &Located<String>, path: &Path, diags: &mut Diagnostics| match compile::target_url(
         u.value.trim(),
         timeouts,
+        true,
     ) {
         Ok(t) => Some(t),
         Err((m, h)) => {
@@ -464,16 +471,11 @@ fn flows_of(
     for t in &bundle.targets {
         let target = match &t.endpoint.connection {
             Some(Connection::Url(u)) => url(u, &t.path, diags),
-            Some(Connection::LoadBalancer { servers, path }) => {
-                let pos = servers.first().map_or(t.endpoint.pos, |s| s.pos);
-                let path = path.as_ref().map_or("", |p| p.value.as_str());
-                diags.push(Diagnostic::error(&t.path, Some(pos), "HTTPTargetConnection/LoadBalancer (target servers) is not supported by cachegate yet").with_hint(format!("write the server's address instead: <URL>http://host:port{path}</URL>")));
-                None
+            Some(Connection::LoadBalancer(lb)) => {
+                let gateway_toml = gateway_toml_path(&bundle.root);
+                connection::balanced(lb, gateway, &gateway_toml, &t.path, timeouts, diags)
             }
-            Some(Connection::Local(pos)) => {
-                diags.push(Diagnostic::error(&t.path, Some(*pos), "LocalTargetConnection (proxy chaining) is not supported by cachegate").with_hint("point the TargetEndpoint at the other proxy's URL with <HTTPTargetConnection><URL>"));
-                None
-            }
+            Some(Connection::Local(l)) => Some(connection::local(l, &t.path, timeouts)),
             // The parser reported the missing connection.
             None => None,
         };

@@ -18,6 +18,7 @@ use crate::runtime::policy::{
     InvalidateCachePolicy, LookupCachePolicy, PopulateCachePolicy, ResponseCachePolicy,
 };
 use crate::runtime::resource::ResourcePattern;
+pub use crate::runtime::target::{Target, TargetServer};
 
 /// One complete, valid configuration.
 #[derive(Debug)]
@@ -74,6 +75,8 @@ pub struct GatewaySettings {
     pub redis: Option<RedisSettings>,
     /// Apigee's environment, when the stages share one (`environment` in gateway.toml).
     pub environment: Option<Environment>,
+    /// The environment's TargetServers (`[[target_servers]]`), named by LoadBalancers.
+    pub target_servers: Vec<TargetServer>,
 }
 
 /// The Apigee environment every stage is deployed to, and its caches.
@@ -400,41 +403,6 @@ impl StepPolicy {
             StepPolicy::PopulateCache(p) => p.common.continue_on_error,
             StepPolicy::InvalidateCache(p) => p.common.continue_on_error,
             StepPolicy::AssignMessage(p) => p.continue_on_error,
-        }
-    }
-}
-
-/// A resolved upstream.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Target {
-    /// The URL as written (for messages).
-    pub url: String,
-    /// Resolved address (resolution happens at load time only).
-    pub addr: SocketAddr,
-    /// Value of the `Host` header sent upstream (host, plus port when not 80).
-    pub host_header: String,
-    /// Path prefix of the target URL, without trailing slash (`""` for none).
-    pub path_prefix: String,
-    /// Connect deadline.
-    pub connect_timeout: Duration,
-    /// Read deadline (between reads).
-    pub read_timeout: Duration,
-    /// Write deadline (between writes).
-    pub write_timeout: Duration,
-}
-
-impl Target {
-    /// A stand-in for a target that could not be resolved, so that a load with errors can still
-    /// run its other checks. A configuration holding one is never used: its load had an error.
-    pub fn unresolved(url: &str) -> Self {
-        Target {
-            url: url.to_owned(),
-            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-            host_header: String::new(),
-            path_prefix: String::new(),
-            connect_timeout: Duration::ZERO,
-            read_timeout: Duration::ZERO,
-            write_timeout: Duration::ZERO,
         }
     }
 }

@@ -22,4 +22,5 @@ mod routing;
 mod schemas;
 mod shared;
 mod smuggling;
+mod targets;
 mod validation;

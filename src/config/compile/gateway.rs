@@ -65,6 +65,7 @@ pub(crate) fn gateway(cx: &mut FileCtx, g: &FileGateway) -> Option<GatewaySettin
     }
     let redis = g.redis.as_ref().and_then(|r| redis_settings(cx, r));
     let environment = environment(cx, g);
+    let target_servers = super::target::target_servers(cx, &g.target_servers);
     Some(GatewaySettings {
         organization: org.clone(),
         listen: listen?,
@@ -83,6 +84,7 @@ pub(crate) fn gateway(cx: &mut FileCtx, g: &FileGateway) -> Option<GatewaySettin
         ) as u32,
         redis,
         environment,
+        target_servers,
     })
 }
 

@@ -15,11 +15,15 @@
 //! [`MAX_FILES_PER_FOLDER`] entries. Every problem is a [`Diagnostic`] naming the file, and the
 //! line and column when it is inside one.
 //!
-//! Files: `model.rs` holds the types; `endpoint.rs` maps one endpoint file, with `target.rs` for
-//! the TargetEndpoint connection and `mapper.rs` for the checks both share; `read.rs` reads one
-//! file into the tree (and [`policy_header`]); this file walks the folders. They import one way:
-//! this file → `endpoint.rs` → `target.rs` → `mapper.rs`, and all of them → `model.rs`.
+//! Files: `model.rs` holds the types (`connection.rs` those of a TargetEndpoint's connection);
+//! `endpoint.rs` maps one endpoint file, with `target.rs` for the TargetEndpoint connection,
+//! `balancer.rs` for its LoadBalancer and HealthMonitor, and `mapper.rs` for the checks they
+//! share; `read.rs` reads one file into the tree (and [`policy_header`]); this file walks the
+//! folders. They import one way: this file → `endpoint.rs` → `target.rs` → `balancer.rs` →
+//! `mapper.rs`, and all of them → `model.rs` → `connection.rs`.
 
+mod balancer;
+mod connection;
 mod endpoint;
 mod mapper;
 mod model;
@@ -35,7 +39,8 @@ use crate::diag::{Diagnostic, Located, Pos};
 use crate::policy::check::{self, shown, Sink};
 
 pub use model::{
-    Bundle, Connection, EndpointFile, EndpointKind, FlowSteps, PolicyHeader, RouteTarget, Step,
+    Bundle, Connection, EndpointFile, EndpointKind, FlowSteps, LoadBalancerSpec, LocalSpec,
+    PolicyHeader, RouteTarget, Step,
 };
 pub use read::policy_header;
 
