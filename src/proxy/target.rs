@@ -177,6 +177,18 @@ fn current(ctx: &Ctx) -> Option<(&Balancer, usize)> {
         .map(|l| (l.balancer().as_ref(), l.index()))
 }
 
+/// Server `i` of `b` failed an attempt; says so in the log when that takes it out of rotation.
+fn fail(ctx: &Ctx, b: &Balancer, i: usize) {
+    if b.failed(i, Instant::now()) {
+        tracing::warn!(
+            stage = ctx.stage_label(),
+            server = %b.servers[i].name,
+            failures = b.max_failures,
+            "A target server failed MaxFailures times in a row and is out of rotation."
+        );
+    }
+}
+
 /// Whether another server may take a retry (RetryEnabled, one left).
 fn retry_elsewhere(ctx: &Ctx) -> bool {
     current(ctx)
@@ -187,7 +199,7 @@ fn retry_elsewhere(ctx: &Ctx) -> bool {
 /// may go to another server.
 pub(super) fn connect_failed(ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
     if let Some((b, i)) = current(ctx) {
-        b.failed(i, Instant::now());
+        fail(ctx, b, i);
         if retry_elsewhere(ctx) {
             e.set_retry(true);
         }
@@ -218,7 +230,7 @@ pub(super) fn failed_while_proxying(
     };
     let no_response = !ctx.upstream.responded && e.esource() == &ErrorSource::Upstream;
     if no_response {
-        b.failed(i, Instant::now());
+        fail(ctx, b, i);
     }
     if (no_response || unhealthy) && resend && retry_elsewhere(ctx) {
         e.set_retry(true);
@@ -239,7 +251,7 @@ pub(super) fn responded(session: &Session, ctx: &mut Ctx, status: u16) -> Result
         b.succeeded(i);
         return Ok(());
     }
-    b.failed(i, Instant::now());
+    fail(ctx, b, i);
     if resendable(session) && retry_elsewhere(ctx) {
         ctx.upstream.unhealthy = true;
         return Error::e_explain(

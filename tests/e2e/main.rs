@@ -9,6 +9,7 @@ mod admin;
 mod apigee;
 mod bundles;
 mod caching;
+mod chaining;
 mod cli;
 mod connections;
 mod engine;

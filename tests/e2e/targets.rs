@@ -7,8 +7,9 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::harness::{free_port, get, origin, PolicyDir, Resp, TestGateway};
+use crate::harness::{eventually, free_port, get, origin, PolicyDir, Resp, TestGateway};
 
 /// Appends `text` to the directory's gateway.toml.
 fn gateway_toml(d: &PolicyDir, text: &str) {
@@ -120,17 +121,22 @@ async fn weighted_sends_requests_in_proportion_to_the_weights() {
     assert_eq!((a.count("/echo/x"), b.count("/echo/x")), (10, 30));
 }
 
-#[tokio::test]
-async fn a_down_server_is_taken_out_after_max_failures_and_retries_answer_every_request() {
+/// A gateway balancing over `down` (nothing listens: every connect is refused) and `up` (an
+/// origin), in that order, with the LoadBalancer `settings`.
+fn down_and_up(settings: &str) -> (cachegate_origin::Origin, TestGateway) {
     let up = origin();
     let d = PolicyDir::new(&up);
-    // Nothing listens on `down`: every connect is refused.
     target_servers(&d, &[("down", free_port()), ("up", up.addr().port())]);
     balanced_bundle(
         &d,
-        r#"<Server name="down"/><Server name="up"/><MaxFailures>2</MaxFailures>"#,
+        &format!(r#"<Server name="down"/><Server name="up"/>{settings}"#),
     );
-    let gw = TestGateway::start(d);
+    (up, TestGateway::start(d))
+}
+
+#[tokio::test]
+async fn a_down_server_is_taken_out_after_max_failures_and_retries_answer_every_request() {
+    let (up, gw) = down_and_up("<MaxFailures>2</MaxFailures>");
     let got = requests(&gw, 12).await;
     assert_eq!(up.count("/echo/x"), 12, "every request answered by `up`");
     let failed: Vec<&str> = got.iter().map(|r| r.header("x-failed")).collect();
@@ -146,14 +152,7 @@ async fn a_down_server_is_taken_out_after_max_failures_and_retries_answer_every_
 
 #[tokio::test]
 async fn without_retry_a_failed_attempt_is_the_answer() {
-    let up = origin();
-    let d = PolicyDir::new(&up);
-    target_servers(&d, &[("down", free_port()), ("up", up.addr().port())]);
-    balanced_bundle(
-        &d,
-        r#"<Server name="down"/><Server name="up"/><RetryEnabled>false</RetryEnabled>"#,
-    );
-    let gw = TestGateway::start(d);
+    let (_up, gw) = down_and_up("<RetryEnabled>false</RetryEnabled>");
     let mut statuses = Vec::new();
     for _ in 0..4 {
         statuses.push(get(&gw.url("/lb/x")).await.status);
@@ -313,4 +312,79 @@ fn target_server_mistakes_in_gateway_toml_are_named_with_line_and_column() {
     ] {
         assert!(diags.contains(want), "{want}\n{diags}");
     }
+}
+
+/// Sends GETs of `/lb/x` until `origin` has answered one (or the deadline passes).
+async fn until_answered_by(gw: &TestGateway, o: &cachegate_origin::Origin, what: &str) {
+    eventually(what, Duration::from_secs(20), || async {
+        let r = get(&gw.url("/lb/x")).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        o.count("/echo/x") > 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_server_out_of_rotation_comes_back_through_a_trial_request_once_its_time_is_up() {
+    let a = origin();
+    let d = PolicyDir::new(&a);
+    let b_port = free_port();
+    target_servers(&d, &[("a", a.addr().port()), ("b", b_port)]);
+    balanced_bundle(
+        &d,
+        r#"<Server name="a"/><Server name="b"/><MaxFailures>1</MaxFailures>
+  <TargetDisableSecs>1</TargetDisableSecs>"#,
+    );
+    let gw = TestGateway::start(d);
+    requests(&gw, 4).await;
+    assert_eq!(a.count("/echo/x"), 4, "`b` is down and out");
+    // `b` comes up; after TargetDisableSecs a request tries it, and it is back.
+    let b = cachegate_origin::Origin::start_background(
+        &format!("127.0.0.1:{b_port}"),
+        cachegate_origin::OriginConfig::default(),
+    )
+    .expect("b starts on its port");
+    until_answered_by(&gw, &b, "`b` back in rotation").await;
+    b.reset_counts();
+    requests(&gw, 4).await;
+    assert_eq!(b.count("/echo/x"), 2, "round robin again");
+}
+
+#[tokio::test]
+async fn a_health_monitor_puts_a_server_back_when_its_polls_pass() {
+    let a = origin();
+    let d = PolicyDir::new(&a);
+    let b_port = free_port();
+    target_servers(&d, &[("a", a.addr().port()), ("b", b_port)]);
+    balanced_bundle(
+        &d,
+        r#"<Server name="a"/><Server name="b"/><MaxFailures>1</MaxFailures>"#,
+    );
+    d.write(
+        "lb/apiproxy/targets/default.xml",
+        r#"<TargetEndpoint name="default">
+  <HTTPTargetConnection>
+    <LoadBalancer><Server name="a"/><Server name="b"/><MaxFailures>1</MaxFailures></LoadBalancer>
+    <Path>/echo</Path>
+    <HealthMonitor>
+      <IsEnabled>true</IsEnabled>
+      <IntervalInSec>1</IntervalInSec>
+      <HTTPMonitor>
+        <Request><Verb>GET</Verb><Path>/echo/health</Path></Request>
+        <SuccessResponse><ResponseCode>200</ResponseCode></SuccessResponse>
+      </HTTPMonitor>
+    </HealthMonitor>
+  </HTTPTargetConnection>
+</TargetEndpoint>"#,
+    );
+    let gw = TestGateway::start(d);
+    requests(&gw, 4).await;
+    assert_eq!(a.count("/echo/x"), 4, "`b` is down and out");
+    let b = cachegate_origin::Origin::start_background(
+        &format!("127.0.0.1:{b_port}"),
+        cachegate_origin::OriginConfig::default(),
+    )
+    .expect("b starts on its port");
+    until_answered_by(&gw, &b, "`b` back in rotation after a passed poll").await;
+    assert!(b.count("/echo/health") > 0, "the monitor polled `b`");
 }

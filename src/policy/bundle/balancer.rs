@@ -131,7 +131,7 @@ impl EndpointMapper<'_, '_> {
                 continue;
             }
             let weight = self.number(s, "Weight").map(|w| {
-                let at = s.children_named("Weight").next().map_or(s.pos, |n| n.pos);
+                let at = pos_of(s, "Weight");
                 if w == 0 || w > 1000 {
                     self.sink.error(
                         at,
@@ -288,7 +288,7 @@ impl EndpointMapper<'_, '_> {
         );
         for tls in ["UseTargetServerSSLInfo", "IsSSL"] {
             if self.flag(req, tls) == Some(true) {
-                let at = req.children_named(tls).next().map_or(req.pos, |n| n.pos);
+                let at = pos_of(req, tls);
                 self.unsupported(
                     format!("HTTPTargetConnection/HealthMonitor/HTTPMonitor/Request/{tls}"),
                     at,
@@ -309,7 +309,7 @@ impl EndpointMapper<'_, '_> {
             verb.as_str(),
             "GET" | "PUT" | "POST" | "DELETE" | "HEAD" | "OPTIONS"
         ) {
-            let at = req.children_named("Verb").next().map_or(req.pos, |n| n.pos);
+            let at = pos_of(req, "Verb");
             self.sink.error(
                 at,
                 format!("unknown <Verb> {}", quoted(&verb)),
@@ -319,7 +319,7 @@ impl EndpointMapper<'_, '_> {
         }
         let path = self.text(req, "Path").map_or("/".to_owned(), |p| p.value);
         if !path.starts_with('/') || path.contains(['{', ' ', '#']) {
-            let at = req.children_named("Path").next().map_or(req.pos, |n| n.pos);
+            let at = pos_of(req, "Path");
             self.sink.error(
                 at,
                 format!("the health check <Path> {} must be a plain path", quoted(&path)),
@@ -391,10 +391,7 @@ impl EndpointMapper<'_, '_> {
         match u16::try_from(p).ok().filter(|p| *p > 0) {
             Some(p) => Some(p),
             None => {
-                let at = parent
-                    .children_named("Port")
-                    .next()
-                    .map_or(parent.pos, |n| n.pos);
+                let at = pos_of(parent, "Port");
                 self.sink.error(
                     at,
                     format!("<Port>{p}</Port> is not a port"),
@@ -436,6 +433,14 @@ impl EndpointMapper<'_, '_> {
             }
         }
     }
+}
+
+/// Where the child `name` of `parent` is (else `parent`), for a diagnostic about its value.
+fn pos_of(parent: &Node, name: &str) -> Pos {
+    parent
+        .children_named(name)
+        .next()
+        .map_or(parent.pos, |n| n.pos)
 }
 
 /// Where `<HealthMonitor>` is, for the warning when it has no `<LoadBalancer>` to serve.
