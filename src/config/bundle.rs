@@ -475,7 +475,7 @@ fn flows_of(
                 let gateway_toml = gateway_toml_path(&bundle.root);
                 connection::balanced(lb, gateway, &gateway_toml, &t.path, timeouts, diags)
             }
-            Some(Connection::Local(l)) => Some(connection::local(l, &t.path, timeouts)),
+            Some(Connection::Local(l)) => connection::local(l, &t.path, timeouts, diags),
             // The parser reported the missing connection.
             None => None,
         };

@@ -140,8 +140,27 @@ pub(super) fn gateway_toml_path(bundle_root: &Path) -> std::path::PathBuf {
     )
 }
 
-/// A `LocalTargetConnection`, still unresolved: `chain.rs` finds the stage it names.
-pub(super) fn local(spec: &LocalSpec, file: &Path, timeouts: Timeouts) -> Target {
+/// A `LocalTargetConnection`, still unresolved: `chain.rs` finds the stage it names. `None`
+/// when it uses a `{variable}` template, which Apigee allows there but cachegate cannot follow:
+/// it resolves a chain (and refuses its loops) when it loads.
+pub(super) fn local(
+    spec: &LocalSpec,
+    file: &Path,
+    timeouts: Timeouts,
+    diags: &mut Diagnostics,
+) -> Option<Target> {
+    for v in [&spec.api, &spec.endpoint, &spec.path]
+        .into_iter()
+        .flatten()
+    {
+        if v.value.contains('{') {
+            diags.push(
+                Diagnostic::error(file, Some(v.pos), format!("`{}` in a <LocalTargetConnection> is a {{variable}} template, which cachegate does not follow: it resolves a chained proxy when it loads", v.value))
+                    .with_hint("name the proxy or its path literally"),
+            );
+            return None;
+        }
+    }
     let text = |v: &Option<crate::diag::Located<String>>| v.as_ref().map(|v| v.value.clone());
     let url = match (&spec.api, &spec.path) {
         (Some(a), _) => format!(
@@ -154,7 +173,7 @@ pub(super) fn local(spec: &LocalSpec, file: &Path, timeouts: Timeouts) -> Target
         (None, Some(p)) => format!("LocalTargetConnection({})", p.value),
         (None, None) => "LocalTargetConnection".to_owned(),
     };
-    Target {
+    Some(Target {
         url,
         to: Destination::Local(Box::new(LocalTarget {
             api: text(&spec.api),
@@ -166,7 +185,7 @@ pub(super) fn local(spec: &LocalSpec, file: &Path, timeouts: Timeouts) -> Target
         connect_timeout: timeouts.connect,
         read_timeout: timeouts.read,
         write_timeout: timeouts.write,
-    }
+    })
 }
 
 /// Stage caching keys requests by path and key parameters only: a target path made of request

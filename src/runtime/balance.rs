@@ -377,7 +377,8 @@ impl Balancer {
         self.unhealthy.contains(&status)
     }
 
-    /// Requests in flight to server `i` (for tests and `/config`).
+    /// Requests in flight to server `i`.
+    #[cfg(test)]
     pub fn in_flight(&self, i: usize) -> u32 {
         self.health[i].in_flight.load(Ordering::Relaxed)
     }

@@ -63,14 +63,6 @@ impl Target {
             write_timeout: Duration::ZERO,
         }
     }
-
-    /// The one address requests go to, when there is one (not a LoadBalancer).
-    pub fn host(&self) -> Option<&Host> {
-        match &self.to {
-            Destination::Host(h) => Some(h),
-            _ => None,
-        }
-    }
 }
 
 /// Where a target's requests go.

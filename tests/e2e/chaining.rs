@@ -222,3 +222,22 @@ fn a_variable_in_a_target_host_is_refused() {
         "{diags}"
     );
 }
+
+#[test]
+fn a_template_in_a_local_target_connection_is_refused() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    stage_bundle(
+        &d,
+        "front",
+        "front",
+        "/front",
+        &chained("{request.header.to}"),
+        false,
+    );
+    let diags = cachegate::config::load(d.path()).diagnostics.to_string();
+    assert!(
+        diags.contains("front/apiproxy/targets/default.xml:1:55: error: `{request.header.to}` in a <LocalTargetConnection> is a {variable} template"),
+        "{diags}"
+    );
+}

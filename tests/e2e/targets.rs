@@ -226,8 +226,9 @@ fn always_503() -> (u16, Arc<AtomicUsize>) {
     (port, hits)
 }
 
-#[tokio::test]
-async fn a_server_unhealthy_response_is_a_failure_retried_on_another_server() {
+/// A gateway balancing over `sick` (answers 503, counted) and `up` (an origin), in that order,
+/// with MaxFailures 1 and 503 as a ServerUnhealthyResponse.
+fn sick_and_up() -> (cachegate_origin::Origin, Arc<AtomicUsize>, TestGateway) {
     let up = origin();
     let (sick, sick_hits) = always_503();
     let d = PolicyDir::new(&up);
@@ -238,6 +239,12 @@ async fn a_server_unhealthy_response_is_a_failure_retried_on_another_server() {
   <ServerUnhealthyResponse><ResponseCode>503</ResponseCode></ServerUnhealthyResponse>"#,
     );
     let gw = TestGateway::start(d);
+    (up, sick_hits, gw)
+}
+
+#[tokio::test]
+async fn a_server_unhealthy_response_is_a_failure_retried_on_another_server() {
+    let (up, sick_hits, gw) = sick_and_up();
     let got = requests(&gw, 6).await;
     assert_eq!(up.count("/echo/x"), 6);
     assert_eq!(
@@ -387,4 +394,18 @@ async fn a_health_monitor_puts_a_server_back_when_its_polls_pass() {
     .expect("b starts on its port");
     until_answered_by(&gw, &b, "`b` back in rotation after a passed poll").await;
     assert!(b.count("/echo/health") > 0, "the monitor polled `b`");
+}
+
+#[tokio::test]
+async fn a_post_that_reached_a_server_is_never_sent_again() {
+    let (up, sick_hits, gw) = sick_and_up();
+    // Round robin starts with `sick`: the POST reached it, so its 503 is the answer (a
+    // non-idempotent request is not repeated), though it counts as sick's failure.
+    let post =
+        crate::harness::send(crate::harness::client().post(gw.url("/lb/x")).body("{}")).await;
+    assert_eq!(post.status, 503);
+    assert_eq!(sick_hits.load(Ordering::SeqCst), 1);
+    assert_eq!(up.count("/echo/x"), 0);
+    requests(&gw, 3).await;
+    assert_eq!(sick_hits.load(Ordering::SeqCst), 1, "out of rotation");
 }
