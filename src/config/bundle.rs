@@ -20,6 +20,7 @@ use toml::Spanned;
 
 use super::build::{build_stage, StageSettings};
 use super::compile::{self, FileCtx, Timeouts};
+use super::connection::{self, gateway_toml_path};
 use super::file::{FileFlow, FileStage, FileSteps};
 use super::files::{parse_toml, read};
 use super::foreign::{self, Foreign};
@@ -63,7 +64,7 @@ pub(super) fn load_bundle_stage(
 ) -> Option<stage::Stage> {
     let no_hooks = stage::FlowHooks::default();
     let hooks = gateway.map_or(&no_hooks, |g| &g.flow_hooks);
-    let b = read_bundle_stage(dir, name, Some((registry, hooks)), diags)?;
+    let b = read_bundle_stage(dir, name, gateway, Some((registry, hooks)), diags)?;
     build_stage(
         b.settings,
         &b.src,
@@ -80,6 +81,7 @@ pub(super) fn load_bundle_stage(
 pub(super) fn read_bundle_stage(
     dir: &Path,
     name: String,
+    gateway: Option<&stage::GatewaySettings>,
     flows: Option<(&SharedFlows, &stage::FlowHooks)>,
     diags: &mut Diagnostics,
 ) -> Option<BundleStage> {
@@ -181,7 +183,7 @@ pub(super) fn read_bundle_stage(
         mut failed,
     } = load_policy_files(&bundle.policy_files, diags);
 
-    let mut src = flows_of(&bundle, proxy, timeouts, diags);
+    let mut src = flows_of(&bundle, proxy, timeouts, gateway, diags);
     if file.cache.enabled && src.routes.len() > 1 {
         diags.push(
             Diagnostic::error(&stage_toml, None, format!("[cache] enabled: stage caching keys requests by path and key parameters only, but this bundle has {} RouteRules, so responses of different targets would share entries", src.routes.len()))
@@ -202,6 +204,10 @@ pub(super) fn read_bundle_stage(
             },
             diags,
         );
+    }
+    if file.cache.enabled {
+        let targets = src.targets.iter().map(|t| &t.target);
+        connection::templated_with_stage_caching(targets, &stage_toml, diags);
     }
     let skipped = foreign::dispose(&src, &foreign, &lists, (&stage_toml, &text), diags);
     failed.extend(foreign.keys().filter(|n| !skipped.contains(*n)).cloned());
@@ -408,11 +414,13 @@ fn flows_of(
     bundle: &Bundle,
     proxy: &model::EndpointFile,
     timeouts: Timeouts,
+    gateway: Option<&stage::GatewaySettings>,
     diags: &mut Diagnostics,
 ) -> SrcFlows {
     let url = |u: &Located<String>, path: &Path, diags: &mut Diagnostics| match compile::target_url(
         u.value.trim(),
         timeouts,
+        true,
     ) {
         Ok(t) => Some(t),
         Err((m, h)) => {
@@ -424,16 +432,11 @@ fn flows_of(
     for t in &bundle.targets {
         let target = match &t.endpoint.connection {
             Some(Connection::Url(u)) => url(u, &t.path, diags),
-            Some(Connection::LoadBalancer { servers, path }) => {
-                let pos = servers.first().map_or(t.endpoint.pos, |s| s.pos);
-                let path = path.as_ref().map_or("", |p| p.value.as_str());
-                diags.push(Diagnostic::error(&t.path, Some(pos), "HTTPTargetConnection/LoadBalancer (target servers) is not supported by cachegate yet").with_hint(format!("write the server's address instead: <URL>http://host:port{path}</URL>")));
-                None
+            Some(Connection::LoadBalancer(lb)) => {
+                let gateway_toml = gateway_toml_path(&bundle.root);
+                connection::balanced(lb, gateway, &gateway_toml, &t.path, timeouts, diags)
             }
-            Some(Connection::Local(pos)) => {
-                diags.push(Diagnostic::error(&t.path, Some(*pos), "LocalTargetConnection (proxy chaining) is not supported by cachegate").with_hint("point the TargetEndpoint at the other proxy's URL with <HTTPTargetConnection><URL>"));
-                None
-            }
+            Some(Connection::Local(l)) => connection::local(l, &t.path, timeouts, diags),
             // The parser reported the missing connection.
             None => None,
         };
@@ -477,9 +480,10 @@ fn unused_policies(
     policies: &BTreeMap<String, Arc<PolicyFile>>,
     diags: &mut Diagnostics,
 ) {
+    // By the name steps use: a shared flow's policies are keyed `<flow>/<policy>`.
     let used: BTreeSet<&str> = src.every_step().map(|s| s.policy.as_str()).collect();
-    for p in policies.values() {
-        if !used.contains(p.name()) {
+    for (key, p) in policies {
+        if !used.contains(key.as_str()) {
             diags.push(
                 Diagnostic::warning(
                     &p.path,

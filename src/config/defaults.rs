@@ -30,6 +30,9 @@ pub(crate) fn admin_mutations_per_second() -> Spanned<u32> {
 pub(crate) fn threads() -> Spanned<u32> {
     unspanned(2)
 }
+pub(crate) fn enabled() -> Spanned<bool> {
+    unspanned(true)
+}
 pub(crate) fn grace_period_secs() -> u64 {
     5
 }

@@ -51,6 +51,11 @@ pub struct FileGateway {
     /// runs at one of four points.
     #[serde(default)]
     pub flow_hooks: FileFlowHooks,
+    /// The environment's target servers (Apigee TargetServers): named backends that a bundle's
+    /// `<LoadBalancer><Server name="…"/>` balances requests across. Shared by every stage;
+    /// each LoadBalancer keeps its own view of their health.
+    #[serde(default)]
+    pub target_servers: Vec<FileTargetServer>,
 }
 
 /// `[flow_hooks]`: each value names a shared flow of `policies/sharedflows/`.
@@ -86,6 +91,33 @@ impl FileFlowHooks {
     }
 }
 
+/// `[[target_servers]]`: a TargetServer of the environment (Apigee's `name`, `host`, `port`,
+/// `isEnabled`, `sSLInfo`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileTargetServer {
+    /// Its name, as `<Server name="…"/>` writes it: letters, digits, `-`, `_`, `.`.
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// Host name or IP address of the backend, without scheme, port or path (e.g.
+    /// `"backend-1.internal"`). Resolved once, when the configuration loads, never on the
+    /// request path.
+    #[schemars(with = "String")]
+    pub host: Spanned<String>,
+    /// Port the backend listens on (1–65535).
+    #[schemars(with = "u16")]
+    pub port: Spanned<i64>,
+    /// Apigee's `isEnabled`: `false` takes the server out of every LoadBalancer's rotation
+    /// without changing the bundles that list it.
+    #[serde(default = "defaults::enabled")]
+    #[schemars(with = "bool")]
+    pub enabled: Spanned<bool>,
+    /// Apigee's `sSLInfo` (TLS to the backend). Not supported by this build (it has no TLS): a
+    /// target server with `ssl` is refused.
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub ssl: Option<Spanned<toml::Value>>,
+}
+
 /// `[[caches]]`: a named cache of the environment (Apigee's environment cache resource).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -110,6 +142,7 @@ impl Default for FileGateway {
             default_cache_capacity: None,
             caches: Vec::new(),
             flow_hooks: FileFlowHooks::default(),
+            target_servers: Vec::new(),
         }
     }
 }

@@ -14,7 +14,9 @@
 pub(crate) mod assign;
 mod build;
 mod bundle;
+mod chain;
 mod compile;
+mod connection;
 mod crossref;
 pub(crate) mod defaults;
 pub(crate) mod file;
@@ -248,6 +250,9 @@ fn load_inner(dir: &Path, diags: &mut Diagnostics) -> Option<RuntimeConfig> {
                 .with_hint("add a folder such as prod/ with a stage.toml"),
         );
     }
+
+    // Chained proxies (LocalTargetConnection) need every stage.
+    chain::resolve(&mut stages, gateway.as_ref().map(|g| g.listen), diags);
 
     // Two stages may not claim the same base path.
     let mut by_base: BTreeMap<&str, &str> = BTreeMap::new();

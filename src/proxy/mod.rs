@@ -9,10 +9,12 @@ mod body;
 mod caching;
 mod fast_hit;
 pub(crate) mod header_deadline;
+mod health;
 mod logging;
 mod null_route;
 pub(crate) mod rehome;
 mod respond;
+mod target;
 mod upstream;
 
 use std::sync::Arc;
@@ -109,6 +111,8 @@ pub struct Ctx {
     client_ip: String,
     /// The start of a long chunked request body, read ahead and not yet forwarded.
     held_body: Option<body::Held>,
+    /// This request's attempts at its target (the LoadBalancer server of each).
+    upstream: target::Attempts,
 }
 
 /// A response body being collected for a PopulateCache with `<Source>response.content</Source>`.
@@ -353,6 +357,7 @@ impl ProxyHttp for Gateway {
             over_limit: None,
             client_ip: String::new(),
             held_body: None,
+            upstream: target::Attempts::default(),
         }
     }
 
@@ -612,16 +617,28 @@ impl ProxyHttp for Gateway {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let stage = ctx.stage.as_ref().ok_or_else(|| {
-            Error::explain(ErrorType::InternalError, "upstream_peer without a stage")
-        })?;
-        let target = stage.upstream(&ctx.state.sel).ok_or_else(|| {
-            Error::explain(ErrorType::InternalError, "upstream_peer on a null route")
-        })?;
-        Ok(Box::new(upstream::peer(
-            target,
-            crate::proxy::rehome::thread_has_own_driver(),
-        )))
+        target::peer(ctx).map(Box::new)
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut Ctx,
+        e: Box<Error>,
+    ) -> Box<Error> {
+        target::connect_failed(ctx, e)
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut Ctx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        target::failed_while_proxying(peer, session, ctx, e, client_reused)
     }
 
     async fn upstream_request_filter(
@@ -661,25 +678,16 @@ impl ProxyHttp for Gateway {
                 fwd.query = Some(upstream::declared_query(query, &declared));
             }
         }
-        let target = stage.upstream(&ctx.state.sel).ok_or_else(|| {
-            Error::explain(ErrorType::InternalError, "upstream request on a null route")
-        })?;
-        upstream::rewrite_request(
-            upstream_request,
-            stage,
-            target,
-            &ctx.state.suffix,
-            &ctx.client_ip,
-            &fwd,
-        )
+        target::rewrite(session, upstream_request, ctx, &fwd)
     }
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        target::responded(session, ctx, resp.status.as_u16())?;
         if let (Some(sent), Some(stage)) = (ctx.upstream_sent.take(), ctx.stage.as_ref()) {
             METRICS
                 .upstream_duration
@@ -810,7 +818,8 @@ impl ProxyHttp for Gateway {
             METRICS.client_timeouts.with_label_values(&["body"]).inc();
         }
         if code > 0 {
-            if let Err(err) = respond::error(session, code, ctx.stage.as_deref()).await {
+            let message = ctx.upstream.refusal();
+            if let Err(err) = respond::error(session, code, ctx.stage.as_deref(), message).await {
                 tracing::debug!(error = %err, "Could not send the error response.");
             }
         }

@@ -179,19 +179,29 @@ pub(super) fn error_status(e: &Error) -> u16 {
     }
 }
 
-/// Answers a failed proxy attempt with a JSON error. The connection is closed afterwards
+/// Answers a failed proxy attempt with a JSON error (`message` replaces the status's own: a
+/// target that cannot take any request says why). The connection is closed afterwards
 /// (Pingora's error path does not reuse it), which the header says.
-pub(super) async fn error(session: &mut Session, code: u16, stage: Option<&Stage>) -> Result<()> {
-    json_and_close(session, code, upstream_error(code, stage)).await
+pub(super) async fn error(
+    session: &mut Session,
+    code: u16,
+    stage: Option<&Stage>,
+    message: Option<&str>,
+) -> Result<()> {
+    json_and_close(session, code, upstream_error(code, stage, message)).await
 }
 
 /// The JSON body of an error answered in `fail_to_proxy`. It names the stage but never the
 /// target's address (internal topology is not the client's business).
-fn upstream_error(code: u16, stage: Option<&Stage>) -> Bytes {
+fn upstream_error(code: u16, stage: Option<&Stage>, custom: Option<&str>) -> Bytes {
     let (error, message) = match code {
         502 => (
             "bad_gateway",
             "the stage's target could not be reached or sent an invalid response",
+        ),
+        503 => (
+            "service_unavailable",
+            "no target server of the stage is available",
         ),
         504 => (
             "gateway_timeout",
@@ -206,7 +216,7 @@ fn upstream_error(code: u16, stage: Option<&Stage>) -> Bytes {
     };
     let body = serde_json::json!({
         "error": error,
-        "message": message,
+        "message": custom.unwrap_or(message),
         "stage": stage.map(|s| s.name.as_str()),
     });
     Bytes::from(body.to_string())

@@ -7,6 +7,7 @@ use pingora::prelude::HttpPeer;
 use pingora::{ErrorType, OrErr, Result};
 
 use crate::runtime::stage::{Stage, Target};
+use crate::runtime::target::Host;
 #[cfg(test)]
 use crate::util::connection_drops_end_to_end;
 use crate::util::connection_listed;
@@ -25,7 +26,8 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
-/// The peer for `target`, from its pre-resolved address (no DNS on the request path).
+/// The peer for `host` (the address of `target`, or of one of its LoadBalancer's servers),
+/// pre-resolved (no DNS on the request path).
 ///
 /// `per_thread`: each thread reuses only the upstream connections it opened. On the no-steal
 /// runtime every proxy thread has an I/O driver of its own and a connection's socket stays
@@ -39,8 +41,8 @@ const HOP_BY_HOP: &[&str] = &[
 /// and taking the connection again waits for that task to let go (about one cross-thread
 /// wake-up per reused connection in `perf`; only a Pingora change removes it). Per-thread
 /// pools also split the global idle-pool size between the threads.
-pub(super) fn peer(target: &Target, per_thread: bool) -> HttpPeer {
-    let mut peer = HttpPeer::new(target.addr, false, String::new());
+pub(super) fn peer(host: &Host, target: &Target, per_thread: bool) -> HttpPeer {
+    let mut peer = HttpPeer::new(host.addr, false, String::new());
     if per_thread {
         peer.group_key = thread_slot();
     }
@@ -93,18 +95,20 @@ pub(super) struct Forwarding {
     pub only_headers: Option<Vec<String>>,
 }
 
-/// Rewrites the upstream request: base path → target path, `Host`, `X-Forwarded-For`/`-Proto`,
-/// and removal of hop-by-hop headers (and of unkeyed override headers on cacheable requests).
+/// Rewrites the upstream request: base path → target path (`path_prefix`), `Host`
+/// (`host_header`), `X-Forwarded-For`/`-Proto`, and removal of hop-by-hop headers (and of
+/// unkeyed override headers on cacheable requests).
 pub(super) fn rewrite_request(
     req: &mut RequestHeader,
     stage: &Stage,
-    target: &Target,
+    host_header: &str,
+    path_prefix: &str,
     suffix: &str,
     client_ip: &str,
     fwd: &Forwarding,
 ) -> Result<()> {
-    let mut path = String::with_capacity(target.path_prefix.len() + suffix.len() + 16);
-    path.push_str(&target.path_prefix);
+    let mut path = String::with_capacity(path_prefix.len() + suffix.len() + 16);
+    path.push_str(path_prefix);
     path.push_str(suffix);
     if path.is_empty() {
         path.push('/');
@@ -157,7 +161,7 @@ pub(super) fn rewrite_request(
         strip_synthetic(req)?;
     }
     if !stage.preserve_host || !req.headers.contains_key(http::header::HOST) {
-        req.insert_header(http::header::HOST, target.host_header.as_str())?;
+        req.insert_header(http::header::HOST, host_header)?;
     }
     if !client_ip.is_empty() {
         let xff = match req

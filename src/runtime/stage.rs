@@ -18,6 +18,7 @@ use crate::runtime::policy::{
     InvalidateCachePolicy, LookupCachePolicy, PopulateCachePolicy, ResponseCachePolicy,
 };
 use crate::runtime::resource::ResourcePattern;
+pub use crate::runtime::target::{Target, TargetServer};
 
 /// One complete, valid configuration.
 #[derive(Debug)]
@@ -76,6 +77,8 @@ pub struct GatewaySettings {
     pub environment: Option<Environment>,
     /// `[flow_hooks]`: shared flows every stage runs at Apigee's four hook points.
     pub flow_hooks: FlowHooks,
+    /// The environment's TargetServers (`[[target_servers]]`), named by LoadBalancers.
+    pub target_servers: Vec<TargetServer>,
 }
 
 /// gateway.toml `[flow_hooks]`: the shared flow (by name) each of Apigee's flow hooks runs, in
@@ -459,41 +462,6 @@ impl StepPolicy {
             StepPolicy::AssignMessage(p) => p.continue_on_error,
             StepPolicy::FlowCallout(p) => p.continue_on_error,
             StepPolicy::RaiseFault(p) => p.continue_on_error,
-        }
-    }
-}
-
-/// A resolved upstream.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Target {
-    /// The URL as written (for messages).
-    pub url: String,
-    /// Resolved address (resolution happens at load time only).
-    pub addr: SocketAddr,
-    /// Value of the `Host` header sent upstream (host, plus port when not 80).
-    pub host_header: String,
-    /// Path prefix of the target URL, without trailing slash (`""` for none).
-    pub path_prefix: String,
-    /// Connect deadline.
-    pub connect_timeout: Duration,
-    /// Read deadline (between reads).
-    pub read_timeout: Duration,
-    /// Write deadline (between writes).
-    pub write_timeout: Duration,
-}
-
-impl Target {
-    /// A stand-in for a target that could not be resolved, so that a load with errors can still
-    /// run its other checks. A configuration holding one is never used: its load had an error.
-    pub fn unresolved(url: &str) -> Self {
-        Target {
-            url: url.to_owned(),
-            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-            host_header: String::new(),
-            path_prefix: String::new(),
-            connect_timeout: Duration::ZERO,
-            read_timeout: Duration::ZERO,
-            write_timeout: Duration::ZERO,
         }
     }
 }

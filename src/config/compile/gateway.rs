@@ -67,6 +67,7 @@ pub(crate) fn gateway(cx: &mut FileCtx, g: &FileGateway) -> Option<GatewaySettin
     }
     let redis = g.redis.as_ref().and_then(|r| redis_settings(cx, r));
     let environment = environment(cx, g);
+    let target_servers = super::target::target_servers(cx, &g.target_servers);
     Some(GatewaySettings {
         organization: org.clone(),
         listen: listen?,
@@ -86,6 +87,7 @@ pub(crate) fn gateway(cx: &mut FileCtx, g: &FileGateway) -> Option<GatewaySettin
         redis,
         environment,
         flow_hooks: flow_hooks(cx, &g.flow_hooks),
+        target_servers,
     })
 }
 

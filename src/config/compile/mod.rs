@@ -8,12 +8,14 @@
 //! # Files
 //!
 //! One file per part of the configuration: `gateway.rs` (`gateway.toml`), `stage.rs` (a stage's
-//! base path, target and resources), `cache.rs` (its `[cache]` section, with `overrides.rs` for
-//! `[[cache.method]]` and `invalidation.rs` for invalidation and its grants), and `flows.rs`
+//! base path, target and resources), `target.rs` (target URLs, deadlines and the
+//! `[[target_servers]]` of gateway.toml), `cache.rs` (its `[cache]` section, with `overrides.rs`
+//! for `[[cache.method]]` and `invalidation.rs` for invalidation and its grants), and `flows.rs`
 //! (flows, steps and their conditions). They share `ctx.rs` ([`FileCtx`], where diagnostics go)
 //! and `values.rs` (checks of single values that several sections use). Imports go one way:
-//! sections import `values.rs` and `ctx.rs` (`cache.rs` also its two parts), `values.rs` only
-//! `ctx.rs`; code outside this folder uses the re-exports below.
+//! sections import `values.rs` and `ctx.rs` (`cache.rs` also its two parts, `stage.rs` and
+//! `gateway.rs` also `target.rs`), `values.rs` only `ctx.rs`; code outside this folder uses the
+//! re-exports below.
 
 mod cache;
 mod ctx;
@@ -22,13 +24,13 @@ mod gateway;
 mod invalidation;
 mod overrides;
 mod stage;
+mod target;
 mod values;
 
 pub(crate) use cache::cache;
 pub(crate) use ctx::{file_error, FileCtx};
 pub(crate) use flows::endpoints;
 pub(crate) use gateway::gateway;
-pub(crate) use stage::{
-    base_path, endpoint_names, resources, target, target_url, timeouts, Timeouts,
-};
+pub(crate) use stage::{base_path, endpoint_names, resources, target, timeouts};
+pub(crate) use target::{target_url, Timeouts};
 pub(crate) use values::is_name;

@@ -1,12 +1,12 @@
 //! A stage's endpoint: its base path, its target (resolved at load time) and its declared
 //! resource templates.
 
-use std::net::ToSocketAddrs;
 use std::time::Duration;
 
 use toml::Spanned;
 
 use super::ctx::FileCtx;
+use super::target::{target_url, Timeouts};
 use super::values::pattern;
 use crate::config::file::FileStage;
 use crate::diag::Diagnostic;
@@ -84,7 +84,7 @@ pub(crate) fn target(cx: &mut FileCtx, s: &FileStage) -> Option<Target> {
         return None;
     };
     let timeouts = timeouts(cx, s);
-    match target_url(t.get_ref(), timeouts) {
+    match target_url(t.get_ref(), timeouts, false) {
         Ok(target) => Some(target),
         Err((message, hint)) => {
             cx.error(t, message, Some(hint));
@@ -106,108 +106,6 @@ pub(crate) fn timeouts(cx: &mut FileCtx, s: &FileStage) -> Timeouts {
         read: ms(&s.read_timeout_ms, "read_timeout_ms", cx),
         write: ms(&s.write_timeout_ms, "write_timeout_ms", cx),
     }
-}
-
-/// Deadlines of the connections to a target.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Timeouts {
-    /// To connect.
-    pub connect: Duration,
-    /// Between two reads.
-    pub read: Duration,
-    /// Between two writes.
-    pub write: Duration,
-}
-
-/// Parses and resolves a target URL (stage.toml `target`, a bundle's `HTTPTargetConnection/URL`
-/// or RouteRule `URL`). `Err((message, hint))` says what is wrong with it.
-pub(crate) fn target_url(url: &str, timeouts: Timeouts) -> Result<Target, (String, String)> {
-    let hint = || {
-        "write an http:// URL such as http://127.0.0.1:9000 (optionally with a path: http://host:port/api)"
-            .to_owned()
-    };
-    let Some(rest) = url.strip_prefix("http://") else {
-        if url.starts_with("https://") {
-            return Err((
-                "https targets are not supported by this build (it has no TLS)".to_owned(),
-                "point it at a plain-HTTP target, e.g. a local TLS-terminating sidecar".to_owned(),
-            ));
-        }
-        return Err((format!("target `{url}` is not an http:// URL"), hint()));
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    if authority.contains('@') {
-        return Err((
-            "credentials in the target URL are not supported".to_owned(),
-            "remove `user:password@` from the target".to_owned(),
-        ));
-    }
-    if path.contains(['?', '#']) {
-        return Err((
-            "the target URL must not have a query string or fragment".to_owned(),
-            hint(),
-        ));
-    }
-    if url.contains(['{', '}']) {
-        return Err((
-            format!("target `{url}` contains a `{{variable}}` template, which cachegate does not expand"),
-            "write the URL the variable would give".to_owned(),
-        ));
-    }
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let Some((h, after)) = v6.split_once(']') else {
-            return Err(("unterminated IPv6 address in target".to_owned(), hint()));
-        };
-        (h, after.strip_prefix(':'))
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() {
-        return Err(("the target URL has no host".to_owned(), hint()));
-    }
-    let port: u16 = match port {
-        None => 80,
-        Some(p) => match p.parse() {
-            Ok(p) if p > 0 => p,
-            _ => return Err((format!("`{p}` is not a valid port"), hint())),
-        },
-    };
-    let addr = match (host, port).to_socket_addrs() {
-        Ok(mut addrs) => addrs.next(),
-        Err(_) => None,
-    };
-    let Some(addr) = addr else {
-        return Err((
-            format!("cannot resolve target host `{host}`"),
-            "use a resolvable host name or an IP address".to_owned(),
-        ));
-    };
-    let host_header = if authority.starts_with('[') {
-        if port == 80 {
-            format!("[{host}]")
-        } else {
-            format!("[{host}]:{port}")
-        }
-    } else if port == 80 {
-        host.to_owned()
-    } else {
-        format!("{host}:{port}")
-    };
-    Ok(Target {
-        url: url.to_owned(),
-        addr,
-        host_header,
-        path_prefix: path.trim_end_matches('/').to_owned(),
-        connect_timeout: timeouts.connect,
-        read_timeout: timeouts.read,
-        write_timeout: timeouts.write,
-    })
 }
 
 /// Declared resource templates.

@@ -116,7 +116,7 @@ pub fn import_bundle(
     let mut diags = Diagnostics::new();
     // As written: FlowCallouts stay steps naming their policy (the imported stage calls the
     // same shared flows).
-    let parts = read_bundle_stage(&stage_dir, stage.to_owned(), None, &mut diags);
+    let parts = read_bundle_stage(&stage_dir, stage.to_owned(), None, None, &mut diags);
     let expected = parts.as_ref().and_then(|b| {
         build_stage(
             b.settings.clone(),

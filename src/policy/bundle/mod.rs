@@ -15,13 +15,17 @@
 //! [`MAX_FILES_PER_FOLDER`](folder::MAX_FILES_PER_FOLDER) entries. Every problem is a [`Diagnostic`] naming the file, and the
 //! line and column when it is inside one.
 //!
-//! Files: `model.rs` holds the types; `endpoint.rs` maps one endpoint file, with `target.rs` for
-//! the TargetEndpoint connection and `mapper.rs` for the checks both share; `read.rs` reads one
-//! file into the tree (and [`policy_header`]); `folder.rs` lists folders and `descriptor.rs`
-//! reads the root descriptor; `shared.rs` reads shared flow bundles; this file walks an API
-//! proxy bundle's folders. They import one way: this file and `shared.rs` → `endpoint.rs` →
-//! `target.rs` → `mapper.rs`; `descriptor.rs` → `folder.rs`, `read.rs`; all of them → `model.rs`.
+//! Files: `model.rs` holds the types (`connection.rs` those of a TargetEndpoint's connection);
+//! `endpoint.rs` maps one endpoint file, with `target.rs` for the TargetEndpoint connection,
+//! `balancer.rs` for its LoadBalancer and HealthMonitor, and `mapper.rs` for the checks they
+//! share; `read.rs` reads one file into the tree (and [`policy_header`]); `folder.rs` lists
+//! folders and `descriptor.rs` reads the root descriptor; `shared.rs` reads shared flow bundles;
+//! this file walks an API proxy bundle's folders. They import one way: this file and
+//! `shared.rs` → `endpoint.rs` → `target.rs` → `balancer.rs` → `mapper.rs`; `descriptor.rs` →
+//! `folder.rs`, `read.rs`; all of them → `model.rs` → `connection.rs`.
 
+mod balancer;
+mod connection;
 mod descriptor;
 mod endpoint;
 mod folder;
@@ -42,8 +46,8 @@ use descriptor::{root_descriptor, Root};
 use folder::{folder_name, is_xml, list, xml_in, EntryKind};
 
 pub use model::{
-    Bundle, Connection, EndpointFile, EndpointKind, FaultRule, FlowSteps, PolicyHeader,
-    RouteTarget, SharedFlowBundle, Step,
+    Bundle, Connection, EndpointFile, EndpointKind, FaultRule, FlowSteps, LoadBalancerSpec,
+    LocalSpec, PolicyHeader, RouteTarget, SharedFlowBundle, Step,
 };
 pub use read::policy_header;
 pub use shared::load_shared_flow_bundle;

@@ -9,6 +9,7 @@
 
 use std::path::PathBuf;
 
+pub use super::connection::{LoadBalancerSpec, LocalSpec};
 use crate::diag::{Located, Pos};
 
 /// One `apiproxy/` folder as read from disk.
@@ -174,16 +175,11 @@ pub struct FaultRule {
 pub enum Connection {
     /// `HTTPTargetConnection/URL` (may hold `{variable}` templates).
     Url(Located<String>),
-    /// `HTTPTargetConnection/LoadBalancer`: its `Server@name` list (TargetServer environment
-    /// resources) and `HTTPTargetConnection/Path`.
-    LoadBalancer {
-        /// `Server@name`, in order.
-        servers: Vec<Located<String>>,
-        /// `Path`, appended to the server's base.
-        path: Option<Located<String>>,
-    },
+    /// `HTTPTargetConnection/LoadBalancer`: TargetServers (environment resources) by name, the
+    /// balancing settings, `HTTPTargetConnection/Path` and `HealthMonitor`.
+    LoadBalancer(Box<LoadBalancerSpec>),
     /// `LocalTargetConnection`: another proxy, called in-process.
-    Local(Pos),
+    Local(LocalSpec),
 }
 
 /// A policy file whose root element cachegate may not run: its kind and name, for diagnostics.

@@ -1,28 +1,17 @@
 //! A TargetEndpoint's connection: `HTTPTargetConnection` (a `URL` or a `LoadBalancer` of
-//! TargetServers) or `LocalTargetConnection`.
+//! TargetServers, see `balancer.rs`) or `LocalTargetConnection`.
 //!
 //! A further `impl EndpointMapper` block, called by `endpoint.rs`; it uses the shared checks of
 //! `mapper.rs`. Kept apart because it is about backends, not flows.
 
+use super::balancer::monitor_pos;
+use super::connection::LocalSpec;
 use super::mapper::EndpointMapper;
 use super::model::Connection;
-use crate::diag::Located;
 use crate::policy::xml::tree::Node;
 
 /// `HTTPTargetConnection` children cachegate does not implement.
-const TARGET_UNSUPPORTED: &[&str] = &["SSLInfo", "Authentication", "HealthMonitor"];
-
-/// `LoadBalancer` settings cachegate does not implement (the Server list is read).
-const BALANCER_SETTINGS: &[&str] = &[
-    "Algorithm",
-    "MaxFailures",
-    "RetryEnabled",
-    "TargetDisableSecs",
-    "ServerUnhealthyResponse",
-];
-
-/// Per-`Server` settings cachegate does not implement.
-const SERVER_SETTINGS: &[&str] = &["IsEnabled", "IsFallback", "Weight"];
+const TARGET_UNSUPPORTED: &[&str] = &["SSLInfo", "Authentication"];
 
 impl EndpointMapper<'_, '_> {
     /// Exactly one of `HTTPTargetConnection` and `LocalTargetConnection` (Edge's `HostedTarget`
@@ -44,10 +33,7 @@ impl EndpointMapper<'_, '_> {
                 None
             }
             (Some(h), None) => self.http_connection(h),
-            (None, Some(l)) => {
-                self.expect(l, &["APIProxy", "ProxyEndpoint", "Path"]);
-                Some(Connection::Local(l.pos))
-            }
+            (None, Some(l)) => self.local_connection(l),
             (None, None) => {
                 if hosted.is_none() {
                     self.sink.error(
@@ -63,7 +49,7 @@ impl EndpointMapper<'_, '_> {
 
     /// `URL` xor `LoadBalancer` (apigeelint TD014), a URL not empty (TD017).
     fn http_connection(&mut self, conn: &Node) -> Option<Connection> {
-        let mut known = vec!["URL", "LoadBalancer", "Path"];
+        let mut known = vec!["URL", "LoadBalancer", "Path", "HealthMonitor"];
         known.extend(TARGET_UNSUPPORTED);
         self.expect(conn, &known);
         for name in TARGET_UNSUPPORTED {
@@ -100,12 +86,16 @@ impl EndpointMapper<'_, '_> {
                         Some("put the path in the <URL>".into()),
                     );
                 }
+                if let Some(m) = monitor_pos(conn) {
+                    self.sink.warning(
+                        m,
+                        "<HealthMonitor> is used only with a <LoadBalancer>; it is ignored next to <URL> (apigeelint TD016)",
+                        Some("remove it, or list the backends as TargetServers in a <LoadBalancer>".into()),
+                    );
+                }
                 Some(Connection::Url(url))
             }
-            (None, Some(lb)) => {
-                let servers = self.balancer(lb)?;
-                Some(Connection::LoadBalancer { servers, path })
-            }
+            (None, Some(lb)) => self.balancer(conn, lb, path).map(Connection::LoadBalancer),
             (None, None) => {
                 self.sink.error(
                     conn.pos,
@@ -117,47 +107,46 @@ impl EndpointMapper<'_, '_> {
         }
     }
 
-    /// The `Server@name`s of a `LoadBalancer`; at least one. Its other settings are unsupported.
-    fn balancer(&mut self, lb: &Node) -> Option<Vec<Located<String>>> {
-        let mut known = vec!["Server"];
-        known.extend(BALANCER_SETTINGS);
-        self.expect(lb, &known);
-        for name in BALANCER_SETTINGS {
-            if let Some(n) = self.single(lb, name) {
-                self.unsupported(format!("HTTPTargetConnection/LoadBalancer/{name}"), n.pos);
+    /// `LocalTargetConnection`: `<APIProxy>` (with `<ProxyEndpoint>`, default `default`) or
+    /// `<Path>`, not both.
+    fn local_connection(&mut self, l: &Node) -> Option<Connection> {
+        self.expect(l, &["APIProxy", "ProxyEndpoint", "Path"]);
+        let api = self.text(l, "APIProxy");
+        let endpoint = self.text(l, "ProxyEndpoint");
+        let path = self.text(l, "Path");
+        match (&api, &path) {
+            (Some(_), Some(p)) => {
+                self.sink.error(
+                    p.pos,
+                    "a <LocalTargetConnection> with both <APIProxy> and <Path>",
+                    Some("name the proxy (<APIProxy> and <ProxyEndpoint>) or its path (<Path>), not both".into()),
+                );
+                return None;
             }
-        }
-        let mut servers = Vec::new();
-        let mut failed = false;
-        for s in lb.children_named("Server") {
-            self.expect(s, SERVER_SETTINGS);
-            for name in SERVER_SETTINGS {
-                if let Some(n) = self.single(s, name) {
-                    self.unsupported(
-                        format!("HTTPTargetConnection/LoadBalancer/Server/{name}"),
-                        n.pos,
+            (None, None) => {
+                self.sink.error(
+                    l.pos,
+                    "a <LocalTargetConnection> names no proxy",
+                    Some("write <APIProxy>other-proxy</APIProxy><ProxyEndpoint>default</ProxyEndpoint>, or <Path>/other/base/path</Path>".into()),
+                );
+                return None;
+            }
+            (None, Some(_)) => {
+                if let Some(e) = &endpoint {
+                    self.sink.warning(
+                        e.pos,
+                        "<ProxyEndpoint> is used only with <APIProxy>; it is ignored next to <Path>",
+                        None,
                     );
                 }
             }
-            match s.attr_value("name") {
-                Some(n) => servers.push(Located::new(n.to_string(), s.pos)),
-                None => {
-                    failed = true;
-                    self.sink.error(
-                        s.pos,
-                        "missing name attribute on <Server>",
-                        Some("name a TargetServer, e.g. <Server name=\"backend-1\"/>".into()),
-                    );
-                }
-            }
+            (Some(_), None) => {}
         }
-        if servers.is_empty() && !failed {
-            self.sink.error(
-                lb.pos,
-                "a <LoadBalancer> without a <Server>",
-                Some("add <Server name=\"…\"/> naming a TargetServer".into()),
-            );
-        }
-        (!failed && !servers.is_empty()).then_some(servers)
+        Some(Connection::Local(LocalSpec {
+            pos: l.pos,
+            api,
+            endpoint,
+            path,
+        }))
     }
 }

@@ -292,6 +292,7 @@ mod tests {
   <Set>
     <Payload contentType="application/json"><![CDATA[{"tier": "{client.tier}"}]]></Payload>
     <StatusCode>200</StatusCode>
+    <FormParams/>
   </Set>
   <AssignVariable><Name>a</Name><Value/></AssignVariable>
   <IgnoreUnresolvedVariables>true</IgnoreUnresolvedVariables>

@@ -250,7 +250,13 @@ fn product_recommendations() {
 fn pagination_targets_another_proxy() {
     let b = load_clean("apigee+api-platform-samples/sample-proxies/pagination/apiproxy");
     let te = only_target(&b);
-    assert!(matches!(te.connection, Some(Connection::Local(p)) if p == Pos::new(2, 5)));
+    let Some(Connection::Local(l)) = &te.connection else {
+        panic!("{:?}", te.connection)
+    };
+    assert_eq!(l.pos, Pos::new(2, 5));
+    assert_eq!(l.api.as_ref().unwrap().value, "restaurant_locator");
+    assert_eq!(l.endpoint.as_ref().unwrap().value, "default");
+    assert!(l.path.is_none());
     let pe = only_proxy(&b);
     assert_eq!(
         names(&pe.preflow.request),

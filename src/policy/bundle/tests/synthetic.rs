@@ -437,22 +437,102 @@ fn target_connections() {
     assert!(m.is_empty(), "{m:#?}");
     let b = b.unwrap();
     let te = &b.targets[0].endpoint;
-    let Some(Connection::LoadBalancer { servers, path }) = &te.connection else {
+    let Some(Connection::LoadBalancer(lb)) = &te.connection else {
         panic!("{:?}", te.connection)
     };
-    let servers: Vec<&str> = servers.iter().map(|s| s.value.as_str()).collect();
+    let servers: Vec<&str> = lb.servers.iter().map(|s| s.name.value.as_str()).collect();
     assert_eq!(servers, ["one", "two"]);
-    assert_eq!(path.as_ref().unwrap().value, "/v1");
-    let unsupported: Vec<&str> = te.unsupported.iter().map(|u| u.value.as_str()).collect();
-    assert_eq!(
-        unsupported,
-        [
-            "HTTPTargetConnection/SSLInfo",
-            "HTTPTargetConnection/HealthMonitor",
-            "HTTPTargetConnection/LoadBalancer/Algorithm",
-            "HTTPTargetConnection/LoadBalancer/Server/IsFallback",
-        ]
+    assert!(!lb.servers[0].fallback && lb.servers[1].fallback);
+    assert_eq!(lb.path.as_ref().unwrap().value, "/v1");
+    assert_eq!(lb.algorithm, crate::runtime::balance::Algorithm::RoundRobin);
+    assert!(lb.retry, "RetryEnabled defaults to true");
+    assert_eq!(lb.max_failures, 0);
+    assert!(
+        lb.monitor.is_none(),
+        "a HealthMonitor is off unless IsEnabled"
     );
+    let unsupported: Vec<&str> = te.unsupported.iter().map(|u| u.value.as_str()).collect();
+    assert_eq!(unsupported, ["HTTPTargetConnection/SSLInfo"]);
+}
+
+#[test]
+fn load_balancer_settings_are_read_with_apigee_defaults() {
+    use crate::runtime::balance::{Algorithm, Check};
+    let (_tmp, root) = with_target(
+        r#"<TargetEndpoint name="lb">
+  <HTTPTargetConnection>
+    <LoadBalancer>
+      <Algorithm>Weighted</Algorithm>
+      <Server name="a"><Weight>1</Weight></Server>
+      <Server name="b"><Weight>3</Weight><IsEnabled>false</IsEnabled></Server>
+      <Server name="c"><IsFallback>true</IsFallback><Weight>1</Weight></Server>
+      <MaxFailures>2</MaxFailures>
+      <RetryEnabled>false</RetryEnabled>
+      <TargetDisableSecs>60</TargetDisableSecs>
+      <ServerUnhealthyResponse><ResponseCode>500</ResponseCode><ResponseCode>503</ResponseCode></ServerUnhealthyResponse>
+    </LoadBalancer>
+    <Path>/t/{request.header.tenant}</Path>
+    <HealthMonitor>
+      <IsEnabled>true</IsEnabled>
+      <IntervalInSec>5</IntervalInSec>
+      <HTTPMonitor>
+        <Request><Verb>GET</Verb><Path>/health</Path><Header name="X-Check">1</Header></Request>
+        <SuccessResponse><ResponseCode>200</ResponseCode><Header name="ImOK">YourOK</Header></SuccessResponse>
+      </HTTPMonitor>
+    </HealthMonitor>
+  </HTTPTargetConnection>
+</TargetEndpoint>"#,
+    );
+    let (b, m) = load(&root);
+    assert!(m.is_empty(), "{m:#?}");
+    let b = b.unwrap();
+    let Some(Connection::LoadBalancer(lb)) = &b.targets[0].endpoint.connection else {
+        panic!()
+    };
+    assert_eq!(lb.algorithm, Algorithm::Weighted);
+    let weights: Vec<Option<u32>> = lb.servers.iter().map(|s| s.weight).collect();
+    assert_eq!(weights, [Some(1), Some(3), Some(1)]);
+    assert!(!lb.servers[1].enabled && lb.servers[2].fallback);
+    assert_eq!((lb.max_failures, lb.retry), (2, false));
+    assert_eq!(lb.target_disable_secs, Some(60));
+    assert_eq!(lb.unhealthy, [500, 503]);
+    assert_eq!(
+        lb.path.as_ref().unwrap().value,
+        "/t/{request.header.tenant}"
+    );
+    let monitor = lb.monitor.as_ref().unwrap();
+    assert_eq!(monitor.interval_secs, 5);
+    let Check::Http(h) = &monitor.check else {
+        panic!()
+    };
+    assert_eq!((h.verb.as_str(), h.path.as_str()), ("GET", "/health"));
+    assert_eq!(h.headers, [("x-check".to_owned(), "1".to_owned())]);
+    assert_eq!(h.codes, [200]);
+    assert_eq!(h.expect_headers, [("imok".to_owned(), "YourOK".to_owned())]);
+}
+
+#[test]
+fn load_balancer_and_local_connection_mistakes_are_named() {
+    let lb = |inner: &str| {
+        format!("<TargetEndpoint name=\"t\"><HTTPTargetConnection><LoadBalancer>{inner}</LoadBalancer></HTTPTargetConnection></TargetEndpoint>")
+    };
+    let cases: Vec<(String, &str)> = vec![
+        (lb("<Algorithm>RoundRobbin</Algorithm><Server name=\"a\"/>"), "error: unknown load balancing algorithm \"RoundRobbin\""),
+        (lb("<Server name=\"a\"/><Server name=\"a\"/>"), "error: <Server name=\"a\"> is listed twice"),
+        (lb("<Server name=\"a\"><IsFallback>true</IsFallback></Server><Server name=\"b\"><IsFallback>true</IsFallback></Server>"), "error: a second fallback server (`a` is one already)"),
+        (lb("<Server name=\"a\"/><ServerUnhealthyResponse><ResponseCode>5xx</ResponseCode></ServerUnhealthyResponse>"), "error: invalid status code \"5xx\" in <ResponseCode>"),
+        (lb("<Server name=\"a\"/><MaxFailures>-1</MaxFailures>"), "error: <MaxFailures> must be a whole number, not \"-1\""),
+        (lb("<Server name=\"a\"><Weight>2</Weight></Server>"), "warning: <Weight> is used only by the Weighted algorithm; it is ignored"),
+        (lb("<Server/>"), "error: missing name attribute on <Server>"),
+        ("<TargetEndpoint name=\"t\"><HTTPTargetConnection><LoadBalancer><Server name=\"a\"/></LoadBalancer><HealthMonitor><IsEnabled>true</IsEnabled><IntervalInSec>5</IntervalInSec></HealthMonitor></HTTPTargetConnection></TargetEndpoint>".to_owned(), "error: a <HealthMonitor> needs exactly one of <TCPMonitor> and <HTTPMonitor>"),
+        ("<TargetEndpoint name=\"t\"><LocalTargetConnection/></TargetEndpoint>".to_owned(), "error: a <LocalTargetConnection> names no proxy"),
+        ("<TargetEndpoint name=\"t\"><LocalTargetConnection><APIProxy>x</APIProxy><Path>/x</Path></LocalTargetConnection></TargetEndpoint>".to_owned(), "error: a <LocalTargetConnection> with both <APIProxy> and <Path>"),
+    ];
+    for (target, want) in &cases {
+        let (_tmp, root) = with_target(target);
+        let (_, m) = load(&root);
+        assert!(has(&m, want), "{target}: {m:#?}");
+    }
 }
 
 #[test]
