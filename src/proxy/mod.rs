@@ -109,6 +109,8 @@ pub struct Ctx {
     client_ip: String,
     /// The start of a long chunked request body, read ahead and not yet forwarded.
     held_body: Option<body::Held>,
+    /// The request body for the flow variables, when the stage reads it (see `proxy::body`).
+    request_body: engine::KeptBody,
 }
 
 /// A response body being collected for a PopulateCache with `<Source>response.content</Source>`.
@@ -129,6 +131,7 @@ impl Ctx {
             config: &snapshot.config,
             stage,
             client_ip: &self.client_ip,
+            request_body: self.request_body.view(),
         }
     }
 }
@@ -197,6 +200,7 @@ impl Gateway {
             config: &snapshot.config,
             stage: &stage,
             client_ip: &ctx.client_ip,
+            request_body: ctx.request_body.view(),
         };
         // A hit through a ResponseCache resumes after the policy's response attachment.
         let hit = matches!(ctx.outcome, Some(Outcome::Hit | Outcome::Stale))
@@ -308,6 +312,7 @@ impl ProxyHttp for Gateway {
             over_limit: None,
             client_ip: String::new(),
             held_body: None,
+            request_body: engine::KeptBody::Absent,
         }
     }
 
@@ -371,10 +376,16 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         };
         // A chunked body is read (and its framing checked) before any policy runs or anything is
-        // forwarded, so a malformed one reaches neither the target nor an InvalidateCache.
-        match body::read_ahead(session).await? {
-            body::ReadAhead::Forward => {}
-            body::ReadAhead::Stream(held) => ctx.held_body = Some(held),
+        // forwarded, so a malformed one reaches neither the target nor an InvalidateCache; a
+        // stage whose policies read the body keeps it (and reads a `Content-Length` one too).
+        match body::read_ahead(session, stage.reads_request_body).await? {
+            body::ReadAhead::Forward(kept) => ctx.request_body = kept,
+            body::ReadAhead::Stream(held) => {
+                ctx.held_body = Some(held);
+                if stage.reads_request_body {
+                    ctx.request_body = engine::KeptBody::Withheld;
+                }
+            }
             body::ReadAhead::Refuse(code, message) => {
                 respond::reject(session, code, message).await?;
                 return Ok(true);
@@ -546,6 +557,7 @@ impl ProxyHttp for Gateway {
                 config: &snapshot.config,
                 stage: &stage,
                 client_ip: &ctx.client_ip,
+                request_body: ctx.request_body.view(),
             };
             let resumed = engine::walk::resume(
                 env,

@@ -269,6 +269,12 @@ impl FragmentSpec {
         }
     }
 
+    /// Whether the fragment reads a value the gateway did not read (see
+    /// [`Variables::withheld`]); its literal fallback does not stand in for it.
+    fn withheld(&self, vars: &dyn Variables) -> bool {
+        matches!(&self.source, Source::Ref { name, .. } if vars.withheld(name))
+    }
+
     /// The name reported when the fragment does not resolve.
     fn name(&self) -> &str {
         match &self.source {
@@ -445,6 +451,7 @@ impl KeySpec {
             framed,
             fragments: values,
             unresolved: Vec::new(),
+            withheld: false,
             head_len: self.framed_head.len(),
             fragment_ends,
             partition: Arc::clone(&self.partition),
@@ -497,6 +504,7 @@ impl KeySpec {
         BuiltKey {
             readable: self.readable(&fragments),
             framed,
+            withheld: self.fragments.iter().any(|f| f.withheld(vars)),
             fragments,
             unresolved,
             head_len: self.framed_head.len(),
@@ -684,6 +692,10 @@ pub struct BuiltKey {
     /// Variable names of fragments that did not resolve (for IgnoreUnresolvedVariables and
     /// diagnostics); literal fallbacks count as resolved.
     pub unresolved: Vec<String>,
+    /// A fragment reads a request body the gateway did not read (longer than it reads ahead):
+    /// every such request would get the same key whatever its body, so none is looked up or
+    /// stored under it (as for a key over 2 KB).
+    pub withheld: bool,
     /// Length of the framed head (everything before the first fragment).
     pub head_len: usize,
     /// Offset in `framed` just after each fragment.

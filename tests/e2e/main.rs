@@ -12,6 +12,7 @@ mod caching;
 mod cli;
 mod connections;
 mod engine;
+mod forms;
 mod guards;
 mod harness_selftest;
 mod hostile;
