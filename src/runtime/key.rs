@@ -193,6 +193,13 @@ pub fn env_partition(environment: &str, resource: Option<&str>) -> String {
     }
 }
 
+/// The environment and cache (`""`: the default cache) of an [`env_partition`]; `None` for a
+/// stage's own partition (metrics label the two apart).
+pub fn env_partition_parts(partition: &str) -> Option<(&str, &str)> {
+    let rest = partition.strip_prefix('@')?;
+    Some(rest.split_once('/').unwrap_or((rest, "")))
+}
+
 /// How the readable key is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Style {

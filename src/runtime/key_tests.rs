@@ -531,3 +531,16 @@ fn a_key_reading_a_withheld_body_is_marked_even_with_a_fallback() {
             .withheld
     );
 }
+
+#[test]
+fn environment_partitions_name_their_environment_and_cache() {
+    for (env, cache) in [("test", ""), ("test", "tokens"), ("prod-eu", "a_b")] {
+        let partition = env_partition(env, Some(cache));
+        assert_eq!(env_partition_parts(&partition), Some((env, cache)));
+    }
+    assert_eq!(
+        env_partition_parts(&env_partition("test", None)),
+        Some(("test", ""))
+    );
+    assert_eq!(env_partition_parts("prod"), None);
+}
