@@ -408,10 +408,12 @@ pub(crate) fn check_stage(
     let on_request: BTreeSet<&str> = src.request_steps().map(|s| s.policy.as_str()).collect();
     let run: BTreeSet<&str> = src.every_step().map(|s| s.policy.as_str()).collect();
     let mut reads_body = false;
-    for p in policies.values() {
+    // By the name steps use, which is the map's key (not always the policy's own name).
+    for (name, p) in policies {
         checker.policy(p);
         let refs = checker.take_body_refs();
-        reads_body |= run.contains(p.name()) && refs.read_body(on_request.contains(p.name()));
+        let name = name.as_str();
+        reads_body |= run.contains(name) && refs.read_body(on_request.contains(name));
     }
     // Conditions of flows and routes (chosen on the request side) and of steps.
     for e in src.endpoints() {
