@@ -8,7 +8,7 @@ use std::path::Path;
 
 use cachegate::engine::plan::{self as decide, RequestFacts};
 use cachegate::runtime::flow::condition::Condition;
-use cachegate::runtime::flow::vars::RequestVars;
+use cachegate::runtime::flow::vars::{Body, RequestVars};
 use cachegate::runtime::flow::Variables;
 use cachegate::runtime::stage::{KeyParameter, RuntimeConfig, Stage};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
@@ -61,6 +61,8 @@ fn vars<'a>(
         path,
         query,
         headers,
+        body: Body::Absent,
+        form: false,
         base_path: &stage.base_path,
         path_suffix: suffix,
         path_params: &[],
@@ -76,6 +78,7 @@ fn vars<'a>(
         target_url: None,
         response_status: None,
         response_headers: None,
+        response_reason: None,
         custom,
         message_id: &MESSAGE_ID,
     }

@@ -37,6 +37,12 @@ pub struct Metrics {
     pub cache_local_bytes: IntGaugeVec,
     /// Entries held by the local tier.
     pub cache_local_entries: IntGaugeVec,
+    /// Entries evicted from an environment cache's local tier, by cause.
+    pub env_cache_evictions: IntCounterVec,
+    /// Bytes held by an environment cache's local tier.
+    pub env_cache_local_bytes: IntGaugeVec,
+    /// Entries held by an environment cache's local tier.
+    pub env_cache_local_entries: IntGaugeVec,
     /// Failures talking to a target, by stage and kind.
     pub upstream_errors: IntCounterVec,
     /// Time from sending a request to a target to its response header, by stage.
@@ -154,6 +160,29 @@ fn build() -> Result<Metrics, prometheus::Error> {
         ),
         &["stage"],
     )?;
+    // An environment cache is no stage: its tier has metrics of its own (see `cache::labels`).
+    let env_cache = ["environment", "cache"];
+    let env_cache_evictions = IntCounterVec::new(
+        Opts::new(
+            "cachegate_environment_cache_evictions_total",
+            "Entries removed from an environment cache's local tier, by cause.",
+        ),
+        &["environment", "cache", "cause"],
+    )?;
+    let env_cache_local_bytes = IntGaugeVec::new(
+        Opts::new(
+            "cachegate_environment_cache_local_bytes",
+            "Bytes held by an environment cache's local (in-process) tier.",
+        ),
+        &env_cache,
+    )?;
+    let env_cache_local_entries = IntGaugeVec::new(
+        Opts::new(
+            "cachegate_environment_cache_local_entries",
+            "Entries held by an environment cache's local (in-process) tier.",
+        ),
+        &env_cache,
+    )?;
     let upstream_duration = HistogramVec::new(
         HistogramOpts::new(
             "cachegate_upstream_duration_seconds",
@@ -244,6 +273,9 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(kv_lookups.clone()))?;
     registry.register(Box::new(cache_local_bytes.clone()))?;
     registry.register(Box::new(cache_local_entries.clone()))?;
+    registry.register(Box::new(env_cache_evictions.clone()))?;
+    registry.register(Box::new(env_cache_local_bytes.clone()))?;
+    registry.register(Box::new(env_cache_local_entries.clone()))?;
     registry.register(Box::new(config_reloads.clone()))?;
     registry.register(Box::new(config_generation.clone()))?;
     registry.register(Box::new(config_last_success.clone()))?;
@@ -268,6 +300,9 @@ fn build() -> Result<Metrics, prometheus::Error> {
         kv_lookups,
         cache_local_bytes,
         cache_local_entries,
+        env_cache_evictions,
+        env_cache_local_bytes,
+        env_cache_local_entries,
         upstream_errors,
         upstream_duration,
         config_reloads,

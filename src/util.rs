@@ -109,6 +109,25 @@ pub fn query_values<'q>(query: &'q str, name: &'q str) -> impl Iterator<Item = &
     })
 }
 
+/// The distinct parameter names of a query string (or form body), decoded, in order of first
+/// appearance; empty names (`&&`, `=x`) are skipped.
+pub fn query_names(query: &str) -> Vec<String> {
+    // A set beside the list: a 64 KiB form can hold thousands of names.
+    let mut seen = std::collections::HashSet::new();
+    let mut names = Vec::new();
+    for pair in query.split('&') {
+        let k = pair.split_once('=').map_or(pair, |(k, _)| k);
+        if k.is_empty() {
+            continue;
+        }
+        let k = percent_decode(k);
+        if seen.insert(k.clone()) {
+            names.push(k);
+        }
+    }
+    names
+}
+
 /// How many times query parameter `name` appears, its name compared without regard to ASCII
 /// case (some targets — ASP.NET — read `V` as `v`, so both spellings count as a repeat).
 pub fn query_param_count(query: &str, name: &str) -> usize {
@@ -347,6 +366,9 @@ mod tests {
         assert_eq!(query_param_count("v=1&V=2", "v"), 2);
         assert_eq!(query_param_count("", "v"), 0);
         assert_eq!(query_param_count("vv=1", "v"), 0);
+        assert_eq!(query_names(q), ["v", "x", "v w"]);
+        assert_eq!(query_names("&=x&a+b=1&a%20b=2"), ["a b"]);
+        assert!(query_names("").is_empty());
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! POST /stages/{stage}/cache/invalidate
 //!   {"path": "/items/7", "method": "GET", "query": "type=a", "headers": {"x-tenant": "acme"}}
 //!       the entry this request would be served from (children: true = and every entry whose
-//!       key starts with its fragments)
+//!       key starts with its fragments); "body": "user=alice" gives it a body (for keys on
+//!       `request.formparam.*` or `request.content`)
 //!   {"policy": "ResponseCache-items", "fragments": ["/items/7"], "children": true}
 //!       the entry (or prefix) a policy's key names, by fragment values (null = unresolved)
 //! ```
@@ -60,6 +61,8 @@ pub struct InvalidateRequest {
     /// Its headers.
     #[serde(default)]
     headers: HashMap<String, String>,
+    /// Its body (sent with a `Content-Length`, unless `headers` frame it otherwise).
+    body: Option<String>,
     /// A policy whose key spec names the entry (fragment form).
     policy: Option<String>,
     /// Fragment values for the policy's key (`null` = unresolved).
@@ -147,6 +150,25 @@ async fn by_request(
             _ => return error(StatusCode::BAD_REQUEST, format!("invalid header `{k}`")),
         }
     }
+    // The body as the proxy gives it to the flow variables: only to a stage that reads bodies,
+    // and only when it is small enough (engine::request_content).
+    let content = match &req.body {
+        Some(b) if stage.reads_request_body => engine::KeptBody::read(b.clone().into_bytes()),
+        _ => engine::KeptBody::Absent,
+    };
+    if let Some(b) = &req.body {
+        let framed = request.headers.contains_key(http::header::CONTENT_LENGTH)
+            || request
+                .headers
+                .contains_key(http::header::TRANSFER_ENCODING);
+        if !framed
+            && request
+                .append_header(http::header::CONTENT_LENGTH, b.len())
+                .is_err()
+        {
+            return error(StatusCode::BAD_REQUEST, "invalid body");
+        }
+    }
     // A stage that forwards the client's Host keys its entries by Host too: without one the
     // request names no entry the proxy could have stored.
     if stage.preserve_host && !request.headers.contains_key(http::header::HOST) {
@@ -164,6 +186,7 @@ async fn by_request(
         config: &snapshot.config,
         stage,
         client_ip: "",
+        request_body: content.view(),
     };
     let prepared = engine::prepare(env, store, &mut request, path, Mode::DryRun).await;
     if let Some(fault) = prepared.fault {

@@ -28,7 +28,6 @@ use moka::Expiry;
 use prometheus::IntCounter;
 
 use super::entry::{Entry, StoreKey};
-use crate::metrics::METRICS;
 
 /// How long an entry may stay in the local tier from `now` on: until its own `expires_at`,
 /// bounded by the tier's optional cap. Zero when it has already expired.
@@ -107,10 +106,8 @@ impl LocalTier {
     /// bounds how stale this instance can be relative to a shared tier.
     pub fn new(stage: &str, capacity_bytes: u64, max_local_ttl: Option<Duration>) -> Self {
         // Resolved once: the listener runs during maintenance and must not look up labels.
-        let size_evictions = METRICS.cache_evictions.with_label_values(&[stage, "size"]);
-        let expired_evictions = METRICS
-            .cache_evictions
-            .with_label_values(&[stage, "expired"]);
+        let size_evictions = super::labels::evictions(stage, "size");
+        let expired_evictions = super::labels::evictions(stage, "expired");
         let cache = Cache::builder()
             .max_capacity(capacity_bytes)
             .weigher(|_key: &StoreKey, entry: &Arc<Entry>| entry.weight())
@@ -291,6 +288,7 @@ fn count_eviction(size: &IntCounter, expired: &IntCounter, cause: RemovalCause) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::METRICS;
     use bytes::Bytes;
 
     fn key(n: u64) -> StoreKey {

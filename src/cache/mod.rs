@@ -1,7 +1,8 @@
 //! Storage only: where entries live and how they are found, never what a request means.
 //!
 //! - `entry.rs`: what the store holds (an opaque metadata blob, a body, its lifetime).
-//! - `local.rs`: the local tier (moka), bounded in bytes per stage.
+//! - `local.rs`: the local tier (moka), bounded in bytes per stage or environment cache;
+//!   `labels.rs`: the metric labels of a tier (a stage's, or an environment cache's).
 //! - `shared/`: the shared tier (Redis): wire format, sealing, breaker, connections,
 //!   background writer and invalidation subscriber.
 //! - `store.rs`: `TieredStore`, local then shared, with purge checks; used by the ResponseCache
@@ -17,6 +18,7 @@
 
 pub mod entry;
 pub(crate) mod fanout;
+mod labels;
 pub mod local;
 pub mod pingora_bridge;
 pub(crate) mod purge;

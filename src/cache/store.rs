@@ -18,7 +18,6 @@ use super::entry::{Entry, StoreKey, Tier};
 use super::local::LocalTier;
 use super::purge::StagePurges;
 use super::shared::{Invalidation, SharedTier};
-use crate::metrics::METRICS;
 
 /// The cache store shared by ResponseCache (through the pingora bridge) and the KV policies.
 /// One instance per process, because tiers are per stage and must survive configuration
@@ -162,13 +161,7 @@ impl TieredStore {
         for name in current.keys() {
             if !wanted.contains_key(name.as_str()) {
                 tracing::info!(stage = name.as_str(), "local cache tier dropped");
-                // Absent labels (no refresh since the tier was created) are not an error here.
-                let _ = METRICS
-                    .cache_local_bytes
-                    .remove_label_values(&[name.as_str()]);
-                let _ = METRICS
-                    .cache_local_entries
-                    .remove_label_values(&[name.as_str()]);
+                super::labels::remove_sizes(name);
             }
         }
     }
@@ -495,14 +488,9 @@ impl TieredStore {
         let tiers = self.tiers.load();
         for (name, tier) in tiers.iter() {
             tier.sync();
-            METRICS
-                .cache_local_bytes
-                .with_label_values(&[name.as_str()])
-                .set(saturating_i64(tier.weighted_size()));
-            METRICS
-                .cache_local_entries
-                .with_label_values(&[name.as_str()])
-                .set(saturating_i64(tier.entry_count()));
+            let (bytes, entries) = super::labels::sizes(name);
+            bytes.set(saturating_i64(tier.weighted_size()));
+            entries.set(saturating_i64(tier.entry_count()));
         }
     }
 }
@@ -554,6 +542,7 @@ fn spawn(f: impl std::future::Future<Output = ()> + Send + 'static) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::METRICS;
     use bytes::Bytes;
     use std::time::SystemTime;
 
@@ -702,6 +691,42 @@ mod tests {
             .with_label_values(&["t-store-keep"])
             .get();
         assert_eq!(keep_entries, 8);
+    }
+
+    /// An environment cache's tier is labelled by environment and cache, never as a stage
+    /// (see `cache::labels`); a stage's keeps `stage`.
+    #[test]
+    fn environment_cache_tiers_have_their_own_labels() {
+        let store = TieredStore::new();
+        let env = |cache| crate::runtime::key::env_partition("t-labels", cache);
+        let (default, named) = (env(None), env(Some("tokens")));
+        store.configure(&stages(&[
+            (&default, 1 << 20),
+            (&named, 1 << 20),
+            ("t-labels-stage", 1 << 20),
+        ]));
+        for p in [&default, &named, "t-labels-stage"] {
+            store.put(p, key(1), entry(100));
+        }
+        store.refresh_metrics();
+        let text = METRICS.render();
+        for series in [
+            "cachegate_environment_cache_local_entries{cache=\"\",environment=\"t-labels\"} 1",
+            "cachegate_environment_cache_local_entries{cache=\"tokens\",environment=\"t-labels\"} 1",
+            "cachegate_environment_cache_local_bytes{cache=\"tokens\",environment=\"t-labels\"} 117",
+            "cachegate_environment_cache_evictions_total{cache=\"tokens\",cause=\"size\",environment=\"t-labels\"} 0",
+            "cachegate_cache_local_entries{stage=\"t-labels-stage\"} 1",
+        ] {
+            assert!(text.contains(series), "no `{series}` in:\n{text}");
+        }
+        assert!(!text.contains("stage=\"@"), "{text}");
+        // A cache the environment no longer has loses its gauges.
+        store.configure(&stages(&[("t-labels-stage", 1 << 20)]));
+        let text = METRICS.render();
+        let gauges = ["local_bytes", "local_entries"].map(|g| {
+            format!("cachegate_environment_cache_{g}{{cache=\"tokens\",environment=\"t-labels\"}}")
+        });
+        assert!(gauges.iter().all(|g| !text.contains(g.as_str())), "{text}");
     }
 
     #[test]

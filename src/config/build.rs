@@ -83,7 +83,7 @@ pub(super) fn build_stage(
         cache,
     } = settings;
     let (proxy, targets, routes) = compile::endpoints(diags, conditions, src);
-    crossref::check_stage(diags, conditions, src, policies, failed);
+    let reads_request_body = crossref::check_stage(diags, conditions, src, policies, failed);
 
     let environment = gateway.and_then(|g| g.environment.as_ref());
     if let Some(env) = environment {
@@ -192,6 +192,7 @@ pub(super) fn build_stage(
         response_caches,
         step_policies,
         default_key,
+        reads_request_body,
     })
 }
 

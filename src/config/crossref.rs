@@ -12,7 +12,7 @@ use crate::policy::model::{
     AssignMessage, CacheKey, Expiry, ExpirySettings, MessageTarget, Policy, PolicyFile, PolicyKind,
 };
 use crate::runtime::flow::template::Template;
-use crate::runtime::flow::vars::{classify, suggest, VarKind};
+use crate::runtime::flow::vars::{classify, reads_request_body, suggest, VarKind};
 use crate::runtime::ttl::{APIGEE_MAX_TTL_SECS, POLICY_MAX_TTL_SECS};
 
 /// Where a reference sits, and how strict to be about custom variables.
@@ -40,10 +40,36 @@ struct Checker<'a> {
     diags: &'a mut Diagnostics,
     /// The load's parsed conditions: each text is parsed once for validation and compilation.
     conditions: &'a mut Conditions,
+    /// References to the request body met since the last [`Checker::take_body_refs`].
+    body_refs: BodyRefs,
+}
+
+/// References to the request body: through `request.*` (the request wherever it is read), or
+/// through `message.*` (the request only on the request side).
+#[derive(Debug, Default, Clone, Copy)]
+struct BodyRefs {
+    request: bool,
+    message: bool,
+}
+
+impl BodyRefs {
+    /// Whether these references read the request body where `message` is the request or not.
+    fn read_body(self, message_is_request: bool) -> bool {
+        self.request || (self.message && message_is_request)
+    }
 }
 
 impl Checker<'_> {
+    fn take_body_refs(&mut self) -> BodyRefs {
+        std::mem::take(&mut self.body_refs)
+    }
+
     fn var(&mut self, name: &str, site: &RefSite) {
+        if reads_request_body(name, false) {
+            self.body_refs.request = true;
+        } else if reads_request_body(name, true) {
+            self.body_refs.message = true;
+        }
         // A variable some policy of the stage sets exists, whatever its prefix (Apigee lets
         // `<AssignTo>client.tier</AssignTo>` define it).
         if self.assigned.contains(name) {
@@ -324,14 +350,17 @@ impl Checker<'_> {
     }
 }
 
-/// Runs every cross-file check of one stage.
+/// Runs every cross-file check of one stage. Returns whether the stage reads the request
+/// body: a policy some step runs, or a condition, refers to `request.content` or a form
+/// parameter (through `message.*` only on the request side), so the proxy reads the body
+/// before the policies run (`Stage::reads_request_body`).
 pub(crate) fn check_stage(
     diags: &mut Diagnostics,
     conditions: &mut Conditions,
     src: &SrcFlows,
     policies: &BTreeMap<String, Arc<PolicyFile>>,
     failed_files: &BTreeSet<String>,
-) {
+) -> bool {
     let mut assigned = BTreeSet::new();
     for p in policies.values() {
         match &p.policy {
@@ -403,11 +432,19 @@ pub(crate) fn check_stage(
         assigned,
         diags,
         conditions,
+        body_refs: BodyRefs::default(),
     };
-    for p in policies.values() {
+    let on_request: BTreeSet<&str> = src.request_steps().map(|s| s.policy.as_str()).collect();
+    let run: BTreeSet<&str> = src.every_step().map(|s| s.policy.as_str()).collect();
+    let mut reads_body = false;
+    // By the name steps use, which is the map's key (not always the policy's own name).
+    for (name, p) in policies {
         checker.policy(p);
+        let refs = checker.take_body_refs();
+        let name = name.as_str();
+        reads_body |= run.contains(name) && refs.read_body(on_request.contains(name));
     }
-    // Conditions of flows, routes and steps.
+    // Conditions of flows and routes (chosen on the request side) and of steps.
     for e in src.endpoints() {
         for f in &e.flows {
             if let Some((c, site)) = &f.condition {
@@ -420,11 +457,19 @@ pub(crate) fn check_stage(
             checker.condition_vars_only(c, &ref_site(site));
         }
     }
-    for s in src.every_step() {
+    for s in src.request_steps() {
         if let Some((c, site)) = &s.condition {
             checker.condition_vars_only(c, &ref_site(site));
         }
     }
+    reads_body |= checker.take_body_refs().read_body(true);
+    for s in src.response_steps() {
+        if let Some((c, site)) = &s.condition {
+            checker.condition_vars_only(c, &ref_site(site));
+        }
+    }
+    reads_body |= checker.take_body_refs().read_body(false);
+    reads_body
 }
 
 /// One side's steps of an endpoint taking `flow`: PreFlow, the flow, PostFlow.

@@ -39,6 +39,20 @@ pub fn announces_body(headers: &HeaderMap) -> bool {
             .is_some_and(|v| v.trim() != "0")
 }
 
+/// Whether the request's body is an HTML form (`Content-Type:
+/// application/x-www-form-urlencoded`, parameters such as `charset` allowed), whose fields are
+/// Apigee's `request.formparam.<name>`.
+pub fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| {
+            m.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
 /// The facts about a request that decide whether and how it uses the cache.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestFacts<'a> {

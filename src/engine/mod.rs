@@ -33,4 +33,4 @@ pub(crate) mod steps;
 pub(crate) mod walk;
 
 pub use request::{prepare, route, Prepared, Routed};
-pub use state::{Env, Mode, RequestState};
+pub use state::{Env, KeptBody, Mode, RequestState, MAX_REQUEST_CONTENT};

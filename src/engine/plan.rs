@@ -36,6 +36,9 @@ pub enum Bypass {
     NullRoute,
     /// The ResponseCache key is over Apigee's 2 KB limit.
     KeyTooLong,
+    /// The ResponseCache key reads a request body the gateway did not read (over 64 KiB, or
+    /// not text): every such request would share one entry.
+    BodyUnread,
 }
 
 impl Bypass {
@@ -51,6 +54,7 @@ impl Bypass {
             Bypass::RepeatedParameter => "repeated_parameter",
             Bypass::NullRoute => "null_route",
             Bypass::KeyTooLong => "key_too_long",
+            Bypass::BodyUnread => "body_unread",
         }
     }
 }
@@ -113,6 +117,10 @@ impl Variables for KeyVars<'_> {
             other => other,
         }
     }
+
+    fn withheld(&self, name: &str) -> bool {
+        self.0.withheld(name)
+    }
 }
 
 /// Decides how a request uses the cache. `policy` is the ResponseCache the request steps
@@ -169,6 +177,9 @@ pub fn plan(
     // Apigee refuses keys over 2 KB; stage caching's keys are AWS's and have no such limit.
     if policy.is_some() && key.too_long() {
         return Err(Bypass::KeyTooLong);
+    }
+    if key.withheld {
+        return Err(Bypass::BodyUnread);
     }
     // A stage that forwards the client's Host must not let two hosts share an entry.
     if stage.preserve_host {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use pingora::http::{RequestHeader, ResponseHeader};
 
 use crate::engine::facts::{cache_method, resource_path};
-use crate::runtime::flow::vars::RequestVars;
+use crate::runtime::flow::vars::{Body, RequestVars};
 use crate::runtime::stage::{Flow, RuntimeConfig, Selection, Stage};
 
 /// Whether a request's steps act on the world.
@@ -100,7 +100,49 @@ impl RequestState {
     }
 }
 
-/// What does not change while a request is decided: the configuration, the stage, the client.
+/// The largest request body the flow variables see (`request.content`, `request.formparam.*`).
+/// The proxy reads the body before the policies run and Pingora forwards what was read from its
+/// retry buffer, which holds 64 KiB (`proxy::body`); a longer body streams to the target
+/// unread and the variables are null.
+pub const MAX_REQUEST_CONTENT: usize = 64 * 1024;
+
+/// A request body kept for the flow variables (owned by the request; [`Env`] lends it).
+#[derive(Debug, Default)]
+pub enum KeptBody {
+    /// No body, or a stage whose policies never read it.
+    #[default]
+    Absent,
+    /// The body, as text.
+    Text(String),
+    /// A body that was not read, or is not text (see [`Body::Withheld`]).
+    Withheld,
+}
+
+impl KeptBody {
+    /// A body read whole: text of at most [`MAX_REQUEST_CONTENT`] bytes. Longer or not UTF-8:
+    /// withheld (replacing invalid bytes would make different bodies one key fragment).
+    pub fn read(body: Vec<u8>) -> Self {
+        if body.is_empty() {
+            return KeptBody::Absent;
+        }
+        if body.len() > MAX_REQUEST_CONTENT {
+            return KeptBody::Withheld;
+        }
+        String::from_utf8(body).map_or(KeptBody::Withheld, KeptBody::Text)
+    }
+
+    /// The flow variables' view of it.
+    pub fn view(&self) -> Body<'_> {
+        match self {
+            KeptBody::Absent => Body::Absent,
+            KeptBody::Text(s) => Body::Text(s),
+            KeptBody::Withheld => Body::Withheld,
+        }
+    }
+}
+
+/// What does not change while a request is decided: the configuration, the stage, the client,
+/// the request body.
 #[derive(Clone, Copy)]
 pub struct Env<'a> {
     /// The configuration snapshot the request started with.
@@ -109,6 +151,9 @@ pub struct Env<'a> {
     pub stage: &'a Stage,
     /// The client's address (`client.ip`).
     pub client_ip: &'a str,
+    /// The request body, read only for a stage whose policies use it
+    /// (`Stage::reads_request_body`; see [`KeptBody`]).
+    pub request_body: Body<'a>,
 }
 
 impl<'a> Env<'a> {
@@ -130,6 +175,8 @@ impl<'a> Env<'a> {
             path: uri.path(),
             query: uri.query().unwrap_or(""),
             headers: &req.headers,
+            body: self.request_body,
+            form: crate::engine::facts::is_form(&req.headers),
             base_path: &self.stage.base_path,
             path_suffix: &state.suffix,
             path_params: params,
@@ -162,6 +209,10 @@ impl<'a> Env<'a> {
                 .map(|t| t.url.as_str()),
             response_status: response.map(|r| r.status.as_u16()),
             response_headers: response.map(|r| &r.headers),
+            response_reason: response.and_then(|r| {
+                r.get_reason_phrase()
+                    .or_else(|| r.status.canonical_reason())
+            }),
             custom: &state.vars,
             message_id: &state.message_id,
         }

@@ -176,8 +176,9 @@ fn lookup(
     ));
     fx.assign
         .push((format!("{prefix}assignto"), p.assign_to.clone()));
-    // Over Apigee's 2 KB: nothing can be stored under it, so it is a miss.
-    if key.too_long() {
+    // Over Apigee's 2 KB, or reading a body that was not read: nothing can be stored under it,
+    // so it is a miss.
+    if key.too_long() || key.withheld {
         fx.assign
             .push((format!("{prefix}cachehit"), "false".to_owned()));
         return;
@@ -274,12 +275,18 @@ fn populate(
         format!("{prefix}cachename"),
         p.common.cache_resource.clone().unwrap_or_default(),
     ));
-    // Over Apigee's 2 KB the key is refused: nothing is stored.
-    if key.too_long() {
+    // Over Apigee's 2 KB, or reading a body that was not read, the key is refused: nothing
+    // is stored.
+    if key.too_long() || key.withheld {
         if !cx.dry_run {
+            let reason = if key.withheld {
+                "body_unread"
+            } else {
+                "key_size"
+            };
             METRICS
                 .cache_store_rejections
-                .with_label_values(&[&stage.name, &p.common.name, "key_size"])
+                .with_label_values(&[&stage.name, &p.common.name, reason])
                 .inc();
         }
         return Ok(());

@@ -13,20 +13,34 @@
 //! [`READ_AHEAD_BYTES`] validated and held, then streams: the held part is put back in front of
 //! the next piece ([`Held::prepend`]), and a malformation further on aborts the upstream request
 //! mid-body (the target sees an incomplete request, never a complete one).
+//!
+//! A stage whose policies read the body (`request.content`, `request.formparam.*`; see
+//! `Stage::reads_request_body`) keeps what was read for its flow variables. There a body framed
+//! by `Content-Length` is read ahead too, when it is at most [`READ_AHEAD_BYTES`]: read whole,
+//! it is forwarded from the same retry buffer, byte for byte. A longer one is not read at all
+//! (it streams as it would anyway) and the variables are null, as for a long chunked body.
+//! Other stages never wait for a `Content-Length` body.
 
 use bytes::{Bytes, BytesMut};
 use pingora::proxy::Session;
 use pingora::{Error, ErrorType};
 
+use crate::engine::KeptBody;
+
 /// How much of a chunked body is read before the upstream request is sent (Pingora 0.9's retry
 /// buffer, `BODY_BUF_LIMIT`).
 pub(super) const READ_AHEAD_BYTES: usize = 64 * 1024;
 
+// The flow variables' body must be one that is forwarded from the retry buffer once read.
+const _: () = assert!(crate::engine::MAX_REQUEST_CONTENT <= READ_AHEAD_BYTES);
+
 /// What reading ahead found.
 pub(super) enum ReadAhead {
-    /// No chunked body, or the whole body was read and is valid: Pingora forwards it.
-    Forward,
-    /// The body is longer than the read-ahead: what was read is held for [`Held::prepend`].
+    /// No body read, or the whole body was read and is valid: Pingora forwards it. With `keep`,
+    /// what the flow variables get: the body, or `Withheld` for one too long to read.
+    Forward(KeptBody),
+    /// The body is longer than the read-ahead: what was read is held for [`Held::prepend`]
+    /// (and the flow variables do not get it).
     Stream(Held),
     /// The body is malformed (or timed out): refuse with this status and message.
     Refuse(u16, &'static str),
@@ -52,11 +66,24 @@ impl Held {
     }
 }
 
-/// Reads a chunked request body ahead (see the module documentation). Errors are those of a
-/// connection that is gone: nothing can be answered on it.
-pub(super) async fn read_ahead(session: &mut Session) -> pingora::Result<ReadAhead> {
-    if !is_chunked(session.req_header()) {
-        return Ok(ReadAhead::Forward);
+/// Reads a chunked request body ahead (see the module documentation), and with `keep` a
+/// `Content-Length` body that fits too, returning it. Errors are those of a connection that is
+/// gone: nothing can be answered on it.
+pub(super) async fn read_ahead(session: &mut Session, keep: bool) -> pingora::Result<ReadAhead> {
+    let chunked = is_chunked(session.req_header());
+    let fits = || {
+        crate::util::content_length(&session.req_header().headers)
+            .is_some_and(|n| n > 0 && n <= READ_AHEAD_BYTES as u64)
+    };
+    // Read: every chunked body; a `Content-Length` one only when kept and fitting.
+    let read = chunked || (keep && fits());
+    if !read {
+        let announced = crate::engine::facts::announces_body(&session.req_header().headers);
+        return Ok(ReadAhead::Forward(if keep && announced {
+            KeptBody::Withheld
+        } else {
+            KeptBody::Absent
+        }));
     }
     // A client waiting for `100 Continue` would otherwise wait for its own timeout (curl: 1 s)
     // before sending the body; Pingora sends none of its own.
@@ -81,7 +108,8 @@ pub(super) async fn read_ahead(session: &mut Session) -> pingora::Result<ReadAhe
     let mut read = 0usize;
     loop {
         match session.read_request_body().await {
-            Ok(None) => return Ok(ReadAhead::Forward),
+            Ok(None) if keep => return Ok(ReadAhead::Forward(KeptBody::read(joined(&held)))),
+            Ok(None) => return Ok(ReadAhead::Forward(KeptBody::Absent)),
             Ok(Some(part)) => {
                 read += part.len();
                 held.push(part);
@@ -89,7 +117,8 @@ pub(super) async fn read_ahead(session: &mut Session) -> pingora::Result<ReadAhe
                     if session.is_body_done() {
                         // Pingora's buffer overflowed and no more pieces will pass the body
                         // filter: the body could not be forwarded whole. (A chunked body's end is
-                        // only seen by a read that returns no data, so this does not happen.)
+                        // only seen by a read that returns no data, and a `Content-Length` body
+                        // is read only when it fits, so this does not happen.)
                         return Ok(ReadAhead::Refuse(
                             413,
                             "the chunked request body could not be buffered; send it with Content-Length",
@@ -98,12 +127,21 @@ pub(super) async fn read_ahead(session: &mut Session) -> pingora::Result<ReadAhe
                     return Ok(ReadAhead::Stream(Held(held)));
                 }
             }
-            Err(e) => return refusal(e),
+            Err(e) => return refusal(e, chunked),
         }
     }
 }
 
-fn refusal(e: Box<Error>) -> pingora::Result<ReadAhead> {
+/// The parts read, in one piece.
+fn joined(parts: &[Bytes]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(parts.iter().map(Bytes::len).sum());
+    for p in parts {
+        body.extend_from_slice(p);
+    }
+    body
+}
+
+fn refusal(e: Box<Error>, chunked: bool) -> pingora::Result<ReadAhead> {
     match e.etype() {
         ErrorType::ReadTimedout => {
             crate::metrics::METRICS
@@ -117,10 +155,11 @@ fn refusal(e: Box<Error>) -> pingora::Result<ReadAhead> {
         }
         // The client is gone: nothing to answer, nothing to blame on the gateway.
         ErrorType::ConnectionClosed | ErrorType::ReadError => Err(e.into_down()),
-        _ => Ok(ReadAhead::Refuse(
+        _ if chunked => Ok(ReadAhead::Refuse(
             400,
             "the chunked request body is malformed",
         )),
+        _ => Ok(ReadAhead::Refuse(400, "the request body is malformed")),
     }
 }
 

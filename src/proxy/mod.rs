@@ -14,6 +14,7 @@ mod logging;
 mod null_route;
 pub(crate) mod rehome;
 mod respond;
+mod steps;
 mod target;
 mod upstream;
 
@@ -113,6 +114,8 @@ pub struct Ctx {
     held_body: Option<body::Held>,
     /// This request's attempts at its target (the LoadBalancer server of each).
     upstream: target::Attempts,
+    /// The request body for the flow variables, when the stage reads it (see `proxy::body`).
+    request_body: engine::KeptBody,
 }
 
 /// A response body being collected for a PopulateCache with `<Source>response.content</Source>`.
@@ -133,6 +136,7 @@ impl Ctx {
             config: &snapshot.config,
             stage,
             client_ip: &self.client_ip,
+            request_body: self.request_body.view(),
         }
     }
 }
@@ -184,99 +188,6 @@ impl Gateway {
             Decision::None => {}
         }
         Ok(false)
-    }
-
-    /// Answers a request whose request step raised or failed: the error flow's response
-    /// (`engine::fault`), nothing forwarded or stored.
-    async fn answer_fault(
-        &self,
-        session: &mut Session,
-        ctx: &mut Ctx,
-        fault: &engine::steps::Fault,
-    ) -> Result<()> {
-        let (Some(stage), Some(snapshot)) = (ctx.stage.clone(), ctx.snapshot.clone()) else {
-            return Ok(());
-        };
-        let origin = engine::steps::FaultOrigin::of_request(&ctx.state);
-        let env = Env {
-            config: &snapshot.config,
-            stage: &stage,
-            client_ip: &ctx.client_ip,
-        };
-        let err = engine::fault::error_flow(
-            env,
-            self.cache.store(),
-            session.req_header(),
-            &mut ctx.state,
-            fault,
-            origin,
-        )
-        .await?;
-        respond::error_response(session, err.header, err.body).await
-    }
-
-    /// Runs the response steps (for hits and misses alike); a failure without
-    /// `continueOnError`, or a RaiseFault, makes the response the error flow's.
-    async fn run_response_steps(
-        &self,
-        session: &mut Session,
-        resp: &mut ResponseHeader,
-        ctx: &mut Ctx,
-    ) -> Result<()> {
-        let (Some(stage), Some(snapshot)) = (ctx.stage.clone(), ctx.snapshot.clone()) else {
-            return Ok(());
-        };
-        let env = Env {
-            config: &snapshot.config,
-            stage: &stage,
-            client_ip: &ctx.client_ip,
-        };
-        // A hit through a ResponseCache resumes after the policy's response attachment.
-        let hit = matches!(ctx.outcome, Some(Outcome::Hit | Outcome::Stale))
-            .then(|| ctx.plan.as_ref().and_then(|p| p.policy.as_ref()))
-            .flatten()
-            .map(|p| p.common.name.clone());
-        let fx = engine::response::run_response_steps(
-            env,
-            self.cache.store(),
-            session.req_header(),
-            resp,
-            &mut ctx.state,
-            hit.as_deref(),
-        )
-        .await;
-        if let Some(populate) = fx.populate {
-            ctx.capture = Some(BodyCapture {
-                populate,
-                body: bytes::BytesMut::new(),
-                overflow: false,
-            });
-        }
-        if let Some(p) = fx.replacement {
-            ctx.replacement = Some((p, false));
-        }
-        if let Some((fault, origin)) = fx.fault {
-            let err = engine::fault::error_flow(
-                env,
-                self.cache.store(),
-                session.req_header(),
-                &mut ctx.state,
-                &fault,
-                origin,
-            )
-            .await?;
-            // The error response replaces the response; what the cache said about it stays.
-            let mut header = err.header;
-            for name in ["x-cache", "cache-status"] {
-                if let Some(v) = resp.headers.get(name).cloned() {
-                    header.insert_header(name, v)?;
-                }
-            }
-            *resp = header;
-            ctx.capture = None;
-            ctx.replacement = Some((err.body, false));
-        }
-        Ok(())
     }
 }
 
@@ -358,6 +269,7 @@ impl ProxyHttp for Gateway {
             client_ip: String::new(),
             held_body: None,
             upstream: target::Attempts::default(),
+            request_body: engine::KeptBody::Absent,
         }
     }
 
@@ -421,10 +333,16 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         };
         // A chunked body is read (and its framing checked) before any policy runs or anything is
-        // forwarded, so a malformed one reaches neither the target nor an InvalidateCache.
-        match body::read_ahead(session).await? {
-            body::ReadAhead::Forward => {}
-            body::ReadAhead::Stream(held) => ctx.held_body = Some(held),
+        // forwarded, so a malformed one reaches neither the target nor an InvalidateCache; a
+        // stage whose policies read the body keeps it (and reads a `Content-Length` one too).
+        match body::read_ahead(session, stage.reads_request_body).await? {
+            body::ReadAhead::Forward(kept) => ctx.request_body = kept,
+            body::ReadAhead::Stream(held) => {
+                ctx.held_body = Some(held);
+                if stage.reads_request_body {
+                    ctx.request_body = engine::KeptBody::Withheld;
+                }
+            }
             body::ReadAhead::Refuse(code, message) => {
                 respond::reject(session, code, message).await?;
                 return Ok(true);
@@ -596,6 +514,7 @@ impl ProxyHttp for Gateway {
                 config: &snapshot.config,
                 stage: &stage,
                 client_ip: &ctx.client_ip,
+                request_body: ctx.request_body.view(),
             };
             let resumed = engine::walk::resume(
                 env,

@@ -193,6 +193,13 @@ pub fn env_partition(environment: &str, resource: Option<&str>) -> String {
     }
 }
 
+/// The environment and cache (`""`: the default cache) of an [`env_partition`]; `None` for a
+/// stage's own partition (metrics label the two apart).
+pub fn env_partition_parts(partition: &str) -> Option<(&str, &str)> {
+    let rest = partition.strip_prefix('@')?;
+    Some(rest.split_once('/').unwrap_or((rest, "")))
+}
+
 /// How the readable key is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Style {
@@ -267,6 +274,12 @@ impl FragmentSpec {
                 .map(Cow::into_owned)
                 .or_else(|| fallback.clone()),
         }
+    }
+
+    /// Whether the fragment reads a value the gateway did not read (see
+    /// [`Variables::withheld`]); its literal fallback does not stand in for it.
+    fn withheld(&self, vars: &dyn Variables) -> bool {
+        matches!(&self.source, Source::Ref { name, .. } if vars.withheld(name))
     }
 
     /// The name reported when the fragment does not resolve.
@@ -445,6 +458,7 @@ impl KeySpec {
             framed,
             fragments: values,
             unresolved: Vec::new(),
+            withheld: false,
             head_len: self.framed_head.len(),
             fragment_ends,
             partition: Arc::clone(&self.partition),
@@ -497,6 +511,7 @@ impl KeySpec {
         BuiltKey {
             readable: self.readable(&fragments),
             framed,
+            withheld: self.fragments.iter().any(|f| f.withheld(vars)),
             fragments,
             unresolved,
             head_len: self.framed_head.len(),
@@ -684,6 +699,10 @@ pub struct BuiltKey {
     /// Variable names of fragments that did not resolve (for IgnoreUnresolvedVariables and
     /// diagnostics); literal fallbacks count as resolved.
     pub unresolved: Vec<String>,
+    /// A fragment reads a request body the gateway did not read (longer than it reads ahead):
+    /// every such request would get the same key whatever its body, so none is looked up or
+    /// stored under it (as for a key over 2 KB).
+    pub withheld: bool,
     /// Length of the framed head (everything before the first fragment).
     pub head_len: usize,
     /// Offset in `framed` just after each fragment.

@@ -498,3 +498,49 @@ proptest! {
         prop_assert_ne!(ka.store_key(), kb.store_key());
     }
 }
+
+/// Variables whose request body was not read: `request.formparam.*` is null but withheld.
+struct Withholding(HashMap<String, String>);
+
+impl Variables for Withholding {
+    fn get(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
+        Variables::get(&self.0, name)
+    }
+
+    fn withheld(&self, name: &str) -> bool {
+        name.starts_with("request.formparam.")
+    }
+}
+
+#[test]
+fn a_key_reading_a_withheld_body_is_marked_even_with_a_fallback() {
+    let vars = Withholding(vars(&[("request.header.x", "1")]));
+    let on_body = spec(
+        None,
+        vec![reference("request.formparam.user", Some("anon"))],
+    )
+    .build(&vars);
+    assert!(on_body.withheld);
+    let on_header = spec(None, vec![reference("request.header.x", None)]).build(&vars);
+    assert!(!on_header.withheld);
+    let plain = spec(None, vec![reference("request.formparam.user", None)]).build(&HashMap::new());
+    assert!(!plain.withheld);
+    assert!(
+        !spec(None, vec![literal("k")])
+            .build_values(vec![None])
+            .withheld
+    );
+}
+
+#[test]
+fn environment_partitions_name_their_environment_and_cache() {
+    for (env, cache) in [("test", ""), ("test", "tokens"), ("prod-eu", "a_b")] {
+        let partition = env_partition(env, Some(cache));
+        assert_eq!(env_partition_parts(&partition), Some((env, cache)));
+    }
+    assert_eq!(
+        env_partition_parts(&env_partition("test", None)),
+        Some(("test", ""))
+    );
+    assert_eq!(env_partition_parts("prod"), None);
+}

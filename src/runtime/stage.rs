@@ -181,6 +181,9 @@ pub struct Stage {
     pub step_policies: BTreeMap<String, Arc<StepPolicy>>,
     /// The key of AWS-style stage caching (method + path + declared key parameters).
     pub default_key: KeySpec,
+    /// Whether a policy or condition of the stage reads the request body (`request.content`,
+    /// `request.formparam.*`, …): only then does the proxy read a body before the policies run.
+    pub reads_request_body: bool,
 }
 
 impl Stage {

@@ -280,7 +280,7 @@ fn idle_keep_alive_connections_are_not_cut_off() {
 }
 
 /// Reads one whole response (header plus the Content-Length it announces) from `s`.
-fn read_response(s: &mut TcpStream) -> String {
+pub(crate) fn read_response(s: &mut TcpStream) -> String {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
@@ -306,7 +306,7 @@ fn read_response(s: &mut TcpStream) -> String {
 }
 
 /// A connection with a 5 s read timeout.
-fn patient(addr: &str) -> TcpStream {
+pub(crate) fn patient(addr: &str) -> TcpStream {
     let s = connect(addr);
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("read timeout");

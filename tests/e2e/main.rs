@@ -14,6 +14,7 @@ mod cli;
 mod connections;
 mod engine;
 mod faults;
+mod forms;
 mod guards;
 mod harness_selftest;
 mod hostile;

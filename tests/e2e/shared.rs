@@ -581,3 +581,130 @@ async fn shared_fast_hits_answer_as_pingora_does_and_a_miss_asks_redis_once() {
     // The fast path refilled instance 2's local tier: its next hit is local.
     assert_eq!(get(&g2.url("/sharedfast/items/5")).await.x_cache(), "HIT");
 }
+
+/// A gateway of environment `test` (its default cache and a named cache `tokens`) sharing
+/// `redis`, with two stage.toml API proxies: `issuer` stores the `x-token` it is sent in both
+/// caches with Global scope, `consumer` reads both back into `x-token` / `x-named`. Local copies
+/// live a minute, so only the shared tier and its messages can make instances agree sooner.
+fn environment_gateway(o: &cachegate_origin::Origin, redis: &RedisServer) -> TestGateway {
+    let d = PolicyDir::new(o);
+    d.write(
+        "gateway.toml",
+        &format!(
+            "environment = \"test\"\n[[caches]]\nname = \"tokens\"\n[server]\nlisten = \"127.0.0.1:{}\"\nthreads = 1\nwork_stealing = true\ngrace_period_secs = 0\n[admin]\nlisten = \"127.0.0.1:{}\"\n",
+            d.proxy_port, d.admin_port
+        ),
+    );
+    d.with_redis(&redis.url(), "max_local_ttl_ms = 60000");
+    let policy = |kind: &str, name: &str, resource: &str, extra: &str| {
+        format!(
+            r#"<{kind} name="{name}">{resource}<Scope>Global</Scope><CacheKey><KeyFragment>gcp-token</KeyFragment></CacheKey>{extra}</{kind}>"#
+        )
+    };
+    let named = "<CacheResource>tokens</CacheResource>";
+    let source = "<ExpirySettings><TimeoutInSeconds>300</TimeoutInSeconds></ExpirySettings><Source>request.header.x-token</Source>";
+    d.stage(
+        "issuer",
+        "target = \"http://{{ORIGIN}}\"\n[preflow]\nrequest = [\"PC\", \"PC-named\"]\n",
+    );
+    d.write("issuer/PC.xml", &policy("PopulateCache", "PC", "", source));
+    d.write(
+        "issuer/PC-named.xml",
+        &policy("PopulateCache", "PC-named", named, source),
+    );
+    d.stage(
+        "consumer",
+        "target = \"http://{{ORIGIN}}\"\n[preflow]\nrequest = [\"LC\", \"LC-named\"]\n[postflow]\nresponse = [\"AM-show\"]\n",
+    );
+    d.write(
+        "consumer/LC.xml",
+        &policy("LookupCache", "LC", "", "<AssignTo>token</AssignTo>"),
+    );
+    d.write(
+        "consumer/LC-named.xml",
+        &policy(
+            "LookupCache",
+            "LC-named",
+            named,
+            "<AssignTo>named</AssignTo>",
+        ),
+    );
+    d.write(
+        "consumer/AM-show.xml",
+        r#"<AssignMessage name="AM-show"><Set><Headers><Header name="x-token">{token}</Header><Header name="x-named">{named}</Header></Headers></Set><IgnoreUnresolvedVariables>true</IgnoreUnresolvedVariables></AssignMessage>"#,
+    );
+    TestGateway::start(d)
+}
+
+/// What `consumer` on `gw` reads from the default and the named cache.
+async fn consumer_tokens(gw: &TestGateway) -> (String, String) {
+    let r = send(client().get(gw.url("/consumer/echo/x"))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    (
+        r.header("x-token").to_owned(),
+        r.header("x-named").to_owned(),
+    )
+}
+
+/// Environment caches are shared through Redis like a stage's: a Global-scope entry one API
+/// proxy stores through instance 1 is read by another API proxy through instance 2, and flushing
+/// an environment cache on instance 1's admin API empties it on instance 2 — that cache only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environment_caches_are_shared_and_flushed_across_instances() {
+    let redis = RedisServer::start();
+    let o = origin();
+    let (g1, g2) = (
+        environment_gateway(&o, &redis),
+        environment_gateway(&o, &redis),
+    );
+    assert_eq!(consumer_tokens(&g2).await, (String::new(), String::new()));
+
+    let issued = send(
+        client()
+            .get(g1.url("/issuer/echo/x"))
+            .header("x-token", "secret-1"),
+    )
+    .await;
+    assert_eq!(issued.status, 200, "{}", issued.body);
+    let both = ("secret-1".to_owned(), "secret-1".to_owned());
+    eventually(
+        "instance 2's consumer reads what instance 1's issuer stored",
+        Duration::from_secs(5),
+        || async { consumer_tokens(&g2).await == both },
+    )
+    .await;
+
+    let flush = |path: &'static str| send(client().post(g1.admin(path)).bearer_auth(ADMIN_TOKEN));
+    let r = flush("/environment/cache/flush").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["environment"], "test", "{}", r.body);
+    eventually(
+        "the flush of the default cache reaches instance 2",
+        Duration::from_secs(5),
+        || async { consumer_tokens(&g2).await.0.is_empty() },
+    )
+    .await;
+    // The named cache is another cache: untouched.
+    assert_eq!(consumer_tokens(&g2).await.1, "secret-1");
+    let r = flush("/environment/caches/tokens/flush").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    eventually(
+        "the flush of the named cache reaches instance 2",
+        Duration::from_secs(5),
+        || async { consumer_tokens(&g2).await == (String::new(), String::new()) },
+    )
+    .await;
+    // And nothing brings the entries back from Redis.
+    assert_eq!(consumer_tokens(&g2).await, (String::new(), String::new()));
+    assert_eq!(consumer_tokens(&g1).await, (String::new(), String::new()));
+    // The environment's caches are labelled as such in the metrics, never as a stage.
+    let metrics = g1.metrics().await;
+    for series in [
+        "cachegate_environment_cache_local_bytes{cache=\"\",environment=\"test\"}",
+        "cachegate_environment_cache_local_entries{cache=\"tokens\",environment=\"test\"}",
+        "cachegate_cache_local_entries{stage=\"issuer\"}",
+    ] {
+        assert!(metrics.contains(series), "no {series} in:\n{metrics}");
+    }
+    assert!(!metrics.contains("stage=\"@"), "{metrics}");
+}

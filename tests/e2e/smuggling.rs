@@ -48,22 +48,23 @@ fn fixture() -> Fixture {
 
 /// One parsed HTTP/1.1 response.
 #[derive(Debug)]
-struct Resp {
+pub(crate) struct Resp {
     status_line: String,
-    status: u16,
+    pub(crate) status: u16,
     headers: Vec<(String, String)>,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
+    /// A header's value (`name` in lower case).
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
 
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or(Value::Null)
     }
 }
@@ -156,7 +157,8 @@ fn parse_responses(buf: &[u8], eof: bool) -> (Vec<Resp>, usize) {
     (out, pos)
 }
 
-fn responses(text: &str) -> Vec<Resp> {
+/// The responses in `text` (read until the connection closed).
+pub(crate) fn responses(text: &str) -> Vec<Resp> {
     parse_responses(text.as_bytes(), true).0
 }
 
@@ -226,7 +228,7 @@ fn exchange(addr: &str, bytes: &[u8]) -> Exchange {
 }
 
 /// Writes `bytes` on a fresh connection and returns everything read back.
-fn raw(addr: &str, bytes: &[u8]) -> String {
+pub(crate) fn raw(addr: &str, bytes: &[u8]) -> String {
     exchange(addr, bytes).text
 }
 

@@ -16,6 +16,13 @@ use std::borrow::Cow;
 pub trait Variables {
     /// The value of variable `name`, if it resolves.
     fn get(&self, name: &str) -> Option<Cow<'_, str>>;
+
+    /// Whether `name` has a value the gateway did not read for this request (a request body
+    /// over the read-ahead bound, see `vars::Body::Withheld`): `get` says `None`, yet requests
+    /// differ in it, so a cache key must not treat it as absent.
+    fn withheld(&self, _name: &str) -> bool {
+        false
+    }
 }
 
 impl Variables for std::collections::HashMap<String, String> {

@@ -17,7 +17,12 @@ pub const FIXED: &[&str] = &[
     "request.path",
     "request.querystring",
     "request.content",
-    "request.header.names",
+    "request.formparams.count",
+    "request.formparams.names",
+    "request.queryparams.count",
+    "request.queryparams.names",
+    "request.headers.count",
+    "request.headers.names",
     "proxy.basepath",
     "proxy.pathsuffix",
     "proxy.url",
@@ -57,13 +62,20 @@ pub const FIXED: &[&str] = &[
     "response.status.code",
     "response.reason.phrase",
     "response.content",
+    "response.headers.count",
+    "response.headers.names",
     "messageid",
     "message.verb",
     "message.uri",
     "message.path",
     "message.querystring",
     "message.content",
-    "message.header.names",
+    "message.formparams.count",
+    "message.formparams.names",
+    "message.queryparams.count",
+    "message.queryparams.names",
+    "message.headers.count",
+    "message.headers.names",
     "message.status.code",
     "message.reason.phrase",
 ];
@@ -72,12 +84,35 @@ pub const FIXED: &[&str] = &[
 pub const FAMILIES: &[&str] = &[
     "request.header.",
     "request.queryparam.",
+    "request.formparam.",
     "request.path.",
     "response.header.",
     "message.header.",
     "message.queryparam.",
     "error.header.",
+    "message.formparam.",
 ];
+
+/// Whether a reference to `name` needs the request body (`request.content`, the form
+/// parameters) — `message.*` only where it is the request (`message_is_request`: a request step,
+/// a flow, route or request step condition). Compiled into `Stage::reads_request_body`, so a
+/// stage that never reads the body never waits for it.
+pub fn reads_request_body(name: &str, message_is_request: bool) -> bool {
+    let rest = match name.strip_prefix("request.") {
+        Some(rest) => rest,
+        None if message_is_request => match name.strip_prefix("message.") {
+            Some(rest) => rest,
+            None => return false,
+        },
+        None => return false,
+    };
+    rest == "content"
+        || rest == "formparams.count"
+        || rest == "formparams.names"
+        || rest
+            .strip_prefix("formparam.")
+            .is_some_and(|p| !p.is_empty())
+}
 
 /// Variables set by policies: `<kind>.<policy name>.<field>`.
 pub const POLICY_VARIABLES: &[(&str, &[&str])] = &[
@@ -177,6 +212,21 @@ pub fn suggest(name: &str) -> Option<&'static str> {
         .map(|(_, c)| c)
 }
 
+/// The request body as the flow variables see it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Body<'a> {
+    /// No body, or a stage whose policies never read it (it is not read at all).
+    #[default]
+    Absent,
+    /// The body, as text.
+    Text(&'a str),
+    /// A body the gateway did not read for the variables: longer than the read-ahead bound
+    /// (`engine::MAX_REQUEST_CONTENT`) or not UTF-8. Its variables are null, as in a request
+    /// without it; a cache key reading one is not used ([`Variables::withheld`]), since every
+    /// such request, whatever its body, would share the entry.
+    Withheld,
+}
+
 /// Everything needed to resolve variables for one request. Built once per request in the proxy;
 /// borrowing, so resolving a variable allocates only when a value must be computed.
 pub struct RequestVars<'a> {
@@ -190,6 +240,11 @@ pub struct RequestVars<'a> {
     pub query: &'a str,
     /// Request headers.
     pub headers: &'a HeaderMap,
+    /// The request body (`request.content`), for a stage whose policies read it.
+    pub body: Body<'a>,
+    /// The body is an `application/x-www-form-urlencoded` form: its fields are
+    /// `request.formparam.<name>`, `request.formparams.count`/`.names`.
+    pub form: bool,
     /// Stage base path.
     pub base_path: &'a str,
     /// Path after the base path.
@@ -221,6 +276,8 @@ pub struct RequestVars<'a> {
     pub response_status: Option<u16>,
     /// Response headers, once there is a response.
     pub response_headers: Option<&'a HeaderMap>,
+    /// Response reason phrase (the target's, else the status's canonical one).
+    pub response_reason: Option<&'a str>,
     /// Variables set by policies during this request.
     pub custom: &'a HashMap<String, String>,
     /// `messageid`: made on first use, then the same for the whole request (a cache keyed on
@@ -246,15 +303,41 @@ impl RequestVars<'_> {
         }
     }
 
-    fn query_param(&self, name: &str) -> Option<Cow<'_, str>> {
-        // First occurrence wins, as in Apigee; values are percent-decoded.
-        crate::util::query_values(self.query, name)
+    /// The body as text, if it was read.
+    fn content(&self) -> Option<&str> {
+        match self.body {
+            Body::Text(s) => Some(s),
+            Body::Absent | Body::Withheld => None,
+        }
+    }
+
+    /// The body when it is a form.
+    fn form(&self) -> Option<&str> {
+        self.content().filter(|_| self.form)
+    }
+
+    /// A query or form parameter: the first occurrence wins, as in Apigee; names compare
+    /// case-sensitively after decoding, values are percent-decoded (`+` is a space).
+    fn param<'q>(list: &str, name: &str) -> Option<Cow<'q, str>> {
+        crate::util::query_values(list, name)
             .next()
             .map(|v| Cow::Owned(crate::util::percent_decode(v)))
     }
 }
 
+/// Header names joined with `, ` (each once).
+fn header_names(headers: &HeaderMap) -> String {
+    let names: Vec<&str> = headers.keys().map(http::HeaderName::as_str).collect();
+    names.join(", ")
+}
+
 impl Variables for RequestVars<'_> {
+    fn withheld(&self, name: &str) -> bool {
+        self.body == Body::Withheld
+            && !self.custom.contains_key(name)
+            && reads_request_body(name, self.response_status.is_none())
+    }
+
     fn get(&self, name: &str) -> Option<Cow<'_, str>> {
         if let Some(v) = self.custom.get(name) {
             return Some(Cow::Borrowed(v.as_str()));
@@ -263,7 +346,10 @@ impl Variables for RequestVars<'_> {
             return Self::header(self.headers, h);
         }
         if let Some(q) = name.strip_prefix("request.queryparam.") {
-            return self.query_param(q);
+            return Self::param(self.query, q);
+        }
+        if let Some(f) = name.strip_prefix("request.formparam.") {
+            return Self::param(self.form()?, f);
         }
         if let Some(p) = name.strip_prefix("request.path.") {
             return self
@@ -295,6 +381,13 @@ impl Variables for RequestVars<'_> {
             "request.uri" => Cow::Borrowed(self.uri),
             "request.path" => Cow::Borrowed(self.path),
             "request.querystring" => Cow::Borrowed(self.query),
+            "request.content" => Cow::Borrowed(self.content()?),
+            "request.formparams.count" => {
+                Cow::Owned(crate::util::query_names(self.form()?).len().to_string())
+            }
+            "request.formparams.names" => {
+                Cow::Owned(crate::util::query_names(self.form()?).join(", "))
+            }
             "proxy.basepath" => Cow::Borrowed(self.base_path),
             "proxy.pathsuffix" => Cow::Borrowed(self.path_suffix),
             "client.ip" => Cow::Borrowed(self.client_ip),
@@ -324,10 +417,22 @@ impl Variables for RequestVars<'_> {
             "is.error" => Cow::Borrowed("false"),
             "system.time.zone" => Cow::Borrowed("UTC"),
             "response.status.code" => Cow::Owned(self.response_status?.to_string()),
-            "request.header.names" => {
-                let mut names: Vec<&str> = self.headers.keys().map(|k| k.as_str()).collect();
-                names.dedup();
-                Cow::Owned(names.join(", "))
+            "response.reason.phrase" => Cow::Borrowed(self.response_reason?),
+            // Apigee's collections, as `a, b` (distinct names, in order of arrival).
+            "request.headers.names" => Cow::Owned(header_names(self.headers)),
+            "request.headers.count" => Cow::Owned(self.headers.keys_len().to_string()),
+            "response.headers.names" => Cow::Owned(header_names(self.response_headers?)),
+            "response.headers.count" => Cow::Owned(self.response_headers?.keys_len().to_string()),
+            "request.queryparams.names" => {
+                Cow::Owned(crate::util::query_names(self.query).join(", "))
+            }
+            "request.queryparams.count" => {
+                Cow::Owned(crate::util::query_names(self.query).len().to_string())
+            }
+            // The gateway's own URL as the client addressed it (plain HTTP only in this build).
+            "proxy.url" => {
+                let host = self.headers.get(http::header::HOST)?.to_str().ok()?;
+                Cow::Owned(format!("http://{host}{}", self.uri))
             }
             other => {
                 let part = other.strip_prefix("system.time.")?;
@@ -350,106 +455,5 @@ impl Variables for RequestVars<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn classification() {
-        assert_eq!(classify("request.verb"), VarKind::Builtin);
-        assert_eq!(classify("request.header.x-a"), VarKind::Builtin);
-        assert_eq!(classify("request.header."), VarKind::Unknown);
-        assert_eq!(classify("request.verbb"), VarKind::Unknown);
-        assert_eq!(
-            classify("responsecache.RC-1.cachehit"),
-            VarKind::Policy {
-                kind: "responsecache",
-                policy: "RC-1".into()
-            }
-        );
-        assert_eq!(
-            classify("lookupcache.LC.tier.cachehit"),
-            VarKind::Policy {
-                kind: "lookupcache",
-                policy: "LC.tier".into()
-            }
-        );
-        assert_eq!(classify("responsecache.RC-1.nope"), VarKind::Unknown);
-        assert_eq!(classify("client.tier"), VarKind::Unknown);
-        assert_eq!(classify("tier"), VarKind::Custom);
-        assert_eq!(suggest("request.verbb"), Some("request.verb"));
-    }
-
-    #[test]
-    fn resolves_request_variables() {
-        let mut headers = HeaderMap::new();
-        headers.append("x-a", "1".parse().unwrap());
-        headers.append("x-a", "2".parse().unwrap());
-        let custom = HashMap::new();
-        let mid = std::sync::OnceLock::new();
-        let vars = RequestVars {
-            method: "GET",
-            uri: "/prod/items/7?w=a%20b&w=c",
-            path: "/prod/items/7",
-            query: "w=a%20b&w=c",
-            headers: &headers,
-            base_path: "/prod",
-            path_suffix: "/items/7",
-            path_params: &[("id", "7")],
-            client_ip: "127.0.0.1",
-            stage: "prod",
-            organization: "org",
-            api_name: "api",
-            revision: 3,
-            flow: Some("items"),
-            proxy_name: "edge",
-            target_name: Some("backend"),
-            route_name: Some("default"),
-            target_url: Some("http://127.0.0.1:9/api"),
-            response_status: None,
-            response_headers: None,
-            custom: &custom,
-            message_id: &mid,
-        };
-        assert_eq!(vars.get("request.header.x-a").as_deref(), Some("1, 2"));
-        assert_eq!(vars.get("request.header.X-A").as_deref(), Some("1, 2"));
-        assert_eq!(vars.get("request.queryparam.w").as_deref(), Some("a b"));
-        assert_eq!(vars.get("request.path.id").as_deref(), Some("7"));
-        assert_eq!(vars.get("proxy.pathsuffix").as_deref(), Some("/items/7"));
-        assert_eq!(vars.get("proxy.name").as_deref(), Some("edge"));
-        assert_eq!(vars.get("target.name").as_deref(), Some("backend"));
-        assert_eq!(vars.get("route.target").as_deref(), Some("backend"));
-        assert_eq!(
-            vars.get("target.url").as_deref(),
-            Some("http://127.0.0.1:9/api")
-        );
-        assert_eq!(vars.get("is.error").as_deref(), Some("false"));
-        let year: i64 = vars
-            .get("system.time.year")
-            .and_then(|y| y.parse().ok())
-            .unwrap();
-        assert!(year >= 2026, "{year}");
-        let month: u32 = vars
-            .get("system.time.month")
-            .and_then(|m| m.parse().ok())
-            .unwrap();
-        assert!((1..=12).contains(&month));
-        assert_eq!(vars.get("system.time.nope"), None);
-        assert_eq!(vars.get("apiproxy.revision").as_deref(), Some("3"));
-        assert_eq!(vars.get("response.status.code"), None);
-        assert_eq!(vars.get("nope"), None);
-        // `message.*` is the request before there is a response.
-        assert_eq!(vars.get("message.header.x-a").as_deref(), Some("1, 2"));
-        assert_eq!(vars.get("message.verb").as_deref(), Some("GET"));
-        assert_eq!(
-            vars.get("message.uri").as_deref(),
-            Some("/prod/items/7?w=a%20b&w=c")
-        );
-        // One messageid per request, whoever asks.
-        let id = vars.get("messageid").map(|c| c.into_owned());
-        assert_eq!(id.as_ref().map(String::len), Some(36));
-        assert_eq!(vars.get("messageid").map(|c| c.into_owned()), id);
-        assert_eq!(classify("messageid"), VarKind::Builtin);
-        assert_eq!(classify("message.header.x-b"), VarKind::Builtin);
-        assert_eq!(classify("message.nope"), VarKind::Unknown);
-    }
-}
+#[path = "vars_tests.rs"]
+mod tests;

@@ -42,6 +42,10 @@ impl Variables for Overlay<'_> {
             None => self.base.get(name),
         }
     }
+
+    fn withheld(&self, name: &str) -> bool {
+        !self.assigned.iter().any(|(n, _)| n == name) && self.base.withheld(name)
+    }
 }
 
 impl CompiledAssignMessage {

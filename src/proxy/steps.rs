@@ -1,0 +1,108 @@
+//! The engine's steps run from the proxy's hooks: the response steps (for hits and misses
+//! alike) and the error flow (`engine::fault`) when a step raises or fails. Kept apart from the
+//! hooks themselves (`mod.rs`), which only decide when to call them.
+
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use pingora::Result;
+
+use super::caching::Outcome;
+use super::{respond, BodyCapture, Ctx, Gateway};
+use crate::engine::{self, Env};
+
+impl Gateway {
+    /// Answers a request whose request step raised or failed: the error flow's response
+    /// (`engine::fault`), nothing forwarded or stored.
+    pub(super) async fn answer_fault(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        fault: &engine::steps::Fault,
+    ) -> Result<()> {
+        let (Some(stage), Some(snapshot)) = (ctx.stage.clone(), ctx.snapshot.clone()) else {
+            return Ok(());
+        };
+        let origin = engine::steps::FaultOrigin::of_request(&ctx.state);
+        let env = Env {
+            config: &snapshot.config,
+            stage: &stage,
+            client_ip: &ctx.client_ip,
+            request_body: ctx.request_body.view(),
+        };
+        let err = engine::fault::error_flow(
+            env,
+            self.cache.store(),
+            session.req_header(),
+            &mut ctx.state,
+            fault,
+            origin,
+        )
+        .await?;
+        respond::error_response(session, err.header, err.body).await
+    }
+
+    /// Runs the response steps (for hits and misses alike); a failure without
+    /// `continueOnError`, or a RaiseFault, makes the response the error flow's.
+    pub(super) async fn run_response_steps(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let (Some(stage), Some(snapshot)) = (ctx.stage.clone(), ctx.snapshot.clone()) else {
+            return Ok(());
+        };
+        let env = Env {
+            config: &snapshot.config,
+            stage: &stage,
+            client_ip: &ctx.client_ip,
+            request_body: ctx.request_body.view(),
+        };
+        // A hit through a ResponseCache resumes after the policy's response attachment.
+        let hit = matches!(ctx.outcome, Some(Outcome::Hit | Outcome::Stale))
+            .then(|| ctx.plan.as_ref().and_then(|p| p.policy.as_ref()))
+            .flatten()
+            .map(|p| p.common.name.clone());
+        let fx = engine::response::run_response_steps(
+            env,
+            self.cache.store(),
+            session.req_header(),
+            resp,
+            &mut ctx.state,
+            hit.as_deref(),
+        )
+        .await;
+        if let Some(populate) = fx.populate {
+            ctx.capture = Some(BodyCapture {
+                populate,
+                body: bytes::BytesMut::new(),
+                overflow: false,
+            });
+        }
+        if let Some(p) = fx.replacement {
+            ctx.replacement = Some((p, false));
+        }
+        if let Some((fault, origin)) = fx.fault {
+            let err = engine::fault::error_flow(
+                env,
+                self.cache.store(),
+                session.req_header(),
+                &mut ctx.state,
+                &fault,
+                origin,
+            )
+            .await?;
+            // The error response replaces the response; what the cache said about it stays.
+            let mut header = err.header;
+            for name in ["x-cache", "cache-status"] {
+                if let Some(v) = resp.headers.get(name).cloned() {
+                    header.insert_header(name, v)?;
+                }
+            }
+            *resp = header;
+            ctx.capture = None;
+            ctx.replacement = Some((err.body, false));
+        }
+        Ok(())
+    }
+}
