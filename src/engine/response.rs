@@ -8,12 +8,12 @@ use pingora::http::{RequestHeader, ResponseHeader};
 
 use crate::cache::store::TieredStore;
 use crate::engine::message::ResponseMessage;
-use crate::engine::state::{Cursor, Segment};
+use crate::engine::state::Cursor;
 use crate::engine::state::{Env, RequestState};
 use crate::engine::steps::{self, Fault, FaultOrigin, Ran, StepContext};
 use crate::runtime::flow::assign::MessageTarget;
 use crate::runtime::key::BuiltKey;
-use crate::runtime::stage::{Selection, Side, Stage, Step};
+use crate::runtime::stage::{Endpoint, Selection, Stage, Step};
 
 /// A PopulateCache whose source is the response body: store it once the body is complete.
 #[derive(Debug)]
@@ -52,18 +52,8 @@ fn attachment_target(stage: &Stage, rc: &str) -> Option<usize> {
     })
 }
 
-/// The response steps of a hit served through ResponseCache `rc`: Apigee resumes right after
-/// the policy's response attachment, so the steps before it (and it) do not run. When `rc` is
-/// not on the response path, every step runs.
-fn after_attachment<'s>(steps: Vec<&'s Step>, rc: &str) -> Vec<&'s Step> {
-    match steps.iter().position(|s| s.policy == rc) {
-        Some(i) => steps[i + 1..].to_vec(),
-        None => steps,
-    }
-}
-
 /// Whether every step after the first one naming `rc` (every step, when none does) satisfies
-/// `ok`: [`after_attachment`] without collecting, for the fast-hit check.
+/// `ok`.
 fn all_after<'s>(
     steps: impl Iterator<Item = &'s Step>,
     rc: &str,
@@ -82,44 +72,146 @@ fn all_after<'s>(
     after && (seen || before)
 }
 
-/// Whether a hit through `rc` runs no response step (every one after its attachment names a
-/// ResponseCache or a disabled policy), counting every conditional flow of the TargetEndpoint
-/// the hit resumes in — and of the ProxyEndpoint when the walk stopped before choosing one
-/// (`cursor`) — since those flows are chosen when the response is there.
-pub fn hit_is_inert(stage: &Stage, sel: &Selection, cursor: Cursor, rc: &str) -> bool {
-    let inert = |s: &Step| crate::engine::steps::enabled_policy(stage, s).is_none();
-    let open = cursor.seg == Segment::ProxyPre;
-    let p = &stage.proxy;
-    let proxy = p
-        .preflow
+/// Every response step of an endpoint, of every conditional flow.
+fn every_response_step(e: &Endpoint) -> impl Iterator<Item = &Step> {
+    e.preflow
         .response
         .iter()
-        .chain(
-            p.flows
-                .iter()
-                .enumerate()
-                .filter(move |(i, _)| open || sel.flow == Some(*i))
-                .flat_map(|(_, f)| &f.steps.response),
-        )
-        .chain(&p.postflow.response);
-    match attachment_target(stage, rc).and_then(|t| stage.targets.get(t)) {
-        Some(t) => {
-            let e = &t.endpoint;
-            let target = e
-                .preflow
-                .response
-                .iter()
-                .chain(e.flows.iter().flat_map(|f| &f.steps.response))
-                .chain(&e.postflow.response);
-            all_after(target.chain(proxy), rc, inert)
-        }
-        None => all_after(proxy, rc, inert),
+        .chain(e.flows.iter().flat_map(|f| &f.steps.response))
+        .chain(&e.postflow.response)
+}
+
+/// Whether a hit runs no response step: every step it could run names a ResponseCache or a
+/// disabled policy — after the ResponseCache `rc`'s response attachment when the hit is
+/// through one, and in every conditional flow, since the response path chooses its flows
+/// again (§4.2). The TargetEndpoint is the route's when the request path was walked
+/// (`cursor` done), else the one where `rc` stores.
+pub fn hit_is_inert(stage: &Stage, sel: &Selection, cursor: Cursor, rc: Option<&str>) -> bool {
+    let inert = |s: &Step| crate::engine::steps::enabled_policy(stage, s).is_none();
+    let target = match rc {
+        Some(rc) if !cursor.done() => attachment_target(stage, rc),
+        _ => sel.target,
+    };
+    let steps = target
+        .and_then(|t| stage.targets.get(t))
+        .into_iter()
+        .flat_map(|t| every_response_step(&t.endpoint))
+        .chain(every_response_step(&stage.proxy));
+    match rc {
+        Some(rc) => all_after(steps, rc, inert),
+        None => steps.into_iter().all(inert),
     }
 }
 
-/// Runs the response steps on `resp`, awaiting LookupCache reads between steps so later
-/// conditions see their results. Stops at the first step that fails without `continueOnError`.
-/// `hit`: the response is a cache hit through this ResponseCache (see [`after_attachment`]).
+/// A part of the response path, in the order it runs (apigee-bundles.md §4.1, steps 11–17).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    TargetPre,
+    TargetFlow,
+    TargetPost,
+    ProxyPre,
+    ProxyFlow,
+    ProxyPost,
+    Done,
+}
+
+impl Part {
+    fn next(self) -> Part {
+        match self {
+            Part::TargetPre => Part::TargetFlow,
+            Part::TargetFlow => Part::TargetPost,
+            Part::TargetPost => Part::ProxyPre,
+            Part::ProxyPre => Part::ProxyFlow,
+            Part::ProxyFlow => Part::ProxyPost,
+            Part::ProxyPost | Part::Done => Part::Done,
+        }
+    }
+
+    const ALL: [Part; 6] = [
+        Part::TargetPre,
+        Part::TargetFlow,
+        Part::TargetPost,
+        Part::ProxyPre,
+        Part::ProxyFlow,
+        Part::ProxyPost,
+    ];
+
+    fn on_target(self) -> bool {
+        matches!(self, Part::TargetPre | Part::TargetFlow | Part::TargetPost)
+    }
+
+    /// The endpoint this part belongs to, for the request's selection.
+    fn endpoint<'s>(self, stage: &'s Stage, sel: &Selection) -> Option<&'s Endpoint> {
+        if self.on_target() {
+            stage.target_endpoint(sel).map(|t| &t.endpoint)
+        } else {
+            Some(&stage.proxy)
+        }
+    }
+
+    /// The steps of this part, with the flow `flow` where it is a flow part.
+    fn steps(self, e: &Endpoint, flow: Option<usize>) -> &[Step] {
+        match self {
+            Part::TargetPre | Part::ProxyPre => &e.preflow.response,
+            Part::TargetPost | Part::ProxyPost => &e.postflow.response,
+            Part::TargetFlow | Part::ProxyFlow => flow
+                .and_then(|i| e.flows.get(i))
+                .map_or(&[][..], |f| &f.steps.response),
+            Part::Done => &[],
+        }
+    }
+
+    /// The flow of this part in the request's selection.
+    fn flow(self, sel: &Selection) -> Option<usize> {
+        match self {
+            Part::TargetFlow => sel.target_flow,
+            Part::ProxyFlow => sel.flow,
+            _ => None,
+        }
+    }
+
+    fn set_flow(self, sel: &mut Selection, flow: Option<usize>) {
+        match self {
+            Part::TargetFlow => sel.target_flow = flow,
+            Part::ProxyFlow => sel.flow = flow,
+            _ => {}
+        }
+    }
+}
+
+/// Where a hit through ResponseCache `rc` resumes: right after its response attachment
+/// (§4.3), with the flow that holds it chosen. `None` when `rc` is not on the response path
+/// (every step runs).
+fn resume_point(stage: &Stage, state: &mut RequestState, rc: &str) -> Option<(Part, usize)> {
+    for part in Part::ALL {
+        let Some(e) = part.endpoint(stage, &state.sel) else {
+            continue;
+        };
+        match part {
+            Part::TargetFlow | Part::ProxyFlow => {
+                for (f, flow) in e.flows.iter().enumerate() {
+                    if let Some(i) = flow.steps.response.iter().position(|s| s.policy == rc) {
+                        part.set_flow(&mut state.sel, Some(f));
+                        return Some((part, i + 1));
+                    }
+                }
+            }
+            _ => {
+                if let Some(i) = part.steps(e, None).iter().position(|s| s.policy == rc) {
+                    return Some((part, i + 1));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Runs the response steps on `resp` part by part (TargetEndpoint PreFlow, Flow, PostFlow, then
+/// the ProxyEndpoint's), awaiting LookupCache reads between steps so later conditions see their
+/// results. Each conditional flow is chosen again when its part starts, with the response
+/// there (apigee-bundles.md §4.2: the response part of a flow is chosen per direction). Stops at
+/// the first step that fails without `continueOnError`, or raises. `hit`: the response is a
+/// cache hit through this ResponseCache, and resumes after its response attachment (§4.3).
 pub async fn run_response_steps(
     env: Env<'_>,
     store: &TieredStore,
@@ -132,40 +224,34 @@ pub async fn run_response_steps(
     let mut out = ResponseEffects::default();
     if let Some(rc) = hit.filter(|_| !state.cursor.done()) {
         // The request path stopped at the lookup: the hit resumes in the TargetEndpoint where
-        // the ResponseCache stores, with its flow chosen now.
+        // the ResponseCache stores.
         state.sel.target = attachment_target(stage, rc);
-        let params = state.params();
-        let vars = env.vars(req, state, &params, Some(resp));
-        let flow = stage
-            .target_endpoint(&state.sel)
-            .and_then(|t| t.endpoint.select_flow(&vars));
-        // Stopped in the ProxyEndpoint's PreFlow: its flow is chosen now too.
-        let proxy_flow = if state.cursor.seg == Segment::ProxyPre {
-            stage.proxy.select_flow(&vars)
-        } else {
-            state.sel.flow
-        };
-        drop(params);
-        state.sel.target_flow = flow;
-        state.sel.flow = proxy_flow;
     }
-    let sel = state.sel;
-    let all: Vec<&Step> = stage.steps(&sel, Side::Response).collect();
-    // The TargetEndpoint's steps come first: a fault before `boundary` is the target's.
-    let on_target = stage.target_endpoint(&sel).map_or(0, |t| {
-        t.endpoint.steps(sel.target_flow, Side::Response).count()
-    });
-    let (steps, boundary) = match hit {
-        Some(rc) => {
-            let before = all.len();
-            let rest = after_attachment(all, rc);
-            let cut = before - rest.len();
-            (rest, on_target.saturating_sub(cut))
-        }
-        None => (all, on_target),
+    let (mut part, mut i, mut entered) = match hit.and_then(|rc| resume_point(stage, state, rc)) {
+        Some((part, i)) => (part, i, true),
+        None => (Part::TargetPre, 0, false),
     };
-    let mut i = 0;
-    while let Some(step) = steps.get(i) {
+    while part != Part::Done {
+        if !entered {
+            entered = true;
+            if matches!(part, Part::TargetFlow | Part::ProxyFlow) {
+                let params = state.params();
+                let vars = env.vars(req, state, &params, Some(resp));
+                let flow = part
+                    .endpoint(stage, &state.sel)
+                    .and_then(|e| e.select_flow(&vars));
+                drop(params);
+                part.set_flow(&mut state.sel, flow);
+            }
+        }
+        let sel = state.sel;
+        let Some(step) = part
+            .endpoint(stage, &sel)
+            .and_then(|e| part.steps(e, part.flow(&sel)).get(i))
+        else {
+            (part, i, entered) = (part.next(), 0, false);
+            continue;
+        };
         i += 1;
         // The same TTL rule as on the request side, whether or not the request was cacheable
         // (read per step: nothing is computed for a response without steps).
@@ -187,7 +273,7 @@ pub async fn run_response_steps(
             }
             Err(fault) => {
                 let origin = match sel.target {
-                    Some(t) if i <= boundary => FaultOrigin::Target(t),
+                    Some(t) if part.on_target() => FaultOrigin::Target(t),
                     _ => FaultOrigin::Proxy,
                 };
                 out.fault = Some((fault, origin));

@@ -21,8 +21,7 @@ use super::caching::{self, Outcome};
 use super::{Ctx, Gateway};
 use crate::cache::pingora_bridge::{self as bridge, FastLookup, FreshHit};
 use crate::engine::state::Cursor;
-use crate::engine::steps::enabled_policy;
-use crate::runtime::stage::{Selection, Side, Stage};
+use crate::runtime::stage::{Selection, Stage};
 
 /// Request headers that make a hit pingora's business: validators and ranges (304/206),
 /// and request cache directives (RFC 9111 `no-cache`, `max-age`, client invalidation).
@@ -148,12 +147,7 @@ fn response_steps_inert(
     cursor: Cursor,
     policy: Option<&str>,
 ) -> bool {
-    match policy {
-        Some(rc) => crate::engine::response::hit_is_inert(stage, sel, cursor, rc),
-        None => stage
-            .steps(sel, Side::Response)
-            .all(|s| enabled_policy(stage, s).is_none()),
-    }
+    crate::engine::response::hit_is_inert(stage, sel, cursor, policy)
 }
 
 #[cfg(test)]

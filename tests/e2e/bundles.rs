@@ -572,3 +572,73 @@ fn a_cache_resource_must_name_a_cache_of_the_environment() {
         "{diags}"
     );
 }
+
+/// The response part of a conditional flow is chosen again when the response path reaches it
+/// (apigee-bundles.md §4.2): a flow whose condition reads the response runs its response steps
+/// although the request chose another flow, in the ProxyEndpoint and the TargetEndpoint.
+#[tokio::test]
+async fn response_flows_are_chosen_again_with_the_response() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    d.write("s/apiproxy/s.xml", r#"<APIProxy name="s" revision="1"/>"#);
+    let flows = |side: &str| {
+        format!(
+            r#"<Flows>
+    <Flow name="failed"><Condition>response.status.code >= 400</Condition>
+      <Request><Step><Name>AM-{side}-req-failed</Name></Step></Request>
+      <Response><Step><Name>AM-{side}-failed</Name></Step></Response></Flow>
+    <Flow name="any"><Request><Step><Name>AM-{side}-req-any</Name></Step></Request>
+      <Response><Step><Name>AM-{side}-any</Name></Step></Response></Flow>
+  </Flows>"#
+        )
+    };
+    d.write(
+        "s/apiproxy/proxies/default.xml",
+        &format!(
+            r#"<ProxyEndpoint name="default">
+  <HTTPProxyConnection><BasePath>/s</BasePath></HTTPProxyConnection>
+  {}
+  <RouteRule name="default"><TargetEndpoint>default</TargetEndpoint></RouteRule>
+</ProxyEndpoint>"#,
+            flows("pe")
+        ),
+    );
+    d.write(
+        "s/apiproxy/targets/default.xml",
+        &format!(
+            r#"<TargetEndpoint name="default">
+  {}
+  <HTTPTargetConnection><URL>http://{{{{ORIGIN}}}}/echo</URL></HTTPTargetConnection>
+</TargetEndpoint>"#,
+            flows("te")
+        ),
+    );
+    for side in ["pe", "te"] {
+        for flow in ["failed", "any"] {
+            d.write(
+                &format!("s/apiproxy/policies/AM-{side}-{flow}.xml"),
+                &format!(
+                    r#"<AssignMessage name="AM-{side}-{flow}"><Add><Headers><Header name="x-{side}-response">{flow}</Header></Headers></Add></AssignMessage>"#
+                ),
+            );
+            d.write(
+                &format!("s/apiproxy/policies/AM-{side}-req-{flow}.xml"),
+                &format!(
+                    r#"<AssignMessage name="AM-{side}-req-{flow}"><AssignVariable><Name>{side}.request.flow</Name><Value>{flow}</Value></AssignVariable></AssignMessage>"#
+                ),
+            );
+        }
+    }
+    let (ok, diags) = messages(&d);
+    assert!(ok, "{diags}");
+    let gw = TestGateway::start(d);
+    let fine = get(&gw.url("/s/items")).await;
+    assert_eq!(fine.status, 200, "{}", fine.body);
+    assert_eq!(fine.header("x-pe-response"), "any");
+    assert_eq!(fine.header("x-te-response"), "any");
+    let failed = get(&gw.url("/s/items?status=404")).await;
+    assert_eq!(failed.status, 404, "{}", failed.body);
+    // The request chose `any` (no response yet); the response chose `failed`.
+    assert_eq!(failed.header("x-pe-response"), "failed");
+    assert_eq!(failed.header("x-te-response"), "failed");
+}
