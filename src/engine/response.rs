@@ -8,7 +8,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 
 use crate::cache::store::TieredStore;
 use crate::engine::message::ResponseMessage;
-use crate::engine::state::Cursor;
+use crate::engine::state::{Cursor, Segment};
 use crate::engine::state::{Env, RequestState};
 use crate::engine::steps::{self, Fault, FaultOrigin, Ran, StepContext};
 use crate::runtime::flow::assign::MessageTarget;
@@ -72,31 +72,49 @@ fn all_after<'s>(
     after && (seen || before)
 }
 
-/// Every response step of an endpoint, of every conditional flow.
-fn every_response_step(e: &Endpoint) -> impl Iterator<Item = &Step> {
+/// The response steps of an endpoint: of the flow `chosen` (`Some`), or of every conditional
+/// flow (`None`: the flow is yet to be chosen).
+fn response_steps(e: &Endpoint, chosen: Option<Option<usize>>) -> impl Iterator<Item = &Step> {
     e.preflow
         .response
         .iter()
-        .chain(e.flows.iter().flat_map(|f| &f.steps.response))
+        .chain(
+            e.flows
+                .iter()
+                .enumerate()
+                .filter(move |(i, _)| chosen.is_none_or(|c| c == Some(*i)))
+                .flat_map(|(_, f)| &f.steps.response),
+        )
         .chain(&e.postflow.response)
 }
 
 /// Whether a hit runs no response step: every step it could run names a ResponseCache or a
 /// disabled policy — after the ResponseCache `rc`'s response attachment when the hit is
-/// through one, and in every conditional flow, since the response path chooses its flows
-/// again (§4.2). The TargetEndpoint is the route's when the request path was walked
-/// (`cursor` done), else the one where `rc` stores.
+/// through one. The response path chooses its flows again (§4.2); with inert steps only the
+/// response itself can make that choice differ from the request's, so every flow counts where
+/// a flow condition reads the response (`Endpoint::flows_read_response`) or the flow is not
+/// chosen yet, and the request's choice otherwise. The TargetEndpoint is the route's when the
+/// request path was walked (`cursor` done), else the one where `rc` stores (its flow is chosen
+/// on the response).
 pub fn hit_is_inert(stage: &Stage, sel: &Selection, cursor: Cursor, rc: Option<&str>) -> bool {
     let inert = |s: &Step| crate::engine::steps::enabled_policy(stage, s).is_none();
+    let walked = cursor.done();
     let target = match rc {
-        Some(rc) if !cursor.done() => attachment_target(stage, rc),
+        Some(rc) if !walked => attachment_target(stage, rc),
         _ => sel.target,
     };
-    let steps = target
+    let chosen = |e: &Endpoint, flow: Option<usize>, known: bool| {
+        (known && !e.flows_read_response).then_some(flow)
+    };
+    let target_steps = target
         .and_then(|t| stage.targets.get(t))
         .into_iter()
-        .flat_map(|t| every_response_step(&t.endpoint))
-        .chain(every_response_step(&stage.proxy));
+        .flat_map(|t| response_steps(&t.endpoint, chosen(&t.endpoint, sel.target_flow, walked)));
+    let proxy_known = cursor.seg != Segment::ProxyPre;
+    let steps = target_steps.chain(response_steps(
+        &stage.proxy,
+        chosen(&stage.proxy, sel.flow, proxy_known),
+    ));
     match rc {
         Some(rc) => all_after(steps, rc, inert),
         None => steps.into_iter().all(inert),

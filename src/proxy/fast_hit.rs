@@ -160,10 +160,19 @@ mod tests {
             .expect("the shipped policies load")
     }
 
+    /// Without a ResponseCache every request step has run (the walk stops only at one); with
+    /// one, the walk stopped at its lookup in the PreFlow.
     fn path<'a>(sel: &'a Selection, policy: Option<&'a str>) -> HitPath<'a> {
+        let cursor = match policy {
+            None => Cursor {
+                seg: crate::engine::state::Segment::Done,
+                i: 0,
+            },
+            Some(_) => Cursor::default(),
+        };
         HitPath {
             sel,
-            cursor: Cursor::default(),
+            cursor,
             policy,
         }
     }

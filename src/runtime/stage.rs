@@ -319,6 +319,10 @@ pub struct Endpoint {
     pub fault_rules: Vec<FaultRule>,
     /// DefaultFaultRule.
     pub default_fault_rule: Option<FaultRule>,
+    /// Whether a flow condition reads the response (`response.*`, `message.*`, `error.*`,
+    /// `fault.*`, `is.error`, `responsecache.*`): then the response path may choose another flow
+    /// than the request did, even when no step changed a variable between them.
+    pub flows_read_response: bool,
 }
 
 /// A FaultRule or the DefaultFaultRule (apigee-bundles.md §5).

@@ -144,10 +144,27 @@ fn endpoint(diags: &mut Diagnostics, conditions: &mut Conditions, e: &SrcEndpoin
             );
         }
     }
+    let flows_read_response = flows
+        .iter()
+        .filter_map(|f| f.condition.as_ref())
+        .flat_map(|c| c.variables())
+        .any(|v| {
+            v == "is.error"
+                || [
+                    "response.",
+                    "message.",
+                    "error.",
+                    "fault.",
+                    "responsecache.",
+                ]
+                .iter()
+                .any(|p| v.starts_with(p))
+        });
     Endpoint {
         name: e.name.clone(),
         preflow: flow_steps(diags, conditions, &e.preflow),
         flows,
+        flows_read_response,
         postflow: flow_steps(diags, conditions, &e.postflow),
         fault_rules,
         default_fault_rule,
