@@ -382,9 +382,11 @@ fn endpoint_of(file: &model::EndpointFile, diags: &mut Diagnostics) -> SrcEndpoi
         steps: steps_of(path, &r.steps),
         always_enforce: r.always_enforce,
     };
-    let client = e.post_client_flow.request.len() + e.post_client_flow.response.len();
-    if client > 0 {
-        diags.push(Diagnostic::warning(path, Some(e.pos), format!("PostClientFlow of {} `{}` is not run by cachegate ({client} step(s)): it only runs after the response is sent, for logging", e.kind.element(), e.name.value)));
+    if !e.post_client_flow.request.is_empty() {
+        diags.push(
+            Diagnostic::warning(path, Some(e.pos), format!("the <Request> steps of the PostClientFlow of {} `{}` never run: it runs after the response is sent, on the response only", e.kind.element(), e.name.value))
+                .with_hint("move them to <Response> in the PostClientFlow"),
+        );
     }
     SrcEndpoint {
         name: e.name.value.clone(),
@@ -403,6 +405,7 @@ fn endpoint_of(file: &model::EndpointFile, diags: &mut Diagnostics) -> SrcEndpoi
             })
             .collect(),
         postflow: both(path, &e.postflow),
+        post_client_flow: steps_of(path, &e.post_client_flow.response),
         fault_rules: e.fault_rules.iter().map(fault_rule).collect(),
         default_fault_rule: e.default_fault_rule.as_ref().map(fault_rule),
     }

@@ -99,6 +99,8 @@ pub(crate) struct SrcEndpoint {
     pub fault_rules: Vec<SrcFaultRule>,
     /// DefaultFaultRule.
     pub default_fault_rule: Option<SrcFaultRule>,
+    /// PostClientFlow response steps (a ProxyEndpoint's): run after the response is sent.
+    pub post_client_flow: Vec<SrcStep>,
 }
 
 /// A FaultRule or the DefaultFaultRule: steps run on the error response when its condition
@@ -124,6 +126,7 @@ impl SrcEndpoint {
         self.request_steps()
             .chain(self.response_steps())
             .chain(self.fault_rules().flat_map(|r| &r.steps))
+            .chain(&self.post_client_flow)
     }
 
     /// Its FaultRules, then its DefaultFaultRule.
@@ -144,6 +147,7 @@ impl SrcEndpoint {
                     .chain(self.default_fault_rule.as_mut())
                     .map(|r| &mut r.steps),
             )
+            .chain(std::iter::once(&mut self.post_client_flow))
     }
 
     /// Every request-side step.
@@ -280,6 +284,7 @@ impl SrcFlows {
             postflow: both(postflow),
             fault_rules: Vec::new(),
             default_fault_rule: None,
+            post_client_flow: Vec::new(),
         };
         let te = file.target_endpoint.clone().unwrap_or_default();
         let target_endpoint = endpoint(te.name.as_ref(), &te.preflow, &te.flows, &te.postflow);

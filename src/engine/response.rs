@@ -341,3 +341,43 @@ pub(super) fn run_response_step(
     steps::apply(&mut state.vars, &mut fx);
     Ok(Ran::Done(fx.lookup.take()))
 }
+
+/// Runs the ProxyEndpoint's PostClientFlow after the response was sent (Apigee §4.1 step 20,
+/// also after an error): its steps read the response as sent (`resp`); what they change on it
+/// goes nowhere, and a failure is only logged — there is no one left to answer.
+pub async fn run_post_client_flow(
+    env: Env<'_>,
+    store: &TieredStore,
+    req: &RequestHeader,
+    resp: &ResponseHeader,
+    state: &mut RequestState,
+) {
+    let steps = &env.stage.proxy.post_client_flow;
+    let mut resp = resp.clone();
+    let mut out = ResponseEffects::default();
+    let mut i = 0;
+    while let Some(step) = steps.get(i) {
+        i += 1;
+        let cx = StepContext {
+            stage: env.stage,
+            store,
+            stage_ttl: env.stage_ttl(req, state),
+            dry_run: false,
+        };
+        let result = run_response_step(env, &cx, req, &mut resp, state, step, &mut out);
+        match steps::after(step, result) {
+            Ok((pass, lookup)) => {
+                i += pass;
+                if let Some(lookup) = lookup {
+                    for (k, v) in lookup.finish(&env.stage.name, store).await {
+                        state.vars.insert(k, v);
+                    }
+                }
+            }
+            Err(fault) => {
+                tracing::warn!(policy = %fault.policy, error = %fault.message, "PostClientFlow step failed after the response was sent.");
+                break;
+            }
+        }
+    }
+}

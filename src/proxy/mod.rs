@@ -750,5 +750,6 @@ impl ProxyHttp for Gateway {
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
         logging::record(self, session, e, ctx);
+        self.run_post_client_flow(session, ctx).await;
     }
 }

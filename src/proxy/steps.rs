@@ -1,5 +1,6 @@
 //! The engine's steps run from the proxy's hooks: the response steps (for hits and misses
-//! alike) and the error flow (`engine::fault`) when a step raises or fails. Kept apart from the
+//! alike), the error flow (`engine::fault`) when a step raises or fails, and the PostClientFlow
+//! after the response is sent. Kept apart from the
 //! hooks themselves (`mod.rs`), which only decide when to call them.
 
 use pingora::http::ResponseHeader;
@@ -104,5 +105,33 @@ impl Gateway {
             ctx.replacement = Some((err.body, false));
         }
         Ok(())
+    }
+
+    /// Runs the ProxyEndpoint's PostClientFlow once the response is sent (from the `logging`
+    /// hook; not for a background revalidation, which is no client's request).
+    pub(super) async fn run_post_client_flow(&self, session: &Session, ctx: &mut Ctx) {
+        let (Some(stage), Some(snapshot)) = (ctx.stage.clone(), ctx.snapshot.clone()) else {
+            return;
+        };
+        if stage.proxy.post_client_flow.is_empty() || session.subrequest_ctx.is_some() {
+            return;
+        }
+        let Some(resp) = session.response_written() else {
+            return;
+        };
+        let env = Env {
+            config: &snapshot.config,
+            stage: &stage,
+            client_ip: &ctx.client_ip,
+            request_body: ctx.request_body.view(),
+        };
+        engine::response::run_post_client_flow(
+            env,
+            self.cache.store(),
+            session.req_header(),
+            resp,
+            &mut ctx.state,
+        )
+        .await;
     }
 }

@@ -319,6 +319,9 @@ pub struct Endpoint {
     pub fault_rules: Vec<FaultRule>,
     /// DefaultFaultRule.
     pub default_fault_rule: Option<FaultRule>,
+    /// PostClientFlow response steps: run after the response is sent (a ProxyEndpoint's;
+    /// `engine::response::run_post_client_flow`).
+    pub post_client_flow: Vec<Step>,
     /// Whether a flow condition reads the response (`response.*`, `message.*`, `error.*`,
     /// `fault.*`, `is.error`, `responsecache.*`): then the response path may choose another flow
     /// than the request did, even when no step changed a variable between them.

@@ -174,3 +174,51 @@ async fn a_failing_policy_enters_the_error_flow_with_its_fault_name() {
     );
     assert_eq!(o.total(), before);
 }
+
+/// The PostClientFlow runs after the response is sent: what it stores is there for the next
+/// request, though the response it ran after did not show it.
+#[tokio::test]
+async fn the_post_client_flow_runs_after_the_response_is_sent() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    d.write("s/apiproxy/s.xml", r#"<APIProxy name="s" revision="1"/>"#);
+    d.write(
+        "s/apiproxy/proxies/default.xml",
+        r#"<ProxyEndpoint name="default">
+  <HTTPProxyConnection><BasePath>/s</BasePath></HTTPProxyConnection>
+  <PreFlow><Request><Step><Name>LC-last</Name></Step></Request>
+    <Response><Step><Name>AM-show</Name></Step></Response></PreFlow>
+  <PostClientFlow><Response><Step><Name>PC-last</Name></Step></Response></PostClientFlow>
+  <RouteRule name="default"><TargetEndpoint>default</TargetEndpoint></RouteRule>
+</ProxyEndpoint>"#,
+    );
+    d.write(
+        "s/apiproxy/targets/default.xml",
+        r#"<TargetEndpoint name="default"><HTTPTargetConnection><URL>http://{{ORIGIN}}/echo</URL></HTTPTargetConnection></TargetEndpoint>"#,
+    );
+    d.write(
+        "s/apiproxy/policies/LC-last.xml",
+        r#"<LookupCache name="LC-last"><Scope>Global</Scope><CacheKey><KeyFragment>last</KeyFragment></CacheKey><AssignTo>last</AssignTo></LookupCache>"#,
+    );
+    d.write(
+        "s/apiproxy/policies/PC-last.xml",
+        r#"<PopulateCache name="PC-last"><Scope>Global</Scope><CacheKey><KeyFragment>last</KeyFragment></CacheKey><ExpirySettings><TimeoutInSeconds>60</TimeoutInSeconds></ExpirySettings><Source>request.header.x-id</Source></PopulateCache>"#,
+    );
+    d.write(
+        "s/apiproxy/policies/AM-show.xml",
+        &header("AM-show", "x-last", "{last}"),
+    );
+    let (ok, diags) = messages(&d);
+    assert!(ok, "{diags}");
+    let gw = TestGateway::start(d);
+    let first = send(client().get(gw.url("/s/x")).header("x-id", "one")).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.header("x-last"), "");
+    // Stored once the first response was out (poll: the flow runs after the client has it).
+    crate::harness::eventually(
+        "the PostClientFlow stored the first request's id",
+        std::time::Duration::from_secs(5),
+        || async { get(&gw.url("/s/x")).await.header("x-last") == "one" },
+    )
+    .await;
+}

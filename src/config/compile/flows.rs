@@ -165,6 +165,7 @@ fn endpoint(diags: &mut Diagnostics, conditions: &mut Conditions, e: &SrcEndpoin
         preflow: flow_steps(diags, conditions, &e.preflow),
         flows,
         flows_read_response,
+        post_client_flow: steps(diags, conditions, &e.post_client_flow),
         postflow: flow_steps(diags, conditions, &e.postflow),
         fault_rules,
         default_fault_rule,
