@@ -239,10 +239,25 @@ fn by_fragments(
     req: &InvalidateRequest,
 ) -> Answer {
     let Some(spec) = spec_of(stage, policy) else {
+        // A policy whose Scope prefix names the endpoint it runs in is compiled once per such
+        // endpoint, as `<policy>@<endpoint>` (config/variants.rs): point at those.
+        let variants: Vec<&str> = stage
+            .policy_names()
+            .into_iter()
+            .filter(|n| n.strip_prefix(policy).is_some_and(|r| r.starts_with('@')))
+            .collect();
+        let hint = if variants.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; its keys differ by the endpoint it runs in, so name one of {}",
+                variants.join(", ")
+            )
+        };
         return error(
             StatusCode::NOT_FOUND,
             format!(
-                "stage `{}` has no cache policy named `{policy}`",
+                "stage `{}` has no cache policy named `{policy}`{hint}",
                 stage.name
             ),
         );

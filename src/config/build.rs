@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::policies::{self, Conditions};
-use super::{assign, compile, crossref, source};
+use super::{assign, compile, crossref, source, variants};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::policy::model::{Policy, PolicyFile};
 use crate::runtime::key::{KeySpec, Namespace, ScopeContext};
@@ -43,26 +43,6 @@ pub(super) struct StageSettings {
     pub(super) cache: stage::StageCache,
 }
 
-/// The endpoint a policy is first attached on, request side before response side, the
-/// ProxyEndpoint before TargetEndpoints: Apigee's Exclusive scope names it. (A ResponseCache
-/// computes its key once, on the request side, and reuses it when storing.)
-///
-/// Returns whether it is first attached on a TargetEndpoint, and the TargetEndpoint its
-/// Target scope names: the first that attaches it, else the first of the stage.
-fn attachment<'s>(src: &'s source::SrcFlows, policy: &str) -> (bool, Option<&'s str>) {
-    let on_proxy = src.proxy.every_step().any(|s| s.policy == policy);
-    let target = src
-        .targets
-        .iter()
-        .find(|t| t.endpoint.every_step().any(|s| s.policy == policy));
-    (
-        !on_proxy && target.is_some(),
-        target
-            .or(src.targets.first())
-            .map(|t| t.endpoint.name.as_str()),
-    )
-}
-
 /// Checks and compiles a stage's flows and policies into the runtime stage.
 pub(super) fn build_stage(
     settings: StageSettings,
@@ -82,7 +62,6 @@ pub(super) fn build_stage(
         resources,
         cache,
     } = settings;
-    let (proxy, targets, routes) = compile::endpoints(diags, conditions, src);
     let reads_request_body = crossref::check_stage(diags, conditions, src, policies, failed);
 
     let environment = gateway.and_then(|g| g.environment.as_ref());
@@ -99,32 +78,28 @@ pub(super) fn build_stage(
         target_endpoint: crate::runtime::key::DEFAULT_ENDPOINT,
         on_target: false,
     };
-    let scope_of = |policy: &str| {
-        let (on_target, target) = attachment(src, policy);
-        ScopeContext {
-            on_target,
-            target_endpoint: target.unwrap_or(crate::runtime::key::DEFAULT_ENDPOINT),
-            ..scope
-        }
-    };
+    // Each policy in the context of where it runs: one variant per endpoint its Scope prefix
+    // names, the steps keyed by their variant (`config::variants`).
+    let placed = variants::place(src, policies, scope);
+    let (proxy, targets, routes) = compile::endpoints(diags, conditions, &placed.src);
     // A ResponseCache whose condition does not parse compiles to nothing; validation has
     // reported it, so this configuration is never used (the stage is still built, so the
     // checks across stages still run).
     // Policies are keyed by the name steps use: a shared flow's are `<flow>/<policy>`
     // (`config::shared`), and keep their own name inside.
     let mut response_caches = BTreeMap::new();
-    for (key, p) in policies {
+    for (key, (p, scope)) in &placed.policies {
         if let Policy::ResponseCache(rc) = &p.policy {
-            let scope = scope_of(key);
-            if let Some(compiled) = policies::response_cache(p, rc, &scope, conditions, diags) {
+            if let Some(compiled) = policies::response_cache(p, rc, scope, conditions, diags) {
                 response_caches.insert(key.clone(), Arc::new(compiled));
             }
         }
     }
-    let step_policies = policies
+    let step_policies = placed
+        .policies
         .iter()
-        .filter_map(|(key, p)| {
-            let scope = scope_of(key);
+        .filter_map(|(key, (p, scope))| {
+            let scope = *scope;
             let compiled = match &p.policy {
                 Policy::ResponseCache(_) => return None,
                 Policy::LookupCache(lc) => {

@@ -28,6 +28,7 @@ pub mod schema;
 mod shared;
 mod source;
 pub(crate) mod units;
+mod variants;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;

@@ -595,20 +595,23 @@ fn scope_parts(scope: Scope, ctx: &ScopeContext) -> Vec<String> {
         return parts;
     }
     parts.push(ctx.revision.to_string());
-    let on_target = match scope {
-        Scope::Target => true,
-        Scope::Exclusive => ctx.on_target,
-        _ => false,
-    };
-    parts.push(
-        if on_target {
-            ctx.target_endpoint
-        } else {
-            ctx.proxy_endpoint
-        }
-        .to_owned(),
-    );
+    parts.extend(ctx.endpoint_named(scope).map(str::to_owned));
     parts
+}
+
+impl ScopeContext<'_> {
+    /// The endpoint a `scope` prefix names (shared reference §1.2): the ProxyEndpoint for Proxy,
+    /// the TargetEndpoint for Target, the endpoint the policy runs in for Exclusive; none for
+    /// Global and Application, whose entries do not depend on where the policy runs.
+    pub fn endpoint_named(&self, scope: Scope) -> Option<&str> {
+        match scope {
+            Scope::Global | Scope::Application => None,
+            Scope::Proxy => Some(self.proxy_endpoint),
+            Scope::Target => Some(self.target_endpoint),
+            Scope::Exclusive if self.on_target => Some(self.target_endpoint),
+            Scope::Exclusive => Some(self.proxy_endpoint),
+        }
+    }
 }
 
 /// The constant framed bytes of a spec.

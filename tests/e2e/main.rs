@@ -24,6 +24,7 @@ mod load;
 mod reload;
 mod routing;
 mod schemas;
+mod scopes;
 mod shared;
 mod shared_flows;
 mod smuggling;

@@ -339,3 +339,31 @@ fn the_output_folder_is_replaced_only_with_force() {
     let err = import_bundle(&f.stage(), "sh op", &f.out("d"), false).unwrap_err();
     assert!(matches!(err, ImportError::StageName(_)), "{err}");
 }
+
+#[test]
+fn a_policy_run_in_both_endpoints_imports_with_the_same_variant_per_endpoint() {
+    // LC-seen (Exclusive) also runs in the ProxyEndpoint `edge`: the bundle compiles
+    // `LC-seen@edge` and `LC-seen@backend`; stage.toml keeps the plain step names, and the
+    // imported stage compiles the same two variants (the verification compares them).
+    let edge = FILES
+        .iter()
+        .find(|(n, _)| *n == "apiproxy/proxies/edge.xml")
+        .map(|(_, t)| {
+            t.replace(
+                "<Step><Name>AM-tag</Name></Step></Request>",
+                "<Step><Name>AM-tag</Name></Step><Step><Name>LC-seen</Name></Step></Request>",
+            )
+        })
+        .unwrap();
+    let f = Fixture::new(&[("apiproxy/proxies/edge.xml", &edge)]);
+    f.import()
+        .unwrap_or_else(|e| panic!("{e}: {:?}", e.diagnostics()));
+    let loaded = crate::config::load(&f.dir.path().join("out"));
+    let config = loaded
+        .config
+        .unwrap_or_else(|| panic!("{}", loaded.diagnostics));
+    let names = config.stages[0].policy_names();
+    assert!(names.contains(&"LC-seen@edge"), "{names:?}");
+    assert!(names.contains(&"LC-seen@backend"), "{names:?}");
+    assert!(!read(&f.out("shop").join("stage.toml")).contains('@'));
+}
