@@ -559,7 +559,14 @@ mod tests {
         for w in writers {
             peak = peak.max(w.join().unwrap());
         }
+        // moka evicts in maintenance runs; on a loaded machine one run may leave writes that
+        // raced it still to be evicted: run them until the tier is within budget (or give up).
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
         tier.sync();
+        while tier.weighted_size() > BUDGET && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+            tier.sync();
+        }
         assert!(
             tier.weighted_size() <= BUDGET,
             "{} bytes held for a {BUDGET}-byte budget",
