@@ -201,7 +201,13 @@ fn flush_changed_stages(store: &TieredStore, old: &RuntimeConfig, new: &RuntimeC
     for stage in &new.stages {
         if let Some(previous) = old.stage(&stage.name) {
             if previous.cache_fingerprint() != stage.cache_fingerprint() {
-                let n = store.flush(&stage.name);
+                let mut n = store.flush(&stage.name);
+                // A bundle's later ProxyEndpoint (`shop.admin`) keeps its policies' entries in
+                // its folder's stage partition, shared with the bundle's other endpoints.
+                let folder = crate::runtime::stage::folder_stage(&stage.name);
+                if folder != stage.name {
+                    n += store.flush(folder);
+                }
                 tracing::info!(stage = %stage.name, entries = n, "Cache settings changed; stage cache flushed.");
             }
         }

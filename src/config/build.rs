@@ -71,7 +71,8 @@ pub(super) fn build_stage(
     let scope = ScopeContext {
         organization: gateway.map_or("cachegate", |g| g.organization.as_str()),
         environment: environment.map(|e| e.name.as_str()),
-        stage: &name,
+        // A bundle's second ProxyEndpoint (`shop.admin`) keys as its folder's stage (§2.3).
+        stage: stage::folder_stage(&name),
         api_name: &api_name,
         revision,
         proxy_endpoint: &src.proxy.name,
@@ -146,9 +147,11 @@ pub(super) fn build_stage(
         .collect();
     let default_key = match cache.mode {
         stage::CacheMode::Aws => KeySpec::aws_default(&name, &cache.key_parameters),
-        // Standards-mode stage caching is the stage's own cache, in an environment too.
+        // Standards-mode stage caching is the stage's own cache, in an environment too (and
+        // each ProxyEndpoint's: its custom prefix names no endpoint).
         stage::CacheMode::Http => http_mode_key(&ScopeContext {
             environment: None,
+            stage: &name,
             ..scope
         }),
     };

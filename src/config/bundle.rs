@@ -36,15 +36,27 @@ use crate::policy::model::PolicyFile;
 use crate::runtime::stage::{self, Target};
 
 /// A bundle stage read and checked, not compiled yet.
+///
+/// Each ProxyEndpoint is an entry point of its own, with its own base path, flows and
+/// RouteRules, sharing the bundle's policies and TargetEndpoints (apigee-bundles.md §2.3, §2.4):
+/// each becomes a runtime stage. The `default` ProxyEndpoint (else the first by file name) is
+/// the stage named after the folder (`shop`) — so a one-endpoint bundle is exactly what it was —
+/// and every other one is `<stage>.<endpoint>` (`shop.admin`, see
+/// `runtime::stage::folder_stage`). Routing by base path (longest first, whole segments) then
+/// picks the ProxyEndpoint as Apigee does.
 pub(super) struct BundleStage {
-    /// The bundle as parsed (with exactly one ProxyEndpoint).
+    /// The bundle as parsed.
     pub bundle: Bundle,
     /// `stage.toml` beside the bundle (possibly absent: then empty), its text and its model.
     pub stage_toml: (PathBuf, String, FileStage),
-    /// The stage's settings (base path, API name, revision, …).
+    /// The settings of the first ProxyEndpoint's stage (base path, API name, revision, …).
     pub settings: StageSettings,
     /// Its endpoints and routes, the steps of skipped policies removed.
     pub src: SrcFlows,
+    /// Its ProxyEndpoint's file.
+    pub proxy_file: PathBuf,
+    /// The stages of the bundle's other ProxyEndpoints.
+    pub more: Vec<EndpointStage>,
     /// The policies cachegate runs, by name.
     pub policies: BTreeMap<String, Arc<PolicyFile>>,
     /// Policies of kinds cachegate does not run, by name.
@@ -53,7 +65,18 @@ pub(super) struct BundleStage {
     pub failed: BTreeSet<String>,
 }
 
-/// Loads the stage in `dir`, whose bundle is `dir/apiproxy`.
+/// The stage of one of a bundle's ProxyEndpoints after the first.
+pub(super) struct EndpointStage {
+    /// Its settings: its own name and base path, the bundle's API name and revision.
+    pub settings: StageSettings,
+    /// Its ProxyEndpoint and RouteRules, with the bundle's TargetEndpoints.
+    pub src: SrcFlows,
+    /// Its ProxyEndpoint's file.
+    pub proxy_file: PathBuf,
+}
+
+/// Loads the stages in `dir`, whose bundle is `dir/apiproxy`: one per ProxyEndpoint, each with
+/// the file of its ProxyEndpoint (where its base path is written).
 pub(super) fn load_bundle_stage(
     dir: &Path,
     name: String,
@@ -61,19 +84,45 @@ pub(super) fn load_bundle_stage(
     registry: &SharedFlows,
     conditions: &mut Conditions,
     diags: &mut Diagnostics,
-) -> Option<stage::Stage> {
+) -> Vec<(stage::Stage, PathBuf)> {
     let no_hooks = stage::FlowHooks::default();
     let hooks = gateway.map_or(&no_hooks, |g| &g.flow_hooks);
-    let b = read_bundle_stage(dir, name, gateway, Some((registry, hooks)), diags)?;
-    build_stage(
-        b.settings,
-        &b.src,
-        &b.policies,
-        &b.failed,
-        gateway,
-        conditions,
-        diags,
-    )
+    let Some(b) = read_bundle_stage(dir, name, gateway, Some((registry, hooks)), diags) else {
+        return Vec::new();
+    };
+    let first = diags.0.len();
+    let parts = std::iter::once((b.settings, b.src, b.proxy_file)).chain(
+        b.more
+            .into_iter()
+            .map(|e| (e.settings, e.src, e.proxy_file)),
+    );
+    let mut out = Vec::new();
+    for (settings, src, file) in parts {
+        let built = build_stage(
+            settings,
+            &src,
+            &b.policies,
+            &b.failed,
+            gateway,
+            conditions,
+            diags,
+        );
+        out.extend(built.map(|s| (s, file)));
+    }
+    // The endpoints share policies and TargetEndpoints: what those say is said once.
+    dedup_since(diags, first);
+    out
+}
+
+/// Drops the diagnostics after `first` that repeat an earlier one of them.
+fn dedup_since(diags: &mut Diagnostics, first: usize) {
+    let first = first.min(diags.0.len());
+    let tail = diags.0.split_off(first);
+    for d in tail {
+        if !diags.0[first..].contains(&d) {
+            diags.0.push(d);
+        }
+    }
 }
 
 /// Reads the stage in `dir` (`dir/apiproxy` and `dir/stage.toml`) up to compilation, reporting
@@ -159,22 +208,9 @@ pub(super) fn read_bundle_stage(
     let (bundle, bundle_diags) = model::load_bundle(&bundle_dir);
     diags.extend(bundle_diags);
     let bundle = bundle?;
-    let proxy = match bundle.proxies.as_slice() {
-        [one] => one,
-        [] => return None,
-        several => {
-            let names: Vec<String> = several
-                .iter()
-                .map(|p| format!("`{}` ({})", p.endpoint.name.value, p.path.display()))
-                .collect();
-            diags.push(
-                Diagnostic::error(&bundle_dir, None, format!("the bundle has {} ProxyEndpoints ({}); cachegate runs one per stage so far", several.len(), names.join(", ")))
-                    .with_hint("split the bundle: one stage folder per ProxyEndpoint, each with its own apiproxy/"),
-            );
-            return None;
-        }
-    };
-    let base_path = bundle_base_path(proxy, diags);
+    let proxies = endpoint_order(&bundle, diags)?;
+    let base_paths: Vec<Option<String>> =
+        proxies.iter().map(|p| bundle_base_path(p, diags)).collect();
 
     // Policies: the kinds cachegate runs are parsed; the others are refused or skipped.
     let LoadedPolicies {
@@ -183,36 +219,47 @@ pub(super) fn read_bundle_stage(
         mut failed,
     } = load_policy_files(&bundle.policy_files, diags);
 
-    let mut src = flows_of(&bundle, proxy, timeouts, gateway, diags);
-    if file.cache.enabled && src.routes.len() > 1 {
-        diags.push(
-            Diagnostic::error(&stage_toml, None, format!("[cache] enabled: stage caching keys requests by path and key parameters only, but this bundle has {} RouteRules, so responses of different targets would share entries", src.routes.len()))
-                .with_hint("cache with the bundle's ResponseCache policies instead (their keys are yours), or leave [cache] off"),
-        );
+    let targets = targets_of(&bundle, timeouts, gateway, diags);
+    let first = diags.0.len();
+    let mut srcs: Vec<SrcFlows> = proxies
+        .iter()
+        .map(|p| proxy_flows(p, targets.clone(), timeouts, diags))
+        .collect();
+    for src in &mut srcs {
+        if file.cache.enabled && src.routes.len() > 1 {
+            diags.push(
+                Diagnostic::error(&stage_toml, None, format!("[cache] enabled: stage caching keys requests by path and key parameters only, but this bundle has {} RouteRules, so responses of different targets would share entries", src.routes.len()))
+                    .with_hint("cache with the bundle's ResponseCache policies instead (their keys are yours), or leave [cache] off"),
+            );
+        }
+        // Shared flows first: their policies of other kinds are skipped or refused like the
+        // bundle's own. (The import reads the bundle as written: `flows` is None.)
+        if let Some((registry, hooks)) = flows {
+            shared::expand(
+                src,
+                hooks,
+                registry,
+                StagePolicies {
+                    policies: &mut policies,
+                    foreign: &mut foreign,
+                    failed: &mut failed,
+                },
+                diags,
+            );
+        }
     }
-    // Shared flows first: their policies of other kinds are skipped or refused like the
-    // bundle's own. (The import reads the bundle as written: `flows` is None.)
-    if let Some((registry, hooks)) = flows {
-        shared::expand(
-            &mut src,
-            hooks,
-            registry,
-            StagePolicies {
-                policies: &mut policies,
-                foreign: &mut foreign,
-                failed: &mut failed,
-            },
-            diags,
-        );
-    }
+    // The TargetEndpoints (and the shared flows they call) are in every endpoint's source.
+    dedup_since(diags, first);
     if file.cache.enabled {
-        let targets = src.targets.iter().map(|t| &t.target);
+        let targets = targets.iter().map(|t| &t.target);
         connection::templated_with_stage_caching(targets, &stage_toml, diags);
     }
-    let skipped = foreign::dispose(&src, &foreign, &lists, (&stage_toml, &text), diags);
+    let skipped = foreign::dispose(&srcs, &foreign, &lists, (&stage_toml, &text), diags);
     failed.extend(foreign.keys().filter(|n| !skipped.contains(*n)).cloned());
-    foreign::remove_steps(&mut src, &skipped);
-    unused_policies(&src, &policies, diags);
+    for src in &mut srcs {
+        foreign::remove_steps(src, &skipped);
+    }
+    unused_policies(&srcs, &policies, diags);
     foreign::unused_skips(&lists, &foreign, (&stage_toml, &text), "bundle", diags);
 
     let api_name = match &bundle.name {
@@ -241,24 +288,92 @@ pub(super) fn read_bundle_stage(
         },
         (None, None) => content_revision(&bundle),
     };
-    let settings = StageSettings {
-        name,
-        base_path: base_path?,
-        api_name,
-        revision,
-        preserve_host: file.preserve_host,
-        resources,
-        cache,
-    };
+    // The first ProxyEndpoint's stage is named after the folder; the others after it and
+    // their endpoint (`runtime::stage::folder_stage`).
+    let mut more = Vec::new();
+    let mut first = None;
+    let parts = proxies.iter().zip(base_paths).zip(srcs);
+    for (i, ((proxy, base_path), src)) in parts.enumerate() {
+        let settings = StageSettings {
+            name: match i {
+                0 => name.clone(),
+                _ => format!(
+                    "{name}{}{}",
+                    stage::ENDPOINT_SEPARATOR,
+                    proxy.endpoint.name.value
+                ),
+            },
+            base_path: base_path?,
+            api_name: api_name.clone(),
+            revision,
+            preserve_host: file.preserve_host,
+            resources: resources.clone(),
+            cache: cache.clone(),
+        };
+        let proxy_file = proxy.path.clone();
+        match first {
+            None => first = Some((settings, src, proxy_file)),
+            Some(_) => more.push(EndpointStage {
+                settings,
+                src,
+                proxy_file,
+            }),
+        }
+    }
+    let (settings, src, proxy_file) = first?;
     Some(BundleStage {
         bundle,
         stage_toml: (stage_toml, text, file),
         settings,
         src,
+        proxy_file,
+        more,
         policies,
         foreign,
         failed,
     })
+}
+
+/// The bundle's ProxyEndpoints, the one that names the folder's stage first: `default` if there
+/// is one, else the first by file name. Their names become stage names, so they must be plain
+/// names and distinct (Apigee refuses two ProxyEndpoints of one name, too). `None` when there
+/// is none, or a name is refused.
+fn endpoint_order<'b>(
+    bundle: &'b Bundle,
+    diags: &mut Diagnostics,
+) -> Option<Vec<&'b model::EndpointFile>> {
+    let mut proxies: Vec<&model::EndpointFile> = bundle.proxies.iter().collect();
+    if let Some(i) = proxies
+        .iter()
+        .position(|p| p.endpoint.name.value == crate::runtime::key::DEFAULT_ENDPOINT)
+    {
+        let default = proxies.remove(i);
+        proxies.insert(0, default);
+    }
+    let mut ok = !proxies.is_empty();
+    let mut seen: BTreeMap<&str, &Path> = BTreeMap::new();
+    for p in proxies.iter().filter(|_| bundle.proxies.len() > 1) {
+        let n = &p.endpoint.name;
+        if !compile::is_name(&n.value) {
+            ok = false;
+            diags.push(Diagnostic::error(&p.path, Some(n.pos), format!("ProxyEndpoint name `{}` must be letters, digits, `-`, `_` or `.`: a bundle's ProxyEndpoints each become a stage named after them", n.value)));
+        } else if let Some(other) = seen.insert(&n.value, &p.path) {
+            ok = false;
+            diags.push(
+                Diagnostic::error(
+                    &p.path,
+                    Some(n.pos),
+                    format!(
+                        "a second ProxyEndpoint named `{}` (the first is in {})",
+                        n.value,
+                        other.display()
+                    ),
+                )
+                .with_hint("give each ProxyEndpoint its own name"),
+            );
+        }
+    }
+    ok.then_some(proxies)
 }
 
 /// Where the first flow, else the first step, of an endpoint is written in stage.toml.
@@ -411,30 +526,35 @@ fn endpoint_of(file: &model::EndpointFile, diags: &mut Diagnostics) -> SrcEndpoi
     }
 }
 
-/// The bundle's endpoints and routes in the source model. A target whose URL is refused is kept
-/// (unresolved, and reported) so that every other check still runs; the stage is not built.
-fn flows_of(
-    bundle: &Bundle,
-    proxy: &model::EndpointFile,
+/// The URL of a TargetEndpoint or RouteRule, reported when refused.
+fn url(
+    u: &Located<String>,
+    path: &Path,
     timeouts: Timeouts,
-    gateway: Option<&stage::GatewaySettings>,
     diags: &mut Diagnostics,
-) -> SrcFlows {
-    let url = |u: &Located<String>, path: &Path, diags: &mut Diagnostics| match compile::target_url(
-        u.value.trim(),
-        timeouts,
-        true,
-    ) {
+) -> Option<Target> {
+    match compile::target_url(u.value.trim(), timeouts, true) {
         Ok(t) => Some(t),
         Err((m, h)) => {
             diags.push(Diagnostic::error(path, Some(u.pos), m).with_hint(h));
             None
         }
-    };
+    }
+}
+
+/// The bundle's TargetEndpoints in the source model, shared by its ProxyEndpoints. A target
+/// whose URL is refused is kept (unresolved, and reported) so that every other check still
+/// runs; the stage is not built.
+fn targets_of(
+    bundle: &Bundle,
+    timeouts: Timeouts,
+    gateway: Option<&stage::GatewaySettings>,
+    diags: &mut Diagnostics,
+) -> Vec<SrcTarget> {
     let mut targets = Vec::new();
     for t in &bundle.targets {
         let target = match &t.endpoint.connection {
-            Some(Connection::Url(u)) => url(u, &t.path, diags),
+            Some(Connection::Url(u)) => url(u, &t.path, timeouts, diags),
             Some(Connection::LoadBalancer(lb)) => {
                 let gateway_toml = gateway_toml_path(&bundle.root);
                 connection::balanced(lb, gateway, &gateway_toml, &t.path, timeouts, diags)
@@ -447,12 +567,23 @@ fn flows_of(
         let target = target.unwrap_or_else(|| Target::unresolved(&t.path.to_string_lossy()));
         targets.push(SrcTarget { endpoint, target });
     }
+    targets
+}
+
+/// One ProxyEndpoint's flows and routes, with the bundle's `targets`.
+fn proxy_flows(
+    proxy: &model::EndpointFile,
+    targets: Vec<SrcTarget>,
+    timeouts: Timeouts,
+    diags: &mut Diagnostics,
+) -> SrcFlows {
     let mut routes = Vec::new();
     for r in &proxy.endpoint.route_rules {
         let to = match &r.to {
             RouteTarget::Endpoint(e) => SrcRouteTo::Endpoint(e.value.trim().to_owned()),
             RouteTarget::Url(u) => SrcRouteTo::Url(
-                url(u, &proxy.path, diags).unwrap_or_else(|| Target::unresolved(&u.value)),
+                url(u, &proxy.path, timeouts, diags)
+                    .unwrap_or_else(|| Target::unresolved(&u.value)),
             ),
             RouteTarget::Null => SrcRouteTo::Null,
         };
@@ -477,14 +608,19 @@ fn flows_of(
     }
 }
 
-/// apigeelint's unused-policy warning (a policy only FaultRules use is used).
+/// apigeelint's unused-policy warning (a policy only FaultRules use is used), over every
+/// ProxyEndpoint.
 fn unused_policies(
-    src: &SrcFlows,
+    srcs: &[SrcFlows],
     policies: &BTreeMap<String, Arc<PolicyFile>>,
     diags: &mut Diagnostics,
 ) {
     // By the name steps use: a shared flow's policies are keyed `<flow>/<policy>`.
-    let used: BTreeSet<&str> = src.every_step().map(|s| s.policy.as_str()).collect();
+    let used: BTreeSet<&str> = srcs
+        .iter()
+        .flat_map(SrcFlows::every_step)
+        .map(|s| s.policy.as_str())
+        .collect();
     for (key, p) in policies {
         if !used.contains(key.as_str()) {
             diags.push(

@@ -110,9 +110,10 @@ pub(super) fn pos_of<T>(text: &str, at: &Spanned<T>) -> Option<Pos> {
 }
 
 /// Decides, for every foreign policy, whether it is skipped or refused, and reports it with
-/// every step that uses it. Returns the names of the skipped ones.
+/// every step that uses it, in any of `srcs` (a bundle's ProxyEndpoints share its policies and
+/// TargetEndpoints). Returns the names of the skipped ones.
 pub(super) fn dispose(
-    src: &SrcFlows,
+    srcs: &[SrcFlows],
     foreign: &BTreeMap<String, Foreign>,
     lists: &SkipLists,
     (stage_toml, stage_text): (&Path, &str),
@@ -121,14 +122,18 @@ pub(super) fn dispose(
     let mut skipped = BTreeSet::new();
     for f in foreign.values() {
         let kind = f.header.kind.value.as_str();
-        let steps: Vec<String> = src
-            .every_step()
-            .filter(|s| s.policy == f.name)
-            .map(|s| match s.at.pos {
+        let mut steps: Vec<String> = Vec::new();
+        let every = srcs.iter().flat_map(SrcFlows::every_step);
+        for s in every.filter(|s| s.policy == f.name) {
+            let at = match s.at.pos {
                 Some(p) => format!("{}:{}:{}", s.at.file.display(), p.line, p.col),
                 None => s.at.file.display().to_string(),
-            })
-            .collect();
+            };
+            // A TargetEndpoint's step is in every ProxyEndpoint's source: named once.
+            if !steps.contains(&at) {
+                steps.push(at);
+            }
+        }
         let at = (f.header.path.as_path(), Some(f.header.kind.pos));
         // A disabled policy never runs in Apigee either; one no step cachegate runs names
         // (unattached) is not run either.

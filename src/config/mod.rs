@@ -204,18 +204,25 @@ fn load_inner(dir: &Path, diags: &mut Diagnostics) -> Option<RuntimeConfig> {
     // Every condition of this load is parsed once, whichever stage or check asks first.
     let mut conditions = Conditions::default();
     let mut stages = Vec::new();
+    // Where each stage's base path is written, when not in its folder's stage.toml: a bundle
+    // stage's ProxyEndpoint file.
+    let mut origins: BTreeMap<String, PathBuf> = BTreeMap::new();
     for stage_dir in &stage_dirs {
         let stage_toml = stage_dir.join("stage.toml");
         if stage_dir.join("apiproxy").is_dir() {
             if let Some(name) = stage_name(stage_dir, diags) {
-                stages.extend(bundle::load_bundle_stage(
+                let built = bundle::load_bundle_stage(
                     stage_dir,
                     name,
                     gateway.as_ref(),
                     &registry,
                     &mut conditions,
                     diags,
-                ));
+                );
+                for (stage, file) in built {
+                    origins.insert(stage.name.clone(), file);
+                    stages.push(stage);
+                }
             }
             continue;
         }
@@ -255,20 +262,28 @@ fn load_inner(dir: &Path, diags: &mut Diagnostics) -> Option<RuntimeConfig> {
     // Chained proxies (LocalTargetConnection) need every stage.
     chain::resolve(&mut stages, gateway.as_ref().map(|g| g.listen), diags);
 
-    // Two stages may not claim the same base path.
+    // Two stages (or two ProxyEndpoints of bundles) may not claim the same base path.
+    let origin = |name: &str| {
+        origins
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| dir.join(name).join("stage.toml"))
+    };
     let mut by_base: BTreeMap<&str, &str> = BTreeMap::new();
     for s in &stages {
         if let Some(other) = by_base.insert(&s.base_path, &s.name) {
             diags.push(
                 Diagnostic::error(
-                    dir.join(&s.name).join("stage.toml"),
+                    origin(&s.name),
                     None,
                     format!(
-                        "stage `{}` has the same base_path `{}` as stage `{other}`",
-                        s.name, s.base_path
+                        "stage `{}` has the same base_path `{}` as stage `{other}` ({})",
+                        s.name,
+                        s.base_path,
+                        origin(other).display()
                     ),
                 )
-                .with_hint("give each stage its own base_path"),
+                .with_hint("give each stage (each ProxyEndpoint of a bundle) its own base path"),
             );
         }
     }
@@ -447,7 +462,13 @@ fn load_stage(
         },
         diags,
     );
-    let skipped = foreign::dispose(&src, &foreign, &lists, (stage_toml, &text), diags);
+    let skipped = foreign::dispose(
+        std::slice::from_ref(&src),
+        &foreign,
+        &lists,
+        (stage_toml, &text),
+        diags,
+    );
     failed.extend(foreign.keys().filter(|n| !skipped.contains(*n)).cloned());
     foreign::remove_steps(&mut src, &skipped);
     foreign::unused_skips(&lists, &foreign, (stage_toml, &text), "stage", diags);

@@ -8,7 +8,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 
 use crate::engine::facts::{cache_method, resource_path};
 use crate::runtime::flow::vars::{Body, RequestVars};
-use crate::runtime::stage::{Flow, RuntimeConfig, Selection, Stage};
+use crate::runtime::stage::{folder_stage, Flow, RuntimeConfig, Selection, Stage};
 
 /// Whether a request's steps act on the world.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,13 +181,14 @@ impl<'a> Env<'a> {
             path_suffix: &state.suffix,
             path_params: params,
             client_ip: self.client_ip,
-            // Apigee's environment: the shared one, else the stage.
+            // Apigee's environment: the shared one, else the stage (its folder's, for a
+            // bundle's later ProxyEndpoint).
             stage: self
                 .config
                 .gateway
                 .environment
                 .as_ref()
-                .map_or(&self.stage.name, |e| &e.name),
+                .map_or(folder_stage(&self.stage.name), |e| e.name.as_str()),
             organization: &self.config.gateway.organization,
             api_name: &self.stage.api_name,
             revision: self.stage.revision,

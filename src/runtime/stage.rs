@@ -48,6 +48,22 @@ impl RuntimeConfig {
     }
 }
 
+/// Joins a stage folder's name and a ProxyEndpoint's in the name of the runtime stage of a
+/// bundle's second and later ProxyEndpoints (`shop.admin`). Folder names never hold a `.`, so
+/// such a name never collides with a folder's stage, and it stays one URL path segment (admin
+/// `/stages/{stage}/…`).
+pub const ENDPOINT_SEPARATOR: char = '.';
+
+/// The stage folder a runtime stage comes from: `shop` for `shop` and for `shop.admin`.
+///
+/// Every ProxyEndpoint of one bundle is the same Apigee API proxy deployed to the same
+/// environment (apigee-bundles.md §2.3), so their Scope prefixes name this stage (never the
+/// endpoint's runtime name) and their policies' entries share its store partition: an
+/// Application-scope entry is read by every endpoint of the proxy, as in Apigee.
+pub fn folder_stage(name: &str) -> &str {
+    name.split_once(ENDPOINT_SEPARATOR).map_or(name, |(s, _)| s)
+}
+
 /// Settings from `gateway.toml`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GatewaySettings {

@@ -22,14 +22,7 @@ async fn health_config_and_metrics() {
     assert_eq!(health["status"], "ok");
     assert_eq!(health["generation"], 1);
 
-    let cfg: Value = client()
-        .get(gw.admin("/config"))
-        .send()
-        .await
-        .expect("req")
-        .json()
-        .await
-        .expect("json");
+    let cfg = gw.admin_json("/config").await;
     assert_eq!(cfg["status"]["generation"], 1);
     assert!(cfg["status"]["last_error"].is_null());
     assert!(cfg["status"]["loaded_at"].as_u64().expect("loaded_at") > 1_700_000_000);
@@ -184,14 +177,7 @@ async fn reload_requires_the_token_and_swaps_the_config() {
             .status(),
         200
     );
-    let cfg: Value = client()
-        .get(gw.admin("/config"))
-        .send()
-        .await
-        .expect("req")
-        .json()
-        .await
-        .expect("json");
+    let cfg = gw.admin_json("/config").await;
     assert_eq!(cfg["status"]["generation"], 2);
     assert!(cfg["status"]["last_error"]
         .as_str()

@@ -278,6 +278,18 @@ impl TestGateway {
     pub fn admin(&self, path: &str) -> String {
         format!("{}{path}", self.admin_url)
     }
+
+    /// The JSON an unauthenticated admin GET of `path` answers (`/config`, `/healthz`).
+    pub async fn admin_json(&self, path: &str) -> serde_json::Value {
+        client()
+            .get(self.admin(path))
+            .send()
+            .await
+            .expect("req")
+            .json()
+            .await
+            .expect("json")
+    }
 }
 
 impl TestGateway {

@@ -393,3 +393,26 @@ fn a_bundle_stage_toml_cannot_express_is_refused_by_the_command_naming_file_and_
     }
     assert!(!out.exists(), "nothing is written");
 }
+
+#[test]
+fn a_bundle_with_a_second_proxy_endpoint_is_refused_by_the_command() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    shop_bundle(&d);
+    d.write(
+        "shop/apiproxy/proxies/v2.xml",
+        r#"<ProxyEndpoint name="v2">
+  <HTTPProxyConnection><BasePath>/shop/v2</BasePath></HTTPProxyConnection>
+  <RouteRule name="main"><TargetEndpoint>backend</TargetEndpoint></RouteRule>
+</ProxyEndpoint>"#,
+    );
+    // The bundle itself loads: each ProxyEndpoint is a stage.
+    let (loads, diags) = crate::bundles::messages(&d);
+    assert!(loads, "{diags}");
+    let out = d.path().join("native");
+    let (ok, text) = import(&d.path().join("shop"), "shop", &out);
+    assert!(!ok, "{text}");
+    let expected = "shop/apiproxy/proxies/v2.xml:1:1: error: a second ProxyEndpoint (stage `shop.v2`, base path `/shop/v2`): a stage.toml stage has one";
+    assert!(text.contains(expected), "{expected}\n---\n{text}");
+    assert!(!out.exists(), "nothing is written");
+}

@@ -21,6 +21,7 @@ mod hostile;
 mod import;
 mod invalidation;
 mod load;
+mod proxy_endpoints;
 mod reload;
 mod routing;
 mod schemas;

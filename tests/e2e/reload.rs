@@ -298,14 +298,7 @@ async fn saving_a_file_reloads_the_running_gateway() {
         "the rejection is reported",
         std::time::Duration::from_secs(10),
         || async {
-            let cfg: Value = client()
-                .get(gw.admin("/config"))
-                .send()
-                .await
-                .expect("req")
-                .json()
-                .await
-                .expect("json");
+            let cfg = gw.admin_json("/config").await;
             cfg["status"]["last_error"]
                 .as_str()
                 .is_some_and(|e| e.contains("later/stage.toml:1:10"))

@@ -24,6 +24,18 @@ pub(super) fn inexpressible(b: &BundleStage) -> Vec<Diagnostic> {
         out.push(Diagnostic::error(path, Some(pos), what).with_hint(KEEP_THE_BUNDLE));
     };
     let bundle = &b.bundle;
+    for e in &b.more {
+        let p = bundle.proxies.iter().find(|p| p.path == e.proxy_file);
+        refuse(
+            &mut out,
+            &e.proxy_file,
+            p.map_or(Pos::new(1, 1), |p| p.endpoint.name.pos),
+            format!(
+                "a second ProxyEndpoint (stage `{}`, base path `{}`): a stage.toml stage has one",
+                e.settings.name, e.settings.base_path
+            ),
+        );
+    }
     if let [_, rest @ ..] = bundle.targets.as_slice() {
         let names: Vec<&str> = bundle
             .targets
