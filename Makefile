@@ -32,8 +32,10 @@ define install_missing
 	fi
 endef
 
-deps: ## Install missing build/test prerequisites (Debian: cmake, redis-server, promtool)
-	$(call install_missing,cmake:cmake redis-server:redis-server cc:build-essential promtool:prometheus python3:python3)
+# ca-certificates: the platform roots https:// targets are verified against (rustls-native-certs
+# reads /etc/ssl/certs) when gateway.toml has no [server] upstream_ca_file.
+deps: ## Install missing build/test prerequisites (Debian: cmake, redis-server, promtool, ca-certificates)
+	$(call install_missing,cmake:cmake redis-server:redis-server cc:build-essential promtool:prometheus python3:python3 update-ca-certificates:ca-certificates)
 
 bench-deps: ## Install the benchmark's load generator and comparison proxy (Debian: wrk, nginx)
 	$(call install_missing,wrk:wrk nginx:nginx)

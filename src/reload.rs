@@ -266,6 +266,9 @@ fn restart_only_changes(old: &RuntimeConfig, new: &RuntimeConfig) -> Vec<String>
     if o.upgrade_socket != n.upgrade_socket {
         out.push("[server] upgrade_socket".to_owned());
     }
+    if o.upstream_ca_file != n.upstream_ca_file {
+        out.push("[server] upstream_ca_file".to_owned());
+    }
     if o.admin_listen != n.admin_listen {
         out.push(format!(
             "[admin] listen ({} -> {})",

@@ -37,6 +37,12 @@ pub fn build(handle: Arc<ConfigHandle>, options: &ServerOptions) -> Server {
         graceful_shutdown_timeout_seconds: Some(g.grace_period.as_secs().max(1)),
         upgrade_sock: g.upgrade_socket.clone(),
         work_stealing: g.work_stealing,
+        // Trust anchors of TLS targets; without it, the platform's roots (rustls-native-certs,
+        // which honours SSL_CERT_FILE/SSL_CERT_DIR).
+        ca_file: g
+            .upstream_ca_file
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned()),
         ..ServerConf::default()
     };
     let opt = pingora::server::configuration::Opt {

@@ -553,7 +553,7 @@ fn targets_of(
 ) -> Vec<SrcTarget> {
     let mut targets = Vec::new();
     for t in &bundle.targets {
-        let target = match &t.endpoint.connection {
+        let mut target = match &t.endpoint.connection {
             Some(Connection::Url(u)) => url(u, &t.path, timeouts, diags),
             Some(Connection::LoadBalancer(lb)) => {
                 let gateway_toml = gateway_toml_path(&bundle.root);
@@ -563,6 +563,9 @@ fn targets_of(
             // The parser reported the missing connection.
             None => None,
         };
+        if let (Some(target), Some(ssl)) = (&mut target, &t.endpoint.ssl) {
+            compile::apply_ssl_info(target, ssl, &t.path, diags);
+        }
         let endpoint = endpoint_of(t, diags);
         let target = target.unwrap_or_else(|| Target::unresolved(&t.path.to_string_lossy()));
         targets.push(SrcTarget { endpoint, target });

@@ -177,6 +177,8 @@ fn loopback(listen: SocketAddr) -> Host {
     Host {
         addr,
         host_header: addr.to_string(),
+        // This gateway's own listener is plain HTTP.
+        tls: None,
     }
 }
 

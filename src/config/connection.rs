@@ -14,7 +14,7 @@ use std::time::Duration;
 use super::compile::Timeouts;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::policy::bundle::{LoadBalancerSpec, LocalSpec};
-use crate::runtime::balance::{Balancer, Monitor, Server, DEFAULT_READMIT_AFTER};
+use crate::runtime::balance::{Balancer, Check, Monitor, Server, DEFAULT_READMIT_AFTER};
 use crate::runtime::stage::{GatewaySettings, Target, TargetServer};
 use crate::runtime::target::{Destination, LocalTarget, TargetPath};
 
@@ -85,7 +85,15 @@ pub(super) fn balanced(
         }
         servers.push(Server {
             name: ts.name.clone(),
-            url: format!("http://{}{path_text}", ts.host.host_header),
+            url: format!(
+                "{}://{}{path_text}",
+                if ts.host.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                },
+                ts.host.host_header
+            ),
             host: ts.host.clone(),
             weight: s.weight.unwrap_or(1),
             fallback: s.fallback,
@@ -104,6 +112,17 @@ pub(super) fn balanced(
             )
             .with_hint("enable a target server in gateway.toml"),
         );
+    }
+    if let Some(m) = &spec.monitor {
+        let tls = servers.iter().find(|s| s.host.tls.is_some());
+        if let (Check::Http(_), Some(s)) = (&m.check, tls) {
+            // The health checker speaks plain HTTP/1.1 on a TCP socket (proxy/health.rs).
+            diags.push(
+                Diagnostic::error(file, Some(m.pos), format!("an <HTTPMonitor> cannot poll target server `{}`: it uses TLS (ssl), and cachegate's HTTP health checks are plain HTTP", s.name))
+                    .with_hint("use a <TCPMonitor> (it checks that the port accepts connections), or remove the <HealthMonitor>"),
+            );
+            return None;
+        }
     }
     let names: Vec<&str> = servers.iter().map(|s| s.name.as_str()).collect();
     let url = format!("LoadBalancer({}){path_text}", names.join(", "));

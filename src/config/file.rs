@@ -112,10 +112,44 @@ pub struct FileTargetServer {
     #[serde(default = "defaults::enabled")]
     #[schemars(with = "bool")]
     pub enabled: Spanned<bool>,
-    /// Apigee's `sSLInfo` (TLS to the backend). Not supported by this build (it has no TLS): a
-    /// target server with `ssl` is refused.
+    /// Apigee's `sSLInfo`: TLS to the backend, e.g. `ssl = { enabled = true }`. The host is
+    /// the SNI and the name its certificate must carry; the certificate is verified against
+    /// `[server] upstream_ca_file` (else the platform's roots).
+    pub ssl: Option<FileTargetServerSsl>,
+}
+
+/// `[[target_servers]] ssl`: Apigee's TargetServer `sSLInfo`, in snake case. Keys cachegate
+/// does not implement are accepted only to be refused by name (never silently ignored).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileTargetServerSsl {
+    /// Whether connections to the server are TLS (Apigee `enabled`).
+    #[schemars(with = "bool")]
+    pub enabled: Spanned<bool>,
+    /// Apigee `ignoreValidationErrors`: do not verify the server's certificate. Insecure;
+    /// warned about at every load.
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub ignore_validation_errors: Option<Spanned<bool>>,
+    /// Apigee `trustStore`: not supported (refused); trust anchors come from
+    /// `[server] upstream_ca_file`.
     #[schemars(with = "Option<serde_json::Value>")]
-    pub ssl: Option<Spanned<toml::Value>>,
+    pub trust_store: Option<Spanned<toml::Value>>,
+    /// Apigee `clientAuthEnabled` (mutual TLS): not supported (refused when true).
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub client_auth_enabled: Option<Spanned<toml::Value>>,
+    /// Apigee `keyStore` (mutual TLS): not supported (refused).
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub key_store: Option<Spanned<toml::Value>>,
+    /// Apigee `keyAlias` (mutual TLS): not supported (refused).
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub key_alias: Option<Spanned<toml::Value>>,
+    /// Apigee `protocols`: ignored with a warning (TLS 1.2 and 1.3 are offered).
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub protocols: Option<Spanned<toml::Value>>,
+    /// Apigee `ciphers`: ignored with a warning (rustls's safe default suites are offered).
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub ciphers: Option<Spanned<toml::Value>>,
 }
 
 /// `[[caches]]`: a named cache of the environment (Apigee's environment cache resource).
@@ -206,6 +240,12 @@ pub struct FileServer {
     #[serde(default = "defaults::upgrade_socket")]
     #[schemars(with = "String")]
     pub upgrade_socket: Spanned<String>,
+    /// PEM file of the certificate authorities trusted for `https://` targets and TargetServers
+    /// with `ssl`, instead of the platform's roots (relative paths are relative to
+    /// gateway.toml's directory). Checked when the configuration loads. Changing it needs a
+    /// restart (Pingora reads it once, as `ServerConf.ca_file`).
+    #[schemars(with = "Option<String>")]
+    pub upstream_ca_file: Option<Spanned<String>>,
 }
 
 impl Default for FileServer {
@@ -222,6 +262,7 @@ impl Default for FileServer {
             client_body_timeout_ms: defaults::client_body_timeout_ms(),
             client_send_timeout_ms: defaults::client_send_timeout_ms(),
             upgrade_socket: defaults::upgrade_socket(),
+            upstream_ca_file: None,
         }
     }
 }

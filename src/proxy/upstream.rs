@@ -41,8 +41,22 @@ const HOP_BY_HOP: &[&str] = &[
 /// and taking the connection again waits for that task to let go (about one cross-thread
 /// wake-up per reused connection in `perf`; only a Pingora change removes it). Per-thread
 /// pools also split the global idle-pool size between the threads.
+///
+/// A TLS host (`https://`) gets its SNI, and its certificate is verified (chain against
+/// `[server] upstream_ca_file` or the platform's roots, and the SNI name) unless the target
+/// says `IgnoreValidationErrors`. Pingora keys its connection pool by address, SNI and the
+/// verification flags, so a connection opened without verification is never reused for a
+/// target that verifies.
 pub(super) fn peer(host: &Host, target: &Target, per_thread: bool) -> HttpPeer {
-    let mut peer = HttpPeer::new(host.addr, false, String::new());
+    let mut peer = match &host.tls {
+        Some(tls) => {
+            let mut peer = HttpPeer::new(host.addr, true, tls.sni.clone());
+            peer.options.verify_cert = tls.verify;
+            peer.options.verify_hostname = tls.verify;
+            peer
+        }
+        None => HttpPeer::new(host.addr, false, String::new()),
+    };
     if per_thread {
         peer.group_key = thread_slot();
     }

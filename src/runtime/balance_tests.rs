@@ -9,6 +9,7 @@ fn server(name: &str, weight: u32, fallback: bool) -> Server {
         host: Host {
             addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
             host_header: format!("127.0.0.1:{port}"),
+            tls: None,
         },
         url: format!("http://127.0.0.1:{port}"),
         weight,

@@ -79,6 +79,9 @@ pub struct GatewaySettings {
     pub grace_period: Duration,
     /// Where listening sockets are handed over on a graceful upgrade.
     pub upgrade_socket: String,
+    /// `[server] upstream_ca_file`: the CAs trusted for TLS targets instead of the platform's
+    /// roots (checked at load; Pingora reads it at start as `ServerConf.ca_file`).
+    pub upstream_ca_file: Option<std::path::PathBuf>,
     /// Size limits checked on every request before anything else.
     pub limits: RequestLimits,
     /// Admin listener.

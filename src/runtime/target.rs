@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::runtime::balance::Balancer;
 use crate::runtime::flow::template::Template;
 use crate::runtime::flow::Variables;
-pub use crate::runtime::host::Host;
+pub use crate::runtime::host::{Host, Tls};
 
 /// A resolved upstream.
 #[derive(Debug, Clone)]

@@ -125,7 +125,9 @@ fn run_refuses_an_invalid_directory() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("stage.toml:1:10: error: target `ftp://nowhere` is not an http:// URL"),
+        stderr.contains(
+            "stage.toml:1:10: error: target `ftp://nowhere` is not an http:// or https:// URL"
+        ),
         "{stderr}"
     );
     assert!(stderr.contains("not starting"), "{stderr}");

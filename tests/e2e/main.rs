@@ -30,4 +30,5 @@ mod shared;
 mod shared_flows;
 mod smuggling;
 mod targets;
+mod tls;
 mod validation;

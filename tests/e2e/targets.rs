@@ -309,13 +309,16 @@ fn target_server_mistakes_in_gateway_toml_are_named_with_line_and_column() {
     let d = PolicyDir::new(&o);
     gateway_toml(
         &d,
-        "[[target_servers]]\nname = \"a\"\nhost = \"http://a.example\"\nport = 80\n[[target_servers]]\nname = \"b\"\nhost = \"127.0.0.1\"\nport = 70000\n[[target_servers]]\nname = \"c\"\nhost = \"127.0.0.1\"\nport = 443\nssl = { enabled = true }\n",
+        "[[target_servers]]\nname = \"a\"\nhost = \"http://a.example\"\nport = 80\n[[target_servers]]\nname = \"b\"\nhost = \"127.0.0.1\"\nport = 70000\n[[target_servers]]\nname = \"c\"\nhost = \"127.0.0.1\"\nport = 443\nssl = { enabled = true, trust_store = \"ref://ts\", client_auth_enabled = true, ciphers = [\"X\"] }\n",
     );
     let diags = cachegate::config::load(d.path()).diagnostics.to_string();
     for want in [
         "gateway.toml:10:8: error: target server `a`: host `http://a.example` must be a host name or an IP address alone",
         "gateway.toml:15:8: error: target server `b`: port 70000 is not a port",
-        "gateway.toml:20:7: error: target server `c`: `ssl` (TLS to the backend, Apigee's SSLInfo) is not supported by this build",
+        "error: target server `c`: ssl.trust_store is not supported",
+        "hint: trust anchors are the gateway's: set [server] upstream_ca_file",
+        "error: target server `c`: ssl.client_auth_enabled (mutual TLS) is not supported",
+        "warning: target server `c`: ssl.ciphers is ignored",
     ] {
         assert!(diags.contains(want), "{want}\n{diags}");
     }

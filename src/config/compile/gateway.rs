@@ -75,6 +75,11 @@ pub(crate) fn gateway(cx: &mut FileCtx, g: &FileGateway) -> Option<GatewaySettin
         work_stealing: g.server.work_stealing,
         grace_period: Duration::from_secs(g.server.grace_period_secs),
         upgrade_socket: upgrade_socket(cx, &g.server.upgrade_socket),
+        upstream_ca_file: g
+            .server
+            .upstream_ca_file
+            .as_ref()
+            .and_then(|v| super::tls::upstream_ca_file(cx, v)),
         limits,
         admin_listen: admin_listen?,
         admin_token_env,

@@ -25,6 +25,7 @@ mod invalidation;
 mod overrides;
 mod stage;
 mod target;
+mod tls;
 mod values;
 
 pub(crate) use cache::cache;
@@ -33,4 +34,5 @@ pub(crate) use flows::endpoints;
 pub(crate) use gateway::gateway;
 pub(crate) use stage::{base_path, endpoint_names, resources, target, timeouts};
 pub(crate) use target::{target_url, Timeouts};
+pub(crate) use tls::apply_ssl_info;
 pub(crate) use values::is_name;

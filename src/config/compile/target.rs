@@ -1,4 +1,4 @@
-//! Target addresses: `http://` URLs (stage.toml `target`, a bundle's `HTTPTargetConnection/URL`
+//! Target addresses: `http://` and `https://` URLs (stage.toml `target`, a bundle's `HTTPTargetConnection/URL`
 //! and RouteRule `<URL>`), the environment's `[[target_servers]]`, and the connection deadlines.
 //!
 //! Every host is resolved here, at load time, so the request path never does DNS (and
@@ -11,7 +11,7 @@ use super::ctx::FileCtx;
 use super::values::is_name;
 use crate::config::file::FileTargetServer;
 use crate::runtime::stage::Target;
-use crate::runtime::target::{Destination, Host, TargetPath, TargetServer};
+use crate::runtime::target::{Destination, Host, TargetPath, TargetServer, Tls};
 
 /// Deadlines of the connections to a target.
 #[derive(Debug, Clone, Copy)]
@@ -37,17 +37,18 @@ pub(crate) fn target_url(
     templates: bool,
 ) -> Result<Target, Problem> {
     let hint = || {
-        "write an http:// URL such as http://127.0.0.1:9000 (optionally with a path: http://host:port/api)"
+        "write an http:// or https:// URL such as http://127.0.0.1:9000 (optionally with a path: https://host:port/api)"
             .to_owned()
     };
-    let Some(rest) = url.strip_prefix("http://") else {
-        if url.starts_with("https://") {
-            return Err((
-                "https targets are not supported by this build (it has no TLS)".to_owned(),
-                "point it at a plain-HTTP target, e.g. a local TLS-terminating sidecar".to_owned(),
-            ));
-        }
-        return Err((format!("target `{url}` is not an http:// URL"), hint()));
+    let (rest, tls) = if let Some(rest) = url.strip_prefix("http://") {
+        (rest, false)
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        (rest, true)
+    } else {
+        return Err((
+            format!("target `{url}` is not an http:// or https:// URL"),
+            hint(),
+        ));
     };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -92,6 +93,7 @@ pub(crate) fn target_url(
         return Err(("the target URL has no host".to_owned(), hint()));
     }
     let port: u16 = match port {
+        None if tls => 443,
         None => 80,
         Some(p) => match p.parse() {
             Ok(p) if p > 0 => p,
@@ -100,7 +102,7 @@ pub(crate) fn target_url(
     };
     Ok(Target {
         url: url.to_owned(),
-        to: Destination::Host(resolve(host, port)?),
+        to: Destination::Host(resolve(host, port, tls)?),
         path: TargetPath::new(path),
         connect_timeout: timeouts.connect,
         read_timeout: timeouts.read,
@@ -109,8 +111,10 @@ pub(crate) fn target_url(
 }
 
 /// Resolves `host` (a name, an IPv4 address, or an IPv6 address without brackets) and makes
-/// the `Host` header sent to it.
-pub(crate) fn resolve(host: &str, port: u16) -> Result<Host, Problem> {
+/// the `Host` header sent to it. `tls`: the connection is TLS, with `host` as its SNI and the
+/// name its certificate must carry; verified (`tls.rs` turns that off for Apigee's
+/// `IgnoreValidationErrors`).
+pub(crate) fn resolve(host: &str, port: u16, tls: bool) -> Result<Host, Problem> {
     let addr = match (host, port).to_socket_addrs() {
         Ok(mut addrs) => addrs.next(),
         Err(_) => None,
@@ -126,12 +130,21 @@ pub(crate) fn resolve(host: &str, port: u16) -> Result<Host, Problem> {
     } else {
         host.to_owned()
     };
-    let host_header = if port == 80 {
+    let default_port = if tls { 443 } else { 80 };
+    let host_header = if port == default_port {
         shown
     } else {
         format!("{shown}:{port}")
     };
-    Ok(Host { addr, host_header })
+    let tls = tls.then(|| Tls {
+        sni: host.to_owned(),
+        verify: true,
+    });
+    Ok(Host {
+        addr,
+        host_header,
+        tls,
+    })
 }
 
 /// `[[target_servers]]`: validated and resolved. A server that is wrong is reported and left
@@ -157,14 +170,16 @@ pub(crate) fn target_servers(cx: &mut FileCtx, list: &[FileTargetServer]) -> Vec
             );
             continue;
         }
-        if let Some(ssl) = &s.ssl {
-            cx.error(
-                ssl,
-                format!("target server `{name}`: `ssl` (TLS to the backend, Apigee's SSLInfo) is not supported by this build (it has no TLS)"),
-                Some("remove `ssl` and point the server at a plain-HTTP port, e.g. a local TLS-terminating sidecar".into()),
-            );
-            continue;
-        }
+        let tls = match &s.ssl {
+            Some(ssl) => match super::tls::server_ssl(cx, name, ssl) {
+                Some(t) => t,
+                None => continue,
+            },
+            None => super::tls::ServerTls {
+                enabled: false,
+                verify: true,
+            },
+        };
         let host = s.host.get_ref().trim();
         if host.is_empty() || host.contains("://") || host.contains(['/', '?', '#', '@', ' ']) {
             cx.error(
@@ -184,10 +199,15 @@ pub(crate) fn target_servers(cx: &mut FileCtx, list: &[FileTargetServer]) -> Vec
             );
             continue;
         };
-        match resolve(host, port) {
-            Ok(h) => out.push(TargetServer {
+        match resolve(host, port, tls.enabled) {
+            Ok(mut h) => out.push(TargetServer {
                 name: name.clone(),
-                host: h,
+                host: {
+                    if let Some(t) = &mut h.tls {
+                        t.verify = tls.verify;
+                    }
+                    h
+                },
                 enabled: *s.enabled.get_ref(),
             }),
             Err((m, hint)) => cx.error(&s.host, format!("target server `{name}`: {m}"), Some(hint)),

@@ -150,7 +150,7 @@ impl EndpointMapper<'_, '_> {
             self.unsupported("EventFlow", n.pos);
         }
         let (mut base_path, mut post_client_flow) = (None, FlowSteps::default());
-        let (mut route_rules, mut connection) = (Vec::new(), None);
+        let (mut route_rules, mut connection, mut ssl) = (Vec::new(), None, None);
         match kind {
             EndpointKind::Proxy => {
                 base_path = self.base_path(root);
@@ -160,7 +160,10 @@ impl EndpointMapper<'_, '_> {
                     .filter_map(|n| self.route_rule(n))
                     .collect();
             }
-            EndpointKind::Target => connection = self.target_connection(root),
+            EndpointKind::Target => {
+                connection = self.target_connection(root);
+                ssl = self.ssl_info(root);
+            }
         }
         Some(Endpoint {
             kind,
@@ -175,6 +178,7 @@ impl EndpointMapper<'_, '_> {
             default_fault_rule,
             route_rules,
             connection,
+            ssl,
             unsupported: std::mem::take(&mut self.unsupported),
         })
     }

@@ -33,6 +33,7 @@ mod mapper;
 mod model;
 mod read;
 mod shared;
+mod ssl;
 mod target;
 
 #[cfg(test)]
@@ -51,6 +52,7 @@ pub use model::{
 };
 pub use read::policy_header;
 pub use shared::load_shared_flow_bundle;
+pub use ssl::SslInfoSpec;
 
 #[cfg(test)]
 pub(crate) use folder::MAX_FILES_PER_FOLDER;

@@ -96,8 +96,10 @@ pub struct Endpoint {
     pub route_rules: Vec<RouteRule>,
     /// TargetEndpoint `HTTPTargetConnection` or `LocalTargetConnection`.
     pub connection: Option<Connection>,
+    /// TargetEndpoint `HTTPTargetConnection/SSLInfo`.
+    pub ssl: Option<super::ssl::SslInfoSpec>,
     /// Elements present that cachegate does not implement, for the integrator to refuse or
-    /// warn about by name: e.g. "HTTPTargetConnection/SSLInfo", "HTTPTargetConnection/Authentication",
+    /// warn about by name: e.g. "HTTPTargetConnection/Authentication",
     /// "EventFlow", "HTTPTargetConnection/HealthMonitor", "Step/FaultRules" (non-empty only),
     /// "BasePath with *". Each with the element's position.
     pub unsupported: Vec<Located<String>>,

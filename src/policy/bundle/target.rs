@@ -11,7 +11,7 @@ use super::model::Connection;
 use crate::policy::xml::tree::Node;
 
 /// `HTTPTargetConnection` children cachegate does not implement.
-const TARGET_UNSUPPORTED: &[&str] = &["SSLInfo", "Authentication"];
+const TARGET_UNSUPPORTED: &[&str] = &["Authentication"];
 
 impl EndpointMapper<'_, '_> {
     /// Exactly one of `HTTPTargetConnection` and `LocalTargetConnection` (Edge's `HostedTarget`
@@ -49,7 +49,8 @@ impl EndpointMapper<'_, '_> {
 
     /// `URL` xor `LoadBalancer` (apigeelint TD014), a URL not empty (TD017).
     fn http_connection(&mut self, conn: &Node) -> Option<Connection> {
-        let mut known = vec!["URL", "LoadBalancer", "Path", "HealthMonitor"];
+        // `SSLInfo` is read by `ssl_info` (ssl.rs).
+        let mut known = vec!["URL", "LoadBalancer", "Path", "HealthMonitor", "SSLInfo"];
         known.extend(TARGET_UNSUPPORTED);
         self.expect(conn, &known);
         for name in TARGET_UNSUPPORTED {
