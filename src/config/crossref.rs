@@ -468,6 +468,26 @@ pub(crate) fn check_stage(
             checker.condition_vars_only(c, &ref_site(site));
         }
     }
+    // Fault rules (their own conditions and their steps') and the PostClientFlow run on the
+    // response side too.
+    for e in src.endpoints() {
+        for r in e.fault_rules() {
+            let conds = r
+                .condition
+                .iter()
+                .chain(r.steps.iter().filter_map(|s| s.condition.as_ref()));
+            for (c, site) in conds {
+                checker.condition_vars_only(c, &ref_site(site));
+            }
+        }
+        for (c, site) in e
+            .post_client_flow
+            .iter()
+            .filter_map(|s| s.condition.as_ref())
+        {
+            checker.condition_vars_only(c, &ref_site(site));
+        }
+    }
     reads_body |= checker.take_body_refs().read_body(false);
     reads_body
 }

@@ -24,7 +24,7 @@ use crate::cache::store::TieredStore;
 use crate::engine::message::ResponseMessage;
 use crate::engine::response::{run_response_step, ResponseEffects};
 use crate::engine::state::{Env, RequestState};
-use crate::engine::steps::{Fault, FaultOrigin, Ran, StepContext};
+use crate::engine::steps::{self, Fault, FaultOrigin, StepContext};
 use crate::runtime::stage::{Endpoint, FaultRule, StepPolicy};
 
 /// The response the error flow made.
@@ -136,26 +136,31 @@ async fn run_rule(
             stage_ttl: env.stage_ttl(req, state),
             dry_run: false,
         };
-        match run_response_step(env, &cx, req, header, state, step, &mut out) {
-            Ok(Ran::Skipped) => i += step.span,
-            Ok(Ran::Done(lookup)) => {
-                if let Some(lookup) = lookup {
-                    for (k, v) in lookup.finish(&env.stage.name, store).await {
-                        state.vars.insert(k, v);
+        let result = run_response_step(env, &cx, req, header, state, step, &mut out);
+        // A RaiseFault in a FaultRule reshapes the error response; the rule goes on.
+        if let Err(Fault {
+            raised: Some(policy),
+            ..
+        }) = &result
+        {
+            raise(env, req, state, header, body, policy);
+            raised = true;
+        } else {
+            // Spans and a tolerant FlowCallout's escape as in any flow.
+            match steps::after(step, result) {
+                Ok((pass, lookup)) => {
+                    i += pass;
+                    if let Some(lookup) = lookup {
+                        for (k, v) in lookup.finish(&env.stage.name, store).await {
+                            state.vars.insert(k, v);
+                        }
                     }
                 }
-            }
-            Err(f) => match &f.raised {
-                // A RaiseFault in a FaultRule reshapes the error response; the rule goes on.
-                Some(policy) => {
-                    raise(env, req, state, header, body, policy);
-                    raised = true;
-                }
-                None => {
+                Err(f) => {
                     tracing::warn!(policy = %f.policy, error = %f.message, rule = %rule.name, "Fault rule step failed; the error response is sent as it is.");
                     break;
                 }
-            },
+            }
         }
         if let Some(p) = out.replacement.take() {
             *body = p;

@@ -100,7 +100,7 @@ pub fn hit_is_inert(stage: &Stage, sel: &Selection, cursor: Cursor, rc: Option<&
     let inert = |s: &Step| crate::engine::steps::enabled_policy(stage, s).is_none();
     let walked = cursor.done();
     let target = match rc {
-        Some(rc) if !walked => attachment_target(stage, rc),
+        Some(rc) if stopped_before_route(cursor) => attachment_target(stage, rc),
         _ => sel.target,
     };
     let chosen = |e: &Endpoint, flow: Option<usize>, known: bool| {
@@ -119,6 +119,15 @@ pub fn hit_is_inert(stage: &Stage, sel: &Selection, cursor: Cursor, rc: Option<&
         Some(rc) => all_after(steps, rc, inert),
         None => steps.into_iter().all(inert),
     }
+}
+
+/// Whether the request path stopped before the RouteRules chose a target (a ResponseCache
+/// lookup in the ProxyEndpoint's request steps).
+fn stopped_before_route(cursor: Cursor) -> bool {
+    matches!(
+        cursor.seg,
+        Segment::ProxyPre | Segment::ProxyFlow | Segment::ProxyPost | Segment::Route
+    )
 }
 
 /// A part of the response path, in the order it runs (apigee-bundles.md §4.1, steps 11–17).
@@ -207,6 +216,17 @@ fn resume_point(stage: &Stage, state: &mut RequestState, rc: &str) -> Option<(Pa
         };
         match part {
             Part::TargetFlow | Part::ProxyFlow => {
+                // The flow the request took, when it holds the attachment; else the first that
+                // does (the same ResponseCache may be attached in several flows).
+                let holds = |f: usize| {
+                    e.flows
+                        .get(f)
+                        .and_then(|x| x.steps.response.iter().position(|s| s.policy == rc))
+                };
+                if let Some((f, i)) = part.flow(&state.sel).and_then(|f| holds(f).map(|i| (f, i))) {
+                    part.set_flow(&mut state.sel, Some(f));
+                    return Some((part, i + 1));
+                }
                 for (f, flow) in e.flows.iter().enumerate() {
                     if let Some(i) = flow.steps.response.iter().position(|s| s.policy == rc) {
                         part.set_flow(&mut state.sel, Some(f));
@@ -240,9 +260,9 @@ pub async fn run_response_steps(
 ) -> ResponseEffects {
     let stage = env.stage;
     let mut out = ResponseEffects::default();
-    if let Some(rc) = hit.filter(|_| !state.cursor.done()) {
-        // The request path stopped at the lookup: the hit resumes in the TargetEndpoint where
-        // the ResponseCache stores.
+    if let Some(rc) = hit.filter(|_| stopped_before_route(state.cursor)) {
+        // The request path stopped at the lookup before a route was chosen: the hit resumes in
+        // the TargetEndpoint where the ResponseCache stores.
         state.sel.target = attachment_target(stage, rc);
     }
     let (mut part, mut i, mut entered) = match hit.and_then(|rc| resume_point(stage, state, rc)) {

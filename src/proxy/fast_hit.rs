@@ -53,6 +53,20 @@ impl Gateway {
         // A background revalidation runs these hooks too: it must reach the target (and
         // release the cache lock it holds), whatever another request stored meanwhile.
         let plain = !ctx.refresh && ctx.warning.is_none() && session.subrequest_ctx.is_none();
+        // The response path chooses its flows again once every request step has run (§4.2):
+        // choose them now as it will — a hit the lane may answer runs no step in between.
+        let mut sel = *sel;
+        if let Some(snapshot) = ctx.snapshot.clone() {
+            let params = ctx.state.params();
+            let vars =
+                ctx.env(stage, &snapshot)
+                    .vars(session.req_header(), &ctx.state, &params, None);
+            sel.flow = stage.proxy.select_flow(&vars);
+            sel.target_flow = stage
+                .target_endpoint(&sel)
+                .and_then(|t| t.endpoint.select_flow(&vars));
+        }
+        let sel = &sel;
         if !eligible(
             session.req_header(),
             stage,

@@ -9,6 +9,7 @@ use pingora::Result;
 
 use super::caching::Outcome;
 use super::{respond, BodyCapture, Ctx, Gateway};
+use crate::cache::pingora_bridge::{CachePhase, NoCacheReason};
 use crate::engine::{self, Env};
 
 impl Gateway {
@@ -103,6 +104,14 @@ impl Gateway {
             *resp = header;
             ctx.capture = None;
             ctx.replacement = Some((err.body, false));
+            // A response whose flow faulted is not stored: pingora admitted it before the
+            // response steps ran, and a later hit would resume past the step that faulted.
+            if matches!(
+                session.cache.phase(),
+                CachePhase::Miss | CachePhase::Expired
+            ) {
+                session.cache.disable(NoCacheReason::Custom("policy_fault"));
+            }
         }
         Ok(())
     }

@@ -222,3 +222,28 @@ async fn the_post_client_flow_runs_after_the_response_is_sent() {
     )
     .await;
 }
+
+/// A response whose response flow faulted is not stored: the next request is a miss, not the
+/// response the fault replaced.
+#[tokio::test]
+async fn a_faulted_response_is_not_stored() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    d.stage(
+        "c",
+        "base_path = \"/c\"\ntarget = \"http://{{ORIGIN}}/echo\"\n[cache]\nenabled = true\nttl = 60\n[preflow]\nresponse = [{ policy = \"RF\", condition = 'request.header.x-fail = \"yes\"' }]\n",
+    );
+    d.write(
+        "c/RF.xml",
+        r#"<RaiseFault name="RF"><FaultResponse><Set><StatusCode>503</StatusCode></Set></FaultResponse></RaiseFault>"#,
+    );
+    let (ok, diags) = messages(&d);
+    assert!(ok, "{diags}");
+    let gw = TestGateway::start(d);
+    let failed = send(client().get(gw.url("/c/items/1")).header("x-fail", "yes")).await;
+    assert_eq!(failed.status, 503, "{}", failed.body);
+    let next = get(&gw.url("/c/items/1")).await;
+    assert_eq!(next.status, 200, "{}", next.body);
+    assert_eq!(next.x_cache(), "MISS", "the faulted response was stored");
+    assert_eq!(get(&gw.url("/c/items/1")).await.x_cache(), "HIT");
+}
