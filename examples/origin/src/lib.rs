@@ -529,6 +529,13 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
+    fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     fn get_u64(&self, name: &str) -> Option<u64> {
         self.get(name).and_then(|v| v.trim().parse().ok())
     }
@@ -1036,6 +1043,21 @@ fn decorate(ctx: &Ctx<'_>, resp: &mut Resp) {
     }
     if let Some(Ok(v)) = q.get("vary").map(HeaderValue::from_str) {
         headers.append(header::VARY, v);
+    }
+    // `header=Name:value`, repeatable: any response header, appended as given (a second
+    // `header=` with the same name adds a second field line). `{count}` in the value becomes
+    // this path's request count, so each fetch (and each 304) can carry a new value.
+    for spec in q.get_all("header") {
+        let Some((name, value)) = spec.split_once(':') else {
+            continue;
+        };
+        let value = value.replace("{count}", &ctx.count.to_string());
+        if let (Ok(n), Ok(v)) = (
+            header::HeaderName::from_bytes(name.trim().as_bytes()),
+            HeaderValue::from_str(value.trim_start()),
+        ) {
+            headers.append(n, v);
+        }
     }
 }
 
