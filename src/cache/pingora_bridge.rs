@@ -255,6 +255,9 @@ pub fn keep_until(meta: &mut CacheMeta, t: SystemTime) {
 struct MetaParts {
     fresh_until: SystemTime,
     created: SystemTime,
+    /// What the entry's age counts from, when not its creation: a response that was already
+    /// old when it arrived (RFC 9111 §4.2.3).
+    epoch: Option<SystemTime>,
     stale_while_revalidate_sec: u32,
     stale_if_error_sec: u32,
     header: pingora::http::ResponseHeader,
@@ -268,16 +271,16 @@ struct MetaParts {
 
 impl MetaParts {
     /// Only for metadata `CacheMeta::new` reproduces exactly: never revalidated (`updated` =
-    /// `created`), no Vary variance, no epoch override, default provenance. Anything else keeps
-    /// taking the full decoding path.
+    /// `created`), no Vary variance, default provenance (an epoch override is carried). Anything
+    /// else keeps taking the full decoding path.
     fn of(meta: &CacheMeta) -> Option<Self> {
         let plain = meta.updated() == meta.created()
             && meta.variance().is_none()
-            && meta.epoch_override().is_none()
             && meta.provenance() == meta.created();
         plain.then(|| Self {
             fresh_until: meta.fresh_until(),
             created: meta.created(),
+            epoch: meta.epoch_override(),
             stale_while_revalidate_sec: meta.stale_while_revalidate_sec(),
             stale_if_error_sec: meta.stale_if_error_sec(),
             header: meta.response_header().clone(),
@@ -292,8 +295,11 @@ impl MetaParts {
             return None;
         }
         let mut header = self.answer.clone()?;
-        // A plain entry was never revalidated: its age counts from its creation.
-        let age = now.duration_since(self.created).unwrap_or_default();
+        // A plain entry was never revalidated: its age counts from its creation, or from the
+        // earlier moment its initial age puts it at.
+        let age = now
+            .duration_since(self.epoch.unwrap_or(self.created))
+            .unwrap_or_default();
         header
             .insert_header(http::header::AGE, age.as_secs())
             .ok()?;
@@ -301,13 +307,17 @@ impl MetaParts {
     }
 
     fn build(&self) -> CacheMeta {
-        CacheMeta::new(
+        let mut meta = CacheMeta::new(
             self.fresh_until,
             self.created,
             self.stale_while_revalidate_sec,
             self.stale_if_error_sec,
             self.header.clone(),
-        )
+        );
+        if let Some(epoch) = self.epoch {
+            meta.set_epoch_override(epoch);
+        }
+        meta
     }
 }
 

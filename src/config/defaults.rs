@@ -104,6 +104,9 @@ pub(crate) fn unauthorized() -> Spanned<String> {
 pub(crate) fn zero() -> Spanned<u64> {
     unspanned(0)
 }
+pub(crate) fn revalidate_keep() -> Spanned<u64> {
+    unspanned(3_600)
+}
 pub(crate) fn lock_timeout_ms() -> Spanned<u64> {
     unspanned(5_000)
 }

@@ -474,6 +474,14 @@ pub struct FileCache {
     #[serde(default = "defaults::zero")]
     #[schemars(with = "u64")]
     pub stale_if_error: Spanned<u64>,
+    /// `mode = "http"`: seconds an entry with a validator (`ETag` or `Last-Modified`) is kept
+    /// after it stops being fresh (and after its stale windows), so that it can be revalidated
+    /// with a conditional request instead of fetched again (default 3600; at most 604800; 0 drops
+    /// entries when they go stale). The local tier's capacity bounds it too: old entries are
+    /// evicted first.
+    #[serde(default = "defaults::revalidate_keep")]
+    #[schemars(with = "u64")]
+    pub revalidate_keep: Spanned<u64>,
     /// Milliseconds a request waits for another request that is already fetching the same
     /// entry (request collapsing) before going to the target itself.
     #[serde(default = "defaults::lock_timeout_ms")]
@@ -514,6 +522,7 @@ impl Default for FileCache {
             key_parameters: Vec::new(),
             stale_while_revalidate: Spanned::new(0..0, 0),
             stale_if_error: Spanned::new(0..0, 0),
+            revalidate_keep: defaults::revalidate_keep(),
             lock_timeout_ms: defaults::lock_timeout_ms(),
             allow_set_cookie: false,
             allow_private: false,

@@ -8,10 +8,11 @@ use std::time::{Duration, SystemTime};
 use http::HeaderMap;
 
 pub use crate::engine::facts::RequestFacts;
+use crate::runtime::age::{self, Exchange};
 use crate::runtime::flow::Variables;
 use crate::runtime::key::{BuiltKey, StoreKey};
 use crate::runtime::policy::ResponseCachePolicy;
-use crate::runtime::stage::{CacheMode, Stage};
+use crate::runtime::stage::{CacheMode, Stage, StageCache};
 use crate::runtime::ttl::{self, DEFAULT_TTL_SECS};
 
 /// Why a request does not use the cache (`Cache-Status: …; detail=<reason>`).
@@ -252,9 +253,13 @@ pub struct Freshness {
     pub stale_while_revalidate: Duration,
     /// Or servable stale when the target fails.
     pub stale_if_error: Duration,
-    /// Kept (for revalidation with the target) at least this long even when not fresh: used for
-    /// `no-cache` responses in http mode, which must be revalidated on every use.
+    /// Kept (for revalidation with the target) at least this long even when not fresh: http
+    /// mode keeps entries that have a validator for `[cache] revalidate_keep` past their stale
+    /// windows (and `no-cache` ones, which must be revalidated on every use).
     pub keep: Duration,
+    /// How old the response already was when it arrived (RFC 9111 §4.2.3 corrected initial
+    /// age; http mode only, else zero): the `Age` of a hit counts from it.
+    pub initial_age: Duration,
 }
 
 /// Longest stale window accepted from a target (the stage settings have the same bound).
@@ -274,6 +279,7 @@ pub fn store(
     headers: &HeaderMap,
     vars: &dyn Variables,
     now: SystemTime,
+    exchange: Option<Exchange>,
 ) -> Result<Freshness, Reject> {
     let cache = &stage.cache;
     let policy = plan.policy.as_deref();
@@ -322,9 +328,18 @@ pub fn store(
         stale_while_revalidate: Duration::from_secs(cache.stale_while_revalidate_secs),
         stale_if_error: Duration::from_secs(cache.stale_if_error_secs),
         keep: Duration::ZERO,
+        initial_age: Duration::ZERO,
     };
     if http_mode {
-        return http_freshness(status, headers, &cc, stage_windows, cache.ttl_secs, now);
+        let initial_age = match exchange {
+            Some(x) => age::corrected_initial_age(headers, x),
+            None => Duration::from_secs(age::age_value(headers).unwrap_or(0)),
+        };
+        let f = Freshness {
+            initial_age,
+            ..stage_windows
+        };
+        return http_freshness(status, headers, &cc, f, cache, now);
     }
     if cc.no_cache {
         return Err(Reject::NoCache);
@@ -355,7 +370,7 @@ pub fn store(
 }
 
 /// RFC 9111 freshness for a standards-mode stage: explicit freshness (`s-maxage`, `max-age`,
-/// `Expires`) minus the response's `Age`; else the 10 % Last-Modified heuristic for statuses
+/// `Expires`) minus the response's corrected initial age (`windows.initial_age`); else the 10 % Last-Modified heuristic for statuses
 /// that allow it, bounded by the stage TTL; `no-cache` responses are kept but always
 /// revalidated; `must-revalidate` forbids serving stale; the target's `stale-while-revalidate`
 /// and `stale-if-error` directives override the stage windows.
@@ -364,20 +379,17 @@ fn http_freshness(
     headers: &HeaderMap,
     cc: &ttl::CacheControlFlags,
     windows: Freshness,
-    stage_ttl: u64,
+    cache: &StageCache,
     now: SystemTime,
 ) -> Result<Freshness, Reject> {
+    let stage_ttl = cache.ttl_secs;
     let header_date = |name: http::header::HeaderName| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .and_then(ttl::parse_http_date)
     };
-    let age = headers
-        .get(http::header::AGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map_or(Duration::ZERO, Duration::from_secs);
+    let age = windows.initial_age;
     let lifetime = match ttl::response_header_ttl(headers, now) {
         Some(explicit) => explicit,
         None if HEURISTICALLY_CACHEABLE.contains(&status) => {
@@ -410,14 +422,16 @@ fn http_freshness(
     if cc.no_cache {
         f.ttl = Duration::ZERO;
     }
-    if f.ttl.is_zero() {
-        // Only worth keeping if it can be revalidated: keep it for the stage TTL.
-        let revalidatable = headers.contains_key(http::header::ETAG)
-            || headers.contains_key(http::header::LAST_MODIFIED);
-        if !revalidatable || stage_ttl == 0 {
-            return Err(Reject::Ttl);
-        }
-        f.keep = ttl::cap(Duration::from_secs(stage_ttl));
+    // An entry with a validator stays past its freshness and stale windows, so that it can be
+    // revalidated with a conditional request (a 304 costs the target no body) rather than
+    // fetched again; one that was never fresh is only worth storing if so.
+    let revalidatable = headers.contains_key(http::header::ETAG)
+        || headers.contains_key(http::header::LAST_MODIFIED);
+    let keep = Duration::from_secs(cache.revalidate_keep_secs);
+    if revalidatable && !keep.is_zero() {
+        f.keep = f.ttl + f.stale_while_revalidate.max(f.stale_if_error) + keep;
+    } else if f.ttl.is_zero() {
+        return Err(Reject::Ttl);
     }
     Ok(f)
 }

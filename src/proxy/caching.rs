@@ -193,6 +193,9 @@ pub fn cache_meta(resp: &ResponseHeader, f: &Freshness) -> CacheMeta {
     // Even when a stage stores responses with Set-Cookie, the cookie itself is never replayed
     // to other clients.
     header.remove_header(&http::header::SET_COOKIE);
+    // A hit's `Age` is computed from the meta (below); a stored one would otherwise be sent
+    // after a revalidation, when pingora adds none.
+    header.remove_header(&http::header::AGE);
     let mut meta = CacheMeta::new(
         now + f.ttl,
         now,
@@ -202,6 +205,12 @@ pub fn cache_meta(resp: &ResponseHeader, f: &Freshness) -> CacheMeta {
     );
     if !f.keep.is_zero() {
         bridge::keep_until(&mut meta, now + f.keep);
+    }
+    // RFC 9111 §4.2.3: the entry was already `initial_age` old on arrival, so its age (and
+    // pingora's `Age` on every hit) counts from that much earlier. Freshness was computed net of
+    // it, so `fresh_until` is unchanged.
+    if !f.initial_age.is_zero() {
+        meta.set_epoch_override(now.checked_sub(f.initial_age).unwrap_or(now));
     }
     meta
 }

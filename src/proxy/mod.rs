@@ -10,10 +10,12 @@ mod caching;
 mod fast_hit;
 pub(crate) mod header_deadline;
 mod health;
+mod hop_by_hop;
 mod logging;
 mod null_route;
 pub(crate) mod rehome;
 mod respond;
+mod revalidate;
 mod steps;
 mod target;
 mod upstream;
@@ -100,6 +102,8 @@ pub struct Ctx {
     replacement: Option<(bytes::Bytes, bool)>,
     /// When the request was sent to the target (for the upstream latency histogram).
     upstream_sent: Option<Instant>,
+    /// The exchange with the target as the cache sees it: its times and a revalidating 304.
+    exchange: revalidate::Exchange,
     /// The tier that served a hit.
     tier: Option<crate::cache::entry::Tier>,
     /// The cache key the fast path built and looked up (see `fast_hit`), for pingora's lookup.
@@ -262,6 +266,7 @@ impl ProxyHttp for Gateway {
             capture: None,
             replacement: None,
             upstream_sent: None,
+            exchange: revalidate::Exchange::default(),
             tier: None,
             cache_key: None,
             bad_path: false,
@@ -446,6 +451,21 @@ impl ProxyHttp for Gateway {
         resp: &ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<RespCacheable> {
+        // A 304 revalidating a stored response: what is judged and stored is the stored header
+        // updated with all of the 304's fields, not pingora's five-field merge.
+        let merged;
+        let resp = match ctx.exchange.merge(session.cache.maybe_cache_meta()) {
+            revalidate::Merge::None => resp,
+            revalidate::Merge::Merged(h) => {
+                merged = h;
+                &merged
+            }
+            revalidate::Merge::Mismatch => {
+                return Ok(RespCacheable::Uncacheable(NoCacheReason::Custom(
+                    "validator_mismatch",
+                )))
+            }
+        };
         let (Some(plan), Some(stage), Some(snapshot)) = (&ctx.plan, &ctx.stage, &ctx.snapshot)
         else {
             return Ok(RespCacheable::Uncacheable(NoCacheReason::NeverEnabled));
@@ -461,6 +481,7 @@ impl ProxyHttp for Gateway {
             &resp.headers,
             &vars,
             SystemTime::now(),
+            ctx.exchange.timing(),
         );
         let result = match decision {
             Ok(f) => RespCacheable::Cacheable(caching::cache_meta(resp, &f)),
@@ -570,6 +591,7 @@ impl ProxyHttp for Gateway {
             Error::explain(ErrorType::InternalError, "upstream request without a stage")
         })?;
         ctx.upstream_sent = Some(Instant::now());
+        ctx.exchange.sent();
         let mut fwd = upstream::Forwarding::default();
         if let Some(plan) = &ctx.plan {
             fwd.cacheable = true;
@@ -607,6 +629,8 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
     ) -> Result<()> {
         target::responded(session, ctx, resp.status.as_u16())?;
+        hop_by_hop::strip(resp);
+        ctx.exchange.received(resp);
         if let (Some(sent), Some(stage)) = (ctx.upstream_sent.take(), ctx.stage.as_ref()) {
             METRICS
                 .upstream_duration
@@ -648,6 +672,7 @@ impl ProxyHttp for Gateway {
             ctx.bypass,
             SystemTime::now(),
         );
+        revalidate::revalidated_age(phase, session.cache.maybe_cache_meta(), resp)?;
         resp.insert_header("x-cache", outcome.header())?;
         resp.insert_header("cache-status", status)?;
         if let Some(p) = ctx.plan.as_ref().and_then(|p| p.policy.as_ref()) {

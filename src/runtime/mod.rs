@@ -12,6 +12,7 @@
 //! Layering (checked by `scripts/layers.py`): `runtime` imports only `util`, `diag`, `metrics`
 //! and `policy`.
 
+pub mod age;
 pub mod balance;
 pub mod flow;
 pub mod host;

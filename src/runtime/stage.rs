@@ -516,6 +516,9 @@ pub struct StageCache {
     pub stale_while_revalidate_secs: u64,
     /// Stale-if-error window, seconds.
     pub stale_if_error_secs: u64,
+    /// `mode = "http"`: how long an entry with a validator is kept past its stale windows, for
+    /// revalidation, seconds.
+    pub revalidate_keep_secs: u64,
     /// How long a request waits for another one filling the same entry.
     pub lock_timeout: Duration,
     /// Store responses with `Set-Cookie`.

@@ -23,6 +23,7 @@ mod invalidation;
 mod load;
 mod proxy_endpoints;
 mod reload;
+mod revalidation;
 mod routing;
 mod schemas;
 mod scopes;

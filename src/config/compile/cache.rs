@@ -11,6 +11,10 @@ use crate::config::file::{FileCache, FileStage};
 use crate::runtime::resource::ResourcePattern;
 use crate::runtime::stage::{CacheMode, KeyParameter, MethodOverride, StageCache};
 
+/// Longest `revalidate_keep` accepted: entries past their freshness are only worth keeping while
+/// their target is likely to answer 304, and the local tier evicts by size anyway.
+const MAX_REVALIDATE_KEEP_SECS: u64 = 604_800;
+
 /// `[cache]` including method overrides and invalidation.
 pub(crate) fn cache(cx: &mut FileCtx, s: &FileStage, resources: &[ResourcePattern]) -> StageCache {
     let c = &s.cache;
@@ -46,6 +50,17 @@ pub(crate) fn cache(cx: &mut FileCtx, s: &FileStage, resources: &[ResourcePatter
         }
     }
 
+    let revalidate_keep = *c.revalidate_keep.get_ref();
+    if revalidate_keep > MAX_REVALIDATE_KEEP_SECS {
+        cx.error(
+            &c.revalidate_keep,
+            format!("revalidate_keep = {revalidate_keep} is over one week"),
+            Some(format!(
+                "write revalidate_keep = {MAX_REVALIDATE_KEEP_SECS} or less"
+            )),
+        );
+    }
+
     let lock_timeout_ms = *c.lock_timeout_ms.get_ref();
     if !(1..=60_000).contains(&lock_timeout_ms) {
         cx.error(
@@ -68,6 +83,7 @@ pub(crate) fn cache(cx: &mut FileCtx, s: &FileStage, resources: &[ResourcePatter
         key_parameters,
         stale_while_revalidate_secs: *c.stale_while_revalidate.get_ref(),
         stale_if_error_secs: *c.stale_if_error.get_ref(),
+        revalidate_keep_secs: revalidate_keep.min(MAX_REVALIDATE_KEEP_SECS),
         lock_timeout: Duration::from_millis(lock_timeout_ms),
         allow_set_cookie: c.allow_set_cookie,
         allow_private: c.allow_private,
