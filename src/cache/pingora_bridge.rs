@@ -583,9 +583,13 @@ impl Storage for Bridge {
     ) -> Result<bool> {
         let encoded = encode_meta(meta)?;
         let expires = expires_at(meta);
+        let encrypted = key
+            .extensions
+            .get::<KeyInfo>()
+            .is_some_and(|info| info.opts.encrypted);
         Ok(self
             .store
-            .update(&key.user_tag, &store_key(key), |old| Entry {
+            .update_tiered(&key.user_tag, &store_key(key), encrypted, |old| Entry {
                 meta: encoded.clone(),
                 body: old.body.clone(),
                 created: old.created,

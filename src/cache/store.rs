@@ -207,6 +207,27 @@ impl TieredStore {
             .is_some_and(|local| local.update(key, f))
     }
 
+    /// Like [`TieredStore::update`], and the updated entry is queued for the shared tier too (a
+    /// revalidated entry: other instances then find it fresh instead of revalidating it again).
+    pub fn update_tiered(
+        &self,
+        stage: &str,
+        key: &StoreKey,
+        encrypted: bool,
+        f: impl FnOnce(&Entry) -> Entry,
+    ) -> bool {
+        let mut updated = None;
+        let stored = self.update(stage, key, |old| {
+            let entry = f(old);
+            updated = Some(entry.clone());
+            entry
+        });
+        if let (true, Some(shared), Some(entry)) = (stored, self.shared.get(), updated) {
+            shared.put(stage, *key, Arc::new(entry), encrypted);
+        }
+        stored
+    }
+
     /// Drops every entry of `stage` (admin purge). A no-op for an unknown stage.
     pub fn clear_stage(&self, stage: &str) {
         if let Some(local) = self.tiers.load().get(stage) {
