@@ -11,7 +11,8 @@ pub use crate::engine::facts::RequestFacts;
 use crate::runtime::flow::Variables;
 use crate::runtime::key::{BuiltKey, StoreKey};
 use crate::runtime::policy::ResponseCachePolicy;
-use crate::runtime::stage::{CacheMode, Stage};
+use crate::runtime::stage::{CacheMode, Stage, StageCache};
+use crate::runtime::targeted;
 use crate::runtime::ttl::{self, DEFAULT_TTL_SECS};
 
 /// Why a request does not use the cache (`Cache-Status: …; detail=<reason>`).
@@ -244,7 +245,7 @@ impl Reject {
 }
 
 /// How a stored response ages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Freshness {
     /// Fresh for this long.
     pub ttl: Duration,
@@ -255,6 +256,9 @@ pub struct Freshness {
     /// Kept (for revalidation with the target) at least this long even when not fresh: used for
     /// `no-cache` responses in http mode, which must be revalidated on every use.
     pub keep: Duration,
+    /// Fields left out of the stored header (http mode): those a qualified `private="…"` or
+    /// `no-cache="…"` names (RFC 9111 §5.2.2.4, §5.2.2.7), and cachegate's own targeted field.
+    pub not_stored: Vec<http::HeaderName>,
 }
 
 /// Longest stale window accepted from a target (the stage settings have the same bound).
@@ -297,12 +301,18 @@ pub fn store(
     if !cache.allow_set_cookie && headers.contains_key(http::header::SET_COOKIE) {
         return Err(Reject::Cookie);
     }
-    let cc = ttl::cache_control(headers);
+    // http mode: the first targeted field (RFC 9213) the response carries replaces
+    // Cache-Control and Expires; see `runtime::targeted`.
+    let cc = http_mode
+        .then(|| targeted::select(&cache.targeted_cache_control, headers))
+        .flatten()
+        .unwrap_or_else(|| ttl::cache_control(headers));
     if !cache.allow_private {
         if cc.no_store {
             return Err(Reject::NoStore);
         }
-        if cc.private {
+        // Outside http mode a qualified `private="x"` is read as unqualified (not stored).
+        if cc.private || !http_mode && !cc.private_fields.is_empty() {
             return Err(Reject::Private);
         }
     }
@@ -322,11 +332,14 @@ pub fn store(
         stale_while_revalidate: Duration::from_secs(cache.stale_while_revalidate_secs),
         stale_if_error: Duration::from_secs(cache.stale_if_error_secs),
         keep: Duration::ZERO,
+        not_stored: Vec::new(),
     };
     if http_mode {
-        return http_freshness(status, headers, &cc, stage_windows, cache.ttl_secs, now);
+        let not_stored = not_stored(&cc, cache);
+        return http_freshness(status, headers, &cc, stage_windows, cache.ttl_secs, now)
+            .map(|f| Freshness { not_stored, ..f });
     }
-    if cc.no_cache {
+    if cc.no_cache || !cc.no_cache_fields.is_empty() {
         return Err(Reject::NoCache);
     }
     let from_headers = policy
@@ -354,6 +367,15 @@ pub fn store(
     })
 }
 
+/// The fields an http-mode entry is stored without (see [`Freshness::not_stored`]); names that
+/// are not field names were already dropped by the parser.
+fn not_stored(cc: &ttl::CacheControlFlags, cache: &StageCache) -> Vec<http::HeaderName> {
+    cc.fields_not_stored()
+        .filter_map(|f| http::HeaderName::from_bytes(f.as_bytes()).ok())
+        .chain(targeted::own_field(&cache.targeted_cache_control).cloned())
+        .collect()
+}
+
 /// RFC 9111 freshness for a standards-mode stage: explicit freshness (`s-maxage`, `max-age`,
 /// `Expires`) minus the response's `Age`; else the 10 % Last-Modified heuristic for statuses
 /// that allow it, bounded by the stage TTL; `no-cache` responses are kept but always
@@ -373,12 +395,8 @@ fn http_freshness(
             .and_then(|v| v.to_str().ok())
             .and_then(ttl::parse_http_date)
     };
-    let age = headers
-        .get(http::header::AGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map_or(Duration::ZERO, Duration::from_secs);
-    let lifetime = match ttl::response_header_ttl(headers, now) {
+    let age = ttl::age_value(headers).map_or(Duration::ZERO, Duration::from_secs);
+    let lifetime = match ttl::explicit_lifetime(cc, headers, now) {
         Some(explicit) => explicit,
         None if HEURISTICALLY_CACHEABLE.contains(&status) => {
             let date = header_date(http::header::DATE).unwrap_or(now);

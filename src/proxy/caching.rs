@@ -193,6 +193,9 @@ pub fn cache_meta(resp: &ResponseHeader, f: &Freshness) -> CacheMeta {
     // Even when a stage stores responses with Set-Cookie, the cookie itself is never replayed
     // to other clients.
     header.remove_header(&http::header::SET_COOKIE);
+    for name in &f.not_stored {
+        header.remove_header(name);
+    }
     let mut meta = CacheMeta::new(
         now + f.ttl,
         now,
