@@ -1,7 +1,8 @@
 //! TTL arithmetic: a policy's `<ExpirySettings>`, the upstream's freshness headers (RFC 9111),
 //! and the caps (AWS's 3600 s for stage caching; the policy maximum, see `POLICY_MAX_TTL_SECS`).
 //!
-//! Everything here is pure: the current time is a parameter, so every branch is testable.
+//! Everything here is pure: the current time is a parameter, so every branch is testable
+//! (`parse_http_date` reads the clock for an rfc850 date's century; `parse_http_date_at` takes it).
 //! cachegate interprets `<ExpiryDate>` and `<TimeOfDay>` in UTC (Apigee uses the time zone of the
 //! machine the policy runs on, which a gateway should not depend on).
 
@@ -241,12 +242,13 @@ pub fn explicit_lifetime(
         return None;
     }
     let expires = headers.get(EXPIRES)?;
-    let Some(expires) = parse_http_date(&String::from_utf8_lossy(expires.as_bytes())) else {
+    let Some(expires) = parse_http_date_at(&String::from_utf8_lossy(expires.as_bytes()), now)
+    else {
         return Some(Duration::ZERO);
     };
     let date = headers
         .get(DATE)
-        .and_then(|d| parse_http_date(&String::from_utf8_lossy(d.as_bytes())))
+        .and_then(|d| parse_http_date_at(&String::from_utf8_lossy(d.as_bytes()), now))
         .unwrap_or(now);
     Some(expires.duration_since(date).unwrap_or(Duration::ZERO))
 }
