@@ -502,6 +502,13 @@ pub struct FileCache {
     /// `Authorization` value becomes part of every key, so callers never share entries.
     #[serde(default)]
     pub allow_authorization: bool,
+    /// http mode: targeted cache-control fields (RFC 9213), in order of precedence (default
+    /// `["Cachegate-Cache-Control", "CDN-Cache-Control"]`; `[]` turns them off). The first one a
+    /// response carries with a valid value replaces `Cache-Control` and `Expires` for this
+    /// cache. The first entry, unless it is `CDN-Cache-Control`, is cachegate's own and is
+    /// removed from responses; the others are forwarded. Each name ends in `-Cache-Control`.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub targeted_cache_control: Option<Vec<Spanned<String>>>,
     /// Per-resource, per-method overrides; the most specific match wins.
     #[serde(default)]
     pub method: Vec<FileMethodOverride>,
@@ -528,6 +535,7 @@ impl Default for FileCache {
             allow_private: false,
             allow_cookie: false,
             allow_authorization: false,
+            targeted_cache_control: None,
             method: Vec::new(),
             invalidation: FileInvalidation::default(),
         }

@@ -13,6 +13,7 @@ use crate::runtime::flow::Variables;
 use crate::runtime::key::{BuiltKey, StoreKey};
 use crate::runtime::policy::ResponseCachePolicy;
 use crate::runtime::stage::{CacheMode, Stage, StageCache};
+use crate::runtime::targeted;
 use crate::runtime::ttl::{self, DEFAULT_TTL_SECS};
 
 /// Why a request does not use the cache (`Cache-Status: …; detail=<reason>`).
@@ -245,7 +246,7 @@ impl Reject {
 }
 
 /// How a stored response ages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Freshness {
     /// Fresh for this long.
     pub ttl: Duration,
@@ -260,6 +261,9 @@ pub struct Freshness {
     /// How old the response already was when it arrived (RFC 9111 §4.2.3 corrected initial
     /// age; http mode only, else zero): the `Age` of a hit counts from it.
     pub initial_age: Duration,
+    /// Fields left out of the stored header (http mode): those a qualified `private="…"` or
+    /// `no-cache="…"` names (RFC 9111 §5.2.2.4, §5.2.2.7), and cachegate's own targeted field.
+    pub not_stored: Vec<http::HeaderName>,
 }
 
 /// Longest stale window accepted from a target (the stage settings have the same bound).
@@ -303,12 +307,18 @@ pub fn store(
     if !cache.allow_set_cookie && headers.contains_key(http::header::SET_COOKIE) {
         return Err(Reject::Cookie);
     }
-    let cc = ttl::cache_control(headers);
+    // http mode: the first targeted field (RFC 9213) the response carries replaces
+    // Cache-Control and Expires; see `runtime::targeted`.
+    let cc = http_mode
+        .then(|| targeted::select(&cache.targeted_cache_control, headers))
+        .flatten()
+        .unwrap_or_else(|| ttl::cache_control(headers));
     if !cache.allow_private {
         if cc.no_store {
             return Err(Reject::NoStore);
         }
-        if cc.private {
+        // Outside http mode a qualified `private="x"` is read as unqualified (not stored).
+        if cc.private || !http_mode && !cc.private_fields.is_empty() {
             return Err(Reject::Private);
         }
     }
@@ -329,19 +339,21 @@ pub fn store(
         stale_if_error: Duration::from_secs(cache.stale_if_error_secs),
         keep: Duration::ZERO,
         initial_age: Duration::ZERO,
+        not_stored: Vec::new(),
     };
     if http_mode {
         let initial_age = match exchange {
             Some(x) => age::corrected_initial_age(headers, x),
-            None => Duration::from_secs(age::age_value(headers).unwrap_or(0)),
+            None => Duration::from_secs(ttl::age_value(headers).unwrap_or(0)),
         };
         let f = Freshness {
             initial_age,
+            not_stored: not_stored(&cc, cache),
             ..stage_windows
         };
         return http_freshness(status, headers, &cc, f, cache, now);
     }
-    if cc.no_cache {
+    if cc.no_cache || !cc.no_cache_fields.is_empty() {
         return Err(Reject::NoCache);
     }
     let from_headers = policy
@@ -369,6 +381,15 @@ pub fn store(
     })
 }
 
+/// The fields an http-mode entry is stored without (see [`Freshness::not_stored`]); names that
+/// are not field names were already dropped by the parser.
+fn not_stored(cc: &ttl::CacheControlFlags, cache: &StageCache) -> Vec<http::HeaderName> {
+    cc.fields_not_stored()
+        .filter_map(|f| http::HeaderName::from_bytes(f.as_bytes()).ok())
+        .chain(targeted::own_field(&cache.targeted_cache_control).cloned())
+        .collect()
+}
+
 /// RFC 9111 freshness for a standards-mode stage: explicit freshness (`s-maxage`, `max-age`,
 /// `Expires`) minus the response's corrected initial age (`windows.initial_age`); else the 10 % Last-Modified heuristic for statuses
 /// that allow it, bounded by the stage TTL; `no-cache` responses are kept but always
@@ -390,7 +411,7 @@ fn http_freshness(
             .and_then(ttl::parse_http_date)
     };
     let age = windows.initial_age;
-    let lifetime = match ttl::response_header_ttl(headers, now) {
+    let lifetime = match ttl::explicit_lifetime(cc, headers, now) {
         Some(explicit) => explicit,
         None if HEURISTICALLY_CACHEABLE.contains(&status) => {
             let date = header_date(http::header::DATE).unwrap_or(now);

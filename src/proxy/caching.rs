@@ -196,6 +196,9 @@ pub fn cache_meta(resp: &ResponseHeader, f: &Freshness) -> CacheMeta {
     // A hit's `Age` is computed from the meta (below); a stored one would otherwise be sent
     // after a revalidation, when pingora adds none.
     header.remove_header(&http::header::AGE);
+    for name in &f.not_stored {
+        header.remove_header(name);
+    }
     let mut meta = CacheMeta::new(
         now + f.ttl,
         now,

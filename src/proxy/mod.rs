@@ -483,8 +483,8 @@ impl ProxyHttp for Gateway {
             SystemTime::now(),
             ctx.exchange.timing(),
         );
-        let result = match decision {
-            Ok(f) => RespCacheable::Cacheable(caching::cache_meta(resp, &f)),
+        let result = match &decision {
+            Ok(f) => RespCacheable::Cacheable(caching::cache_meta(resp, f)),
             Err(reason) => {
                 if session.subrequest_ctx.is_none() {
                     METRICS
@@ -675,6 +675,14 @@ impl ProxyHttp for Gateway {
         revalidate::revalidated_age(phase, session.cache.maybe_cache_meta(), resp)?;
         resp.insert_header("x-cache", outcome.header())?;
         resp.insert_header("cache-status", status)?;
+        // cachegate's own targeted field (RFC 9213) is for it alone; it is not stored either.
+        if let Some(own) = ctx
+            .stage
+            .as_ref()
+            .and_then(|s| s.cache.own_targeted_field())
+        {
+            resp.remove_header(own);
+        }
         if let Some(p) = ctx.plan.as_ref().and_then(|p| p.policy.as_ref()) {
             let hit = matches!(outcome, Outcome::Hit | Outcome::Stale);
             ctx.state.vars.insert(

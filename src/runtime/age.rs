@@ -6,7 +6,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use http::header::{AGE, DATE};
+use http::header::DATE;
 use http::HeaderMap;
 
 use crate::runtime::ttl;
@@ -38,27 +38,9 @@ pub fn corrected_initial_age(headers: &HeaderMap, exchange: Exchange) -> Duratio
         .response_time
         .duration_since(exchange.request_time)
         .unwrap_or_default();
-    let corrected = Duration::from_secs(age_value(headers).unwrap_or(0)) + delay;
+    let corrected = Duration::from_secs(ttl::age_value(headers).unwrap_or(0)) + delay;
     let secs = apparent.max(corrected).as_secs().min(DELTA_SECONDS_MAX);
     Duration::from_secs(secs)
-}
-
-/// The response's `Age` (RFC 9111 §5.1) as delta-seconds: the first member of the first field
-/// line (`Age: 7200, 0` is 7200, so such a response is stale, not fresh), which must be all
-/// digits; anything else (`-5`, `1.5`, `abc`) is ignored (`None`), as the RFC recommends.
-/// Values beyond 2^31 count as 2^31.
-pub fn age_value(headers: &HeaderMap) -> Option<u64> {
-    let line = headers.get(AGE)?.to_str().ok()?;
-    let first = line.split(',').next()?.trim_matches([' ', '\t']);
-    if first.is_empty() || !first.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    // All digits: only overflow can fail, and an overflowing value is the maximum.
-    Some(
-        first
-            .parse::<u64>()
-            .map_or(DELTA_SECONDS_MAX, |v| v.min(DELTA_SECONDS_MAX)),
-    )
 }
 
 #[cfg(test)]
@@ -74,29 +56,6 @@ mod tests {
             );
         }
         h
-    }
-
-    #[test]
-    fn age_is_delta_seconds_first_member_first_line() {
-        let age = |v: &[&str]| {
-            let pairs: Vec<(&str, &str)> = v.iter().map(|v| ("age", *v)).collect();
-            age_value(&headers(&pairs))
-        };
-        assert_eq!(age(&["30"]), Some(30));
-        assert_eq!(age(&[" 30 "]), Some(30));
-        assert_eq!(age(&["7200, 0"]), Some(7200));
-        assert_eq!(age(&["0, 7200"]), Some(0));
-        assert_eq!(age(&["7200", "0"]), Some(7200));
-        assert_eq!(age(&["0", "7200"]), Some(0));
-        assert_eq!(age(&["abc"]), None);
-        assert_eq!(age(&["-5"]), None);
-        assert_eq!(age(&["+5"]), None);
-        assert_eq!(age(&["1.5"]), None);
-        assert_eq!(age(&["7200;foo=bar"]), None);
-        assert_eq!(age(&["2147483647"]), Some(2_147_483_647));
-        assert_eq!(age(&["2147483649"]), Some(DELTA_SECONDS_MAX));
-        assert_eq!(age(&["99999999999999999999999"]), Some(DELTA_SECONDS_MAX));
-        assert_eq!(age(&[]), None);
     }
 
     #[test]

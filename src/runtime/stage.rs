@@ -529,6 +529,8 @@ pub struct StageCache {
     pub allow_cookie: bool,
     /// Cache requests with `Authorization` (keyed by it).
     pub allow_authorization: bool,
+    /// http mode: the targeted cache-control fields (RFC 9213) read in this order, lower-case.
+    pub targeted_cache_control: Vec<http::HeaderName>,
     /// Method overrides, most specific first.
     pub overrides: Vec<MethodOverride>,
     /// Client invalidation settings.
@@ -691,6 +693,14 @@ impl StageCache {
     /// The override TTL for `method` on `suffix`, if one sets it.
     pub fn override_ttl(&self, method: &str, suffix: &str) -> Option<u64> {
         self.matching(method, suffix).find_map(|o| o.ttl_secs)
+    }
+
+    /// The targeted field that names cachegate itself (`runtime::targeted::own_field`), in http
+    /// mode: removed from every response before it is forwarded or stored.
+    pub fn own_targeted_field(&self) -> Option<&http::HeaderName> {
+        (self.mode == CacheMode::Http)
+            .then(|| crate::runtime::targeted::own_field(&self.targeted_cache_control))
+            .flatten()
     }
 
     /// Whether entries for `method` on `suffix` are encrypted in the shared tier.

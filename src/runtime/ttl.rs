@@ -1,16 +1,18 @@
 //! TTL arithmetic: a policy's `<ExpirySettings>`, the upstream's freshness headers (RFC 9111),
 //! and the caps (AWS's 3600 s for stage caching; the policy maximum, see `POLICY_MAX_TTL_SECS`).
 //!
-//! Everything here is pure: the current time is a parameter, so every branch is testable.
+//! Everything here is pure: the current time is a parameter, so every branch is testable
+//! (`parse_http_date` reads the clock for an rfc850 date's century; `parse_http_date_at` takes it).
 //! cachegate interprets `<ExpiryDate>` and `<TimeOfDay>` in UTC (Apigee uses the time zone of the
 //! machine the policy runs on, which a gateway should not depend on).
 
-use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::header::{CACHE_CONTROL, DATE, EXPIRES};
+use http::header::{AGE, DATE, EXPIRES};
 use http::HeaderMap;
 
+use crate::runtime::cache_control::delta_seconds;
+pub use crate::runtime::cache_control::{cache_control, CacheControlFlags};
 use crate::runtime::flow::Variables;
 
 /// A calendar date from `<ExpiryDate>`.
@@ -86,8 +88,6 @@ pub fn may_exceed_hour(expiry: Option<&Expiry>) -> bool {
 
 /// Seconds in a day.
 const DAY_SECS: u64 = 86_400;
-/// RFC 9111 §1.2.2: a delta-seconds value too large to represent is taken as 2^31.
-const DELTA_SECONDS_MAX: u64 = 2_147_483_648;
 
 /// The TTL of an entry stored now under a policy's `<ExpirySettings>`. A `ref` is read from the
 /// request's variables and parsed like the literal (integer seconds, `mm-dd-yyyy`, `hh:mm:ss`);
@@ -217,153 +217,52 @@ fn time_of_day_ttl(time: TimeOfDay, now: SystemTime) -> Duration {
 }
 
 /// Freshness lifetime from the upstream's headers (`<UseResponseCacheHeaders>`, RFC 9111
-/// §4.2.1): `s-maxage` (a shared cache's own) over `max-age` over `Expires` minus `Date` (or
-/// minus `now` when `Date` is missing or invalid). An invalid `Expires` means "already expired"
-/// (§5.3) → `Some(ZERO)`. `None` when the response carries none of them, so the policy's
-/// `<ExpirySettings>` or the stage TTL applies. This is the lifetime, not the remaining
-/// freshness: `Age` is not subtracted. Does not look at `no-store`/`private`: see
-/// [`cache_control`].
+/// §4.2.1): see [`explicit_lifetime`], with the response's own `Cache-Control`.
 pub fn response_header_ttl(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let cc = cache_control(headers);
+    explicit_lifetime(&cache_control(headers), headers, now)
+}
+
+/// Explicit freshness lifetime (RFC 9111 §4.2.1): `s-maxage` (a shared cache's own) over
+/// `max-age` over `Expires` minus `Date` (or minus `now` when `Date` is missing or invalid).
+/// `cc` is what the response's directives say — its `Cache-Control`, or a targeted field
+/// (RFC 9213), in which case `Expires` is ignored. An `Expires` that is not an HTTP-date means
+/// "already expired" (§5.3) → `Some(ZERO)`; of several `Expires` lines the first counts (as for
+/// `Age`, §4.2.1). `None` when nothing applies, so the policy's `<ExpirySettings>`, the stage
+/// TTL or the heuristic decides. This is the lifetime, not the remaining freshness: `Age` is
+/// not subtracted. Does not look at `no-store`/`private`.
+pub fn explicit_lifetime(
+    cc: &CacheControlFlags,
+    headers: &HeaderMap,
+    now: SystemTime,
+) -> Option<Duration> {
     if let Some(secs) = cc.s_maxage.or(cc.max_age) {
         return Some(Duration::from_secs(secs));
     }
+    if cc.targeted {
+        return None;
+    }
     let expires = headers.get(EXPIRES)?;
-    let Some(expires) = parse_http_date(&String::from_utf8_lossy(expires.as_bytes())) else {
+    let Some(expires) = parse_http_date_at(&String::from_utf8_lossy(expires.as_bytes()), now)
+    else {
         return Some(Duration::ZERO);
     };
     let date = headers
         .get(DATE)
-        .and_then(|d| parse_http_date(&String::from_utf8_lossy(d.as_bytes())))
+        .and_then(|d| parse_http_date_at(&String::from_utf8_lossy(d.as_bytes()), now))
         .unwrap_or(now);
     Some(expires.duration_since(date).unwrap_or(Duration::ZERO))
 }
 
-/// What the upstream's `Cache-Control` says, for deciding whether (and how long) a shared cache
-/// may keep a response. `no_store` or `private` forbid storing; `no_cache` allows storing but
-/// every reuse must be revalidated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct CacheControlFlags {
-    /// `no-store`: never store.
-    pub no_store: bool,
-    /// `private` (with or without field names): not for shared caches.
-    pub private: bool,
-    /// `no-cache` (with or without field names): store, but revalidate before each reuse.
-    pub no_cache: bool,
-    /// `must-revalidate` (or `proxy-revalidate`, its shared-cache twin): never serve stale.
-    pub must_revalidate: bool,
-    /// `s-maxage` seconds.
-    pub s_maxage: Option<u64>,
-    /// `max-age` seconds.
-    pub max_age: Option<u64>,
-    /// `stale-while-revalidate` seconds (RFC 5861).
-    pub stale_while_revalidate: Option<u64>,
-    /// `stale-if-error` seconds (RFC 5861).
-    pub stale_if_error: Option<u64>,
-}
-
-impl CacheControlFlags {
-    /// Whether a shared cache must not store the response (`no-store` or `private`).
-    #[cfg(test)]
-    pub fn forbids_shared_storage(&self) -> bool {
-        self.no_store || self.private
-    }
-}
-
-/// Parses every `Cache-Control` field line as one comma-separated list (RFC 9110 §5.3).
-/// Directive names are case-insensitive; quoted values are tolerated (`max-age="60"`), including
-/// quoted field-name lists containing commas (`private="a, b"`). Unknown directives are ignored;
-/// a malformed number (`max-age=abc`, `max-age=-1`) ignores that directive, while a number too
-/// large to represent counts as 2^31 (RFC 9111 §1.2.2). A duplicated directive is resolved to the
-/// most restrictive value (RFC 9111 §4.2.1 allows this or "stale"): the smallest number wins.
-pub fn cache_control(headers: &HeaderMap) -> CacheControlFlags {
-    let mut flags = CacheControlFlags::default();
-    for line in headers.get_all(CACHE_CONTROL) {
-        let line = String::from_utf8_lossy(line.as_bytes());
-        for directive in split_list(&line) {
-            apply_directive(&mut flags, directive);
-        }
-    }
-    flags
-}
-
-/// Records one `name[=value]` directive.
-fn apply_directive(flags: &mut CacheControlFlags, directive: &str) {
-    let (name, value) = match directive.split_once('=') {
-        Some((n, v)) => (n.trim(), Some(unquote(v.trim()))),
-        None => (directive.trim(), None),
-    };
-    let seconds = || value.as_deref().and_then(parse_delta_seconds);
-    let name = name.to_ascii_lowercase();
-    match name.as_str() {
-        "no-store" => flags.no_store = true,
-        "private" => flags.private = true,
-        "no-cache" => flags.no_cache = true,
-        "must-revalidate" | "proxy-revalidate" => flags.must_revalidate = true,
-        "s-maxage" => keep_smallest(&mut flags.s_maxage, seconds()),
-        "max-age" => keep_smallest(&mut flags.max_age, seconds()),
-        "stale-while-revalidate" => keep_smallest(&mut flags.stale_while_revalidate, seconds()),
-        "stale-if-error" => keep_smallest(&mut flags.stale_if_error, seconds()),
-        _ => {}
-    }
-}
-
-/// Keeps the smaller of the current and the new value (the most restrictive).
-fn keep_smallest(slot: &mut Option<u64>, new: Option<u64>) {
-    if let Some(new) = new {
-        *slot = Some(slot.map_or(new, |old| old.min(new)));
-    }
-}
-
-/// RFC 9111 delta-seconds: ASCII digits only; overflow saturates at 2^31.
-fn parse_delta_seconds(s: &str) -> Option<u64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some(
-        s.parse::<u64>()
-            .map_or(DELTA_SECONDS_MAX, |n| n.min(DELTA_SECONDS_MAX)),
-    )
-}
-
-/// Strips one pair of surrounding double quotes and backslash escapes inside them.
-fn unquote(s: &str) -> Cow<'_, str> {
-    let Some(inner) = s.strip_prefix('"').and_then(|s| s.strip_suffix('"')) else {
-        return Cow::Borrowed(s);
-    };
-    if !inner.contains('\\') {
-        return Cow::Borrowed(inner);
-    }
-    let mut out = String::with_capacity(inner.len());
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        out.push(if c == '\\' {
-            chars.next().unwrap_or('\\')
-        } else {
-            c
-        });
-    }
-    Cow::Owned(out)
-}
-
-/// Splits a comma-separated list, ignoring commas inside quoted strings; empty elements dropped.
-fn split_list(s: &str) -> impl Iterator<Item = &str> {
-    let mut items = Vec::new();
-    let (mut start, mut quoted, mut escaped) = (0, false, false);
-    for (i, c) in s.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            ',' if !quoted => {
-                items.push(s.get(start..i).unwrap_or_default());
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    items.push(s.get(start..).unwrap_or_default());
-    items.into_iter().map(str::trim).filter(|i| !i.is_empty())
+/// The `Age` a response arrived with (RFC 9111 §5.1), in seconds: the first field line, and of
+/// a list (`7200, 0`) its first member — a recipient cannot tell two lines from one list —
+/// trimmed; delta-seconds only (digits; over 2^31 counts as 2^31). `None` (the value is ignored,
+/// as §5.1 says and the public cache-tests expect) for anything else: `-5`, `1.5`, `abc`,
+/// `7200;x=y`.
+pub fn age_value(headers: &HeaderMap) -> Option<u64> {
+    let line = headers.get(AGE)?.as_bytes();
+    let first = line.split(|&b| b == b',').next().unwrap_or_default();
+    let first = std::str::from_utf8(first).ok()?;
+    delta_seconds(first.trim_matches([' ', '\t']))
 }
 
 /// Caps a stage-caching TTL at AWS API Gateway's 3600 s (`MAX_TTL_SECS`): no stage setting or
@@ -377,74 +276,134 @@ pub fn cap_policy(ttl: Duration) -> Duration {
     ttl.min(Duration::from_secs(POLICY_MAX_TTL_SECS))
 }
 
-/// Parses an HTTP date (RFC 9110 §5.6.7): IMF-fixdate `Sun, 06 Nov 1994 08:49:37 GMT`, and the
-/// obsolete RFC 850 `Sunday, 06-Nov-94 08:49:37 GMT` and asctime `Sun Nov  6 08:49:37 1994`
-/// forms. Lenient where harmless (weekday not checked against the date, names case-insensitive,
-/// `UTC` accepted for `GMT`, a leap second 60 accepted). RFC 850 two-digit years 70–99 are 19xx,
-/// 00–69 are 20xx. `None` when invalid.
+/// Parses an HTTP-date exactly as RFC 9110 §5.6.7 defines it: IMF-fixdate
+/// `Sun, 06 Nov 1994 08:49:37 GMT` (single spaces, two-digit day, four-digit year, `GMT` and
+/// nothing else), and the obsolete forms a recipient must accept, rfc850
+/// `Sunday, 06-Nov-94 08:49:37 GMT` and asctime `Sun Nov  6 08:49:37 1994` (day `SP DIGIT` or
+/// two digits). Names are matched case-insensitively (RFC 9111 §4.2); the weekday must be a
+/// weekday name but is not checked against the date; a leap second 60 is accepted. An rfc850
+/// two-digit year more than 50 years ahead of now is the previous century's. Anything else —
+/// `UTC` or another zone, doubled spaces, a one-digit hour, dashes in an IMF date — is `None`
+/// (for `Expires`: already expired, RFC 9111 §5.3). Not for Apigee's `<ExpiryDate>`, which has
+/// its own format (`parse_expiry_date`).
 pub fn parse_http_date(s: &str) -> Option<SystemTime> {
-    let s = s.trim();
-    let (weekday, rest) = match s.split_once(',') {
-        Some((weekday, rest)) => (weekday, rest),
-        None => return parse_asctime(s),
-    };
-    if weekday.is_empty() || !weekday.bytes().all(|b| b.is_ascii_alphabetic()) {
+    parse_http_date_at(s, SystemTime::now())
+}
+
+/// [`parse_http_date`] with the current time a parameter (it decides an rfc850 date's century).
+pub fn parse_http_date_at(s: &str, now: SystemTime) -> Option<SystemTime> {
+    let s = s.trim_matches([' ', '\t']);
+    if !s.is_ascii() {
         return None;
     }
-    let mut tokens = rest.split_ascii_whitespace();
-    let first = tokens.next()?;
-    let (year, month, day, time) = if first.contains('-') {
-        // RFC 850: 06-Nov-94 08:49:37 GMT
-        let mut dmy = first.split('-');
-        let day = digits(dmy.next()?, 1, 2)?;
-        let month = month_number(dmy.next()?)?;
-        let year = two_digit_year(digits(dmy.next()?, 2, 2)?);
-        if dmy.next().is_some() {
-            return None;
+    if let Some((day_name, rest)) = s.split_once(", ") {
+        if day_name.len() == 3 {
+            imf_fixdate(day_name, rest)
+        } else {
+            rfc850(day_name, rest, now)
         }
-        (year, month, day, tokens.next()?)
     } else {
-        // IMF-fixdate: 06 Nov 1994 08:49:37 GMT
-        let day = digits(first, 1, 2)?;
-        let month = month_number(tokens.next()?)?;
-        let year = i64::from(digits(tokens.next()?, 4, 4)?);
-        (year, month, day, tokens.next()?)
+        asctime(s)
+    }
+}
+
+/// `Sun, 06 Nov 1994 08:49:37 GMT` after the day name and `", "`.
+fn imf_fixdate(day_name: &str, rest: &str) -> Option<SystemTime> {
+    // "06 Nov 1994 08:49:37 GMT"
+    let b = rest.as_bytes();
+    if b.len() != 24 || [b[2], b[6], b[11], b[20]] != [b' '; 4] {
+        return None;
+    }
+    short_day(day_name)?;
+    gmt(&rest[21..])?;
+    let day = digits(&rest[0..2], 2, 2)?;
+    let month = month_number(&rest[3..6])?;
+    let year = i64::from(digits(&rest[7..11], 4, 4)?);
+    date_time(year, month, day, &rest[12..20])
+}
+
+/// `Sunday, 06-Nov-94 08:49:37 GMT` after the day name and `", "`.
+fn rfc850(day_name: &str, rest: &str, now: SystemTime) -> Option<SystemTime> {
+    // "06-Nov-94 08:49:37 GMT"
+    const LONG: [&str; 7] = [
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ];
+    let b = rest.as_bytes();
+    if b.len() != 22 || [b[2], b[6], b[9], b[18]] != [b'-', b'-', b' ', b' '] {
+        return None;
+    }
+    if !LONG.iter().any(|d| d.eq_ignore_ascii_case(day_name)) {
+        return None;
+    }
+    gmt(&rest[19..])?;
+    let day = digits(&rest[0..2], 2, 2)?;
+    let month = month_number(&rest[3..6])?;
+    let year = two_digit_year(digits(&rest[7..9], 2, 2)?, now);
+    date_time(year, month, day, &rest[10..18])
+}
+
+/// `Sun Nov  6 08:49:37 1994` (or `Nov 06`).
+fn asctime(s: &str) -> Option<SystemTime> {
+    let b = s.as_bytes();
+    if b.len() != 24 || [b[3], b[7], b[10], b[19]] != [b' '; 4] {
+        return None;
+    }
+    short_day(&s[0..3])?;
+    let month = month_number(&s[4..7])?;
+    let day = match &s[8..10] {
+        padded if padded.starts_with(' ') => digits(&padded[1..], 1, 1)?,
+        two => digits(two, 2, 2)?,
     };
-    let zone = tokens.next()?;
-    if !(zone.eq_ignore_ascii_case("GMT") || zone.eq_ignore_ascii_case("UTC")) {
-        return None;
-    }
-    if tokens.next().is_some() {
-        return None;
-    }
-    date_time(year, month, day, time)
+    let year = i64::from(digits(&s[20..24], 4, 4)?);
+    date_time(year, month, day, &s[11..19])
 }
 
-/// asctime: `Sun Nov  6 08:49:37 1994`.
-fn parse_asctime(s: &str) -> Option<SystemTime> {
-    let mut tokens = s.split_ascii_whitespace();
-    let weekday = tokens.next()?;
-    if !weekday.bytes().all(|b| b.is_ascii_alphabetic()) {
-        return None;
-    }
-    let month = month_number(tokens.next()?)?;
-    let day = digits(tokens.next()?, 1, 2)?;
-    let time = tokens.next()?;
-    let year = i64::from(digits(tokens.next()?, 4, 4)?);
-    if tokens.next().is_some() {
-        return None;
-    }
-    date_time(year, month, day, time)
+/// `Mon`…`Sun`, case-insensitive.
+fn short_day(s: &str) -> Option<()> {
+    const SHORT: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    SHORT
+        .iter()
+        .any(|d| d.eq_ignore_ascii_case(s))
+        .then_some(())
 }
 
-/// RFC 850 years: 70–99 → 19xx, 00–69 → 20xx.
-fn two_digit_year(yy: u32) -> i64 {
-    let yy = i64::from(yy);
-    if yy >= 70 {
-        1900 + yy
+/// The only zone an HTTP-date has (case-insensitive, RFC 9111 §4.2).
+fn gmt(s: &str) -> Option<()> {
+    s.eq_ignore_ascii_case("GMT").then_some(())
+}
+
+/// RFC 9110 §5.6.7: a two-digit year that would be more than 50 years in the future is the
+/// most recent past year with those digits. The year chosen is the one with those last two
+/// digits in the 100 years up to 50 years from now.
+fn two_digit_year(yy: u32, now: SystemTime) -> i64 {
+    let current = year_of(now);
+    let year = current - current.rem_euclid(100) + i64::from(yy);
+    if year > current + 50 {
+        year - 100
+    } else if year <= current - 50 {
+        year + 100
     } else {
-        2000 + yy
+        year
     }
+}
+
+/// The UTC calendar year of `t` (a clock before 1970 counts as 1970).
+fn year_of(t: SystemTime) -> i64 {
+    let days = t.duration_since(UNIX_EPOCH).map_or(0, |d| {
+        i64::try_from(d.as_secs() / DAY_SECS).unwrap_or(i64::MAX / 2)
+    });
+    // 366-day years give a lower bound; step up to the year that contains `days`.
+    let mut year = 1970 + days / 366;
+    while days_from_civil(year + 1, 1, 1) <= days {
+        year += 1;
+    }
+    year
 }
 
 /// `Jan`…`Dec` (case-insensitive) → 1…12.

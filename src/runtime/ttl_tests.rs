@@ -284,110 +284,12 @@ fn header_ttl_expires_minus_date() {
         let h = headers(&[("expires", bad)]);
         assert_eq!(response_header_ttl(&h, now), Some(Duration::ZERO), "{bad}");
     }
-    // A malformed max-age is ignored: Expires decides.
+    // A malformed max-age makes the response stale (RFC 9111 §4.2.1); Expires does not count.
     let h = headers(&[
         ("cache-control", "max-age=abc"),
         ("expires", &http_date(at(NOON + 30))),
     ]);
-    assert_eq!(response_header_ttl(&h, now), Some(Duration::from_secs(30)));
-}
-
-#[test]
-fn max_age_zero_private() {
-    let h = headers(&[("cache-control", "max-age=0, private")]);
-    let cc = cache_control(&h);
-    assert!(cc.private);
-    assert!(cc.forbids_shared_storage());
-    assert_eq!(cc.max_age, Some(0));
-    assert_eq!(response_header_ttl(&h, at(NOON)), Some(Duration::ZERO));
-}
-
-#[test]
-fn cache_control_directives() {
-    let cc = cache_control(&headers(&[(
-        "cache-control",
-        "No-Store, NO-CACHE=\"set-cookie\", Must-Revalidate, S-MaxAge=\"30\", \
-         stale-while-revalidate=10, stale-if-error=20, private=\"a, b\", x-ext=\"q,r\"",
-    )]));
-    assert_eq!(
-        cc,
-        CacheControlFlags {
-            no_store: true,
-            private: true,
-            no_cache: true,
-            must_revalidate: true,
-            s_maxage: Some(30),
-            max_age: None,
-            stale_while_revalidate: Some(10),
-            stale_if_error: Some(20),
-        }
-    );
-    assert!(cache_control(&headers(&[("cache-control", "proxy-revalidate")])).must_revalidate);
-    assert_eq!(
-        cache_control(&HeaderMap::new()),
-        CacheControlFlags::default()
-    );
-    assert!(!CacheControlFlags::default().forbids_shared_storage());
-}
-
-#[test]
-fn multiple_cache_control_headers() {
-    let h = headers(&[
-        ("cache-control", "public"),
-        ("cache-control", "max-age=300"),
-        ("cache-control", "no-cache"),
-    ]);
-    let cc = cache_control(&h);
-    assert_eq!(cc.max_age, Some(300));
-    assert!(cc.no_cache);
-    assert!(!cc.private);
-}
-
-#[test]
-fn duplicate_directives_keep_most_restrictive() {
-    let h = headers(&[
-        ("cache-control", "max-age=300, max-age=60"),
-        ("cache-control", "max-age=120, s-maxage=10, s-maxage=5"),
-    ]);
-    let cc = cache_control(&h);
-    assert_eq!(cc.max_age, Some(60));
-    assert_eq!(cc.s_maxage, Some(5));
-}
-
-#[test]
-fn malformed_cache_control() {
-    let cc = cache_control(&headers(&[(
-        "cache-control",
-        "max-age=-1, s-maxage=1.5, stale-if-error=, stale-while-revalidate=abc, ,,, =, max-age",
-    )]));
-    assert_eq!(cc, CacheControlFlags::default());
-    // Too large to represent: 2^31 (RFC 9111 §1.2.2), not ignored.
-    let cc = cache_control(&headers(&[(
-        "cache-control",
-        "max-age=99999999999999999999999, s-maxage=4294967296",
-    )]));
-    assert_eq!(cc.max_age, Some(DELTA_SECONDS_MAX));
-    assert_eq!(cc.s_maxage, Some(DELTA_SECONDS_MAX));
-    // Unterminated quote: the rest is one element, nothing panics.
-    let cc = cache_control(&headers(&[("cache-control", "max-age=\"5, private")]));
-    assert!(!cc.private);
-    // Non-UTF-8 bytes are tolerated.
-    let mut h = HeaderMap::new();
-    h.append(
-        CACHE_CONTROL,
-        HeaderValue::from_bytes(b"max-age=7, \xffx").unwrap(),
-    );
-    assert_eq!(cache_control(&h).max_age, Some(7));
-}
-
-#[test]
-fn unquote_and_split() {
-    assert_eq!(unquote("\"a\\\"b\""), "a\"b");
-    assert_eq!(unquote("\"ab\""), "ab");
-    assert_eq!(unquote("\"ab"), "\"ab");
-    assert_eq!(unquote("\"\\"), "\"\\");
-    let items: Vec<&str> = split_list("a, b=\"x,\\\"y\", c").collect();
-    assert_eq!(items, ["a", "b=\"x,\\\"y\"", "c"]);
+    assert_eq!(response_header_ttl(&h, now), Some(Duration::ZERO));
 }
 
 #[test]
@@ -396,10 +298,12 @@ fn http_date_formats() {
     assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), expected);
     assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), expected);
     assert_eq!(parse_http_date("Sun Nov  6 08:49:37 1994"), expected);
+    // Names are case-insensitive (RFC 9111 §4.2); surrounding whitespace is not the value.
     assert_eq!(
-        parse_http_date("  sun, 06 nov 1994 08:49:37 utc "),
+        parse_http_date("  sun, 06 nov 1994 08:49:37 gmt "),
         expected
     );
+    assert_eq!(parse_http_date("SUN NOV 06 08:49:37 1994"), expected);
     assert_eq!(
         parse_http_date("Thursday, 01-Jan-05 00:00:00 GMT"),
         parse_http_date("Sat, 01 Jan 2005 00:00:00 GMT")
@@ -438,9 +342,171 @@ fn http_date_rejects_invalid() {
         "Sun Nov  6 08:49:37 1994 GMT",
         "1, 06 Nov 1994 08:49:37 GMT",
         ", 06 Nov 1994 08:49:37 GMT",
+        // cache-tests freshness-expires-invalid-*.
+        "Sun, 06 Nov 1994 08:49:37 UTC",
+        "Sun, 06 Nov 1994 08:49:37 AEST",
+        "Sun, 06  Nov 1994 08:49:37 GMT",
+        "Sun,  06 Nov 1994 08:49:37 GMT",
+        "Sun, 06 Nov 1994  08:49:37 GMT",
+        "Sun 06 Nov 1994 08:49:37 GMT",
+        "Sun, 06-Nov-1994 08:49:37 GMT",
+        "Sun, 06 Nov 1994 08.49.37 GMT",
+        "Sun, 06 Nov 1994 8:49:37 GMT",
+        "Sun, 6 Nov 1994 08:49:37 GMT",
+        "Sun, 06 Nov 1994 08:49:37 gmt+1",
+        "Sun, 06 Nov 1994 08:49:37 +0000",
+        "Foo, 06 Nov 1994 08:49:37 GMT",
+        "Sun, 06 Nov 1994 08:49:37 GMT\tx",
+        // rfc850 needs the long day name, dashes, a two-digit year, GMT.
+        "Sun, 06-Nov-94 08:49:37 GMT",
+        "Sunday, 06 Nov 94 08:49:37 GMT",
+        "Sunday, 06-Nov-94 08:49:37 UTC",
+        "Sunday, 6-Nov-94 08:49:37 GMT",
+        // asctime: exact spacing, no zone.
+        "Sun Nov 6 08:49:37 1994",
+        "Sun Nov   6 08:49:37 1994",
+        "Sun  Nov  6 08:49:37 1994",
+        "Sun Nov  6 08:49:37 94",
+        "Sun Nov 6  08:49:37 1994",
+        "Sunday Nov  6 08:49:37 1994",
+        // Non-ASCII.
+        "Sun, 06 Nov 1994 08:49:37 GMT\u{a0}",
     ] {
         assert_eq!(parse_http_date(bad), None, "{bad:?}");
     }
+}
+
+#[test]
+fn http_date_rfc850_century_is_relative_to_now() {
+    // Now = 2026-12-08: 76 is at most 50 years ahead (2076); 77 would be 2077 → 1977.
+    let now = at(1_796_688_000);
+    let year = |yy: &str| {
+        parse_http_date_at(&format!("Friday, 01-Jan-{yy} 00:00:00 GMT"), now)
+            .map(year_of)
+            .unwrap_or_default()
+    };
+    assert_eq!(year("76"), 2076);
+    assert_eq!(year("77"), 1977);
+    assert_eq!(year("00"), 2000);
+    assert_eq!(year("99"), 1999);
+    assert_eq!(year("26"), 2026);
+    // In 1994, 94 is 1994 and 44 is 2044.
+    let then = at(784_111_777);
+    assert_eq!(year_of(then), 1994);
+    assert_eq!(
+        parse_http_date_at("Sunday, 06-Nov-94 08:49:37 GMT", then),
+        Some(then)
+    );
+    assert_eq!(
+        parse_http_date_at("Sunday, 06-Nov-44 08:49:37 GMT", then).map(year_of),
+        Some(2044)
+    );
+    assert_eq!(year_of(UNIX_EPOCH), 1970);
+    assert_eq!(year_of(at(1_704_067_199)), 2023);
+    assert_eq!(year_of(at(1_704_067_200)), 2024);
+}
+
+#[test]
+fn asctime_day_forms() {
+    let expected = Some(at(785_321_377));
+    // 1994-11-20: `Nov 20`, and a one-digit day padded with a space or (leniently) a zero.
+    assert_eq!(parse_http_date("Sun Nov 20 08:49:37 1994"), expected);
+    assert_eq!(
+        parse_http_date("Sun Nov  6 08:49:37 1994"),
+        parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT")
+    );
+    assert_eq!(
+        parse_http_date("Sun Nov 06 08:49:37 1994"),
+        parse_http_date("Sun Nov  6 08:49:37 1994")
+    );
+}
+
+/// cache-tests freshness-expires-*: accepted forms (far future, 32-bit overflow, case).
+#[test]
+fn expires_valid_forms() {
+    let now = at(NOON);
+    for ok in [
+        "Thu, 01 Jan 2099 00:00:00 GMT",
+        "Fri, 01 Jan 2038 00:00:00 GMT",
+        "thu, 01 jan 2099 00:00:00 gmt",
+        "THU, 01 JAN 2099 00:00:00 GMT",
+        "Thursday, 01-Jan-69 00:00:00 GMT",
+        "Thu Jan  1 00:00:00 2099",
+    ] {
+        let h = headers(&[("expires", ok)]);
+        let ttl = response_header_ttl(&h, now).unwrap_or_default();
+        assert!(ttl > Duration::from_secs(86_400), "{ok}: {ttl:?}");
+    }
+}
+
+/// cache-tests freshness-expires-invalid-*: an invalid Expires is already expired, and of two
+/// Expires lines the first one counts.
+#[test]
+fn expires_invalid_means_expired() {
+    let now = at(NOON);
+    for bad in [
+        "Thu, 01 Jan 2099 00:00:00 UTC",
+        "Thu, 01 Jan 2099 00:00:00 AEST",
+        "Thu, 01 Jan 99 00:00:00 GMT",
+        "Thu 01 Jan 2099 00:00:00 GMT",
+        "Thu, 01  Jan 2099 00:00:00 GMT",
+        "Thu, 01-Jan-2099 00:00:00 GMT",
+        "Thu, 01 Jan 2099 00.00.00 GMT",
+        "Thu, 01 Jan 2099 0:00:00 GMT",
+    ] {
+        let h = headers(&[("expires", bad)]);
+        assert_eq!(response_header_ttl(&h, now), Some(Duration::ZERO), "{bad}");
+    }
+    let future = http_date(at(NOON + 600));
+    let h = headers(&[("expires", &future), ("expires", "0")]);
+    assert_eq!(response_header_ttl(&h, now), Some(Duration::from_secs(600)));
+    let h = headers(&[("expires", "0"), ("expires", &future)]);
+    assert_eq!(response_header_ttl(&h, now), Some(Duration::ZERO));
+}
+
+/// cache-tests age-parse-*: delta-seconds, the first member of a list, the first line.
+#[test]
+fn age_parsing() {
+    let age = |lines: &[&str]| {
+        let pairs: Vec<(&'static str, &str)> = lines.iter().map(|l| ("age", *l)).collect();
+        age_value(&headers(&pairs))
+    };
+    assert_eq!(age(&[]), None);
+    assert_eq!(age(&["7200"]), Some(7200));
+    assert_eq!(age(&[" 7200 "]), Some(7200));
+    assert_eq!(age(&["0"]), Some(0));
+    assert_eq!(age(&["007"]), Some(7));
+    // -suffix / -prefix: the first member.
+    assert_eq!(age(&["7200, 0"]), Some(7200));
+    assert_eq!(age(&["0, 7200"]), Some(0));
+    assert_eq!(age(&["7200,0"]), Some(7200));
+    // -suffix-twoline / -prefix-twoline / -dup-0-twoline: the first line.
+    assert_eq!(age(&["7200", "0"]), Some(7200));
+    assert_eq!(age(&["0", "7200"]), Some(0));
+    assert_eq!(age(&["0", "0"]), Some(0));
+    // -large-minus-one, -large, -larger: clamped at 2^31.
+    assert_eq!(age(&["2147483647"]), Some(2_147_483_647));
+    assert_eq!(age(&["2147483648"]), Some(2_147_483_648));
+    assert_eq!(age(&["2147483649"]), Some(2_147_483_648));
+    assert_eq!(age(&["99999999999999999999999"]), Some(2_147_483_648));
+    // -nonnumeric, -negative, -float, -parameter: ignored.
+    for bad in [
+        "abc",
+        "-7200",
+        "7200.0",
+        "1.5",
+        "+5",
+        "7200;foo=bar",
+        "7200 s",
+        "",
+        " ",
+        "0x10",
+        "7 200",
+    ] {
+        assert_eq!(age(&[bad]), None, "{bad:?}");
+    }
+    // A bad first line is not rescued by a second one.
+    assert_eq!(age(&["abc", "7200"]), None);
 }
 
 #[test]

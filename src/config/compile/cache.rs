@@ -73,6 +73,7 @@ pub(crate) fn cache(cx: &mut FileCtx, s: &FileStage, resources: &[ResourcePatter
     let key_parameters = key_parameters(cx, c, resources, &overrides);
     let invalidation = invalidation(cx, &c.invalidation);
     let mode = cache_mode(cx, c);
+    let targeted_cache_control = targeted_fields(cx, c, mode);
     StageCache {
         enabled: c.enabled,
         mode,
@@ -89,6 +90,7 @@ pub(crate) fn cache(cx: &mut FileCtx, s: &FileStage, resources: &[ResourcePatter
         allow_private: c.allow_private,
         allow_cookie: c.allow_cookie,
         allow_authorization: c.allow_authorization,
+        targeted_cache_control,
         overrides,
         invalidation,
     }
@@ -141,6 +143,42 @@ fn key_parameters(
         }
     }
     key_parameters
+}
+
+/// `targeted_cache_control`: header names ending in `-cache-control`, each once (lower-case);
+/// the default list when unset. Set on an aws-mode stage, it is unused: a warning.
+fn targeted_fields(cx: &mut FileCtx, c: &FileCache, mode: CacheMode) -> Vec<http::HeaderName> {
+    let Some(list) = &c.targeted_cache_control else {
+        return crate::runtime::targeted::DEFAULT_TARGETS
+            .iter()
+            .map(|&n| http::HeaderName::from_static(n))
+            .collect();
+    };
+    if let (CacheMode::Aws, Some(first)) = (mode, list.first()) {
+        cx.warning(
+            first,
+            "targeted_cache_control is only read in http mode",
+            Some("remove it, or use mode = \"http\"".into()),
+        );
+    }
+    let mut names: Vec<http::HeaderName> = Vec::new();
+    for n in list {
+        let lower = n.get_ref().to_ascii_lowercase();
+        let targeted = lower.len() > "-cache-control".len() && lower.ends_with("-cache-control");
+        match http::HeaderName::from_bytes(lower.as_bytes()) {
+            Ok(name) if targeted && !names.contains(&name) => names.push(name),
+            Ok(_) if targeted => cx.error(n, format!("`{}` is listed twice", n.get_ref()), None),
+            _ => cx.error(
+                n,
+                format!("`{}` is not a targeted cache-control field", n.get_ref()),
+                Some(
+                    "write a header name ending in -Cache-Control, e.g. \"CDN-Cache-Control\""
+                        .into(),
+                ),
+            ),
+        }
+    }
+    names
 }
 
 /// `mode`: aws or http, with a warning for key parameters that http mode ignores.
