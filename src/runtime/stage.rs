@@ -526,6 +526,9 @@ pub struct StageCache {
     pub allow_cookie: bool,
     /// Cache requests with `Authorization` (keyed by it).
     pub allow_authorization: bool,
+    /// http mode: request `Cache-Control`/`Pragma` directives are ignored (else honoured, see
+    /// `engine::request_directives`).
+    pub ignore_request_directives: bool,
     /// Method overrides, most specific first.
     pub overrides: Vec<MethodOverride>,
     /// Client invalidation settings.

@@ -73,6 +73,7 @@ pub(crate) fn cache(cx: &mut FileCtx, s: &FileStage, resources: &[ResourcePatter
         allow_private: c.allow_private,
         allow_cookie: c.allow_cookie,
         allow_authorization: c.allow_authorization,
+        ignore_request_directives: c.ignore_request_directives,
         overrides,
         invalidation,
     }
