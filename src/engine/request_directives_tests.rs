@@ -69,38 +69,74 @@ fn the_first_valid_value_wins_and_lines_combine() {
 #[test]
 fn pragma_counts_only_without_cache_control() {
     assert!(parse(&headers(&[("pragma", "no-cache")])).no_cache);
-    assert!(!parse(&headers(&[("pragma", "no-cache"), ("cache-control", "max-age=60")])).no_cache);
+    assert!(
+        !parse(&headers(&[
+            ("pragma", "no-cache"),
+            ("cache-control", "max-age=60")
+        ]))
+        .no_cache
+    );
     assert!(!parse(&headers(&[("pragma", "x-other")])).any());
 }
 
 #[test]
 fn no_cache_and_max_age_0_always_revalidate() {
-    assert_eq!(on_hit(&cc("no-cache"), &entry(0, 100)), HitVerdict::Revalidate);
-    assert_eq!(on_hit(&cc("max-age=0"), &entry(1, 100)), HitVerdict::Revalidate);
+    assert_eq!(
+        on_hit(&cc("no-cache"), &entry(0, 100)),
+        HitVerdict::Revalidate
+    );
+    assert_eq!(
+        on_hit(&cc("max-age=0"), &entry(1, 100)),
+        HitVerdict::Revalidate
+    );
     // Even an entry of age 0 (stored this second).
-    assert_eq!(on_hit(&cc("max-age=0"), &entry(0, 100)), HitVerdict::Revalidate);
+    assert_eq!(
+        on_hit(&cc("max-age=0"), &entry(0, 100)),
+        HitVerdict::Revalidate
+    );
     assert_eq!(on_hit(&cc("max-age=1"), &entry(1, 100)), HitVerdict::AsIs);
 }
 
 #[test]
 fn max_age_compares_with_the_entry_age() {
-    assert_eq!(on_hit(&cc("max-age=3600"), &entry(10, 50)), HitVerdict::AsIs);
-    assert_eq!(on_hit(&cc("max-age=5"), &entry(10, 50)), HitVerdict::Revalidate);
+    assert_eq!(
+        on_hit(&cc("max-age=3600"), &entry(10, 50)),
+        HitVerdict::AsIs
+    );
+    assert_eq!(
+        on_hit(&cc("max-age=5"), &entry(10, 50)),
+        HitVerdict::Revalidate
+    );
     // A stale entry is not acceptable to a client that sent max-age (no max-stale).
-    assert_eq!(on_hit(&cc("max-age=3600"), &entry(10, -1)), HitVerdict::Revalidate);
+    assert_eq!(
+        on_hit(&cc("max-age=3600"), &entry(10, -1)),
+        HitVerdict::Revalidate
+    );
 }
 
 #[test]
 fn min_fresh_wants_time_left() {
     assert_eq!(on_hit(&cc("min-fresh=10"), &entry(0, 20)), HitVerdict::AsIs);
-    assert_eq!(on_hit(&cc("min-fresh=30"), &entry(0, 20)), HitVerdict::Revalidate);
+    assert_eq!(
+        on_hit(&cc("min-fresh=30"), &entry(0, 20)),
+        HitVerdict::Revalidate
+    );
 }
 
 #[test]
 fn max_stale_serves_stale_entries_the_response_allows() {
-    assert_eq!(on_hit(&cc("max-stale"), &entry(100, -50)), HitVerdict::ServeStale);
-    assert_eq!(on_hit(&cc("max-stale=60"), &entry(100, -50)), HitVerdict::ServeStale);
-    assert_eq!(on_hit(&cc("max-stale=10"), &entry(100, -50)), HitVerdict::AsIs);
+    assert_eq!(
+        on_hit(&cc("max-stale"), &entry(100, -50)),
+        HitVerdict::ServeStale
+    );
+    assert_eq!(
+        on_hit(&cc("max-stale=60"), &entry(100, -50)),
+        HitVerdict::ServeStale
+    );
+    assert_eq!(
+        on_hit(&cc("max-stale=10"), &entry(100, -50)),
+        HitVerdict::AsIs
+    );
     let strict = EntryState {
         may_serve_stale: false,
         ..entry(100, -50)

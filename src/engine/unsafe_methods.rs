@@ -54,7 +54,8 @@ pub fn after_response(
     let mut done = 0;
     let params = state.params();
     let vars = env.vars(req, state, &params, None);
-    if let Some(key) = plan::invalidation_key(env.stage, &RequestFacts::of(req, &state.suffix), &vars)
+    if let Some(key) =
+        plan::invalidation_key(env.stage, &RequestFacts::of(req, &state.suffix), &vars)
     {
         invalidate(&env.stage.name, store, &key, "target");
         done += 1;

@@ -90,7 +90,12 @@ impl Gateway {
     /// `no-store` keeps its response out of the cache (it may still have been answered from
     /// it); a non-error response to an unsafe method invalidates its target and same-origin
     /// `Location`/`Content-Location` (`engine::unsafe_methods`).
-    pub(super) fn http_response(&self, session: &mut Session, resp: &ResponseHeader, ctx: &mut Ctx) {
+    pub(super) fn http_response(
+        &self,
+        session: &mut Session,
+        resp: &ResponseHeader,
+        ctx: &mut Ctx,
+    ) {
         let phase = session.cache.phase();
         if matches!(phase, CachePhase::Miss | CachePhase::Expired)
             && honouring(ctx).is_some()

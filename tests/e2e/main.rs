@@ -18,6 +18,7 @@ mod forms;
 mod guards;
 mod harness_selftest;
 mod hostile;
+mod http_mode;
 mod import;
 mod invalidation;
 mod load;
