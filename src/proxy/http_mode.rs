@@ -97,7 +97,9 @@ impl Gateway {
         ctx: &mut Ctx,
     ) {
         let phase = session.cache.phase();
+        // Not for a background refresh, which carries its client's request but stores for all.
         if matches!(phase, CachePhase::Miss | CachePhase::Expired)
+            && session.subrequest_ctx.is_none()
             && honouring(ctx).is_some()
             && directives::parse(&session.req_header().headers).no_store
         {

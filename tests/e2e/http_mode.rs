@@ -326,3 +326,20 @@ async fn in_http_mode_authorization_stays_a_credential_with_request_directives()
         "Bearer client-credential"
     );
 }
+
+#[tokio::test]
+async fn every_vary_variant_of_the_target_goes() {
+    let (o, gw) = start("");
+    let url = gw.url(&format!("/prod/items/v?vary=x-lang&{FRESH}"));
+    let lang = |l: &'static str| send(client().get(&url).header("x-lang", l));
+    for l in ["en", "fr"] {
+        lang(l).await;
+        assert_eq!(lang(l).await.x_cache(), "HIT", "{l}");
+    }
+    let r = send(client().post(&url)).await;
+    assert_eq!(r.status, 200);
+    for l in ["en", "fr"] {
+        assert_eq!(lang(l).await.x_cache(), "MISS", "{l}");
+    }
+    assert_eq!(o.count("/items/v"), 5);
+}
