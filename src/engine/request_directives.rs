@@ -100,8 +100,8 @@ pub struct EntryState {
     /// It was stored or validated with the target after this request arrived (it waited for
     /// another request's fetch): that validation satisfies this request too.
     pub validated_since_arrival: bool,
-    /// The stored response lets a cache serve it stale (no `must-revalidate`,
-    /// `proxy-revalidate` or `no-cache`).
+    /// The stored response lets a shared cache serve it stale (no `must-revalidate`,
+    /// `proxy-revalidate`, `s-maxage` or `no-cache`).
     pub may_serve_stale: bool,
 }
 

@@ -51,7 +51,8 @@ pub(super) fn hit_freshness(
         age: meta.age().as_secs(),
         fresh_left,
         validated_since_arrival: meta.updated() >= arrived,
-        may_serve_stale: !(cc.must_revalidate || cc.no_cache),
+        // `s-maxage` implies `proxy-revalidate` for a shared cache (RFC 9111 §5.2.2.10).
+        may_serve_stale: !(cc.must_revalidate || cc.no_cache || cc.s_maxage.is_some()),
     };
     match directives::on_hit(&d, &entry) {
         HitVerdict::AsIs => None,

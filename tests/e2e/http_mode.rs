@@ -343,3 +343,29 @@ async fn every_vary_variant_of_the_target_goes() {
     }
     assert_eq!(o.count("/items/v"), 5);
 }
+
+#[tokio::test]
+async fn max_stale_lets_a_client_take_a_stale_entry_for_itself() {
+    // stale_if_error keeps the entry past its freshness.
+    let (o, gw) = start("stale_if_error = 60\n");
+    let path = "/prod/items/ms?cache_control=max-age%3D1";
+    cached(&gw, path).await;
+    // Waiting for the entry to go stale is the point here.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let r = send(
+        client()
+            .get(gw.url(path))
+            .header("cache-control", "max-stale=60"),
+    )
+    .await;
+    assert_eq!((r.status, r.x_cache()), (200, "HIT"));
+    assert_eq!(o.count("/items/ms"), 1);
+    // Staler than max-stale=0 allows: checked with the target.
+    send(
+        client()
+            .get(gw.url(path))
+            .header("cache-control", "max-stale=0"),
+    )
+    .await;
+    assert_eq!(o.count("/items/ms"), 2);
+}
