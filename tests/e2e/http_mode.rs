@@ -369,3 +369,27 @@ async fn max_stale_lets_a_client_take_a_stale_entry_for_itself() {
     .await;
     assert_eq!(o.count("/items/ms"), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_client_revalidations_collapse_into_one() {
+    let (o, gw) = start("");
+    // The target takes 300 ms, so every request below arrives while the first one validates.
+    let path = format!("/prod/items/c?delay_ms=300&{FRESH}");
+    cached(&gw, &path).await;
+    let url = gw.url(&path);
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                send(client().get(&url).header("cache-control", "no-cache")).await
+            })
+        })
+        .collect();
+    for t in tasks {
+        let r = t.await.expect("task");
+        assert_eq!(r.status, 200, "{}", r.header("cache-status"));
+    }
+    // One fill and one shared validation (a request that arrived after it finished may add one).
+    let n = o.count("/items/c");
+    assert!((2..=3).contains(&n), "{n} requests reached the target");
+}
