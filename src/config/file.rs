@@ -509,6 +509,12 @@ pub struct FileCache {
     /// removed from responses; the others are forwarded. Each name ends in `-Cache-Control`.
     #[schemars(with = "Option<Vec<String>>")]
     pub targeted_cache_control: Option<Vec<Spanned<String>>>,
+    /// `mode = "http"` only: ignore the request's `Cache-Control` and `Pragma` directives
+    /// (`no-cache`, `max-age`, `min-fresh`, `max-stale`, `no-store`, `only-if-cached`), as
+    /// NGINX and Varnish do and ATS's `ignore_client_no_cache` can. Off by default: they are
+    /// honoured as RFC 9111 §5.2.1 says (a client's `no-cache` makes a conditional request).
+    #[serde(default)]
+    pub ignore_request_directives: bool,
     /// Per-resource, per-method overrides; the most specific match wins.
     #[serde(default)]
     pub method: Vec<FileMethodOverride>,
@@ -536,6 +542,7 @@ impl Default for FileCache {
             allow_cookie: false,
             allow_authorization: false,
             targeted_cache_control: None,
+            ignore_request_directives: false,
             method: Vec::new(),
             invalidation: FileInvalidation::default(),
         }

@@ -16,6 +16,9 @@
 //! What happens to an unauthorized invalidation request follows the AWS
 //! `unauthorizedCacheControlHeaderStrategy`: 403, or served as if the header were absent (with or
 //! without a `Warning` header).
+//!
+//! This flow applies to AWS-mode stage caching and to ResponseCache policies only
+//! ([`token_flow`]); an http-mode stage reads the same fields as RFC 9111 request directives.
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CACHE_CONTROL, PRAGMA, WARNING};
@@ -23,7 +26,16 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
-use crate::runtime::stage::{Grant, InvalidationSettings, UnauthorizedStrategy};
+use crate::runtime::stage::{CacheMode, Grant, InvalidationSettings, Stage, UnauthorizedStrategy};
+
+/// Whether a request's `Cache-Control: max-age=0` / `no-cache` / `Pragma: no-cache` is the AWS
+/// token flow of this module (refresh, 403 or warning): for AWS-mode stage caching and for
+/// Apigee ResponseCache policies (`policy_attached`). On an http-mode stage without a policy the
+/// same fields are RFC 9111 §5.2.1 request directives instead — revalidation, never a 403 (see
+/// `engine::request_directives`).
+pub fn token_flow(stage: &Stage, policy_attached: bool) -> bool {
+    policy_attached || stage.cache.mode != CacheMode::Http
+}
 
 /// What the request asked for and what it may do, so the proxy acts on one value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -283,7 +295,7 @@ fn is_zero(arg: &[u8]) -> bool {
 
 /// Splits a `Cache-Control`/`Pragma` field value into `(name, argument)` directives: separated by
 /// commas outside quoted strings, whitespace trimmed, quotes removed from a quoted argument.
-fn directives(value: &[u8]) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
+pub(crate) fn directives(value: &[u8]) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
     split_outside_quotes(value).filter_map(|part| {
         let part = part.trim_ascii();
         if part.is_empty() {

@@ -107,6 +107,19 @@ impl<'a> RequestFacts<'a> {
             drops_end_to_end: crate::util::connection_drops_end_to_end(headers),
         }
     }
+
+    /// The facts of `req` on an http-mode stage without a ResponseCache, where request
+    /// `Cache-Control`/`Pragma` are RFC 9111 directives, not the AWS token flow
+    /// (`client_invalidation::token_flow`): no request is an invalidation request, so an
+    /// `Authorization` is always the client's credential (it bypasses the cache unless the
+    /// stage allows it, and is forwarded).
+    pub fn of_standard(req: &'a RequestHeader, suffix: &'a str) -> Self {
+        Self {
+            has_authorization: req.headers.contains_key(http::header::AUTHORIZATION),
+            invalidation_request: false,
+            ..Self::of(req, suffix)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -133,5 +146,9 @@ mod tests {
         assert!(RequestFacts::of(&req, "/items/1").has_authorization);
         req.insert_header("cache-control", "max-age=0").unwrap();
         assert!(!RequestFacts::of(&req, "/items/1").has_authorization);
+        // In http mode the same request is a revalidation, and the header a credential.
+        let f = RequestFacts::of_standard(&req, "/items/1");
+        assert!(f.has_authorization);
+        assert!(!f.invalidation_request);
     }
 }

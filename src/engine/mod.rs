@@ -16,6 +16,8 @@
 //! - `steps`: running one flow step (LookupCache, PopulateCache, InvalidateCache,
 //!   AssignMessage); `message`: AssignMessage's view of the request and response headers.
 //! - `invalidate`: removing an entry or its children everywhere.
+//! - `request_directives`: request `Cache-Control` as RFC 9111 directives (http mode).
+//! - `unsafe_methods`: invalidation after unsafe methods (RFC 9111 §4.4, http mode).
 //!
 //! The proxy (Pingora glue), the admin API and the CLI call into this module; it never imports
 //! them (see `scripts/layers.py`).
@@ -27,9 +29,11 @@ pub(crate) mod invalidate;
 pub(crate) mod message;
 pub mod plan;
 pub(crate) mod request;
+pub(crate) mod request_directives;
 pub(crate) mod response;
 pub(crate) mod state;
 pub(crate) mod steps;
+pub(crate) mod unsafe_methods;
 pub(crate) mod walk;
 
 pub use request::{prepare, route, Prepared, Routed};

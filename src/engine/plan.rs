@@ -10,7 +10,7 @@ use http::HeaderMap;
 pub use crate::engine::facts::RequestFacts;
 use crate::runtime::age::{self, Exchange};
 use crate::runtime::flow::Variables;
-use crate::runtime::key::{BuiltKey, StoreKey};
+use crate::runtime::key::{BuiltKey, KeySpec, StoreKey};
 use crate::runtime::policy::ResponseCachePolicy;
 use crate::runtime::stage::{CacheMode, Stage, StageCache};
 use crate::runtime::targeted;
@@ -171,21 +171,13 @@ pub fn plan(
     {
         return Err(Bypass::RepeatedParameter);
     }
-    let mut key = if cache.allow_authorization {
-        spec.clone().with_authorization().build(vars)
-    } else {
-        spec.build(vars)
-    };
+    let key = build_key(stage, spec, req.host, vars);
     // Apigee refuses keys over 2 KB; stage caching's keys are AWS's and have no such limit.
     if policy.is_some() && key.too_long() {
         return Err(Bypass::KeyTooLong);
     }
     if key.withheld {
         return Err(Bypass::BodyUnread);
-    }
-    // A stage that forwards the client's Host must not let two hosts share an entry.
-    if stage.preserve_host {
-        key.append_extra(b'h', req.host);
     }
     let skip_lookup = policy
         .as_ref()
@@ -199,6 +191,56 @@ pub fn plan(
         stage_ttl: fallback,
         encrypted: cache.encrypted_for(method, suffix),
     })
+}
+
+/// The key `spec` gives a request of `stage`: the one place a request's cache key is built
+/// ([`plan`], and [`invalidation_key`] after an unsafe method). The `Authorization` is framed in
+/// on a stage that caches authorized requests, and the client's `Host` on a stage that forwards
+/// it (two hosts must not share an entry); `vars` should be [`KeyVars`] or [`AsGet`].
+fn build_key(stage: &Stage, spec: &KeySpec, host: Option<&str>, vars: &dyn Variables) -> BuiltKey {
+    let mut key = if stage.cache.allow_authorization {
+        spec.clone().with_authorization().build(vars)
+    } else {
+        spec.build(vars)
+    };
+    if stage.preserve_host {
+        key.append_extra(b'h', host);
+    }
+    key
+}
+
+/// Variables for the key of the GET an unsafe request's target would be cached under (RFC 9111
+/// §4.4): like [`KeyVars`] for a HEAD, any method reads GET.
+pub struct AsGet<'a>(pub &'a dyn Variables);
+
+impl Variables for AsGet<'_> {
+    fn get(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
+        match name {
+            "request.verb" | "message.verb" => Some(std::borrow::Cow::Borrowed("GET")),
+            _ => self.0.get(name),
+        }
+    }
+
+    fn withheld(&self, name: &str) -> bool {
+        self.0.withheld(name)
+    }
+}
+
+/// The stage-caching key a GET of the request's target would have, for invalidating it after
+/// an unsafe method (RFC 9111 §4.4). Only for http-mode stage caching: an AWS-mode key holds
+/// only the declared parameters, and a ResponseCache key is whatever its `<CacheKey>` says, so
+/// neither can be derived from a URI (InvalidateCache and the admin API invalidate those).
+/// `None` too when a key input is a body the gateway did not read.
+pub fn invalidation_key(
+    stage: &Stage,
+    req: &RequestFacts<'_>,
+    vars: &dyn Variables,
+) -> Option<BuiltKey> {
+    if !(stage.cache.enabled && stage.cache.mode == CacheMode::Http) {
+        return None;
+    }
+    let key = build_key(stage, &stage.default_key, req.host, &AsGet(vars));
+    (!key.withheld).then_some(key)
 }
 
 /// Why a response is not stored (`cachegate_cache_store_rejections_total{reason}`).
@@ -488,5 +530,16 @@ mod tests {
         assert_eq!(k.get("request.verb").as_deref(), Some("GET"));
         assert_eq!(k.get("message.verb").as_deref(), Some("GET"));
         assert_eq!(k.get("other").as_deref(), Some("HEAD"));
+    }
+
+    #[test]
+    fn as_get_reads_any_method_as_get() {
+        let mut vars = std::collections::HashMap::new();
+        vars.insert("request.verb".to_owned(), "M-SEARCH".to_owned());
+        vars.insert("other".to_owned(), "POST".to_owned());
+        let k = AsGet(&vars);
+        assert_eq!(k.get("request.verb").as_deref(), Some("GET"));
+        assert_eq!(k.get("message.verb").as_deref(), Some("GET"));
+        assert_eq!(k.get("other").as_deref(), Some("POST"));
     }
 }

@@ -107,7 +107,12 @@ pub async fn prepare(
     let (cache, invalidation, invalidation_request, has_body) = {
         let params = state.params();
         let vars = env.vars(req, &state, &params, None);
-        let facts = RequestFacts::of(req, &state.suffix);
+        // AWS token flow for aws mode and policies; RFC 9111 request directives in http mode.
+        let facts = if client_invalidation::token_flow(stage, attached.is_some()) {
+            RequestFacts::of(req, &state.suffix)
+        } else {
+            RequestFacts::of_standard(req, &state.suffix)
+        };
         let invalidation_request = facts.invalidation_request;
         let cache = plan::plan(stage, attached, &facts, &vars);
         // A client asking to invalidate its entry (AWS `Cache-Control: max-age=0`) is checked

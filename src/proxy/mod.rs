@@ -11,6 +11,7 @@ mod fast_hit;
 pub(crate) mod header_deadline;
 mod health;
 mod hop_by_hop;
+mod http_mode;
 mod logging;
 mod null_route;
 pub(crate) mod rehome;
@@ -430,19 +431,19 @@ impl ProxyHttp for Gateway {
 
     async fn cache_hit_filter(
         &self,
-        _session: &mut Session,
-        _meta: &CacheMeta,
+        session: &mut Session,
+        meta: &CacheMeta,
         hit: &mut HitHandler,
         _is_fresh: bool,
         ctx: &mut Ctx,
     ) -> Result<Option<ForcedFreshness>> {
         ctx.tier = bridge::hit_tier(hit);
         // SkipCacheLookup: behave as a miss and re-populate with the fresh response.
-        Ok(ctx
-            .plan
-            .as_ref()
-            .filter(|p| p.skip_lookup)
-            .map(|_| ForcedFreshness::ForceMiss))
+        if ctx.plan.as_ref().is_some_and(|p| p.skip_lookup) {
+            return Ok(Some(ForcedFreshness::ForceMiss));
+        }
+        // http mode: the request's Cache-Control directives (RFC 9111 §5.2.1).
+        Ok(http_mode::hit_freshness(session, meta, ctx))
     }
 
     fn response_cache_filter(
@@ -530,6 +531,9 @@ impl ProxyHttp for Gateway {
         let (Some(stage), Some(snapshot)) = (ctx.stage.clone(), ctx.snapshot.clone()) else {
             return Ok(true);
         };
+        if self.only_if_cached(session, ctx).await? {
+            return Ok(false);
+        }
         if !ctx.state.cursor.done() {
             let env = Env {
                 config: &snapshot.config,
@@ -662,6 +666,8 @@ impl ProxyHttp for Gateway {
         if ctx.stage.is_none() {
             return Ok(());
         }
+        // http mode: a request's no-store, and invalidation after an unsafe method.
+        self.http_response(session, resp, ctx);
         let phase = session.cache.phase();
         let outcome = caching::outcome(phase, ctx.plan.as_ref(), ctx.store.is_some());
         let status = caching::cache_status(

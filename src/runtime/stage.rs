@@ -531,6 +531,9 @@ pub struct StageCache {
     pub allow_authorization: bool,
     /// http mode: the targeted cache-control fields (RFC 9213) read in this order, lower-case.
     pub targeted_cache_control: Vec<http::HeaderName>,
+    /// http mode: request `Cache-Control`/`Pragma` directives are ignored (else honoured, see
+    /// `engine::request_directives`).
+    pub ignore_request_directives: bool,
     /// Method overrides, most specific first.
     pub overrides: Vec<MethodOverride>,
     /// Client invalidation settings.

@@ -18,6 +18,7 @@ mod forms;
 mod guards;
 mod harness_selftest;
 mod hostile;
+mod http_mode;
 mod http_parsing;
 mod import;
 mod invalidation;

@@ -91,6 +91,7 @@ pub(crate) fn cache(cx: &mut FileCtx, s: &FileStage, resources: &[ResourcePatter
         allow_cookie: c.allow_cookie,
         allow_authorization: c.allow_authorization,
         targeted_cache_control,
+        ignore_request_directives: c.ignore_request_directives,
         overrides,
         invalidation,
     }
