@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{eventually, get, origin, PolicyDir, Resp, TestGateway};
+use crate::harness::{eventually, get, origin, PolicyDir, RedisServer, Resp, TestGateway};
 
 fn http_stage(d: &PolicyDir, extra: &str) {
     d.stage(
@@ -164,4 +164,43 @@ async fn connection_named_fields_are_neither_forwarded_nor_stored() {
             assert_eq!(r.header(gone), "", "{expected}: {gone} is hop-by-hop");
         }
     }
+}
+
+#[tokio::test]
+async fn a_revalidated_entry_reaches_the_shared_tier() {
+    let redis = RedisServer::start();
+    let o = origin();
+    let instance = || {
+        let d = PolicyDir::new(&o);
+        d.with_redis(&redis.url(), "");
+        http_stage(&d, "");
+        TestGateway::start(d)
+    };
+    let g1 = instance();
+    let path = "/prod/items/t?cache_control=max-age%3D2&header=X-Test-Header:v{count}";
+    assert_eq!(get(&g1.url(path)).await.x_cache(), "MISS");
+    eventually("the entry is in Redis", Duration::from_secs(5), || async {
+        redis.calls("set") >= 1
+    })
+    .await;
+    let revalidated = until_revalidated(&g1.url(path)).await;
+    let n = o.count("/items/t");
+    assert_eq!(revalidated.header("x-test-header"), format!("v{n}"));
+    // The refreshed entry is written through: an instance that never held it finds it fresh in
+    // Redis, with the 304's fields, instead of revalidating the old copy again.
+    eventually(
+        "the refreshed entry is in Redis",
+        Duration::from_secs(5),
+        || async { redis.calls("set") >= 2 },
+    )
+    .await;
+    let g2 = instance();
+    let r = get(&g2.url(path)).await;
+    assert!(
+        r.header("cache-status").contains("; hit"),
+        "{}",
+        r.header("cache-status")
+    );
+    assert_eq!(r.header("x-test-header"), format!("v{n}"));
+    assert_eq!(o.count("/items/t"), n);
 }
