@@ -489,6 +489,15 @@ impl KeySpec {
         self.fragments.len()
     }
 
+    /// Whether a fragment reads the request body (`request.content`, `request.formparam.*`):
+    /// only then may a request with a body be keyed at all (see `engine::plan`).
+    pub fn reads_request_body(&self) -> bool {
+        self.fragments.iter().any(|f| {
+            matches!(&f.source, Source::Ref { name, .. }
+                if crate::runtime::flow::vars::reads_request_body(name, true))
+        })
+    }
+
     /// Evaluates the spec against a request's variables. Unresolved fragments are left out of
     /// the readable key (as Apigee does) but framed as absent, so a request lacking a header never
     /// shares an entry with one whose header is empty.
