@@ -117,9 +117,12 @@ fn received_target(session: &Session) -> Option<Verdict> {
     // Pingora's escaping writes `%XX`: a line without `%` was not rewritten.
     let maybe_escaped = line.contains(&b'%');
     match original {
-        Some(Original::Target(t)) if t.iter().any(|&b| b <= 0x20 || b == 0x7f) => Some(
-            Verdict::Refuse(400, "the request target contains a control character or a space"),
-        ),
+        Some(Original::Target(t)) if t.iter().any(|&b| b <= 0x20 || b == 0x7f) => {
+            Some(Verdict::Refuse(
+                400,
+                "the request target contains a control character or a space",
+            ))
+        }
         Some(Original::Target(_)) => None,
         _ if maybe_escaped => Some(Verdict::Refuse(
             400,
@@ -274,12 +277,21 @@ mod tests {
         assert_eq!(te(&[]), None);
         assert_eq!(te(&["chunked"]), None);
         assert_eq!(te(&["Chunked "]), None);
-        for repeated in [&["chunked", "chunked"][..], &["chunked, chunked"], &["gzip", "chunked"]]
-        {
-            assert!(matches!(te(repeated), Some(Verdict::Refuse(400, _))), "{repeated:?}");
+        for repeated in [
+            &["chunked", "chunked"][..],
+            &["chunked, chunked"],
+            &["gzip", "chunked"],
+        ] {
+            assert!(
+                matches!(te(repeated), Some(Verdict::Refuse(400, _))),
+                "{repeated:?}"
+            );
         }
         for other in ["gzip, chunked", "identity", "chunked, identity", "x"] {
-            assert!(matches!(te(&[other]), Some(Verdict::Refuse(501, _))), "{other}");
+            assert!(
+                matches!(te(&[other]), Some(Verdict::Refuse(501, _))),
+                "{other}"
+            );
         }
     }
 
@@ -304,7 +316,14 @@ mod tests {
         assert_eq!(target_form("GET", b"/a"), None);
         assert_eq!(target_form("GET", b"HTTP://h/a"), None);
         assert_eq!(target_form("OPTIONS", b"*"), None);
-        for bad in [&b"%00/admin"[..], b"*", b"?q", b"h:443", b"ftp://h/a", b"admin"] {
+        for bad in [
+            &b"%00/admin"[..],
+            b"*",
+            b"?q",
+            b"h:443",
+            b"ftp://h/a",
+            b"admin",
+        ] {
             assert!(target_form("GET", bad).is_some(), "{bad:?}");
         }
     }
@@ -313,8 +332,12 @@ mod tests {
     fn look_alikes_of_guarded_fields_are_refused_whatever_the_setting() {
         assert_eq!(fold("Transfer---Encoding"), "transfer-encoding");
         assert_eq!(fold("_content_length_"), "content-length");
-        for name in ["transfer_encoding", "content--length", "x_forwarded_for", "authorization_"]
-        {
+        for name in [
+            "transfer_encoding",
+            "content--length",
+            "x_forwarded_for",
+            "authorization_",
+        ] {
             for setting in [Underscores::Drop, Underscores::Refuse, Underscores::Allow] {
                 let h = headers(&[(name, "1")]);
                 assert!(header_names(&h, setting).is_err(), "{name} {setting:?}");
@@ -331,8 +354,10 @@ mod tests {
         );
         assert!(header_names(&h, Underscores::Refuse).is_err());
         assert!(header_names(&h, Underscores::Allow).unwrap().is_empty());
-        assert!(header_names(&headers(&[("content-length", "1")]), Underscores::Refuse)
-            .unwrap()
-            .is_empty());
+        assert!(
+            header_names(&headers(&[("content-length", "1")]), Underscores::Refuse)
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -91,7 +91,9 @@ impl Skip {
                     continue;
                 }
                 Skip::Size(n) => match (b as char).to_digit(16) {
-                    Some(d) => *self = Skip::Size(n.saturating_mul(16).saturating_add(u64::from(d))),
+                    Some(d) => {
+                        *self = Skip::Size(n.saturating_mul(16).saturating_add(u64::from(d)))
+                    }
                     None if b == b'\n' => *self = Skip::after_size(n),
                     None => *self = Skip::SizeLine(n),
                 },
@@ -131,7 +133,7 @@ impl Skip {
 /// Bytes Pingora percent-encodes in a request target: `CONTROLS` + SP `"` `<` `>`, and every
 /// non-ASCII byte.
 fn escaped_by_pingora(b: u8) -> bool {
-    b < 0x20 || b >= 0x7f || matches!(b, b' ' | b'"' | b'<' | b'>')
+    !(0x20..0x7f).contains(&b) || matches!(b, b' ' | b'"' | b'<' | b'>')
 }
 
 /// `target` as Pingora escapes it (upper-case hex, as `percent_encoding` writes).
@@ -177,7 +179,11 @@ impl HeadLog {
     /// holds it, maybe with an escaped target), which must be next in the log; forgets it.
     /// When it is not, the log is emptied (what it holds is of no use).
     pub(crate) fn take_target(&mut self, head: &[u8]) -> Original {
-        let found = if self.lost { None } else { at_front(&self.buf, head) };
+        let found = if self.lost {
+            None
+        } else {
+            at_front(&self.buf, head)
+        };
         self.lost = false;
         self.synced = found.is_some();
         match found {
@@ -212,9 +218,18 @@ impl HeadLog {
     }
 }
 
-/// The request line of `head` split as `(method, target, version)` at its first and last space
-/// (the version with its space), and the rest of the head from the line's end (its CRLF) on.
-fn split_head(head: &[u8]) -> Option<(&[u8], &[u8], &[u8], &[u8])> {
+/// A head taken apart by [`split_head`].
+struct Parts<'a> {
+    method: &'a [u8],
+    target: &'a [u8],
+    /// With the space before it.
+    version: &'a [u8],
+    /// From the request line's end (its CRLF) on.
+    rest: &'a [u8],
+}
+
+/// The request line of `head` split at its first and last space, and the rest of the head.
+fn split_head(head: &[u8]) -> Option<Parts<'_>> {
     let lf = head.iter().position(|&b| b == b'\n')?;
     let end = if lf > 0 && head.get(lf - 1) == Some(&b'\r') {
         lf - 1
@@ -227,18 +242,23 @@ fn split_head(head: &[u8]) -> Option<(&[u8], &[u8], &[u8], &[u8])> {
     if last <= first {
         return None;
     }
-    Some((
-        line.get(..first)?,
-        line.get(first + 1..last)?,
-        line.get(last..)?,
-        head.get(end..)?,
-    ))
+    Some(Parts {
+        method: line.get(..first)?,
+        target: line.get(first + 1..last)?,
+        version: line.get(last..)?,
+        rest: head.get(end..)?,
+    })
 }
 
 /// `head`'s original target and the offset just past it, when `log` starts with it (after
 /// empty lines, which RFC 9112 §2.2 lets a server ignore before a request line).
 fn at_front(log: &[u8], head: &[u8]) -> Option<(Vec<u8>, usize)> {
-    let (method, target, version, rest) = split_head(head)?;
+    let Parts {
+        method,
+        target,
+        version,
+        rest,
+    } = split_head(head)?;
     let start = log.iter().position(|&b| b != b'\r' && b != b'\n')?;
     let from = log.get(start..)?;
     let lf = from.iter().position(|&b| b == b'\n')?;
@@ -266,7 +286,10 @@ mod tests {
 
     #[test]
     fn escaping_matches_pingora() {
-        assert_eq!(pingora_escape(b"/a b\x00\r\"<>\x7f\xc3"), b"/a%20b%00%0D%22%3C%3E%7F%C3");
+        assert_eq!(
+            pingora_escape(b"/a b\x00\r\"<>\x7f\xc3"),
+            b"/a%20b%00%0D%22%3C%3E%7F%C3"
+        );
         assert_eq!(pingora_escape(b"/plain%20?q=1"), b"/plain%20?q=1");
     }
 

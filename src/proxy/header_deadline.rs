@@ -147,7 +147,9 @@ pub fn header_complete(session: &ServerSession) {
 /// line (see `head_log`); `None` when the connection keeps no record.
 pub fn original_target(session: &ServerSession, head: &[u8]) -> Option<Original> {
     let log = deadline_stream(session)?.log.as_ref()?;
-    let mut log = log.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut log = log
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     Some(log.take_target(head))
 }
 

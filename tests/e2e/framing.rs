@@ -19,8 +19,11 @@ pub(crate) struct Fixture {
 pub(crate) fn fixture_with(server: &str) -> Fixture {
     let o = origin();
     let d = PolicyDir::new(&o);
-    d.stage("on", "target = \"http://{{ORIGIN}}\"\n[cache]\nenabled = true\n")
-        .stage("off", "target = \"http://{{ORIGIN}}\"\n");
+    d.stage(
+        "on",
+        "target = \"http://{{ORIGIN}}\"\n[cache]\nenabled = true\n",
+    )
+    .stage("off", "target = \"http://{{ORIGIN}}\"\n");
     if !server.is_empty() {
         d.server_settings(server);
     }
@@ -36,8 +39,10 @@ fn fixture() -> Fixture {
 /// `method path` with the raw header lines `headers` (each ending in CRLF) and `body`, on a
 /// connection the client closes after the answer.
 pub(crate) fn request(method: &str, path: &str, headers: &str, body: &str) -> Vec<u8> {
-    format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{headers}\r\n{body}")
-        .into_bytes()
+    format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{headers}\r\n{body}"
+    )
+    .into_bytes()
 }
 
 /// The one response to `payload` on a fresh connection.
@@ -99,7 +104,10 @@ fn identical_content_lengths_are_forwarded_as_one_on_a_closing_connection() {
         assert_eq!(e["headers"].get("connection"), None, "{e}");
         for (case, lines) in [
             ("Content-Length: 5, 6", "Content-Length: 5, 6\r\n"),
-            ("Content-Length 5 then 6", "Content-Length: 5\r\nContent-Length: 6\r\n"),
+            (
+                "Content-Length 5 then 6",
+                "Content-Length: 5\r\nContent-Length: 6\r\n",
+            ),
             ("Content-Length: 5,", "Content-Length: 5,\r\n"),
         ] {
             let path = format!("/{stage}/echo/cl-bad");
@@ -126,7 +134,11 @@ fn transfer_encoding_other_than_one_chunked_is_refused() {
                 "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
                 400,
             ),
-            ("chunked, chunked", "Transfer-Encoding: chunked, chunked\r\n", 400),
+            (
+                "chunked, chunked",
+                "Transfer-Encoding: chunked, chunked\r\n",
+                400,
+            ),
             (
                 "gzip line then chunked line",
                 "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
@@ -150,7 +162,11 @@ fn transfer_encoding_other_than_one_chunked_is_refused() {
         );
         assert_eq!(e["body_len"], 5, "{e}");
     }
-    assert_eq!(f.o.count("/echo/te"), 2, "only the two valid requests arrived");
+    assert_eq!(
+        f.o.count("/echo/te"),
+        2,
+        "only the two valid requests arrived"
+    );
 }
 
 #[test]
@@ -160,7 +176,11 @@ fn head_with_a_body_is_refused() {
     let refused = |case: &str, payload: &[u8]| {
         let before = f.o.total();
         let ex = exchange(&f.addr, payload);
-        assert!(ex.text.starts_with("HTTP/1.1 400 "), "{case}: {:?}", ex.text);
+        assert!(
+            ex.text.starts_with("HTTP/1.1 400 "),
+            "{case}: {:?}",
+            ex.text
+        );
         assert!(ex.closed, "{case}: the connection stayed open");
         assert_eq!(f.o.total(), before, "{case}: the origin saw the request");
     };
@@ -194,9 +214,17 @@ fn header_names_imitating_framing_fields_are_refused_and_underscores_dropped() {
     for stage in STAGES {
         let path = format!("/{stage}/echo/names");
         for (case, lines, body) in [
-            ("Transfer_Encoding", "Transfer_Encoding: chunked\r\n", "0\r\n\r\n"),
+            (
+                "Transfer_Encoding",
+                "Transfer_Encoding: chunked\r\n",
+                "0\r\n\r\n",
+            ),
             ("Content_Length", "Content_Length: 5\r\n", "hello"),
-            ("Transfer---Encoding", "Transfer---Encoding: chunked\r\n", "0\r\n\r\n"),
+            (
+                "Transfer---Encoding",
+                "Transfer---Encoding: chunked\r\n",
+                "0\r\n\r\n",
+            ),
             ("Content--Length", "Content--Length: 5\r\n", "hello"),
             ("X_Forwarded_Host", "X_Forwarded_Host: evil\r\n", ""),
             ("Authorization_", "Authorization_: Bearer x\r\n", ""),
@@ -300,7 +328,11 @@ response = ["RC-form"]
     assert_eq!(x_cache("bodiless 2", bodiless()).0, "HIT");
     for (case, lines, body) in [
         ("Content-Length body", "Content-Length: 1\r\n", "x"),
-        ("chunked body", "Transfer-Encoding: chunked\r\n", "1\r\nx\r\n0\r\n\r\n"),
+        (
+            "chunked body",
+            "Transfer-Encoding: chunked\r\n",
+            "1\r\nx\r\n0\r\n\r\n",
+        ),
     ] {
         let (xc, status) = x_cache(case, request("POST", "/prod/echo/p", lines, body));
         assert_eq!(xc, "BYPASS", "{case}");

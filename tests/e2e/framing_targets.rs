@@ -75,7 +75,11 @@ fn pipelined_targets_are_checked_as_received() {
     assert_eq!(resps[0].json()["path"], "/echo/p%20q");
     assert_eq!(resps[1].json()["body_len"], inner.len());
     assert!(ex.closed, "closed after the 400");
-    assert_eq!(f.o.count("/echo/x%01"), 0, "the control byte was forwarded escaped");
+    assert_eq!(
+        f.o.count("/echo/x%01"),
+        0,
+        "the control byte was forwarded escaped"
+    );
     assert_eq!(f.o.total(), 2);
     // And valid pipelined requests with escapes all pass.
     let two = b"GET /off/echo/a%22 HTTP/1.1\r\nHost: localhost\r\n\r\nGET /off/echo/b%3C HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
@@ -120,7 +124,12 @@ fn check(f: &Fixture, n: usize, pieces: &[&str], tally: &Tally) -> Result<(), Te
     prop_assert_eq!(r.status, 200, "{:?}: {:?}", target, r);
     prop_assert_eq!(r.header("x-cache"), Some("MISS"), "{:?}", target);
     let seen = r.json()["path"].as_str().unwrap_or_default().to_owned();
-    prop_assert!(seen.starts_with(&format!("/echo/c{n}/")), "{:?} reached {}", target, seen);
+    prop_assert!(
+        seen.starts_with(&format!("/echo/c{n}/")),
+        "{:?} reached {}",
+        target,
+        seen
+    );
     // The path the origin saw, asked for plainly, is the entry the odd target stored.
     let again = one(f, "again", &get(format!("/on{seen}").as_bytes()));
     prop_assert_eq!(
@@ -156,7 +165,10 @@ fn no_target_reaches_the_origin_other_than_the_one_keyed() {
     let (refused, forwarded) = (tally.refused.into_inner(), tally.forwarded.into_inner());
     eprintln!("{refused} targets refused, {forwarded} forwarded");
     // The generator reaches both outcomes (otherwise the property says little).
-    assert!(refused > 0 && forwarded > 0, "{refused} refused, {forwarded} forwarded");
+    assert!(
+        refused > 0 && forwarded > 0,
+        "{refused} refused, {forwarded} forwarded"
+    );
 }
 
 /// Guard for the property's oracle: a request that passes is counted once at the origin.
