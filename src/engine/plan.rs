@@ -183,14 +183,14 @@ pub fn plan(
     if key.withheld {
         return Err(Bypass::BodyUnread);
     }
+    // A body the key reads nothing of (a form without the keyed field) would share the entry of
+    // requests without a body: never keyed either.
+    if req.has_body && !spec.keys_request_body(vars) {
+        return Err(Bypass::Body);
+    }
     // A stage that forwards the client's Host must not let two hosts share an entry.
     if stage.preserve_host {
         key.append_extra(b'h', req.host);
-    }
-    // Whatever the key reads of a body, a request with one never shares an entry with a request
-    // without one.
-    if req.has_body {
-        key.append_extra(b'b', None);
     }
     let skip_lookup = policy
         .as_ref()

@@ -282,6 +282,12 @@ impl FragmentSpec {
         matches!(&self.source, Source::Ref { name, .. } if vars.withheld(name))
     }
 
+    /// Whether the fragment reads the request body.
+    fn reads_request_body(&self) -> bool {
+        matches!(&self.source, Source::Ref { name, .. }
+            if crate::runtime::flow::vars::reads_request_body(name, true))
+    }
+
     /// The name reported when the fragment does not resolve.
     fn name(&self) -> &str {
         match &self.source {
@@ -492,9 +498,16 @@ impl KeySpec {
     /// Whether a fragment reads the request body (`request.content`, `request.formparam.*`):
     /// only then may a request with a body be keyed at all (see `engine::plan`).
     pub fn reads_request_body(&self) -> bool {
+        self.fragments.iter().any(|f| f.reads_request_body())
+    }
+
+    /// Whether a fragment reading the request body has a value of its own for this request (a
+    /// literal fallback does not count): only then does the body tell the key apart from a
+    /// request without one, whose body fragments are all unresolved.
+    pub fn keys_request_body(&self, vars: &dyn Variables) -> bool {
         self.fragments.iter().any(|f| {
-            matches!(&f.source, Source::Ref { name, .. }
-                if crate::runtime::flow::vars::reads_request_body(name, true))
+            f.reads_request_body()
+                && matches!(&f.source, Source::Ref { name, .. } if vars.get(name).is_some())
         })
     }
 

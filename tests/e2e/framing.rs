@@ -346,8 +346,8 @@ response = ["RC-form"]
         request("GET", "/prod/echo/g", "Content-Length: 1\r\n", "x"),
     );
     assert_eq!(xc, "BYPASS");
-    // A ResponseCache whose key reads the body: a body without the keyed field is not the
-    // bodiless request's entry.
+    // A ResponseCache whose key reads the body: a body without the keyed field is not answered
+    // from (or stored as) the bodiless request's entry.
     let form = |body: &str| {
         request(
             "POST",
@@ -361,7 +361,30 @@ response = ["RC-form"]
     };
     assert_eq!(x_cache("form bodiless", form("")).0, "MISS");
     assert_eq!(x_cache("form bodiless again", form("")).0, "HIT");
-    assert_eq!(x_cache("form z=1", form("z=1")).0, "MISS");
+    let (xc, status) = x_cache("form z=1", form("z=1"));
+    assert_eq!(xc, "BYPASS", "a body without the keyed field: {status}");
+    assert!(status.ends_with("detail=body"), "{status}");
     assert_eq!(x_cache("form user=a", form("user=a")).0, "MISS");
     assert_eq!(x_cache("form user=a again", form("user=a")).0, "HIT");
+}
+
+#[test]
+fn an_unknown_underscores_value_is_a_load_error() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    d.stage("prod", "target = \"http://{{ORIGIN}}\"\n");
+    d.write(
+        "gateway.toml",
+        "[server]\nunderscores_in_headers = \"keep\"\n",
+    );
+    let (ok, text) = crate::validation::diagnostics(&d);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("gateway.toml:2:26: error: `keep` is not a value of underscores_in_headers"),
+        "{text}"
+    );
+    assert!(
+        text.contains("write \"drop\", \"refuse\" or \"allow\""),
+        "{text}"
+    );
 }
