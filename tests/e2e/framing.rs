@@ -17,6 +17,16 @@ pub(crate) struct Fixture {
 
 /// [`Fixture`] with `server` lines in gateway.toml's `[server]`.
 pub(crate) fn fixture_with(server: &str) -> Fixture {
+    fixture_of(server, false)
+}
+
+/// [`Fixture`] plus a cached stage `root` at `/` (to `/echo/root`): a target Pingora turns into
+/// `/` would land there.
+pub(crate) fn fixture_with_root() -> Fixture {
+    fixture_of("", true)
+}
+
+fn fixture_of(server: &str, root: bool) -> Fixture {
     let o = origin();
     let d = PolicyDir::new(&o);
     d.stage(
@@ -24,6 +34,12 @@ pub(crate) fn fixture_with(server: &str) -> Fixture {
         "target = \"http://{{ORIGIN}}\"\n[cache]\nenabled = true\n",
     )
     .stage("off", "target = \"http://{{ORIGIN}}\"\n");
+    if root {
+        d.stage(
+            "root",
+            "base_path = \"/\"\ntarget = \"http://{{ORIGIN}}/echo/root\"\n[cache]\nenabled = true\n",
+        );
+    }
     if !server.is_empty() {
         d.server_settings(server);
     }
