@@ -55,7 +55,11 @@ fn control_bytes_in_the_target_are_refused_never_escaped() {
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.json()["path"], "/echo/a%00b%20c", "{}", r.body);
     assert_eq!(f.o.total(), 3, "only the three valid requests arrived");
-    assert_eq!(f.o.count(&root), 1, "only the warming request reached {root}");
+    assert_eq!(
+        f.o.count(&root),
+        1,
+        "only the warming request reached {root}"
+    );
 }
 
 #[test]
