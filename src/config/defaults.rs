@@ -60,6 +60,10 @@ pub(crate) fn client_body_timeout_ms() -> Spanned<u32> {
 pub(crate) fn client_send_timeout_ms() -> Spanned<u32> {
     unspanned(60_000)
 }
+/// NGINX's default (`underscores_in_headers off`, `ignore_invalid_headers on`).
+pub(crate) fn underscores_in_headers() -> Spanned<String> {
+    unspanned("drop".to_owned())
+}
 pub(crate) fn upgrade_socket() -> Spanned<String> {
     unspanned("/tmp/cachegate-upgrade.sock".to_owned())
 }

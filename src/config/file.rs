@@ -246,6 +246,25 @@ pub struct FileServer {
     /// restart (Pingora reads it once, as `ServerConf.ca_file`).
     #[schemars(with = "Option<String>")]
     pub upstream_ca_file: Option<Spanned<String>>,
+    /// What happens to a request header whose name contains `_` (`Content_Length`): `drop`
+    /// (default, as NGINX's `ignore_invalid_headers`) removes it before routing, keying and
+    /// forwarding; `refuse` answers `400`; `allow` forwards it. A part behind the gateway that
+    /// reads `_` as `-` (CGI, some frameworks) would otherwise see another header than the
+    /// gateway did (RFC 9110 §17.10). A name that folds to a framing or routing field
+    /// (`Transfer_Encoding`, `Content--Length`) gets `400` whatever this says.
+    #[serde(default = "defaults::underscores_in_headers")]
+    #[schemars(with = "UnderscoresSchema")]
+    pub underscores_in_headers: Spanned<String>,
+}
+
+/// Values of `underscores_in_headers` (schema only).
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum UnderscoresSchema {
+    Drop,
+    Refuse,
+    Allow,
 }
 
 impl Default for FileServer {
@@ -263,6 +282,7 @@ impl Default for FileServer {
             client_send_timeout_ms: defaults::client_send_timeout_ms(),
             upgrade_socket: defaults::upgrade_socket(),
             upstream_ca_file: None,
+            underscores_in_headers: defaults::underscores_in_headers(),
         }
     }
 }

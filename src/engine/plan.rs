@@ -27,7 +27,7 @@ pub enum Bypass {
     Authorization,
     /// The request carries `Cookie` and the stage does not allow caching it.
     Cookie,
-    /// A GET or HEAD with a body.
+    /// A request with a body its key does not read (any GET or HEAD with a body).
     Body,
     /// `Connection` asks to drop an end-to-end header before forwarding.
     HopByHop,
@@ -155,13 +155,15 @@ pub fn plan(
     if req.drops_end_to_end {
         return Err(Bypass::HopByHop);
     }
-    // A body on a GET is not part of any key, yet it would reach the target.
-    if req.has_body && method == "GET" {
-        return Err(Bypass::Body);
-    }
     let spec = policy
         .as_ref()
         .map_or(&stage.default_key, |p| &p.common.key);
+    // A body reaches the target, so it must be in the key, or every body (and no body) would
+    // share one entry. A GET's body has no meaning (RFC 9110 §9.3.1) and is never keyed; another
+    // method's is keyed only by a key that reads it (`request.content`, `request.formparam.*`).
+    if req.has_body && (method == "GET" || !spec.reads_request_body()) {
+        return Err(Bypass::Body);
+    }
     // Stage caching forwards only the first value of each declared parameter, so its key and
     // the upstream request agree; a ResponseCache forwards the whole query.
     if policy.is_some()
@@ -178,6 +180,11 @@ pub fn plan(
     }
     if key.withheld {
         return Err(Bypass::BodyUnread);
+    }
+    // A body the key reads nothing of (a form without the keyed field) would share the entry of
+    // requests without a body: never keyed either.
+    if req.has_body && !spec.keys_request_body(vars) {
+        return Err(Bypass::Body);
     }
     let skip_lookup = policy
         .as_ref()

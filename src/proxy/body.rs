@@ -163,8 +163,8 @@ fn refusal(e: Box<Error>, chunked: bool) -> pingora::Result<ReadAhead> {
     }
 }
 
-/// Whether the request's body is framed by `Transfer-Encoding` (Pingora has already refused any
-/// coding list that does not end in `chunked`).
+/// Whether the request's body is framed by `Transfer-Encoding` (`framing` has already refused
+/// anything but one `chunked`, in `early_request_filter`).
 fn is_chunked(req: &pingora::http::RequestHeader) -> bool {
     req.headers.contains_key(http::header::TRANSFER_ENCODING)
 }

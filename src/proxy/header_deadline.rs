@@ -19,6 +19,10 @@
 //! answers to requests it pipelines — is let go. (Pingora's own write timeout covers a whole
 //! buffer, so it would cut off a slow but steady reader of a large cached body, and it does not
 //! cover response headers.)
+//!
+//! And the stream keeps a bounded record of what it read ([`HeadLog`]), from which the proxy
+//! recovers a request line that Pingora rewrote before any hook could see it
+//! ([`original_target`]).
 
 use std::fmt;
 use std::future::Future;
@@ -42,8 +46,13 @@ use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+use super::head_log::{Body, HeadLog, Original};
 use crate::metrics::METRICS;
 use crate::reload::ConfigHandle;
+
+/// Room in the head log beyond one largest head, for requests pipelined behind it (bodies are
+/// not kept).
+const HEAD_LOG_SLACK: usize = 16 * 1024;
 
 /// What a client that ran out of time is told (a request was never read, so no JSON envelope
 /// keyed to it; the connection closes).
@@ -80,7 +89,8 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for HeaderDeadlineApp<A
         let stream = crate::proxy::rehome::rehome(stream);
         let stream: Stream = Box::new(
             DeadlineStream::new(stream, limits.client_header_timeout)
-                .with_send_timeout(limits.client_send_timeout),
+                .with_send_timeout(limits.client_send_timeout)
+                .with_head_log(limits.max_uri_bytes + limits.max_header_bytes + HEAD_LOG_SLACK),
         );
         // Pingora's HTTP/1 connection loop (the blanket `ServerApp` of an `HttpServerApp`).
         ServerApp::process_new(&self.inner, stream, shutdown).await
@@ -133,6 +143,26 @@ pub fn header_complete(session: &ServerSession) {
     }
 }
 
+/// The target `session`'s current request was received with, when Pingora rewrote its request
+/// line (see `head_log`); `None` when the connection keeps no record.
+pub fn original_target(session: &ServerSession, head: &[u8]) -> Option<Original> {
+    let log = deadline_stream(session)?.log.as_ref()?;
+    let mut log = log
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    Some(log.take_target(head))
+}
+
+/// Tells `session`'s connection record how the body after the head just looked up is framed,
+/// so its bytes are skipped (see `head_log`).
+pub fn body_follows(session: &ServerSession, body: Body) {
+    if let Some(log) = deadline_stream(session).and_then(|s| s.log.as_ref()) {
+        log.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .expect_body(body);
+    }
+}
+
 /// A connection stream that fails a read when an armed header read takes too long.
 pub struct DeadlineStream {
     inner: Stream,
@@ -149,6 +179,9 @@ pub struct DeadlineStream {
     send_limit: Option<Duration>,
     /// Running while a write is stalled; cleared by any progress.
     write_timer: Option<Pin<Box<Sleep>>>,
+    /// What was read, for [`original_target`] (a lock: read through the session's shared
+    /// reference; written only here, through `&mut`, without locking).
+    log: Option<std::sync::Mutex<HeadLog>>,
 }
 
 impl DeadlineStream {
@@ -163,7 +196,14 @@ impl DeadlineStream {
             timer: None,
             send_limit: None,
             write_timer: None,
+            log: None,
         }
+    }
+
+    /// Also records up to `cap` bytes of what is read (see [`original_target`]).
+    pub fn with_head_log(mut self, cap: usize) -> Self {
+        self.log = Some(std::sync::Mutex::new(HeadLog::new(cap)));
+        self
     }
 
     /// Also fails a write that makes no progress for `limit`.
@@ -251,6 +291,13 @@ impl AsyncRead for DeadlineStream {
             Poll::Ready(Ok(())) => {
                 if armed && this.started.is_none() && buf.filled().len() > before {
                     this.started = Some(Instant::now());
+                }
+                if let (Some(log), Some(read)) = (this.log.as_mut(), buf.filled().get(before..)) {
+                    if !read.is_empty() {
+                        log.get_mut()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .record(read);
+                    }
                 }
                 Poll::Ready(Ok(()))
             }

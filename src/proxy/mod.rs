@@ -9,6 +9,8 @@ mod body;
 mod caching;
 mod client_refresh;
 mod fast_hit;
+mod framing;
+mod head_log;
 pub(crate) mod header_deadline;
 mod health;
 mod hop_by_hop;
@@ -111,8 +113,11 @@ pub struct Ctx {
     cache_key: Option<CacheKey>,
     /// The path's `..` segments climb above the root: answered with 400.
     bad_path: bool,
-    /// The request exceeds a `[server] max_*` limit: the status and message it is refused with.
+    /// The request exceeds a `[server] max_*` limit, or its head is refused (`framing`): the
+    /// status and message it is refused with.
     over_limit: Option<(u16, &'static str)>,
+    /// The gateway normalised the request's head: its upstream connection is not reused.
+    normalised: bool,
     /// The client's IP address, formatted once.
     client_ip: String,
     /// The start of a long chunked request body, read ahead and not yet forwarded.
@@ -224,6 +229,7 @@ impl ProxyHttp for Gateway {
             cache_key: None,
             bad_path: false,
             over_limit: None,
+            normalised: false,
             client_ip: String::new(),
             held_body: None,
             upstream: target::Attempts::default(),
@@ -244,8 +250,14 @@ impl ProxyHttp for Gateway {
         session.set_read_timeout(Some(snapshot.config.gateway.limits.client_body_timeout));
         ctx.client_ip = client_ip(session);
         // Checked on the request as received, before any work that scales with its size.
-        ctx.over_limit =
-            respond::over_limits(session.req_header(), &snapshot.config.gateway.limits);
+        let limits = &snapshot.config.gateway.limits;
+        ctx.over_limit = respond::over_limits(session.req_header(), limits);
+        if ctx.over_limit.is_none() {
+            match framing::inspect(session, limits.underscores_in_headers) {
+                framing::Verdict::Refuse(code, message) => ctx.over_limit = Some((code, message)),
+                framing::Verdict::Pass { normalised } => ctx.normalised = normalised,
+            }
+        }
         if ctx.over_limit.is_some() {
             ctx.snapshot = Some(snapshot);
             return Ok(());
@@ -575,7 +587,12 @@ impl ProxyHttp for Gateway {
                 fwd.query = Some(upstream::declared_query(query, &declared));
             }
         }
-        target::rewrite(session, upstream_request, ctx, &fwd)
+        target::rewrite(session, upstream_request, ctx, &fwd)?;
+        if ctx.normalised {
+            // Pingora keeps a connection whose request said `close` out of its pool.
+            upstream_request.insert_header(http::header::CONNECTION, "close")?;
+        }
+        Ok(())
     }
 
     async fn upstream_response_filter(

@@ -110,6 +110,7 @@ pub(super) async fn reject(session: &mut Session, code: u16, message: &str) -> R
         413 => "content_too_large",
         414 => "uri_too_long",
         431 => "request_header_fields_too_large",
+        501 => "not_implemented",
         _ => "bad_request",
     };
     let body = Bytes::from(serde_json::json!({ "error": error, "message": message }).to_string());

@@ -282,6 +282,12 @@ impl FragmentSpec {
         matches!(&self.source, Source::Ref { name, .. } if vars.withheld(name))
     }
 
+    /// Whether the fragment reads the request body.
+    fn reads_request_body(&self) -> bool {
+        matches!(&self.source, Source::Ref { name, .. }
+            if crate::runtime::flow::vars::reads_request_body(name, true))
+    }
+
     /// The name reported when the fragment does not resolve.
     fn name(&self) -> &str {
         match &self.source {
@@ -487,6 +493,22 @@ impl KeySpec {
     /// Number of fragments a built key has (without the Accept headers' extra fragments).
     pub fn fragment_count(&self) -> usize {
         self.fragments.len()
+    }
+
+    /// Whether a fragment reads the request body (`request.content`, `request.formparam.*`):
+    /// only then may a request with a body be keyed at all (see `engine::plan`).
+    pub fn reads_request_body(&self) -> bool {
+        self.fragments.iter().any(|f| f.reads_request_body())
+    }
+
+    /// Whether a fragment reading the request body has a value of its own for this request (a
+    /// literal fallback does not count): only then does the body tell the key apart from a
+    /// request without one, whose body fragments are all unresolved.
+    pub fn keys_request_body(&self, vars: &dyn Variables) -> bool {
+        self.fragments.iter().any(|f| {
+            f.reads_request_body()
+                && matches!(&f.source, Source::Ref { name, .. } if vars.get(name).is_some())
+        })
     }
 
     /// Evaluates the spec against a request's variables. Unresolved fragments are left out of

@@ -151,6 +151,20 @@ pub struct RequestLimits {
     pub client_body_timeout: Duration,
     /// Longest wait for the client to accept more of a response.
     pub client_send_timeout: Duration,
+    /// What a request header whose name contains `_` gets.
+    pub underscores_in_headers: Underscores,
+}
+
+/// `[server] underscores_in_headers`: what a request header named with `_` gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Underscores {
+    /// Removed before routing, keying and forwarding (NGINX's default).
+    #[default]
+    Drop,
+    /// `400`.
+    Refuse,
+    /// Forwarded as it is.
+    Allow,
 }
 
 /// `[redis]`, validated.

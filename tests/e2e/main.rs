@@ -15,6 +15,8 @@ mod connections;
 mod engine;
 mod faults;
 mod forms;
+mod framing;
+mod framing_targets;
 mod guards;
 mod harness_selftest;
 mod hostile;

@@ -163,9 +163,9 @@ pub(crate) fn responses(text: &str) -> Vec<Resp> {
 }
 
 /// What came back for one write, and whether the gateway closed the connection.
-struct Exchange {
-    text: String,
-    closed: bool,
+pub(crate) struct Exchange {
+    pub(crate) text: String,
+    pub(crate) closed: bool,
 }
 
 /// A raw client connection to the gateway.
@@ -223,7 +223,7 @@ impl Conn {
 }
 
 /// `bytes` on a fresh connection.
-fn exchange(addr: &str, bytes: &[u8]) -> Exchange {
+pub(crate) fn exchange(addr: &str, bytes: &[u8]) -> Exchange {
     Conn::open(addr).send(bytes)
 }
 

@@ -11,7 +11,7 @@ use super::values::{env_var_name, is_name};
 use crate::config::file::{FileFlowHooks, FileGateway, FileRedis};
 use crate::config::units::ByteSize;
 use crate::runtime::stage::{
-    Environment, FlowHooks, GatewaySettings, RedisSettings, RequestLimits,
+    Environment, FlowHooks, GatewaySettings, RedisSettings, RequestLimits, Underscores,
 };
 
 fn listen_addr(cx: &mut FileCtx, s: &Spanned<String>, key: &str) -> Option<SocketAddr> {
@@ -220,6 +220,24 @@ fn request_limits(cx: &mut FileCtx, g: &FileGateway) -> RequestLimits {
             "client_send_timeout_ms",
             100..=600_000,
         ),
+        underscores_in_headers: underscores(cx, &g.server.underscores_in_headers),
+    }
+}
+
+/// `[server] underscores_in_headers`.
+fn underscores(cx: &mut FileCtx, v: &Spanned<String>) -> Underscores {
+    match v.get_ref().as_str() {
+        "drop" => Underscores::Drop,
+        "refuse" => Underscores::Refuse,
+        "allow" => Underscores::Allow,
+        other => {
+            cx.error(
+                v,
+                format!("`{other}` is not a value of underscores_in_headers"),
+                Some("write \"drop\", \"refuse\" or \"allow\"".into()),
+            );
+            Underscores::Drop
+        }
     }
 }
 
