@@ -212,6 +212,19 @@ fn content_length(headers: &HeaderMap) -> Result<Option<(u64, bool)>, &'static s
     Ok(value.map(|v| (v, items > 1)))
 }
 
+/// A target's response whose `Content-Length` is a list of one value, or repeated (Pingora frames
+/// it by that value and forwards the field unchanged): forwarded and stored with one value, so
+/// no client or cache further down reads the list differently (RFC 9110 §8.6, RFC 9112 §6.3).
+/// Values that differ were refused by Pingora already (502).
+pub(super) fn collapse_response_length(
+    resp: &mut pingora::http::ResponseHeader,
+) -> pingora::Result<()> {
+    if let Ok(Some((len, true))) = content_length(&resp.headers) {
+        resp.insert_header(CONTENT_LENGTH, len)?;
+    }
+    Ok(())
+}
+
 /// `name` read as a lenient part might: `_` as `-`, runs of `-` as one, none at either end.
 fn fold(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
@@ -256,6 +269,20 @@ fn header_names(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_response_length_list_of_one_value_is_collapsed() {
+        let mut r = pingora::http::ResponseHeader::build(200, None).unwrap();
+        r.append_header("content-length", "5, 5").unwrap();
+        r.append_header("content-length", "5").unwrap();
+        collapse_response_length(&mut r).unwrap();
+        let v: Vec<_> = r.headers.get_all("content-length").iter().collect();
+        assert_eq!(v, ["5"]);
+        let mut plain = pingora::http::ResponseHeader::build(200, None).unwrap();
+        plain.append_header("content-length", "7").unwrap();
+        collapse_response_length(&mut plain).unwrap();
+        assert_eq!(plain.headers["content-length"], "7");
+    }
 
     fn headers(lines: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -603,6 +603,7 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         target::responded(session, ctx, resp.status.as_u16())?;
         hop_by_hop::strip(resp);
+        framing::collapse_response_length(resp)?;
         ctx.exchange.received(resp);
         if let (Some(sent), Some(stage)) = (ctx.upstream_sent.take(), ctx.stage.as_ref()) {
             METRICS

@@ -204,3 +204,53 @@ async fn a_revalidated_entry_reaches_the_shared_tier() {
     assert_eq!(r.header("x-test-header"), format!("v{n}"));
     assert_eq!(o.count("/items/t"), n);
 }
+
+/// A target answering every request with `response` (then closing), counting requests.
+fn raw_target(response: &'static [u8]) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&hits);
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = conn.write_all(response);
+        }
+    });
+    (port, hits)
+}
+
+#[tokio::test]
+async fn a_content_length_list_from_the_target_is_forwarded_as_one_value() {
+    let o = origin();
+    let (port, hits) = raw_target(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\nContent-Length: 2\r\nCache-Control: max-age=60\r\nConnection: close, x-hop\r\nX-Hop: 1\r\n\r\nok",
+    );
+    let d = PolicyDir::new(&o);
+    d.stage(
+        "prod",
+        &format!(
+            "target = \"http://127.0.0.1:{port}\"\n[cache]\nenabled = true\nmode = \"http\"\n"
+        ),
+    );
+    let gw = TestGateway::start(d);
+    for expected in ["MISS", "HIT"] {
+        let r = get(&gw.url("/prod/x")).await;
+        assert_eq!(r.status, 200, "{expected}");
+        assert_eq!(r.x_cache(), expected);
+        let lengths: Vec<_> = r.headers.get_all("content-length").iter().collect();
+        assert_eq!(lengths, ["2"], "{expected}: one Content-Length");
+        assert_eq!(r.header("x-hop"), "", "{expected}: named by Connection");
+        assert_eq!(r.body, "ok");
+    }
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
