@@ -254,3 +254,42 @@ async fn a_content_length_list_from_the_target_is_forwarded_as_one_value() {
     }
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn stale_while_revalidate_refreshes_with_a_304_in_the_background() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    http_stage(&d, "");
+    let gw = TestGateway::start(d);
+    let url = gw.url(
+        "/prod/items/w?cache_control=max-age%3D1,%20stale-while-revalidate%3D60&header=X-Test-Header:v{count}",
+    );
+    let first = get(&url).await;
+    assert_eq!(first.header("x-test-header"), "v1");
+    // Once stale, the stored response is served at once and refreshed behind it...
+    let mut stale = None;
+    for _ in 0..250 {
+        let r = get(&url).await;
+        if r.x_cache() == "STALE" {
+            stale = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stale = stale.expect("served stale within 5 s");
+    assert_eq!(stale.header("x-test-header"), "v1");
+    // ...by a conditional request: the 304's fields reach the entry, which is fresh again.
+    let mut fresh = None;
+    for _ in 0..250 {
+        let r = get(&url).await;
+        if r.header("cache-status").contains("; hit; ttl=") && r.header("x-test-header") == "v2" {
+            fresh = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let fresh = fresh.expect("the background revalidation lands within 5 s");
+    // The body (which holds the origin's request count) is the stored one: a 304, not a refetch.
+    assert_eq!(fresh.body, first.body);
+    assert_eq!(o.count("/items/w"), 2, "one fetch, one conditional request");
+}
