@@ -259,6 +259,22 @@ fn build() -> Result<Metrics, prometheus::Error> {
         "cachegate_redis_subscription_lost_total",
         "Invalidation subscriptions lost; each one clears the local tier.",
     )?;
+    let build_info = IntGaugeVec::new(
+        Opts::new(
+            "cachegate_build_info",
+            "Always 1; the labels say which cachegate (and Pingora) this is.",
+        ),
+        &["version", "pingora"],
+    )?;
+    build_info
+        .with_label_values(&[env!("CARGO_PKG_VERSION"), PINGORA_VERSION])
+        .set(1);
+    registry.register(Box::new(build_info.clone()))?;
+    // CPU, memory, file descriptors and start time of this process (`process_*`, Linux).
+    #[cfg(target_os = "linux")]
+    registry.register(Box::new(
+        prometheus::process_collector::ProcessCollector::for_self(),
+    ))?;
     registry.register(Box::new(requests.clone()))?;
     registry.register(Box::new(request_duration.clone()))?;
     registry.register(Box::new(upstream_errors.clone()))?;
@@ -318,6 +334,9 @@ fn build() -> Result<Metrics, prometheus::Error> {
     })
 }
 
+/// The Pingora release cachegate is built and tested against (pinned in Cargo.toml).
+const PINGORA_VERSION: &str = "0.9.1";
+
 /// The process-wide catalog.
 pub static METRICS: Lazy<Metrics> = Lazy::new(|| match build() {
     Ok(m) => m,
@@ -327,6 +346,62 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| match build() {
 });
 
 impl Metrics {
+    /// Creates the zero series of every family for the label values known before any request:
+    /// fixed sets (timeout phases, Redis drop reasons) and each stage of the configuration. A
+    /// labelled family has no series until its first event, so on a fresh gateway a dashboard
+    /// would show "No data" where the truth is 0, and `rate()`/`increase()` would miss the first
+    /// event. Called at start and after every accepted reload.
+    pub fn prime<'a>(&self, stages: impl IntoIterator<Item = &'a str>) {
+        for phase in ["header", "body"] {
+            self.client_timeouts.with_label_values(&[phase]);
+        }
+        for reason in [
+            "queue_full",
+            "breaker_open",
+            "disconnected",
+            "closed",
+            "no_key",
+        ] {
+            self.redis_write_dropped.with_label_values(&[reason]);
+        }
+        for op in ["get", "purge_times"] {
+            self.redis_lookup_duration.with_label_values(&[op]);
+            self.redis_errors.with_label_values(&[op, "timeout"]);
+        }
+        for outcome in ["accepted", "rejected"] {
+            self.config_reloads.with_label_values(&[outcome]);
+        }
+        for stage in stages {
+            self.requests.with_label_values(&[stage, "GET", "2xx"]);
+            for cache in ["hit", "miss", "bypass"] {
+                self.request_duration.with_label_values(&[stage, cache]);
+            }
+            self.upstream_duration.with_label_values(&[stage]);
+            self.upstream_errors
+                .with_label_values(&[stage, "ConnectRefused"]);
+            // Stage caching of a request matching no resource template: the series the first
+            // request of a stage without resources creates.
+            let cache = [stage, "", "GET", "stage", "local"];
+            self.cache_hits.with_label_values(&cache);
+            self.cache_misses.with_label_values(&cache);
+            for reason in ["revalidate", "error"] {
+                self.cache_stale
+                    .with_label_values(&[stage, "", "stage", reason]);
+            }
+            self.cache_stores.with_label_values(&[stage, "stage"]);
+            self.cache_store_rejections
+                .with_label_values(&[stage, "stage", "status"]);
+            for cause in ["size", "expired"] {
+                self.cache_evictions.with_label_values(&[stage, cause]);
+            }
+            self.cache_invalidations
+                .with_label_values(&[stage, "admin", "done"]);
+            self.kv_lookups.with_label_values(&[stage, "", "miss"]);
+            self.cache_local_bytes.with_label_values(&[stage]);
+            self.cache_local_entries.with_label_values(&[stage]);
+        }
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();

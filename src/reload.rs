@@ -79,10 +79,7 @@ impl ConfigHandle {
             restart_required: Vec::new(),
         };
         METRICS.config_generation.set(1);
-        // Create both outcome series at 0, so `increase()` sees the first reload of each kind.
-        for outcome in ["accepted", "rejected"] {
-            METRICS.config_reloads.with_label_values(&[outcome]);
-        }
+        METRICS.prime(cfg.stages.iter().map(|s| s.name.as_str()));
         METRICS
             .config_last_success
             .set(i64::try_from(status.loaded_at).unwrap_or(i64::MAX));
@@ -159,6 +156,7 @@ impl ConfigHandle {
                     configure_store(store, &cfg);
                     flush_changed_stages(store, &old.config, &cfg);
                 }
+                METRICS.prime(cfg.stages.iter().map(|s| s.name.as_str()));
                 self.current.store(Arc::new(Snapshot {
                     generation,
                     config: cfg,

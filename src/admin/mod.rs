@@ -251,6 +251,18 @@ impl ServeHttp for AdminApp {
                 StatusCode::OK,
                 &serde_json::json!({ "status": "ok", "generation": self.handle.snapshot().generation }),
             ),
+            // HEAD is what uptime checks and some scrapers send: the same answer without a body.
+            (&Method::HEAD, "/metrics") => {
+                let mut resp = respond(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    Vec::new(),
+                );
+                let len = METRICS.render().len();
+                resp.headers_mut()
+                    .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
+                resp
+            }
             (&Method::GET, "/metrics") => {
                 if let Some(store) = self.handle.store() {
                     store.refresh_metrics();
@@ -302,7 +314,8 @@ impl ServeHttp for AdminApp {
                 self.flush_env_cache(env_cache_name(p).unwrap_or_default())
             }
             (_, p) if env_cache_name(p).is_some() => method_not_allowed("POST"),
-            (_, "/healthz" | "/metrics" | "/config") => method_not_allowed("GET"),
+            (_, "/metrics") => method_not_allowed("GET, HEAD"),
+            (_, "/healthz" | "/config") => method_not_allowed("GET"),
             (_, "/reload") => method_not_allowed("POST"),
             (_, p) if is_stage_operation(p) => method_not_allowed("POST"),
             _ => error(StatusCode::NOT_FOUND, "not found"),

@@ -25,6 +25,7 @@ mod http_parsing;
 mod import;
 mod invalidation;
 mod load;
+mod metrics;
 mod proxy_endpoints;
 mod reload;
 mod revalidation;
