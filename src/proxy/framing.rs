@@ -90,7 +90,9 @@ pub(super) fn inspect(session: &mut Session, underscores: Underscores) -> Verdic
     };
     // The connection's record skips this body: the next head must follow it.
     super::header_deadline::body_follows(session.as_downstream(), body);
-    let mut normalised = !names.is_empty();
+    // Dropping a field that is not about framing (lookalikes of framing fields were refused
+    // above) cannot make the target read the body differently: the pooled connection stays.
+    let mut normalised = false;
     let req = session.req_header_mut();
     for name in names {
         req.remove_header(&name);

@@ -30,6 +30,10 @@ pub(crate) struct HeadLog {
     lost: bool,
     /// The last head was found: its body can be skipped.
     synced: bool,
+    /// A head was not where it should have been, or a body's framing was not what Pingora
+    /// reads: the log can no longer tell heads from body bytes on this connection, so every
+    /// later head is [`Original::Unknown`] (and refused when escaping could have happened).
+    desynced: bool,
 }
 
 /// What the log knows about a head's original target.
@@ -65,8 +69,11 @@ enum Skip {
     Data(u64),
     /// The line end after chunk data.
     DataEnd,
-    /// The trailer section; `true` at the start of a line (an empty line ends the body).
-    Trailer(bool),
+    /// The trailer section, read as Pingora reads it: it ends at the first CRLF CRLF, counting
+    /// the last chunk's CRLF; the number of those four bytes matched so far.
+    Trailer(u8),
+    /// A line end Pingora would not accept: where the body ends is unknown.
+    Broken,
 }
 
 impl Skip {
@@ -107,14 +114,17 @@ impl Skip {
                         *self = Skip::Size(0);
                     }
                 }
-                Skip::Trailer(line_start) => {
-                    *self = match b {
-                        b'\n' if line_start => Skip::None,
-                        b'\n' => Skip::Trailer(true),
-                        b'\r' => Skip::Trailer(line_start),
-                        _ => Skip::Trailer(false),
+                Skip::Trailer(matched) => {
+                    const END: &[u8; 4] = b"\r\n\r\n";
+                    *self = match END.get(usize::from(matched)) {
+                        Some(&want) if b == want && matched == 3 => Skip::None,
+                        Some(&want) if b == want => Skip::Trailer(matched + 1),
+                        // A bare CR or LF, or a CR not followed by LF.
+                        _ if b == b'\r' || b == b'\n' || matched % 2 == 1 => Skip::Broken,
+                        _ => Skip::Trailer(0),
                     };
                 }
+                Skip::Broken => return bytes.len(),
             }
             at += 1;
         }
@@ -123,7 +133,8 @@ impl Skip {
 
     fn after_size(n: u64) -> Skip {
         if n == 0 {
-            Skip::Trailer(true)
+            // The size line's CRLF is the first half of the end.
+            Skip::Trailer(2)
         } else {
             Skip::Data(n)
         }
@@ -159,6 +170,7 @@ impl HeadLog {
             skip: Skip::None,
             lost: false,
             synced: false,
+            desynced: false,
         }
     }
 
@@ -166,6 +178,11 @@ impl HeadLog {
     /// log is emptied: it no longer knows where a head starts.
     pub(crate) fn record(&mut self, bytes: &[u8]) {
         let body = self.skip.feed(bytes);
+        if self.skip == Skip::Broken {
+            self.desynced = true;
+            self.buf = Vec::new();
+            return;
+        }
         let rest = bytes.get(body..).unwrap_or_default();
         if self.buf.len() + rest.len() > self.cap {
             self.buf = Vec::new();
@@ -179,13 +196,16 @@ impl HeadLog {
     /// holds it, maybe with an escaped target), which must be next in the log; forgets it.
     /// When it is not, the log is emptied (what it holds is of no use).
     pub(crate) fn take_target(&mut self, head: &[u8]) -> Original {
-        let found = if self.lost {
+        let found = if self.lost || self.desynced {
             None
         } else {
             at_front(&self.buf, head)
         };
         self.lost = false;
         self.synced = found.is_some();
+        // Once a head is not found, what follows it may be body bytes of unknown framing: the
+        // log never trusts itself again on this connection.
+        self.desynced |= found.is_none();
         match found {
             Some((target, end)) => {
                 self.buf.drain(..end);
@@ -230,6 +250,8 @@ struct Parts<'a> {
 
 /// The request line of `head` split at its first and last space, and the rest of the head.
 fn split_head(head: &[u8]) -> Option<Parts<'_>> {
+    // httparse skips empty lines before a request line but keeps them in the raw head.
+    let head = head.get(head.iter().position(|&b| b != b'\r' && b != b'\n')?..)?;
     let lf = head.iter().position(|&b| b == b'\n')?;
     let end = if lf > 0 && head.get(lf - 1) == Some(&b'\r') {
         lf - 1
@@ -353,9 +375,39 @@ mod tests {
         log.record(HEAD);
         log.record(&[b'x'; 30]);
         assert_eq!(log.take_target(HEAD), Original::Unknown);
-        // The log starts over with the next read.
+        // What follows a lost head may be body bytes: the log never trusts itself again.
         log.record(HEAD);
+        assert_eq!(log.take_target(HEAD), Original::Unknown);
+    }
+
+    #[test]
+    fn a_trailer_section_ends_where_pingora_ends_it() {
+        // A bare LF after the last chunk is no end for Pingora: nothing after it may pass for
+        // the next head.
+        let mut log = HeadLog::new(1024);
+        let post = b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        log.record(post);
+        assert_eq!(log.take_target(post), Original::Target(b"/a".to_vec()));
+        log.expect_body(Body::Chunked);
+        log.record(b"3\r\nabc\r\n0\r\n\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(log.take_target(HEAD), Original::Unknown);
+        // Trailers proper end at CRLF CRLF.
+        let mut log = HeadLog::new(1024);
+        log.record(post);
+        assert_eq!(log.take_target(post), Original::Target(b"/a".to_vec()));
+        log.expect_body(Body::Chunked);
+        log.record(b"0\r\nX-T: 1\r\n\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!(log.take_target(HEAD), Original::Target(b"/a".to_vec()));
+    }
+
+    #[test]
+    fn empty_lines_before_a_request_line_are_skipped() {
+        let mut log = HeadLog::new(1024);
+        log.record(b"\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(
+            log.take_target(b"\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Original::Target(b"/a".to_vec())
+        );
     }
 
     #[test]

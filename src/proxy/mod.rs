@@ -418,8 +418,19 @@ impl ProxyHttp for Gateway {
     ) -> Result<RespCacheable> {
         // A 304 revalidating a stored response: what is judged and stored is the stored header
         // updated with all of the 304's fields, not pingora's five-field merge.
+        // Only in http mode: stage caching and Apigee policies keep pingora's merge, as before.
+        let standard = ctx.plan.as_ref().is_some_and(|p| p.policy.is_none())
+            && ctx
+                .stage
+                .as_ref()
+                .is_some_and(|s| s.cache.mode == CacheMode::Http);
         let merged;
-        let resp = match ctx.exchange.merge(session.cache.maybe_cache_meta()) {
+        let merge = if standard {
+            ctx.exchange.merge(session.cache.maybe_cache_meta())
+        } else {
+            revalidate::Merge::None
+        };
+        let resp = match merge {
             revalidate::Merge::None => resp,
             revalidate::Merge::Merged(h) => {
                 merged = h;
@@ -648,7 +659,8 @@ impl ProxyHttp for Gateway {
             ctx.bypass,
             SystemTime::now(),
         );
-        revalidate::revalidated_age(phase, session.cache.maybe_cache_meta(), resp)?;
+        ctx.exchange
+            .answered(phase, session.cache.maybe_cache_meta(), resp)?;
         resp.insert_header("x-cache", outcome.header())?;
         resp.insert_header("cache-status", status)?;
         // cachegate's own targeted field (RFC 9213) is for it alone; it is not stored either.

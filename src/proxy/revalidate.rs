@@ -45,6 +45,15 @@ pub(super) struct Exchange {
     sent: Option<SystemTime>,
     received: Option<SystemTime>,
     not_modified: Option<ResponseHeader>,
+    /// The stored validators, when a 304 with another strong `ETag` was refused: pingora still
+    /// serves the stored body, which must go out with its own validators, not the 304's.
+    refused: Option<Validators>,
+}
+
+/// A stored response's `ETag` and `Last-Modified`.
+struct Validators {
+    etag: Option<http::HeaderValue>,
+    last_modified: Option<http::HeaderValue>,
 }
 
 /// What the stored header becomes after the target's answer.
@@ -90,6 +99,10 @@ impl Exchange {
         };
         let stored = stored.response_header();
         if strong_mismatch(stored, &not_modified) {
+            self.refused = Some(Validators {
+                etag: stored.headers.get(http::header::ETAG).cloned(),
+                last_modified: stored.headers.get(http::header::LAST_MODIFIED).cloned(),
+            });
             return Merge::Mismatch;
         }
         match merged(stored, &not_modified) {
@@ -151,24 +164,39 @@ fn strong_mismatch(stored: &ResponseHeader, not_modified: &ResponseHeader) -> bo
     }
 }
 
-/// The `Age` of a response served after a revalidation: pingora adds `Age` only to responses
-/// served without contacting the target, so a revalidated one gets its meta's age here (the
-/// 304's own age, counted from its arrival).
-pub(super) fn revalidated_age(
-    phase: CachePhase,
-    meta: Option<&CacheMeta>,
-    resp: &mut ResponseHeader,
-) -> pingora::Result<()> {
-    match (phase, meta) {
-        (CachePhase::Revalidated, Some(meta)) => {
-            resp.insert_header(http::header::AGE, meta.age().as_secs())?;
+impl Exchange {
+    /// Completes a response served after a revalidation. Its `Age`: pingora adds `Age` only to
+    /// responses served without contacting the target, so a revalidated one gets its meta's age
+    /// here (the 304's own age, counted from its arrival). And after a refused 304 (another
+    /// strong `ETag`), the stored body pingora serves keeps its own validators, so a client never
+    /// pairs it with the 304's `ETag` and revalidates the wrong body later.
+    pub(super) fn answered(
+        &mut self,
+        phase: CachePhase,
+        meta: Option<&CacheMeta>,
+        resp: &mut ResponseHeader,
+    ) -> pingora::Result<()> {
+        match (phase, meta) {
+            (CachePhase::Revalidated, Some(meta)) => {
+                resp.insert_header(http::header::AGE, meta.age().as_secs())?;
+            }
+            (CachePhase::RevalidatedNoCache(_), _) => {
+                resp.remove_header(&http::header::AGE);
+                if let Some(v) = self.refused.take() {
+                    resp.remove_header(&http::header::ETAG);
+                    resp.remove_header(&http::header::LAST_MODIFIED);
+                    if let Some(etag) = v.etag {
+                        resp.insert_header(http::header::ETAG, etag)?;
+                    }
+                    if let Some(lm) = v.last_modified {
+                        resp.insert_header(http::header::LAST_MODIFIED, lm)?;
+                    }
+                }
+            }
+            _ => {}
         }
-        (CachePhase::RevalidatedNoCache(_), _) => {
-            resp.remove_header(&http::header::AGE);
-        }
-        _ => {}
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]

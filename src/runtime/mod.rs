@@ -19,6 +19,7 @@ pub(crate) mod cache_control;
 pub mod flow;
 pub mod host;
 pub mod key;
+mod key_bytes;
 pub(crate) mod policy;
 pub(crate) mod resource;
 pub mod stage;

@@ -205,8 +205,11 @@ async fn a_revalidated_entry_reaches_the_shared_tier() {
     assert_eq!(o.count("/items/t"), n);
 }
 
-/// A target answering every request with `response` (then closing), counting requests.
-fn raw_target(response: &'static [u8]) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+/// A target answering its n-th request with `responses[n]` (the last one from then on), then
+/// closing the connection; counts requests.
+fn scripted_target(
+    responses: &'static [&'static [u8]],
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
@@ -222,11 +225,51 @@ fn raw_target(response: &'static [u8]) -> (u16, std::sync::Arc<std::sync::atomic
                     Ok(n) => head.extend_from_slice(&buf[..n]),
                 }
             }
-            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let response = responses
+                .get(n)
+                .or(responses.last())
+                .copied()
+                .unwrap_or_default();
             let _ = conn.write_all(response);
         }
     });
     (port, hits)
+}
+
+fn raw_target(response: &'static [u8]) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let responses: &'static [&'static [u8]] = Box::leak(Box::new([response]));
+    scripted_target(responses)
+}
+
+#[tokio::test]
+async fn a_304_with_another_strong_etag_updates_nothing() {
+    let o = origin();
+    let (port, hits) = scripted_target(&[
+        b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nCache-Control: max-age=1\r\nETag: \"A\"\r\nX-Test-Header: first\r\nConnection: close\r\n\r\nA-body",
+        b"HTTP/1.1 304 Not Modified\r\nCache-Control: max-age=600\r\nETag: \"B\"\r\nX-Test-Header: second\r\nConnection: close\r\n\r\n",
+    ]);
+    let d = PolicyDir::new(&o);
+    d.stage(
+        "prod",
+        &format!(
+            "target = \"http://127.0.0.1:{port}\"\n[cache]\nenabled = true\nmode = \"http\"\n"
+        ),
+    );
+    let gw = TestGateway::start(d);
+    let url = gw.url("/prod/x");
+    assert_eq!(get(&url).await.header("etag"), "\"A\"");
+    // The 304 validated some other response: the stored body goes out with its own ETag...
+    let r = until_revalidated(&url).await;
+    assert_eq!(r.body, "A-body");
+    assert_eq!(r.header("etag"), "\"A\"");
+    // ...and the entry is not updated: still stale, so the next request asks the target again
+    // (a 304 that had been applied would have made it fresh for 600 s).
+    let before = hits.load(std::sync::atomic::Ordering::SeqCst);
+    let again = get(&url).await;
+    assert_eq!(again.header("etag"), "\"A\"");
+    assert_eq!(again.header("x-test-header"), "first");
+    assert!(hits.load(std::sync::atomic::Ordering::SeqCst) > before);
 }
 
 #[tokio::test]
