@@ -148,7 +148,8 @@ fn escaped_by_pingora(b: u8) -> bool {
 }
 
 /// `target` as Pingora escapes it (upper-case hex, as `percent_encoding` writes).
-pub(crate) fn pingora_escape(target: &[u8]) -> Vec<u8> {
+#[cfg(test)]
+fn pingora_escape(target: &[u8]) -> Vec<u8> {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = Vec::with_capacity(target.len());
     for &b in target {
@@ -159,6 +160,25 @@ pub(crate) fn pingora_escape(target: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Whether `original` escaped as Pingora does is `escaped` (without building the escaped copy:
+/// this runs for every request).
+fn escapes_to(original: &[u8], escaped: &[u8]) -> bool {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut rest = escaped;
+    for &b in original {
+        let matched = if escaped_by_pingora(b) {
+            rest.strip_prefix(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]][..])
+        } else {
+            rest.strip_prefix(&[b][..])
+        };
+        match matched {
+            Some(r) => rest = r,
+            None => return false,
+        }
+    }
+    rest.is_empty()
 }
 
 impl HeadLog {
@@ -294,7 +314,7 @@ fn at_front(log: &[u8], head: &[u8]) -> Option<(Vec<u8>, usize)> {
         .strip_prefix(method)?
         .strip_prefix(b" ")?
         .strip_suffix(version)?;
-    if pingora_escape(original) != target || !from.get(end..)?.starts_with(rest) {
+    if !escapes_to(original, target) || !from.get(end..)?.starts_with(rest) {
         return None;
     }
     Some((original.to_vec(), start + end + rest.len()))
@@ -313,6 +333,12 @@ mod tests {
             b"/a%20b%00%0D%22%3C%3E%7F%C3"
         );
         assert_eq!(pingora_escape(b"/plain%20?q=1"), b"/plain%20?q=1");
+        for t in [&b"/a b\x00"[..], b"/plain", b"", b"/\xff?x=<1>"] {
+            assert!(escapes_to(t, &pingora_escape(t)));
+        }
+        assert!(!escapes_to(b"/a b", b"/a b"));
+        assert!(!escapes_to(b"/a", b"/a%20"));
+        assert!(!escapes_to(b"/a ", b"/a"));
     }
 
     #[test]
