@@ -34,6 +34,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Start the gateway: proxy on [server] listen, admin (/healthz, /metrics, /config) on [admin] listen.
+    #[command(long_about = RUN_HELP)]
     Run {
         /// Directory holding gateway.toml and the stage folders.
         #[arg(long, short, default_value = "policies")]
@@ -48,9 +49,12 @@ enum Command {
     ///
     /// Every problem is printed as `file:line:col: error: message`, with a hint on the next line.
     Validate {
-        /// Directory holding gateway.toml and the stage folders.
-        #[arg(default_value = "policies")]
-        dir: PathBuf,
+        /// Directory holding gateway.toml and the stage folders (default `policies`).
+        #[arg(value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// The same directory, spelt as `run` spells it.
+        #[arg(long, short, value_name = "DIR", conflicts_with = "dir")]
+        config: Option<PathBuf>,
     },
     /// Write an Apigee API proxy bundle as the equivalent native stage: stage.toml and one
     /// policy file per policy.
@@ -83,6 +87,29 @@ enum Command {
         check: bool,
     },
 }
+
+/// `cachegate run --help`: what an operator needs besides the flags.
+const RUN_HELP: &str = "Start the gateway: the proxy on [server] listen, the admin API (/healthz, \
+/metrics, /config, POST /reload) on [admin] listen, both from gateway.toml in --config.
+
+Signals:
+  SIGHUP    reload the configuration now (it is also reloaded when a file in --config changes);
+            a configuration with errors is refused and the running one keeps serving
+  SIGTERM   graceful shutdown: stop accepting, finish requests in flight ([server]
+            grace_period_secs at most), exit
+  SIGINT    fast shutdown
+  SIGQUIT   graceful shutdown after handing the listening sockets to a new process started
+            with --upgrade (zero-downtime binary upgrade through [server] upgrade_socket)
+
+Environment:
+  RUST_LOG  log filter (default info), e.g. RUST_LOG=cachegate=debug; Pingora's own debug
+            records, which print whole headers, stay at info unless RUST_LOG names pingora
+  Secrets are never written in the policy files: they name environment variables instead —
+  [admin] token_env (the admin API's bearer token), [[cache.invalidation.grants]] token_env
+  (client invalidation tokens), [redis] encryption_keys_env (keys for encrypted entries). An unset
+  variable disables what it guards, with a warning.
+
+Exit status: 0 after a clean shutdown; non-zero when the configuration is invalid at start.";
 
 /// Pingora's own records below `info` print whole request and response headers —
 /// `Authorization`, `Cookie`, `Set-Cookie` — so when `RUST_LOG`'s default level is `debug` or
@@ -255,7 +282,10 @@ fn main() -> anyhow::Result<ExitCode> {
             init_logging();
             run(&config, upgrade)
         }
-        Command::Validate { dir } => Ok(validate(&dir)),
+        Command::Validate { dir, config } => {
+            let dir = config.or(dir).unwrap_or_else(|| PathBuf::from("policies"));
+            Ok(validate(&dir))
+        }
         Command::Import {
             bundle,
             stage,

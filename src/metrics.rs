@@ -352,7 +352,7 @@ impl Metrics {
     /// would show "No data" where the truth is 0, and `rate()`/`increase()` would miss the first
     /// event. Called at start and after every accepted reload.
     pub fn prime<'a>(&self, stages: impl IntoIterator<Item = &'a str>) {
-        for phase in ["header", "body"] {
+        for phase in ["header", "body", "send"] {
             self.client_timeouts.with_label_values(&[phase]);
         }
         for reason in [
@@ -379,14 +379,14 @@ impl Metrics {
             self.upstream_duration.with_label_values(&[stage]);
             self.upstream_errors
                 .with_label_values(&[stage, "ConnectRefused"]);
-            // Stage caching of a request matching no resource template: the series the first
-            // request of a stage without resources creates.
-            let cache = [stage, "", "GET", "stage", "local"];
+            // Stage caching of a request matching no resource template or flow: the series the
+            // first such request creates.
+            let cache = [stage, "other", "GET", "stage", "local"];
             self.cache_hits.with_label_values(&cache);
             self.cache_misses.with_label_values(&cache);
             for reason in ["revalidate", "error"] {
                 self.cache_stale
-                    .with_label_values(&[stage, "", "stage", reason]);
+                    .with_label_values(&[stage, "other", "stage", reason]);
             }
             self.cache_stores.with_label_values(&[stage, "stage"]);
             self.cache_store_rejections

@@ -262,3 +262,50 @@ async fn default_runtime_serves_misses_and_hits() {
             .map_or(0, |r| r.status().as_u16())
     }
 }
+
+#[test]
+fn validate_takes_the_directory_as_run_does() {
+    for args in [
+        vec!["validate", "--config"],
+        vec!["validate", "-c"],
+        vec!["validate"],
+    ] {
+        let out = cachegate()
+            .args(&args)
+            .arg(repo().join("policies"))
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("valid (0 error(s)"));
+    }
+    // Both spellings at once is a usage error, not a silent choice.
+    let out = cachegate()
+        .args(["validate", "policies", "--config", "policies"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+}
+
+#[test]
+fn run_help_explains_signals_environment_and_secrets() {
+    let out = cachegate().args(["run", "--help"]).output().expect("run");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for word in [
+        "SIGHUP",
+        "SIGTERM",
+        "SIGQUIT",
+        "RUST_LOG",
+        "token_env",
+        "--upgrade",
+    ] {
+        assert!(
+            text.contains(word),
+            "run --help does not mention {word}:\n{text}"
+        );
+    }
+}
