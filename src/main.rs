@@ -184,6 +184,21 @@ fn run(config: &Path, upgrade: bool) -> anyhow::Result<ExitCode> {
         stages = snap.config.stages.len(),
         "cachegate starting."
     );
+    // Pingora retries a busy address for a while and then panics inside its listener task,
+    // leaving a process whose admin API still says it is healthy. Binding both addresses once
+    // first turns that into one clear line and a failed start, before anything is up. (An
+    // upgrade takes the sockets over instead of binding them.)
+    if !upgrade {
+        for (addr, setting) in [
+            (g.listen, "[server] listen"),
+            (g.admin_listen, "[admin] listen"),
+        ] {
+            if let Err(e) = std::net::TcpListener::bind(addr) {
+                eprintln!("cachegate: cannot listen on {addr} ({setting}): {e}; not starting");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
     for s in &snap.config.stages {
         let targets: Vec<&str> = s.targets.iter().map(|t| t.target.url.as_str()).collect();
         tracing::info!(stage = %s.name, base_path = %s.base_path, targets = %targets.join(", "), "Stage loaded.");

@@ -70,7 +70,7 @@ pub fn build(handle: Arc<ConfigHandle>, options: &ServerOptions) -> Server {
     };
     let mut admin = Service::new(
         "cachegate admin".to_owned(),
-        HttpServer::new_app(AdminApp::new(Arc::clone(&handle), auth)),
+        HttpServer::new_app(AdminApp::new(Arc::clone(&handle), auth, g.listen)),
     );
     admin.add_tcp(&g.admin_listen.to_string());
 

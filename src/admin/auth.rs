@@ -46,7 +46,7 @@ impl Refusal {
     pub fn message(self) -> &'static str {
         match self {
             Refusal::NotConfigured => {
-                "admin mutations are disabled: set [admin] token_env and the variable it names"
+                "admin mutations are disabled: no admin token was configured when cachegate started ([admin] token_env is not set, or the variable it names was unset or empty then; set it and restart)"
             }
             Refusal::Missing => "missing bearer token",
             Refusal::Wrong => "invalid token",

@@ -7,6 +7,7 @@
 mod auth;
 mod cache;
 mod limit;
+mod ready;
 
 use std::sync::Arc;
 
@@ -30,14 +31,19 @@ pub struct AdminApp {
     /// Mutations without it (refused anyway): a bucket of their own, so token guessing is slowed
     /// down without starving the operator's own requests.
     refused: limit::Limiter,
+    /// The proxy listener's address as bound at start (a reload cannot move it), for
+    /// `/readyz`.
+    proxy: std::net::SocketAddr,
 }
 
 impl AdminApp {
-    /// An admin app over `handle`, authenticating mutations with `auth`.
-    pub fn new(handle: Arc<ConfigHandle>, auth: AdminAuth) -> Self {
+    /// An admin app over `handle`, authenticating mutations with `auth`; `proxy` is the address
+    /// the proxy listens on.
+    pub fn new(handle: Arc<ConfigHandle>, auth: AdminAuth, proxy: std::net::SocketAddr) -> Self {
         Self {
             handle,
             auth,
+            proxy,
             limiter: limit::Limiter::new(),
             refused: limit::Limiter::new(),
         }
@@ -252,6 +258,10 @@ impl ServeHttp for AdminApp {
                 &serde_json::json!({ "status": "ok", "generation": self.handle.snapshot().generation }),
             ),
             // HEAD is what uptime checks and some scrapers send: the same answer without a body.
+            (&Method::GET, "/readyz") => {
+                let (status, body) = ready::readiness(&self.handle, self.proxy).await;
+                json(status, &body)
+            }
             (&Method::HEAD, "/metrics") => {
                 let mut resp = respond(
                     StatusCode::OK,
@@ -315,7 +325,7 @@ impl ServeHttp for AdminApp {
             }
             (_, p) if env_cache_name(p).is_some() => method_not_allowed("POST"),
             (_, "/metrics") => method_not_allowed("GET, HEAD"),
-            (_, "/healthz" | "/config") => method_not_allowed("GET"),
+            (_, "/healthz" | "/readyz" | "/config") => method_not_allowed("GET"),
             (_, "/reload") => method_not_allowed("POST"),
             (_, p) if is_stage_operation(p) => method_not_allowed("POST"),
             _ => error(StatusCode::NOT_FOUND, "not found"),

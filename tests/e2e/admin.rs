@@ -269,3 +269,27 @@ async fn mutations_are_rate_limited() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn readyz_says_the_proxy_listens_and_reports_redis() {
+    let o = crate::harness::origin();
+    let gw = TestGateway::start(crate::harness::PolicyDir::new(&o));
+    let r = crate::harness::get(&gw.admin("/readyz")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["status"], "ready");
+    assert_eq!(v["proxy"], "listening");
+    assert_eq!(v["redis"], "off");
+    assert!(v["generation"].as_u64().is_some_and(|g| g >= 1));
+
+    let redis = crate::harness::RedisServer::start();
+    let d = crate::harness::PolicyDir::new(&o);
+    d.with_redis(&redis.url(), "");
+    let gw = TestGateway::start(d);
+    crate::harness::eventually(
+        "Redis is reported connected",
+        std::time::Duration::from_secs(5),
+        || async { crate::harness::get(&gw.admin("/readyz")).await.json()["redis"] == "connected" },
+    )
+    .await;
+}

@@ -309,3 +309,76 @@ fn run_help_explains_signals_environment_and_secrets() {
         );
     }
 }
+
+#[test]
+fn a_busy_address_fails_the_start_with_one_clear_line() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    d.stage("prod", "target = \"http://{{ORIGIN}}\"\n");
+    // Something else holds the proxy's address.
+    let _busy = std::net::TcpListener::bind(("127.0.0.1", d.proxy_port)).expect("bind");
+    let child = cachegate()
+        .args(["run", "--config"])
+        .arg(d.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start cachegate");
+    let mut running = Running(Some(child));
+    // It must exit by itself, promptly (a half-started gateway would keep running).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        let child = running.0.as_mut().expect("running");
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running on a busy address"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(!status.success(), "started on a busy address");
+    let out = running
+        .0
+        .take()
+        .expect("running")
+        .wait_with_output()
+        .expect("output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let addr = format!("127.0.0.1:{}", d.proxy_port);
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr} ([server] listen)")),
+        "{stderr}"
+    );
+    // Nothing else came up: the admin listener is free again.
+    assert!(std::net::TcpListener::bind(("127.0.0.1", d.admin_port)).is_ok());
+}
+
+#[test]
+fn validate_warns_about_an_unset_token_variable() {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    d.admin_settings("token_env = \"CACHEGATE_TEST_SURELY_UNSET_TOKEN\"\n");
+    d.stage("prod", "target = \"http://{{ORIGIN}}\"\n");
+    let out = cachegate()
+        .arg("validate")
+        .arg(d.path())
+        .env_remove("CACHEGATE_TEST_SURELY_UNSET_TOKEN")
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .contains("warning: environment variable CACHEGATE_TEST_SURELY_UNSET_TOKEN is not set"),
+        "{stderr}"
+    );
+    let out = cachegate()
+        .arg("validate")
+        .arg(d.path())
+        .env("CACHEGATE_TEST_SURELY_UNSET_TOKEN", "t")
+        .output()
+        .expect("run");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("is not set"));
+}

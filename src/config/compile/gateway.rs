@@ -54,7 +54,14 @@ pub(crate) fn gateway(cx: &mut FileCtx, g: &FileGateway) -> Option<GatewaySettin
         }
     }
     let admin_token_env = match &g.admin.token_env {
-        Some(t) if env_var_name(cx, t) => Some(t.get_ref().clone()),
+        Some(t) if env_var_name(cx, t) => {
+            warn_unset(
+                cx,
+                t,
+                "the admin API refuses every mutation (POST /reload, flush, invalidate)",
+            );
+            Some(t.get_ref().clone())
+        }
         _ => None,
     };
     let org = g.organization.get_ref();
@@ -309,8 +316,29 @@ fn redis_settings(cx: &mut FileCtx, r: &FileRedis) -> Option<RedisSettings> {
             .encryption_keys_env
             .as_ref()
             .filter(|e| env_var_name(cx, e))
+            .inspect(|e| {
+                warn_unset(
+                    cx,
+                    e,
+                    "entries of `encrypted` stages are not written to Redis",
+                )
+            })
             .map(|e| e.get_ref().clone()),
     })
+}
+
+/// Warns (at `validate` and at start-up) when the environment variable a setting names is not
+/// set, saying what is off without it: the setting is valid, so this is no error, but the
+/// operator otherwise learns of it only when the feature fails.
+fn warn_unset(cx: &mut FileCtx, env: &Spanned<String>, consequence: &str) {
+    let name = env.get_ref();
+    if std::env::var_os(name).is_none_or(|v| v.is_empty()) {
+        cx.warning(
+            env,
+            format!("environment variable {name} is not set: {consequence}"),
+            Some(format!("export {name}=… before starting cachegate")),
+        );
+    }
 }
 
 /// The most request header bytes Pingora 0.9 reads before refusing the request itself.
