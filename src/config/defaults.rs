@@ -60,6 +60,14 @@ pub(crate) fn client_body_timeout_ms() -> Spanned<u32> {
 pub(crate) fn client_send_timeout_ms() -> Spanned<u32> {
     unspanned(60_000)
 }
+/// NGINX's `keepalive_timeout` default, in seconds.
+pub(crate) fn keepalive_timeout() -> Spanned<u32> {
+    unspanned(60)
+}
+/// NGINX's `keepalive_requests` default.
+pub(crate) fn keepalive_requests() -> Spanned<u32> {
+    unspanned(1_000)
+}
 /// NGINX's default (`underscores_in_headers off`, `ignore_invalid_headers on`).
 pub(crate) fn underscores_in_headers() -> Spanned<String> {
     unspanned("drop".to_owned())

@@ -255,6 +255,17 @@ pub struct FileServer {
     #[serde(default = "defaults::underscores_in_headers")]
     #[schemars(with = "UnderscoresSchema")]
     pub underscores_in_headers: Spanned<String>,
+    /// Seconds an idle keep-alive connection is kept open waiting for its next request (NGINX's
+    /// `keepalive_timeout`; 1–3600, default 60). Applies after every request, not only the first.
+    #[serde(default = "defaults::keepalive_timeout")]
+    #[schemars(with = "u32", range(min = 1, max = 3600))]
+    pub keepalive_timeout: Spanned<u32>,
+    /// Requests one client connection may carry before the gateway closes it (NGINX's
+    /// `keepalive_requests`; 1–1000000, default 1000): the last response says
+    /// `Connection: close`. Bounds what one long-lived connection can hold on to.
+    #[serde(default = "defaults::keepalive_requests")]
+    #[schemars(with = "u32", range(min = 1, max = 1_000_000))]
+    pub keepalive_requests: Spanned<u32>,
 }
 
 /// Values of `underscores_in_headers` (schema only).
@@ -283,6 +294,8 @@ impl Default for FileServer {
             upgrade_socket: defaults::upgrade_socket(),
             upstream_ca_file: None,
             underscores_in_headers: defaults::underscores_in_headers(),
+            keepalive_timeout: defaults::keepalive_timeout(),
+            keepalive_requests: defaults::keepalive_requests(),
         }
     }
 }

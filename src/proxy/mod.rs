@@ -15,6 +15,7 @@ pub(crate) mod header_deadline;
 mod health;
 mod hop_by_hop;
 mod http_mode;
+mod keepalive;
 mod logging;
 mod null_route;
 pub(crate) mod rehome;
@@ -248,6 +249,7 @@ impl ProxyHttp for Gateway {
         // Bounds each read of the body (the header and the writes have their own deadlines on
         // the connection, see header_deadline).
         session.set_read_timeout(Some(snapshot.config.gateway.limits.client_body_timeout));
+        keepalive::apply(session.as_downstream_mut(), &snapshot.config.gateway.limits);
         ctx.client_ip = client_ip(session);
         // Checked on the request as received, before any work that scales with its size.
         let limits = &snapshot.config.gateway.limits;

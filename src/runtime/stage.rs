@@ -153,6 +153,10 @@ pub struct RequestLimits {
     pub client_send_timeout: Duration,
     /// What a request header whose name contains `_` gets.
     pub underscores_in_headers: Underscores,
+    /// How long an idle keep-alive connection waits for its next request.
+    pub keepalive_timeout: Duration,
+    /// Requests one client connection may carry.
+    pub keepalive_requests: u32,
 }
 
 /// `[server] underscores_in_headers`: what a request header named with `_` gets.

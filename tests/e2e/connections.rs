@@ -524,3 +524,58 @@ async fn an_upgrade_hands_the_listeners_over_without_refusing_anyone() {
         "{retried} requests needed a retry"
     );
 }
+
+/// A gateway with `[server]` keep-alive limits of 1 s and 3 requests.
+fn keepalive_gateway() -> (TestGateway, Origin, String) {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    d.stage("raw", "target = \"http://{{ORIGIN}}\"\n")
+        .server_settings("keepalive_timeout = 1\nkeepalive_requests = 3\n");
+    let addr = format!("127.0.0.1:{}", d.proxy_port);
+    (TestGateway::start(d), o, addr)
+}
+
+/// After a request (not only before the first), an idle connection is closed at
+/// `keepalive_timeout`.
+#[test]
+fn an_idle_connection_is_closed_after_its_requests_at_the_keepalive_timeout() {
+    let (_gw, _o, addr) = keepalive_gateway();
+    let mut s = patient(&addr);
+    for _ in 0..2 {
+        s.write_all(b"GET /raw/echo/k HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .expect("write");
+        let text = read_response(&mut s);
+        assert!(text.starts_with("HTTP/1.1 200 "), "{text:?}");
+        assert!(
+            !text.to_ascii_lowercase().contains("connection: close"),
+            "{text:?}"
+        );
+    }
+    let idle = Instant::now();
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).expect("closed, not timed out");
+    assert_eq!(n, 0, "the gateway sent more: {:?}", &buf[..n]);
+    let waited = idle.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(4),
+        "closed after {waited:?}"
+    );
+}
+
+/// The last request `keepalive_requests` allows is answered with `Connection: close`, and the
+/// connection closes.
+#[test]
+fn a_connection_carries_at_most_keepalive_requests() {
+    let (_gw, o, addr) = keepalive_gateway();
+    let mut s = patient(&addr);
+    for n in 1..=3 {
+        s.write_all(b"GET /raw/echo/n HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .expect("write");
+        let text = read_response(&mut s).to_ascii_lowercase();
+        assert!(text.starts_with("http/1.1 200 "), "{n}: {text:?}");
+        assert_eq!(text.contains("connection: close"), n == 3, "{n}: {text:?}");
+    }
+    let mut buf = [0u8; 64];
+    assert_eq!(s.read(&mut buf).expect("closed"), 0);
+    assert_eq!(o.count("/echo/n"), 3);
+}

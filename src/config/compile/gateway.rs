@@ -228,6 +228,19 @@ fn request_limits(cx: &mut FileCtx, g: &FileGateway) -> RequestLimits {
             100..=600_000,
         ),
         underscores_in_headers: underscores(cx, &g.server.underscores_in_headers),
+        keepalive_timeout: Duration::from_secs(bounded(
+            cx,
+            &g.server.keepalive_timeout,
+            "keepalive_timeout",
+            1..=3_600,
+        ) as u64),
+        keepalive_requests: u32::try_from(bounded(
+            cx,
+            &g.server.keepalive_requests,
+            "keepalive_requests",
+            1..=1_000_000,
+        ))
+        .unwrap_or(u32::MAX),
     }
 }
 
