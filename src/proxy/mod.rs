@@ -5,6 +5,7 @@
 //! error responses to `respond.rs`. Per-request state lives in [`Ctx`], which holds the
 //! configuration snapshot the request started with, so a reload never changes a request midway.
 
+mod access_log;
 mod body;
 mod caching;
 mod client_refresh;
@@ -18,6 +19,7 @@ mod http_mode;
 mod logging;
 mod null_route;
 pub(crate) mod rehome;
+mod request_id;
 mod respond;
 mod revalidate;
 mod steps;
@@ -67,12 +69,17 @@ pub fn service(
 pub struct Gateway {
     handle: Arc<ConfigHandle>,
     cache: bridge::GatewayCache,
+    access: crate::access_log::AccessLog,
 }
 
 impl Gateway {
     /// A gateway serving whatever configuration `handle` holds, caching in `cache`.
     pub fn new(handle: Arc<ConfigHandle>, cache: bridge::GatewayCache) -> Self {
-        Self { handle, cache }
+        Self {
+            handle,
+            cache,
+            access: crate::access_log::AccessLog::default(),
+        }
     }
 }
 
@@ -124,6 +131,8 @@ pub struct Ctx {
     held_body: Option<body::Held>,
     /// This request's attempts at its target (the LoadBalancer server of each).
     upstream: target::Attempts,
+    /// The last attempt's address, status and time, for the access log.
+    upstream_log: access_log::Upstream,
     /// The request body for the flow variables, when the stage reads it (see `proxy::body`).
     request_body: engine::KeptBody,
 }
@@ -209,6 +218,13 @@ fn client_ip(session: &Session) -> String {
 impl ProxyHttp for Gateway {
     type CTX = Ctx;
 
+    fn init_downstream_modules(&self, modules: &mut pingora::modules::http::HttpModules) {
+        // Pingora's default (its compression module, off), and `X-Request-Id` on every answer.
+        modules
+            .add_module(pingora::modules::http::compression::ResponseCompressionBuilder::enable(0));
+        modules.add_module(Box::new(request_id::Builder));
+    }
+
     fn new_ctx(&self) -> Ctx {
         Ctx {
             snapshot: None,
@@ -233,6 +249,7 @@ impl ProxyHttp for Gateway {
             client_ip: String::new(),
             held_body: None,
             upstream: target::Attempts::default(),
+            upstream_log: access_log::Upstream::default(),
             request_body: engine::KeptBody::Absent,
         }
     }
@@ -525,7 +542,9 @@ impl ProxyHttp for Gateway {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        target::peer(ctx).map(Box::new)
+        let peer = target::peer(ctx)?;
+        ctx.upstream_log.peer(&peer);
+        Ok(Box::new(peer))
     }
 
     fn fail_to_connect(
@@ -601,8 +620,11 @@ impl ProxyHttp for Gateway {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        ctx.upstream_log
+            .responded(resp.status.as_u16(), ctx.upstream_sent);
         target::responded(session, ctx, resp.status.as_u16())?;
         hop_by_hop::strip(resp);
+        request_id::strip_stored(resp);
         framing::collapse_response_length(resp)?;
         ctx.exchange.received(resp);
         if let (Some(sent), Some(stage)) = (ctx.upstream_sent.take(), ctx.stage.as_ref()) {

@@ -22,6 +22,7 @@ mod ctx;
 mod flows;
 mod gateway;
 mod invalidation;
+mod log;
 mod overrides;
 mod stage;
 mod target;
