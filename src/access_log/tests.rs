@@ -160,3 +160,22 @@ fn a_new_destination_gets_its_own_writer_and_reopen_moves_to_a_new_file() {
     log.write(&to_b, "three\n".to_owned());
     wait(&second, "three\n");
 }
+
+#[test]
+fn lines_that_cannot_be_written_are_counted_as_dropped() {
+    let dropped = || crate::metrics::METRICS.access_log_dropped.get();
+    let before = dropped();
+    let log = AccessLog::default();
+    let to = crate::runtime::access_log::LogDestination::File(
+        "/nonexistent-cachegate-dir/access.log".into(),
+    );
+    log.write(&to, "lost\n".to_owned());
+    let deadline = SystemTime::now() + Duration::from_secs(5);
+    while dropped() <= before {
+        assert!(
+            SystemTime::now() < deadline,
+            "the lost line was not counted"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
