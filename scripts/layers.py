@@ -20,6 +20,8 @@ LAYERS = {
     # may use runtime's value types (Scope, ExpiryDate, MessageTarget, the condition language).
     "runtime": 1,
     "policy": 2,
+    # The access log's formatting and writer: runtime's settings in, lines out.
+    "access_log": 2,
     "config": 3, "cache": 3,
     "engine": 4, "reload": 4,
     "proxy": 5, "admin": 5, "watch": 5,

@@ -13,6 +13,7 @@
 // One exception, documented where it is: `proxy::rehome` duplicates an accepted socket.
 #![deny(unsafe_code)]
 
+pub mod access_log;
 pub(crate) mod admin;
 pub mod cache;
 pub mod config;

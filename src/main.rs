@@ -143,8 +143,10 @@ fn init_logging() {
             }
         }
     }
-    // `init` also routes Pingora's `log` records into tracing.
+    // `init` also routes Pingora's `log` records into tracing. The application log goes to
+    // stderr, so stdout carries nothing but access log lines (`[log] access_path = "stdout"`).
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(filter)
         .with_target(false)
         .init();

@@ -68,6 +68,8 @@ pub struct Metrics {
     pub client_timeouts: IntCounterVec,
     /// Mutating admin requests refused with `429`.
     pub admin_throttled: IntCounter,
+    /// Access log lines dropped: the writer was behind (its queue full) or could not write.
+    pub access_log_dropped: IntCounter,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -212,6 +214,10 @@ fn build() -> Result<Metrics, prometheus::Error> {
         "cachegate_admin_throttled_total",
         "Mutating admin requests refused with 429 ([admin] mutations_per_second).",
     )?;
+    let access_log_dropped = IntCounter::new(
+        "cachegate_access_log_dropped_total",
+        "Access log lines dropped because the writer was behind (queue full) or could not write.",
+    )?;
     let config_reloads = IntCounterVec::new(
         Opts::new(
             "cachegate_config_reloads_total",
@@ -302,6 +308,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(redis_subscription_lost.clone()))?;
     registry.register(Box::new(client_timeouts.clone()))?;
     registry.register(Box::new(admin_throttled.clone()))?;
+    registry.register(Box::new(access_log_dropped.clone()))?;
     Ok(Metrics {
         registry,
         requests,
@@ -331,6 +338,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         redis_subscription_lost,
         client_timeouts,
         admin_throttled,
+        access_log_dropped,
     })
 }
 
@@ -451,5 +459,7 @@ mod tests {
         assert!(text
             .contains("cachegate_requests_total{method=\"GET\",stage=\"s\",status_class=\"2xx\"}"));
         assert!(text.contains("# HELP cachegate_config_generation"));
+        // Exported from the start, before any line is dropped.
+        assert!(text.contains("cachegate_access_log_dropped_total "));
     }
 }

@@ -89,6 +89,11 @@ pub fn build(handle: Arc<ConfigHandle>, options: &ServerOptions) -> Server {
         ));
     }
     server.add_service(admin);
+    // logrotate's `postrotate kill -USR1`: the access log file is reopened.
+    server.add_service(pingora::services::background::background_service(
+        "access log reopen",
+        crate::access_log::ReopenOnSignal,
+    ));
     server
 }
 

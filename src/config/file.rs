@@ -56,6 +56,9 @@ pub struct FileGateway {
     /// each LoadBalancer keeps its own view of their health.
     #[serde(default)]
     pub target_servers: Vec<FileTargetServer>,
+    /// The access log.
+    #[serde(default)]
+    pub log: super::file_log::FileLog,
 }
 
 /// `[flow_hooks]`: each value names a shared flow of `policies/sharedflows/`.
@@ -177,6 +180,7 @@ impl Default for FileGateway {
             caches: Vec::new(),
             flow_hooks: FileFlowHooks::default(),
             target_servers: Vec::new(),
+            log: super::file_log::FileLog::default(),
         }
     }
 }

@@ -20,6 +20,7 @@ mod connection;
 mod crossref;
 pub(crate) mod defaults;
 pub(crate) mod file;
+pub(crate) mod file_log;
 mod files;
 mod foreign;
 pub mod import;

@@ -15,6 +15,7 @@ pub(super) fn record(gw: &Gateway, session: &Session, e: Option<&Error>, ctx: &C
     if session.subrequest_ctx.is_some() {
         return;
     }
+    super::access_log::write(gw, session, ctx);
     let status = session.response_written().map_or(0, |r| r.status.as_u16());
     let stage = ctx.stage_label();
     let method = method_label(session.req_header().method.as_str());

@@ -5,9 +5,11 @@
 //! error responses to `respond.rs`. Per-request state lives in [`Ctx`], which holds the
 //! configuration snapshot the request started with, so a reload never changes a request midway.
 
+mod access_log;
 mod body;
 mod caching;
 mod client_refresh;
+mod early;
 mod fast_hit;
 mod framing;
 mod head_log;
@@ -19,6 +21,7 @@ mod keepalive;
 mod logging;
 mod null_route;
 pub(crate) mod rehome;
+mod request_id;
 mod respond;
 mod revalidate;
 mod steps;
@@ -68,12 +71,17 @@ pub fn service(
 pub struct Gateway {
     handle: Arc<ConfigHandle>,
     cache: bridge::GatewayCache,
+    access: crate::access_log::AccessLog,
 }
 
 impl Gateway {
     /// A gateway serving whatever configuration `handle` holds, caching in `cache`.
     pub fn new(handle: Arc<ConfigHandle>, cache: bridge::GatewayCache) -> Self {
-        Self { handle, cache }
+        Self {
+            handle,
+            cache,
+            access: crate::access_log::AccessLog::default(),
+        }
     }
 }
 
@@ -125,6 +133,8 @@ pub struct Ctx {
     held_body: Option<body::Held>,
     /// This request's attempts at its target (the LoadBalancer server of each).
     upstream: target::Attempts,
+    /// The last attempt's address, status and time, for the access log.
+    upstream_log: access_log::Upstream,
     /// The request body for the flow variables, when the stage reads it (see `proxy::body`).
     request_body: engine::KeptBody,
 }
@@ -171,44 +181,16 @@ impl Gateway {
     }
 }
 
-/// Answers a request refused before anything else runs: ambiguous framing (the connection is
-/// closed after the answer: its framing cannot be trusted), a `[server] max_*` limit, or a path
-/// climbing above the root. `Ok(true)` when the request has been answered.
-async fn refuse_early(session: &mut Session, ctx: &Ctx) -> Result<bool> {
-    let raw = session
-        .as_downstream()
-        .as_http1()
-        .map(|h1| h1.get_headers_raw_bytes())
-        .unwrap_or_default();
-    if let Some(message) = respond::ambiguous_framing(session.req_header(), &raw) {
-        respond::reject(session, 400, message).await?;
-        return Ok(true);
-    }
-    if let Some((code, message)) = ctx.over_limit {
-        respond::reject(session, code, message).await?;
-        return Ok(true);
-    }
-    if ctx.bad_path {
-        let body = bytes::Bytes::from_static(
-            br#"{"error":"bad_request","message":"the path climbs above the root"}"#,
-        );
-        respond::bytes(session, 400, body).await?;
-        return Ok(true);
-    }
-    Ok(false)
-}
-
-fn client_ip(session: &Session) -> String {
-    session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default()
-}
-
 #[async_trait]
 impl ProxyHttp for Gateway {
     type CTX = Ctx;
+
+    fn init_downstream_modules(&self, modules: &mut pingora::modules::http::HttpModules) {
+        // Pingora's default (its compression module, off), and `X-Request-Id` on every answer.
+        modules
+            .add_module(pingora::modules::http::compression::ResponseCompressionBuilder::enable(0));
+        modules.add_module(Box::new(request_id::Builder));
+    }
 
     fn new_ctx(&self) -> Ctx {
         Ctx {
@@ -234,6 +216,7 @@ impl ProxyHttp for Gateway {
             client_ip: String::new(),
             held_body: None,
             upstream: target::Attempts::default(),
+            upstream_log: access_log::Upstream::default(),
             request_body: engine::KeptBody::Absent,
         }
     }
@@ -250,7 +233,7 @@ impl ProxyHttp for Gateway {
         // the connection, see header_deadline).
         session.set_read_timeout(Some(snapshot.config.gateway.limits.client_body_timeout));
         keepalive::apply(session.as_downstream_mut(), &snapshot.config.gateway.limits);
-        ctx.client_ip = client_ip(session);
+        ctx.client_ip = early::client_ip(session);
         // Checked on the request as received, before any work that scales with its size.
         let limits = &snapshot.config.gateway.limits;
         ctx.over_limit = respond::over_limits(session.req_header(), limits);
@@ -296,7 +279,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        if refuse_early(session, ctx).await? {
+        if early::refuse(session, ctx).await? {
             return Ok(true);
         }
         let (Some(stage), Some(snapshot)) = (ctx.stage.clone(), ctx.snapshot.clone()) else {
@@ -538,7 +521,9 @@ impl ProxyHttp for Gateway {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        target::peer(ctx).map(Box::new)
+        let peer = target::peer(ctx)?;
+        ctx.upstream_log.peer(&peer);
+        Ok(Box::new(peer))
     }
 
     fn fail_to_connect(
@@ -614,8 +599,11 @@ impl ProxyHttp for Gateway {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        ctx.upstream_log
+            .responded(resp.status.as_u16(), ctx.upstream_sent);
         target::responded(session, ctx, resp.status.as_u16())?;
         hop_by_hop::strip(resp);
+        request_id::strip_stored(resp);
         framing::collapse_response_length(resp)?;
         ctx.exchange.received(resp);
         if let (Some(sent), Some(stage)) = (ctx.upstream_sent.take(), ctx.stage.as_ref()) {

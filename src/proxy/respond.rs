@@ -124,6 +124,10 @@ async fn json_and_close(session: &mut Session, code: u16, body: Bytes) -> Result
     h.insert_header(http::header::CONTENT_LENGTH, body.len())?;
     h.insert_header(http::header::CACHE_CONTROL, "no-store")?;
     h.insert_header(http::header::CONNECTION, "close")?;
+    // Written past the downstream modules: the request id is added here.
+    if let Some(id) = session.req_header().headers.get(super::request_id::HEADER) {
+        h.insert_header(super::request_id::HEADER, id.clone())?;
+    }
     session
         .as_downstream_mut()
         .write_error_response(h, body)

@@ -161,11 +161,12 @@ pub(super) fn rewrite_request(
         let names: Vec<http::HeaderName> = req.headers.keys().cloned().collect();
         for name in names {
             let n = name.as_str();
-            // Framing headers stay: a cached POST's body must still arrive intact.
+            // Framing headers stay (a cached POST's body must still arrive intact), and the
+            // request id, which the target logs too.
             let framing = matches!(
                 n,
                 "host" | "content-length" | "content-type" | "transfer-encoding"
-            );
+            ) || n == super::request_id::HEADER;
             if !framing && !keep.iter().any(|k| k == n) {
                 req.remove_header(&name);
             }

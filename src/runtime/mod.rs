@@ -13,6 +13,7 @@
 //! Layering (checked by `scripts/layers.py`): `runtime` imports only `util`, `diag`, `metrics`
 //! and `policy`.
 
+pub mod access_log;
 pub mod age;
 pub mod balance;
 pub(crate) mod cache_control;

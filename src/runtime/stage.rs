@@ -98,6 +98,8 @@ pub struct GatewaySettings {
     pub flow_hooks: FlowHooks,
     /// The environment's TargetServers (`[[target_servers]]`), named by LoadBalancers.
     pub target_servers: Vec<TargetServer>,
+    /// `[log]`: the access log.
+    pub log: crate::runtime::access_log::AccessLogSettings,
 }
 
 /// gateway.toml `[flow_hooks]`: the shared flow (by name) each of Apigee's flow hooks runs, in

@@ -69,7 +69,9 @@ fn observe(answers: &[Resp], policy_headers: &[&str]) -> Vec<Value> {
             let first = seqs.iter().position(|s| *s == seq && !seq.is_null());
             seqs.push(seq);
             let mut forwarded = body["headers"].as_object().cloned().unwrap_or_default();
-            forwarded.retain(|k, _| !k.starts_with("x-forwarded") && k != "forwarded");
+            forwarded.retain(|k, _| {
+                !k.starts_with("x-forwarded") && k != "forwarded" && k != "x-request-id"
+            });
             let cache_status = r.header("cache-status");
             let stem = cache_status
                 .split("; ")

@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod access_log;
 mod admin;
 mod apigee;
 mod bundles;

@@ -100,6 +100,7 @@ pub(crate) fn gateway(cx: &mut FileCtx, g: &FileGateway) -> Option<GatewaySettin
         environment,
         flow_hooks: flow_hooks(cx, &g.flow_hooks),
         target_servers,
+        log: super::log::access_log(cx, &g.log),
     })
 }
 

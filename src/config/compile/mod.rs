@@ -9,7 +9,7 @@
 //!
 //! One file per part of the configuration: `gateway.rs` (`gateway.toml`), `stage.rs` (a stage's
 //! base path, target and resources), `target.rs` (target URLs, deadlines and the
-//! `[[target_servers]]` of gateway.toml), `cache.rs` (its `[cache]` section, with `overrides.rs`
+//! `[[target_servers]]` of gateway.toml), `log.rs` (its `[log]` section), `cache.rs` (its `[cache]` section, with `overrides.rs`
 //! for `[[cache.method]]` and `invalidation.rs` for invalidation and its grants), and `flows.rs`
 //! (flows, steps and their conditions). They share `ctx.rs` ([`FileCtx`], where diagnostics go)
 //! and `values.rs` (checks of single values that several sections use). Imports go one way:
@@ -22,6 +22,7 @@ mod ctx;
 mod flows;
 mod gateway;
 mod invalidation;
+mod log;
 mod overrides;
 mod stage;
 mod target;
