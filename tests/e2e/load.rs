@@ -87,6 +87,9 @@ async fn cache_busting_cannot_exceed_the_local_bound_or_evict_the_hot_key() {
             "target = \"http://{{{{ORIGIN}}}}\"\n[cache]\nenabled = true\nttl = 3600\ncapacity = {CAPACITY}\nkey_parameters = [\"method.request.querystring.cb\"]\n"
         ),
     );
+    // Each connection carries thousands of pipelined requests: past the default
+    // keepalive_requests (1000), which closes a connection on purpose.
+    d.server_settings("keepalive_requests = 1000000\n");
     let addr = format!("127.0.0.1:{}", d.proxy_port);
     let gw = TestGateway::start(d);
     let rss_before = rss();

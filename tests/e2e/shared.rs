@@ -497,7 +497,13 @@ async fn a_slow_shared_lookup_does_not_become_a_second_fetch() {
     )
     .expect("origin");
     let d = PolicyDir::new(&o);
-    d.with_redis(&redis.url(), "lookup_timeout_ms = 3000");
+    // The invalidation subscription pings Redis every second; a ping caught by the pause must
+    // outwait it (connect_timeout_ms), or the subscription counts as lost and clears the local
+    // tier — by design, but not what this test is about.
+    d.with_redis(
+        &redis.url(),
+        "lookup_timeout_ms = 3000\nconnect_timeout_ms = 3000",
+    );
     d.stage("prod", STAGE);
     let g = TestGateway::start(d);
     let url = g.url("/prod/items/race");
