@@ -44,6 +44,10 @@ enum Command {
         /// connection is refused during the hand-over.
         #[arg(long)]
         upgrade: bool,
+        /// The application log's format on stderr: `text` (colours only on a terminal) or
+        /// `json` (one object per line, for log collectors).
+        #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+        log_format: String,
     },
     /// Check a policies directory without starting anything; exits non-zero on any error.
     ///
@@ -121,7 +125,7 @@ const PINGORA_CAPS: [&str; 3] = [
     "pingora_cache=info",
 ];
 
-fn init_logging() {
+fn init_logging(json: bool) {
     let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let spec = std::env::var("RUST_LOG")
@@ -145,11 +149,20 @@ fn init_logging() {
     }
     // `init` also routes Pingora's `log` records into tracing. The application log goes to
     // stderr, so stdout carries nothing but access log lines (`[log] access_path = "stdout"`).
-    tracing_subscriber::fmt()
+    // Colour codes only for a person at a terminal: a file or a collector gets plain text.
+    let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter)
-        .with_target(false)
-        .init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if json {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init();
+    } else {
+        builder.with_target(false).init();
+    }
 }
 
 fn print_diagnostics(diags: &Diagnostics) {
@@ -295,8 +308,12 @@ fn schema(out: &Path, check: bool) -> anyhow::Result<ExitCode> {
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config, upgrade } => {
-            init_logging();
+        Command::Run {
+            config,
+            upgrade,
+            log_format,
+        } => {
+            init_logging(log_format == "json");
             run(&config, upgrade)
         }
         Command::Validate { dir, config } => {

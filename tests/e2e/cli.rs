@@ -382,3 +382,50 @@ fn validate_warns_about_an_unset_token_variable() {
         .expect("run");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("is not set"));
 }
+
+/// Starts `cachegate run` with `extra` arguments, waits until it listens, stops it, and returns
+/// what it wrote to stderr (the application log).
+fn application_log(extra: &[&str]) -> String {
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    d.stage("prod", "target = \"http://{{ORIGIN}}\"\n");
+    let child = cachegate()
+        .args(["run", "--config"])
+        .arg(d.path())
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start cachegate");
+    let running = Running(Some(child));
+    crate::harness::wait_listening(
+        format!("127.0.0.1:{}", d.proxy_port).parse().expect("addr"),
+        std::time::Duration::from_secs(20),
+    );
+    String::from_utf8_lossy(&running.stop().stderr).into_owned()
+}
+
+#[test]
+fn the_application_log_is_plain_text_or_json_never_colour_codes_in_a_pipe() {
+    let text = application_log(&[]);
+    assert!(text.contains("cachegate starting."), "{text}");
+    assert!(!text.contains('\u{1b}'), "colour codes in a pipe: {text:?}");
+    let json = application_log(&["--log-format", "json"]);
+    let lines: Vec<&str> = json.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("\"message\":\"cachegate starting.\"")),
+        "{json}"
+    );
+}
