@@ -99,8 +99,8 @@ const RUN_HELP: &str = "Start the gateway: the proxy on [server] listen, the adm
 Signals:
   SIGHUP    reload the configuration now (it is also reloaded when a file in --config changes);
             a configuration with errors is refused and the running one keeps serving
-  SIGTERM   graceful shutdown: stop accepting, finish requests in flight ([server]
-            grace_period_secs at most), exit
+  SIGTERM   graceful shutdown: stop accepting, finish requests in flight, exit as soon as
+            none is left ([server] grace_period_secs at most)
   SIGINT    fast shutdown
   SIGQUIT   graceful shutdown after handing the listening sockets to a new process started
             with --upgrade (zero-downtime binary upgrade through [server] upgrade_socket)
@@ -221,6 +221,7 @@ fn run(config: &Path, upgrade: bool) -> anyhow::Result<ExitCode> {
     drop(snap);
     let options = ServerOptions {
         upgrade,
+        exit_when_drained: true,
         ..ServerOptions::default()
     };
     let server = server::build(handle, &options);

@@ -25,6 +25,9 @@ pub struct ServerOptions {
     /// Take the listening sockets over from a running gateway (`cachegate run --upgrade`)
     /// instead of binding them.
     pub upgrade: bool,
+    /// End the process as soon as a graceful shutdown has no request left in flight (the
+    /// `cachegate` binary; never in-process, where it would end the host program).
+    pub exit_when_drained: bool,
 }
 
 /// Builds a ready-to-run server for `handle`'s configuration.
@@ -94,7 +97,53 @@ pub fn build(handle: Arc<ConfigHandle>, options: &ServerOptions) -> Server {
         "access log reopen",
         crate::access_log::ReopenOnSignal,
     ));
+    if options.exit_when_drained {
+        server.add_service(pingora::services::background::background_service(
+            "exit when drained",
+            ExitWhenDrained {
+                grace: g.grace_period,
+            },
+        ));
+    }
     server
+}
+
+/// Pingora waits out the whole grace period on a graceful shutdown (SIGTERM, or SIGQUIT after
+/// an upgrade hand-over), even with nothing left to do, so an idle gateway took
+/// `grace_period_secs` to stop. Once the shutdown has begun (the listeners stop accepting),
+/// this ends the process as soon as no request is in flight; with requests still running at the
+/// end of the grace period it does nothing, and Pingora's own shutdown goes on as before.
+struct ExitWhenDrained {
+    grace: std::time::Duration,
+}
+
+#[async_trait]
+impl pingora::services::background::BackgroundService for ExitWhenDrained {
+    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
+        while !*shutdown.borrow() {
+            if shutdown.changed().await.is_err() {
+                return;
+            }
+        }
+        let deadline = tokio::time::Instant::now() + self.grace;
+        // Idle twice in a row, 20 ms apart: a request accepted just before the listeners closed
+        // has had time to be counted.
+        let mut idle = 0;
+        while tokio::time::Instant::now() < deadline {
+            idle = if crate::proxy::in_flight::count() == 0 {
+                idle + 1
+            } else {
+                0
+            };
+            if idle >= 2 {
+                tracing::info!("Graceful shutdown: no request in flight; exiting.");
+                // The access log writer writes what is queued within 10 ms.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                std::process::exit(0);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
 }
 
 /// A shutdown signal driven by a channel, for running the server inside another program (or a

@@ -17,6 +17,7 @@ pub(crate) mod header_deadline;
 mod health;
 mod hop_by_hop;
 mod http_mode;
+pub mod in_flight;
 mod keepalive;
 mod logging;
 mod null_route;
@@ -137,6 +138,8 @@ pub struct Ctx {
     upstream_log: access_log::Upstream,
     /// The request body for the flow variables, when the stage reads it (see `proxy::body`).
     request_body: engine::KeptBody,
+    /// Counts this request in flight until the context is dropped.
+    _in_flight: in_flight::InFlight,
 }
 
 /// A response body being collected for a PopulateCache with `<Source>response.content</Source>`.
@@ -218,6 +221,7 @@ impl ProxyHttp for Gateway {
             upstream: target::Attempts::default(),
             upstream_log: access_log::Upstream::default(),
             request_body: engine::KeptBody::Absent,
+            _in_flight: in_flight::InFlight::start(),
         }
     }
 

@@ -429,3 +429,57 @@ fn the_application_log_is_plain_text_or_json_never_colour_codes_in_a_pipe() {
         "{json}"
     );
 }
+
+#[test]
+fn sigterm_exits_as_soon_as_the_requests_in_flight_are_done() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+
+    let o = origin();
+    let d = PolicyDir::new(&o);
+    d.server_settings("grace_period_secs = 30\n");
+    d.stage("raw", "target = \"http://{{ORIGIN}}\"\n");
+    let proxy = d.proxy_port;
+    let mut running = run_binary(&d, proxy, &[], std::process::Stdio::null);
+    // A slow request is in flight when SIGTERM arrives.
+    let slow = std::thread::spawn(move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", proxy)).expect("connect");
+        s.write_all(
+            b"GET /raw/slow?ms=1500 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        )
+        .expect("write");
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text);
+        text
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while o.count("/slow") == 0 {
+        assert!(Instant::now() < deadline, "the slow request never arrived");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pid = running.0.as_ref().expect("running").id().to_string();
+    let signalled = Instant::now();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill")
+        .success());
+    // The request in flight is finished...
+    let answer = slow.join().expect("client");
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer:?}");
+    // ...and the process exits right after, long before the 30 s grace period.
+    let status = loop {
+        let child = running.0.as_mut().expect("running");
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(10),
+            "still running {:?} after SIGTERM",
+            signalled.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    let _ = running.0.take();
+}
