@@ -76,8 +76,10 @@ lint: deps ## Format check, clippy, and the layering check (imports one way, no 
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
+# Builds what `make run` runs (the gateway and the example origin, as `make build` does), so
+# `make run` after `make test` starts at once.
 validate: ## Validate policies/ and every example's policies
-	$(CARGO) build --quiet --bin cachegate
+	$(CARGO) build --quiet --workspace --bins
 	./target/debug/cachegate validate policies
 	@for d in examples/*/policies; do [ -d "$$d" ] || continue; ./target/debug/cachegate validate "$$d" || exit 1; done
 
