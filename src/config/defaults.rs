@@ -122,6 +122,9 @@ pub(crate) fn revalidate_keep() -> Spanned<u64> {
 pub(crate) fn lock_timeout_ms() -> Spanned<u64> {
     unspanned(5_000)
 }
+pub(crate) fn unkeyed_query() -> Spanned<String> {
+    unspanned("strip".to_owned())
+}
 pub(crate) fn mode() -> Spanned<String> {
     unspanned("aws".to_owned())
 }

@@ -272,6 +272,15 @@ pub struct FileServer {
     pub keepalive_requests: Spanned<u32>,
 }
 
+/// Values of `unkeyed_query` (schema only).
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum UnkeyedQuerySchema {
+    Strip,
+    Forward,
+}
+
 /// Values of `underscores_in_headers` (schema only).
 #[derive(JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -497,6 +506,15 @@ pub struct FileCache {
     /// Encrypt entries written to the shared tier.
     #[serde(default)]
     pub encrypted: bool,
+    /// `aws` mode: what stage caching does with query parameters that are not in
+    /// `key_parameters`. `strip` (default) forwards only the declared ones (the first value of
+    /// each), so a cached response is exactly what its key describes. `forward` passes the whole
+    /// query on, as AWS API Gateway does: a target that varies its response on an undeclared
+    /// parameter (`?callback=`, `?lang=`) then lets the first client's value decide what every
+    /// client gets until the entry expires (cache poisoning); `validate` warns about it.
+    #[serde(default = "defaults::unkeyed_query")]
+    #[schemars(with = "UnkeyedQuerySchema")]
+    pub unkeyed_query: Spanned<String>,
     /// Request parameters that are part of the stage cache key:
     /// `method.request.querystring.<name>`, `method.request.header.<name>`,
     /// `method.request.path.<name>`. Undeclared parameters do not split the cache.
@@ -569,6 +587,7 @@ impl Default for FileCache {
             capacity: defaults::capacity(),
             max_object_size: defaults::max_object_size(),
             encrypted: false,
+            unkeyed_query: defaults::unkeyed_query(),
             key_parameters: Vec::new(),
             stale_while_revalidate: Spanned::new(0..0, 0),
             stale_if_error: Spanned::new(0..0, 0),

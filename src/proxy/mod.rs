@@ -575,7 +575,10 @@ impl ProxyHttp for Gateway {
                     .map_or(&stage.default_key, |p| &p.common.key);
                 fwd.only_headers = Some(spec.header_inputs());
             }
-            if plan.policy.is_none() && stage.cache.mode == CacheMode::Aws {
+            if plan.policy.is_none()
+                && stage.cache.mode == CacheMode::Aws
+                && !stage.cache.forward_unkeyed_query
+            {
                 let declared: Vec<&str> = stage
                     .cache
                     .key_parameters

@@ -530,6 +530,9 @@ pub struct StageCache {
     pub max_object_size: u64,
     /// Encrypt in the shared tier.
     pub encrypted: bool,
+    /// `aws` mode: forward query parameters that are not in the key (`unkeyed_query =
+    /// "forward"`) instead of only the declared ones.
+    pub forward_unkeyed_query: bool,
     /// Declared key parameters.
     pub key_parameters: Vec<KeyParameter>,
     /// Stale-while-revalidate window, seconds.

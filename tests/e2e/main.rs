@@ -38,4 +38,5 @@ mod shared_flows;
 mod smuggling;
 mod targets;
 mod tls;
+mod unkeyed_query;
 mod validation;

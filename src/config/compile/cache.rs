@@ -73,6 +73,7 @@ pub(crate) fn cache(cx: &mut FileCtx, s: &FileStage, resources: &[ResourcePatter
     let key_parameters = key_parameters(cx, c, resources, &overrides);
     let invalidation = invalidation(cx, &c.invalidation);
     let mode = cache_mode(cx, c);
+    let forward_unkeyed_query = unkeyed_query(cx, c, mode);
     let targeted_cache_control = targeted_fields(cx, c, mode);
     StageCache {
         enabled: c.enabled,
@@ -81,6 +82,7 @@ pub(crate) fn cache(cx: &mut FileCtx, s: &FileStage, resources: &[ResourcePatter
         capacity,
         max_object_size,
         encrypted: c.encrypted,
+        forward_unkeyed_query,
         key_parameters,
         stale_while_revalidate_secs: *c.stale_while_revalidate.get_ref(),
         stale_if_error_secs: *c.stale_if_error.get_ref(),
@@ -183,6 +185,32 @@ fn targeted_fields(cx: &mut FileCtx, c: &FileCache, mode: CacheMode) -> Vec<http
 }
 
 /// `mode`: aws or http, with a warning for key parameters that http mode ignores.
+/// `unkeyed_query`: whether undeclared query parameters reach the target. Forwarding them is
+/// allowed (it is AWS's behaviour) but always warned about, so the choice shows in `validate`.
+fn unkeyed_query(cx: &mut FileCtx, c: &FileCache, mode: CacheMode) -> bool {
+    let v = &c.unkeyed_query;
+    match v.get_ref().as_str() {
+        "strip" => false,
+        "forward" if mode == CacheMode::Aws && c.enabled => {
+            cx.warning(
+                v,
+                "stage caching forwards query parameters that are not in key_parameters: a target that varies on one lets the first client's value be served to every client (cache poisoning)",
+                Some("declare such parameters in key_parameters, or write unkeyed_query = \"strip\"".into()),
+            );
+            true
+        }
+        "forward" => true,
+        other => {
+            cx.error(
+                v,
+                format!("`{other}` is not a value of unkeyed_query"),
+                Some("write unkeyed_query = \"strip\" or \"forward\"".into()),
+            );
+            false
+        }
+    }
+}
+
 fn cache_mode(cx: &mut FileCtx, c: &FileCache) -> CacheMode {
     let mode = match c.mode.get_ref().as_str() {
         "aws" => CacheMode::Aws,
