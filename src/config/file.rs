@@ -195,7 +195,7 @@ pub struct FileServer {
     pub listen: Spanned<String>,
     /// Worker threads for the proxy. Changing it needs a restart.
     #[serde(default = "defaults::threads")]
-    #[schemars(with = "u32")]
+    #[schemars(with = "u32", range(min = 1, max = 256))]
     pub threads: Spanned<u32>,
     /// Whether the worker threads of each service (proxy, admin, background tasks) steal each
     /// other's queued work (one shared Tokio runtime per service) instead of each running its
@@ -210,32 +210,32 @@ pub struct FileServer {
     pub grace_period_secs: u64,
     /// Longest request target (path and query) accepted, in bytes; longer ones get `414`.
     #[serde(default = "defaults::max_uri_bytes")]
-    #[schemars(with = "u32")]
+    #[schemars(with = "u32", range(min = 256, max = 1048575))]
     pub max_uri_bytes: Spanned<u32>,
     /// Largest total size of the request's header fields (names, values and `": "`/CRLF), in
     /// bytes; larger ones get `431`. Every header is hashed, matched and maybe keyed, so a bound
     /// well below Pingora's 1 MiB keeps one request from costing megabytes of work.
     #[serde(default = "defaults::max_request_header_bytes")]
-    #[schemars(with = "u32")]
+    #[schemars(with = "u32", range(min = 1024, max = 1048575))]
     pub max_request_header_bytes: Spanned<u32>,
     /// Most header fields a request may carry; more get `431`.
     #[serde(default = "defaults::max_request_headers")]
-    #[schemars(with = "u32")]
+    #[schemars(with = "u32", range(min = 1, max = 256))]
     pub max_request_headers: Spanned<u32>,
     /// Milliseconds a client has from the first byte of a request to the end of its header
     /// section (NGINX's `client_header_timeout`); slower ones get `408` and are disconnected.
     #[serde(default = "defaults::client_header_timeout_ms")]
-    #[schemars(with = "u32")]
+    #[schemars(with = "u32", range(min = 100, max = 120000))]
     pub client_header_timeout_ms: Spanned<u32>,
     /// Longest wait, in milliseconds, between two reads of a request body (NGINX's
     /// `client_body_timeout`); a client that stalls longer is disconnected.
     #[serde(default = "defaults::client_body_timeout_ms")]
-    #[schemars(with = "u32")]
+    #[schemars(with = "u32", range(min = 100, max = 600000))]
     pub client_body_timeout_ms: Spanned<u32>,
     /// Longest wait, in milliseconds, for a client to accept more of a response (NGINX's
     /// `send_timeout`); a client that stops reading is disconnected.
     #[serde(default = "defaults::client_send_timeout_ms")]
-    #[schemars(with = "u32")]
+    #[schemars(with = "u32", range(min = 100, max = 600000))]
     pub client_send_timeout_ms: Spanned<u32>,
     /// Unix socket through which a running gateway hands its listening sockets to a new one
     /// started with `cachegate run --upgrade` (zero-downtime restart: start the new process, then
@@ -357,7 +357,7 @@ pub struct FileRedis {
     pub key_prefix: Spanned<String>,
     /// Deadline of one Redis lookup in milliseconds; a slower lookup is a miss.
     #[serde(default = "defaults::redis_lookup_timeout_ms")]
-    #[schemars(with = "u64")]
+    #[schemars(with = "u64", range(min = 1, max = 30000))]
     pub lookup_timeout_ms: Spanned<u64>,
     /// Deadline for connecting to Redis in milliseconds.
     #[serde(default = "defaults::redis_connect_timeout_ms")]
@@ -492,7 +492,7 @@ pub struct FileCache {
     pub mode: Spanned<String>,
     /// Seconds a response stays fresh (default 300, at most 3600, 0 disables caching).
     #[serde(default = "defaults::ttl")]
-    #[schemars(with = "u64")]
+    #[schemars(with = "u64", range(min = 0, max = 3600))]
     pub ttl: Spanned<u64>,
     /// Bytes the local tier may hold for this stage: an integer or a string such as `"256MiB"`.
     #[serde(default = "defaults::capacity")]
@@ -523,11 +523,11 @@ pub struct FileCache {
     pub key_parameters: Vec<Spanned<String>>,
     /// Seconds a stale entry may be served while one background request refreshes it.
     #[serde(default = "defaults::zero")]
-    #[schemars(with = "u64")]
+    #[schemars(with = "u64", range(min = 0, max = 86400))]
     pub stale_while_revalidate: Spanned<u64>,
     /// Seconds a stale entry may be served when the target fails.
     #[serde(default = "defaults::zero")]
-    #[schemars(with = "u64")]
+    #[schemars(with = "u64", range(min = 0, max = 86400))]
     pub stale_if_error: Spanned<u64>,
     /// `mode = "http"`: seconds an entry with a validator (`ETag` or `Last-Modified`) is kept
     /// after it stops being fresh (and after its stale windows), so that it can be revalidated
@@ -535,12 +535,12 @@ pub struct FileCache {
     /// entries when they go stale). The local tier's capacity bounds it too: old entries are
     /// evicted first.
     #[serde(default = "defaults::revalidate_keep")]
-    #[schemars(with = "u64")]
+    #[schemars(with = "u64", range(min = 0, max = 604800))]
     pub revalidate_keep: Spanned<u64>,
     /// Milliseconds a request waits for another request that is already fetching the same
     /// entry (request collapsing) before going to the target itself.
     #[serde(default = "defaults::lock_timeout_ms")]
-    #[schemars(with = "u64")]
+    #[schemars(with = "u64", range(min = 1, max = 60000))]
     pub lock_timeout_ms: Spanned<u64>,
     /// Store responses that carry `Set-Cookie` (off by default: a cookie is personal).
     #[serde(default)]
@@ -619,7 +619,7 @@ pub struct FileMethodOverride {
     /// Whether matching requests are cached.
     pub caching: Option<bool>,
     /// TTL in seconds for matching requests (0..=3600).
-    #[schemars(with = "Option<u64>")]
+    #[schemars(with = "Option<u64>", range(min = 0, max = 3600))]
     pub ttl: Option<Spanned<u64>>,
     /// Encrypt matching entries in the shared tier.
     pub encrypted: Option<bool>,

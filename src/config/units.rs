@@ -19,7 +19,7 @@ pub(crate) enum ByteSizeSchema {
     /// Bytes.
     Bytes(u64),
     /// A number with a unit: B, KB, KiB, MB, MiB, GB, GiB.
-    WithUnit(String),
+    WithUnit(#[schemars(regex(pattern = r"^\s*[0-9]+\s*(B|KB|kB|KiB|MB|MiB|GB|GiB)?\s*$"))] String),
 }
 
 impl ByteSize {
