@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 use super::defaults;
+use super::file_values::{ModeSchema, UnauthorizedSchema, UnderscoresSchema, UnkeyedQuerySchema};
 pub use super::units::ByteSize;
 use super::units::ByteSizeSchema;
 
@@ -270,25 +271,6 @@ pub struct FileServer {
     #[serde(default = "defaults::keepalive_requests")]
     #[schemars(with = "u32", range(min = 1, max = 1_000_000))]
     pub keepalive_requests: Spanned<u32>,
-}
-
-/// Values of `unkeyed_query` (schema only).
-#[derive(JsonSchema)]
-#[serde(rename_all = "lowercase")]
-#[allow(dead_code)]
-enum UnkeyedQuerySchema {
-    Strip,
-    Forward,
-}
-
-/// Values of `underscores_in_headers` (schema only).
-#[derive(JsonSchema)]
-#[serde(rename_all = "lowercase")]
-#[allow(dead_code)]
-enum UnderscoresSchema {
-    Drop,
-    Refuse,
-    Allow,
 }
 
 impl Default for FileServer {
@@ -651,24 +633,6 @@ impl Default for FileInvalidation {
             grants: Vec::new(),
         }
     }
-}
-
-/// Values of `mode` (schema only).
-#[derive(JsonSchema)]
-#[serde(rename_all = "lowercase")]
-#[allow(dead_code)]
-enum ModeSchema {
-    Aws,
-    Http,
-}
-
-/// Values of `unauthorized` (schema only).
-#[derive(JsonSchema)]
-#[allow(non_camel_case_types, dead_code)]
-enum UnauthorizedSchema {
-    FAIL_WITH_403,
-    SUCCEED_WITH_RESPONSE_HEADER,
-    SUCCEED_WITHOUT_RESPONSE_HEADER,
 }
 
 /// `[[cache.invalidation.grants]]`: one token and the resources it may invalidate.

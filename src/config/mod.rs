@@ -21,6 +21,7 @@ mod crossref;
 pub(crate) mod defaults;
 pub(crate) mod file;
 pub(crate) mod file_log;
+mod file_values;
 mod files;
 mod foreign;
 pub mod import;
