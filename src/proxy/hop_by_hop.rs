@@ -39,6 +39,12 @@ const END_TO_END: &[&str] = &[
     "www-authenticate",
 ];
 
+/// Whether `name` is hop-by-hop whatever a `Connection` says (also never taken from a 304 into
+/// a stored response, see `revalidate`).
+pub(super) fn always(name: &http::HeaderName) -> bool {
+    ALWAYS.contains(&name.as_str())
+}
+
 /// Removes the hop-by-hop fields of a target's response. A `101 Switching Protocols` keeps them:
 /// its `Upgrade` and `Connection` are what the client asked for.
 pub(super) fn strip(resp: &mut ResponseHeader) {

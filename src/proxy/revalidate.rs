@@ -16,8 +16,8 @@ use crate::cache::pingora_bridge::{CacheMeta, CachePhase};
 use crate::runtime::age;
 
 /// Fields of a 304 that never replace the stored ones: the stored body's own framing and
-/// encoding (the 304 describes no body), fields that are never stored (hop-by-hop and
-/// `Proxy-*`, RFC 9111 §3.1), `Vary` (pingora keeps the entry's variance across a 304, so the
+/// encoding (the 304 describes no body), fields that are never stored (hop-by-hop ones, see
+/// `hop_by_hop`, and `Proxy-Authorization`, RFC 9111 §3.1), `Vary` (pingora keeps the entry's variance across a 304, so the
 /// stored `Vary` must stay what the variance was computed from) and `Set-Cookie` (never
 /// replayed). The 304's `Age` is kept: the merged header's age is the 304's, and the stored
 /// `Age` is dropped when the entry is stored.
@@ -26,14 +26,6 @@ const NOT_UPDATED: &[&str] = &[
     "content-encoding",
     "content-range",
     "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "upgrade",
-    "proxy-authenticate",
-    "proxy-authentication-info",
     "proxy-authorization",
     "vary",
     "set-cookie",
@@ -134,7 +126,8 @@ fn merged(
     let names: Vec<&http::HeaderName> = {
         let mut seen: Vec<&http::HeaderName> = Vec::new();
         for name in not_modified.headers.keys() {
-            if !NOT_UPDATED.contains(&name.as_str()) && !seen.contains(&name) {
+            let kept = NOT_UPDATED.contains(&name.as_str()) || super::hop_by_hop::always(name);
+            if !kept && !seen.contains(&name) {
                 seen.push(name);
             }
         }

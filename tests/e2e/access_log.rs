@@ -343,31 +343,10 @@ fn log_settings_are_validated_with_positions() {
     );
 }
 
-/// A target answering every request with `response`, then closing.
-fn raw_target(response: &'static [u8]) -> u16 {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for mut conn in listener.incoming().flatten() {
-            let mut head = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                match conn.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => head.extend_from_slice(&buf[..n]),
-                }
-            }
-            let _ = conn.write_all(response);
-        }
-    });
-    port
-}
-
 #[tokio::test]
 async fn a_target_own_request_id_is_neither_stored_nor_replayed() {
     let o = origin();
-    let port = raw_target(
+    let (port, _) = crate::harness::raw_target(
         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nCache-Control: max-age=60\r\nX-Request-Id: target-own\r\nConnection: close\r\n\r\nok",
     );
     let d = PolicyDir::new(&o);

@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use crate::harness::{eventually, get, origin, PolicyDir, RedisServer, Resp, TestGateway};
+use crate::harness::{
+    eventually, get, origin, raw_target, scripted_target, PolicyDir, RedisServer, Resp, TestGateway,
+};
 
 fn http_stage(d: &PolicyDir, extra: &str) {
     d.stage(
@@ -203,43 +205,6 @@ async fn a_revalidated_entry_reaches_the_shared_tier() {
     );
     assert_eq!(r.header("x-test-header"), format!("v{n}"));
     assert_eq!(o.count("/items/t"), n);
-}
-
-/// A target answering its n-th request with `responses[n]` (the last one from then on), then
-/// closing the connection; counts requests.
-fn scripted_target(
-    responses: &'static [&'static [u8]],
-) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counted = std::sync::Arc::clone(&hits);
-    std::thread::spawn(move || {
-        for mut conn in listener.incoming().flatten() {
-            let mut head = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                match conn.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => head.extend_from_slice(&buf[..n]),
-                }
-            }
-            let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let response = responses
-                .get(n)
-                .or(responses.last())
-                .copied()
-                .unwrap_or_default();
-            let _ = conn.write_all(response);
-        }
-    });
-    (port, hits)
-}
-
-fn raw_target(response: &'static [u8]) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    let responses: &'static [&'static [u8]] = Box::leak(Box::new([response]));
-    scripted_target(responses)
 }
 
 #[tokio::test]

@@ -3,8 +3,6 @@
 //! MaxFailures, RetryEnabled, ServerUnhealthyResponse and IsFallback, and proxy chaining
 //! (`LocalTargetConnection`) to another stage, whose own cache policies then run.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -203,27 +201,9 @@ async fn the_fallback_serves_only_while_every_other_server_is_out() {
 
 /// A server that answers every request `503` and counts them.
 fn always_503() -> (u16, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counted = Arc::clone(&hits);
-    std::thread::spawn(move || {
-        for mut conn in listener.incoming().flatten() {
-            let mut head = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                match conn.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => head.extend_from_slice(&buf[..n]),
-                }
-            }
-            counted.fetch_add(1, Ordering::SeqCst);
-            let _ = conn.write_all(
-                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            );
-        }
-    });
-    (port, hits)
+    crate::harness::raw_target(
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
 }
 
 /// A gateway balancing over `sick` (answers 503, counted) and `up` (an origin), in that order,
